@@ -1,0 +1,236 @@
+/**
+ * The `fsmesh` command line. Each subcommand prints one JSON object on success (machine
+ * readable, stable keys) and a clear message on stderr on failure.
+ * Exit codes: 0 ok, 1 the operation found a problem (invalid manifest, corruption, ...), 2 usage error.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { FsmeshError } from '../core/errors.ts';
+import { parseDocsJsonl } from '../core/docs-input.ts';
+import { manifestProblems } from '../core/manifest.ts';
+import { nodeFsStorage, seededRandom, systemClock, type Runtime } from '../runtime/index.ts';
+import { defaultEngineConfig, type EngineConfig, LocalEngine } from '../engine/local-engine.ts';
+import type { SearchMode } from '../search/searcher.ts';
+import { intFlag, parse, requireFlag, UsageError } from './args.ts';
+
+const USAGE = `fsmesh <command> [options]
+
+commands:
+  ingest --data DIR FILE.jsonl        append documents, build and activate a generation
+  search --data DIR "query" [--k N] [--mode lexical|vector|hybrid]
+         [--as-of-commit-seq S] [--min-commit-seq S --timeout-ms T]
+  generations --data DIR --json       list retained generations
+  manifest validate FILE              check a manifest; print each problem with its path
+  verify --data DIR                   re-hash every object and the capsule log
+  rollback --data DIR                 make the previous retained generation active
+  demo                                the README's main job (npm start)`;
+
+function runtimeFor(dir: string): Runtime {
+  fs.mkdirSync(dir, { recursive: true });
+  return { clock: systemClock, random: seededRandom(1), storage: nodeFsStorage(path.resolve(dir)) };
+}
+
+function warn(msg: string, details: Record<string, unknown>): void {
+  process.stderr.write(`fsmesh: warning: ${msg} ${JSON.stringify(details)}\n`);
+}
+
+async function withEngine<T>(dir: string, fn: (e: LocalEngine) => Promise<T>, over: Partial<EngineConfig> = {}): Promise<T> {
+  const engine = await LocalEngine.open(runtimeFor(dir), defaultEngineConfig(over), { warn });
+  try {
+    return await fn(engine);
+  } finally {
+    await engine.close();
+  }
+}
+
+function out(obj: unknown): void {
+  process.stdout.write(`${JSON.stringify(obj)}\n`);
+}
+
+async function cmdIngest(argv: string[]): Promise<number> {
+  const usage = 'fsmesh ingest --data DIR [--batch N] [--shard NAME] FILE.jsonl';
+  const a = parse(argv, { data: { type: 'string' }, batch: { type: 'string' }, shard: { type: 'string' } }, usage);
+  const dir = requireFlag(a.values.data, 'data', usage);
+  if (a.positionals.length !== 1) throw new UsageError(`expected exactly one FILE.jsonl\nusage: ${usage}`);
+  const file = a.positionals[0];
+  const batch = intFlag(a.values.batch, 'batch', 1) ?? 1000;
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new FsmeshError('invalid_input', `cannot read ${file}: ${(err as Error).message}`);
+  }
+  // Parse the whole file first: a bad line means nothing from this file is committed.
+  const ops = parseDocsJsonl(text, path.basename(file));
+  const over: Partial<EngineConfig> = typeof a.values.shard === 'string' ? { shard: a.values.shard } : {};
+  return withEngine(
+    dir,
+    async (engine) => {
+      const acks = [];
+      for (let i = 0; i < ops.length; i += batch) acks.push(engine.ingest(ops.slice(i, i + batch)));
+      await Promise.all(acks);
+      const built = await engine.buildAndActivate();
+      const active = engine.generations.active;
+      out({
+        commit_seq_high: engine.log.commitSeqHigh,
+        generation_id: active?.generation_id ?? null,
+        artifact_manifest_id: active?.artifact_manifest_id ?? null,
+        docs_ingested: ops.length,
+        built: built !== null,
+      });
+      return 0;
+    },
+    over,
+  );
+}
+
+async function cmdSearch(argv: string[]): Promise<number> {
+  const usage = 'fsmesh search --data DIR "query" [--k N] [--mode lexical|vector|hybrid] [--as-of-commit-seq S] [--min-commit-seq S --timeout-ms T]';
+  const a = parse(
+    argv,
+    {
+      data: { type: 'string' },
+      k: { type: 'string' },
+      mode: { type: 'string' },
+      'as-of-commit-seq': { type: 'string' },
+      'min-commit-seq': { type: 'string' },
+      'timeout-ms': { type: 'string' },
+    },
+    usage,
+  );
+  const dir = requireFlag(a.values.data, 'data', usage);
+  if (a.positionals.length !== 1) throw new UsageError(`expected exactly one query\nusage: ${usage}`);
+  const k = typeof a.values.k === 'string' ? intFlagSigned(a.values.k, 'k') : undefined;
+  return withEngine(dir, async (engine) => {
+    const r = await engine.search({
+      q: a.positionals[0],
+      k,
+      mode: a.values.mode as SearchMode | undefined,
+      as_of_commit_seq: intFlag(a.values['as-of-commit-seq'], 'as-of-commit-seq'),
+      min_commit_seq: intFlag(a.values['min-commit-seq'], 'min-commit-seq'),
+      timeout_ms: intFlag(a.values['timeout-ms'], 'timeout-ms'),
+    });
+    out(r);
+    return 0;
+  });
+}
+
+function intFlagSigned(v: string, name: string): number {
+  if (!/^-?\d+$/.test(v)) throw new UsageError(`--${name}: expected an integer, got ${JSON.stringify(v)}`);
+  return Number(v);
+}
+
+async function cmdGenerations(argv: string[]): Promise<number> {
+  const usage = 'fsmesh generations --data DIR --json';
+  const a = parse(argv, { data: { type: 'string' }, json: { type: 'boolean' } }, usage);
+  const dir = requireFlag(a.values.data, 'data', usage);
+  return withEngine(dir, async (engine) => {
+    const g = engine.generations;
+    const list = [];
+    for (const r of g.retained) {
+      const m = await g.loadManifest(r.artifact_manifest_id).catch(() => null);
+      list.push({
+        generation_id: r.generation_id,
+        generation_seq: r.generation_seq,
+        artifact_manifest_id: r.artifact_manifest_id,
+        commit_range: m?.commit_range ?? null,
+        commit_seq_high: r.commit_seq_high,
+        doc_count: m?.doc_count ?? null,
+        active: g.active?.artifact_manifest_id === r.artifact_manifest_id,
+        rolled_back: r.rolled_back === true,
+        activated_at_ms: r.activated_at_ms,
+      });
+    }
+    if (a.values.json) out({ active: g.active?.generation_id ?? null, previous: g.previous?.generation_id ?? null, generations: list });
+    else for (const r of list) process.stdout.write(`${r.active ? '*' : ' '} ${r.generation_id}\tcommits ${r.commit_range?.from_commit_seq}..${r.commit_seq_high}\tdocs ${r.doc_count}\t${r.artifact_manifest_id}\n`);
+    return 0;
+  });
+}
+
+async function cmdManifest(argv: string[]): Promise<number> {
+  const usage = 'fsmesh manifest validate FILE';
+  const a = parse(argv, {}, usage);
+  if (a.positionals[0] !== 'validate' || a.positionals.length !== 2) throw new UsageError(`usage: ${usage}`);
+  const file = a.positionals[1];
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (err) {
+    process.stderr.write(`${file}: $: not readable JSON (${(err as Error).message})\n`);
+    return 1;
+  }
+  const problems = manifestProblems(parsed);
+  if (problems.length === 0) {
+    out({ valid: true, file });
+    return 0;
+  }
+  for (const p of problems) process.stderr.write(`${file}: ${p}\n`);
+  out({ valid: false, file, problems });
+  return 1;
+}
+
+async function cmdVerify(argv: string[]): Promise<number> {
+  const usage = 'fsmesh verify --data DIR';
+  const a = parse(argv, { data: { type: 'string' } }, usage);
+  const dir = requireFlag(a.values.data, 'data', usage);
+  return withEngine(dir, async (engine) => {
+    const r = await engine.verify();
+    for (const c of r.corrupt) process.stderr.write(`corrupt ${c.kind} object ${c.object_id}\n`);
+    for (const c of r.missing) process.stderr.write(`missing ${c.kind} object ${c.object_id}\n`);
+    const ok = r.corrupt.length === 0 && r.missing.length === 0;
+    out({ ok, ...r, log_ok: true });
+    return ok ? 0 : 1;
+  });
+}
+
+async function cmdRollback(argv: string[]): Promise<number> {
+  const usage = 'fsmesh rollback --data DIR';
+  const a = parse(argv, { data: { type: 'string' } }, usage);
+  const dir = requireFlag(a.values.data, 'data', usage);
+  return withEngine(dir, async (engine) => {
+    const r = await engine.rollback();
+    out({ rolled_back_from: r.from.generation_id, active: r.to.generation_id, artifact_manifest_id: r.to.artifact_manifest_id, commit_seq_high: r.to.commit_seq_high });
+    return 0;
+  });
+}
+
+const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
+  ingest: cmdIngest,
+  search: cmdSearch,
+  generations: cmdGenerations,
+  manifest: cmdManifest,
+  verify: cmdVerify,
+  rollback: cmdRollback,
+  demo: async (argv) => (await import('./demo.ts')).runDemo(argv),
+};
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
+    process.stdout.write(`${USAGE}\n`);
+    return cmd ? 0 : 2;
+  }
+  const fn = COMMANDS[cmd];
+  if (!fn) {
+    process.stderr.write(`fsmesh: unknown command ${JSON.stringify(cmd)}\n${USAGE}\n`);
+    return 2;
+  }
+  try {
+    return await fn(rest);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`fsmesh ${cmd}: ${err.message}\n`);
+      return 2;
+    }
+    if (err instanceof FsmeshError) {
+      process.stderr.write(`fsmesh ${cmd}: error (${err.code}): ${err.message}\n`);
+      return 1;
+    }
+    process.stderr.write(`fsmesh ${cmd}: unexpected error: ${(err as Error).stack ?? err}\n`);
+    return 1;
+  }
+}
+
+if (import.meta.main || process.argv[1]?.endsWith('fsmesh.js')) {
+  process.exitCode = await main(process.argv.slice(2));
+}

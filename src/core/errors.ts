@@ -1,0 +1,29 @@
+/** Typed errors with stable codes, so the CLI and HTTP layers can map them to exit codes/statuses. */
+export type ErrorCode =
+  | 'invalid_input'
+  | 'invalid_manifest'
+  | 'corrupt_data'
+  | 'unsupported_version'
+  | 'not_found'
+  | 'conflict'
+  | 'timeout'
+  | 'busy'
+  | 'embedder_mismatch'
+  | 'retention_dropped'
+  | 'internal';
+
+export class FsmeshError extends Error {
+  readonly code: ErrorCode;
+  readonly details: Record<string, unknown>;
+  constructor(code: ErrorCode, message: string, details: Record<string, unknown> = {}) {
+    super(message);
+    this.name = 'FsmeshError';
+    this.code = code;
+    this.details = details;
+  }
+}
+
+/** Production invariant check (TigerStyle): a failed assertion is a bug, never user error. */
+export function invariant(cond: unknown, message: string): asserts cond {
+  if (!cond) throw new FsmeshError('internal', `invariant violated: ${message}`);
+}

@@ -1,0 +1,336 @@
+/**
+ * LocalEngine: one shard's durable state on one node, composed from the storage and search
+ * layers — capsule log, object store, generation store, builder, and pinned readers. The actors
+ * (src/actors) and the CLI drive it; it holds no timers of its own beyond strict-mode waits.
+ */
+import type { CommitCapsule, DocOp } from '../core/capsule.ts';
+import { FsmeshError, invariant } from '../core/errors.ts';
+import { type ObjectId, objectIdOf } from '../core/ids.ts';
+import type { GenerationManifest } from '../core/manifest.ts';
+import type { Runtime } from '../runtime/index.ts';
+import { type AppendAck, CapsuleLog, type DurabilityPolicy } from '../storage/capsule-log.ts';
+import { openDataDir } from '../storage/data-dir.ts';
+import { type GenerationRef, GenerationStore, type RetentionPolicy } from '../storage/generations.ts';
+import { ObjectStore } from '../storage/object-store.ts';
+import { type BuildConfig, buildGeneration } from '../search/builder.ts';
+import { type Bm25Params, DEFAULT_BM25, GenerationReader } from '../search/generation-reader.ts';
+import { DEFAULT_REPAIR, type RepairParams } from '../search/repair-descriptor.ts';
+import { type Reranker, type SearchOptions, type SearchResult, searchGeneration, validateSearchOptions } from '../search/searcher.ts';
+import { type Embedder, HashedEmbedder } from '../search/vector/embedder.ts';
+
+export interface EngineConfig {
+  shard: string;
+  /** Identity written into manifests as created_by (the writer's name or peer id). */
+  created_by: string;
+  durability: DurabilityPolicy;
+  embedder: Embedder;
+  quantization: 'f16' | 'f32';
+  repair: RepairParams;
+  max_segments: number;
+  retention: RetentionPolicy;
+  /** Embedder revisions explicitly allowed to activate although they differ from ours (§8.5). */
+  embedder_revision_overrides: string[];
+  bm25: Bm25Params;
+  reranker?: Reranker;
+  log_segment_max_bytes: number;
+}
+
+export function defaultEngineConfig(over: Partial<EngineConfig> = {}): EngineConfig {
+  return {
+    shard: 'default',
+    created_by: 'local',
+    durability: { mode: 'fsync' },
+    embedder: new HashedEmbedder(256),
+    quantization: 'f16',
+    repair: DEFAULT_REPAIR,
+    max_segments: 8,
+    retention: { keep_last: 8, keep_newer_than_ms: 0 },
+    embedder_revision_overrides: [],
+    bm25: DEFAULT_BM25,
+    log_segment_max_bytes: 64 << 20,
+    ...over,
+  };
+}
+
+export interface ReadOptions {
+  /** Time travel (§6): newest retained generation with commit_seq_high <= this. */
+  as_of_commit_seq?: number;
+  /** Strict mode (§6): wait until a generation covering this commit_seq is active. */
+  min_commit_seq?: number;
+  timeout_ms?: number;
+}
+
+export interface Pinned {
+  reader: GenerationReader;
+  release(): void;
+}
+
+export interface EngineEvents {
+  warn?: (msg: string, details: Record<string, unknown>) => void;
+  generation_activated?: (ref: GenerationRef, manifest: GenerationManifest, activate_ms: number) => void;
+}
+
+export class LocalEngine {
+  readonly runtime: Runtime;
+  readonly config: EngineConfig;
+  readonly log: CapsuleLog;
+  readonly objects: ObjectStore;
+  readonly generations: GenerationStore;
+  private readonly readers = new Map<ObjectId, { reader: Promise<GenerationReader>; refs: number }>();
+  private building: Promise<unknown> = Promise.resolve();
+  private readonly events: EngineEvents;
+
+  private constructor(runtime: Runtime, config: EngineConfig, log: CapsuleLog, objects: ObjectStore, generations: GenerationStore, events: EngineEvents) {
+    this.runtime = runtime;
+    this.config = config;
+    this.log = log;
+    this.objects = objects;
+    this.generations = generations;
+    this.events = events;
+  }
+
+  static async open(runtime: Runtime, config: EngineConfig, events: EngineEvents = {}): Promise<LocalEngine> {
+    await openDataDir(runtime.storage);
+    const log = await CapsuleLog.open({
+      storage: runtime.storage,
+      clock: runtime.clock,
+      durability: config.durability,
+      segment_max_bytes: config.log_segment_max_bytes,
+      warn: events.warn,
+    });
+    const objects = await ObjectStore.open(runtime.storage);
+    const generations = await GenerationStore.open({ storage: runtime.storage, objects, clock: runtime.clock, retention: config.retention });
+    const active = generations.active;
+    if (active && active.commit_seq_high > log.commitSeqHigh) {
+      throw new FsmeshError('corrupt_data', `active generation ${active.generation_id} covers commit_seq ${active.commit_seq_high} but the log ends at ${log.commitSeqHigh}`);
+    }
+    return new LocalEngine(runtime, config, log, objects, generations, events);
+  }
+
+  /** Append one capsule of ops; resolves once durable (per the log's durability policy). */
+  ingest(ops: DocOp[], opts: { idempotency_key?: string } = {}): Promise<AppendAck> {
+    const capsule: CommitCapsule = { format: 1, shard: this.config.shard, ops };
+    if (opts.idempotency_key !== undefined) capsule.idempotency_key = opts.idempotency_key;
+    return this.log.append(capsule);
+  }
+
+  /**
+   * Build a generation from the commits after the active one and activate it. Builds are
+   * serialized. Returns null when there is nothing new.
+   */
+  buildAndActivate(opts: { upTo?: number } = {}): Promise<{ ref: GenerationRef; manifest: GenerationManifest } | null> {
+    const run = this.building.then(() => this.buildOnce(opts.upTo));
+    this.building = run.catch(() => {});
+    return run;
+  }
+
+  private async buildOnce(upTo?: number) {
+    const active = this.generations.active;
+    const high = Math.min(upTo ?? this.log.commitSeqHigh, this.log.commitSeqHigh);
+    if (active && active.commit_seq_high >= high) return null;
+    const parentPin = active ? await this.pin(active.artifact_manifest_id) : null;
+    try {
+      const from = active ? active.commit_seq_high + 1 : 1;
+      const commits = [];
+      for await (const r of this.log.range(from, high)) commits.push({ commit_seq: r.commit_seq, marker_id: r.marker_id, capsule: r.capsule });
+      const nextSeq = Math.max(0, ...this.generations.retained.map((r) => r.generation_seq)) + 1;
+      const cfg: BuildConfig = {
+        shard: this.config.shard,
+        created_by: this.config.created_by,
+        embedder: this.config.embedder,
+        quantization: this.config.quantization,
+        repair: this.config.repair,
+        max_segments: this.config.max_segments,
+      };
+      const out = buildGeneration(
+        { parent: parentPin?.reader ?? null, next_generation_seq: nextSeq, commits, head_marker_id: this.log.markerIdAt(high), commit_seq_high: high },
+        cfg,
+        (bytes) => objectIdOf('artifact', bytes),
+      );
+      for (const [id, bytes] of out.new_artifacts) await this.objects.putVerified('artifact', id, bytes);
+      const manifestId = await this.generations.putManifest(out.manifest);
+      const ref = await this.activateManifest(manifestId);
+      return { ref, manifest: out.manifest };
+    } finally {
+      parentPin?.release();
+    }
+  }
+
+  /**
+   * Verify and activate a stored manifest: every artifact present and matching (re-hashed when
+   * the reader opens), embedder revision gate, then the atomic pointer flip. Used by the builder
+   * and (later) by replicas after fetching a generation.
+   */
+  async activateManifest(manifestId: ObjectId): Promise<GenerationRef> {
+    const t0 = this.runtime.clock.monotonicMs();
+    const manifest = await this.generations.loadManifest(manifestId);
+    this.checkEmbedderGate(manifest);
+    if (manifest.shard !== this.config.shard) throw new FsmeshError('conflict', `manifest is for shard ${manifest.shard}, this node serves ${this.config.shard}`);
+    // Warm: open (verify) the reader before the flip so the first query never pays for it.
+    const pinned = await this.pin(manifestId);
+    try {
+      const ref = await this.generations.activate(manifestId);
+      invariant(this.generations.active?.artifact_manifest_id === manifestId, 'pointer flipped to the activated manifest');
+      this.events.generation_activated?.(ref, manifest, this.runtime.clock.monotonicMs() - t0);
+      await this.generations.collectGarbage();
+      this.evictUnretained();
+      return ref;
+    } finally {
+      pinned.release();
+    }
+  }
+
+  checkEmbedderGate(m: GenerationManifest): void {
+    const ours = this.config.embedder.revision_hash;
+    if (m.embedder.revision_hash !== ours && !this.config.embedder_revision_overrides.includes(m.embedder.revision_hash)) {
+      throw new FsmeshError(
+        'embedder_mismatch',
+        `generation ${m.generation_id} was built with embedder ${m.embedder.id} revision ${m.embedder.revision_hash}, this node runs ${this.config.embedder.id} revision ${ours}; activation blocked (override with --allow-embedder-revision ${m.embedder.revision_hash})`,
+      );
+    }
+  }
+
+  /** Pin a generation's reader for the duration of one request (§5.3). */
+  async pin(manifestId: ObjectId): Promise<Pinned> {
+    let e = this.readers.get(manifestId);
+    if (!e) {
+      const reader = (async () => GenerationReader.open(this.objects, manifestId, await this.generations.loadManifest(manifestId), this.config.bm25))();
+      e = { reader, refs: 0 };
+      this.readers.set(manifestId, e);
+      reader.catch(() => this.readers.delete(manifestId));
+    }
+    e.refs++;
+    const lease = this.generations.lease(manifestId);
+    const entry = e;
+    let reader: GenerationReader;
+    try {
+      reader = await e.reader;
+    } catch (err) {
+      entry.refs--;
+      lease();
+      throw err;
+    }
+    let released = false;
+    return {
+      reader,
+      release: () => {
+        if (released) return;
+        released = true;
+        entry.refs--;
+        lease();
+        this.evictUnretained();
+      },
+    };
+  }
+
+  private evictUnretained(): void {
+    const keep = new Set(this.generations.retained.filter((r) => !r.rolled_back).map((r) => r.artifact_manifest_id));
+    const active = this.generations.active?.artifact_manifest_id;
+    for (const [id, e] of this.readers) {
+      if (e.refs === 0 && id !== active && !keep.has(id)) this.readers.delete(id);
+    }
+  }
+
+  /** Choose and pin the generation a read uses: latest, time travel, or strict (waits). */
+  async acquire(opts: ReadOptions = {}): Promise<Pinned> {
+    if (opts.as_of_commit_seq !== undefined && opts.min_commit_seq !== undefined) {
+      throw new FsmeshError('invalid_input', 'as_of_commit_seq and min_commit_seq cannot be combined');
+    }
+    if (opts.as_of_commit_seq !== undefined) {
+      const asOf = opts.as_of_commit_seq;
+      if (!Number.isSafeInteger(asOf) || asOf < 0) throw new FsmeshError('invalid_input', `as_of_commit_seq: must be a non-negative integer, got ${asOf}`);
+      const head = this.generations.active?.commit_seq_high ?? 0;
+      if (asOf > this.log.commitSeqHigh && asOf > head) {
+        throw new FsmeshError('invalid_input', `as_of_commit_seq ${asOf} is beyond the head (commit_seq_high ${Math.max(head, this.log.commitSeqHigh)})`);
+      }
+      const ref = this.generations.findAsOf(asOf);
+      if (!ref) {
+        const oldest = [...this.generations.retained].filter((r) => !r.rolled_back).sort((a, b) => a.commit_seq_high - b.commit_seq_high)[0];
+        throw new FsmeshError(
+          'retention_dropped',
+          oldest
+            ? `no retained generation at or before commit_seq ${asOf}: the oldest retained is ${oldest.generation_id} (commit_seq_high ${oldest.commit_seq_high})`
+            : 'no generation has been activated yet',
+        );
+      }
+      return this.pin(ref.artifact_manifest_id);
+    }
+    if (opts.min_commit_seq !== undefined) {
+      const min = opts.min_commit_seq;
+      if (!Number.isSafeInteger(min) || min < 0) throw new FsmeshError('invalid_input', `min_commit_seq: must be a non-negative integer, got ${min}`);
+      await this.waitForCommit(min, opts.timeout_ms ?? 5000);
+    }
+    // Re-read after any wait and pin immediately: one generation for the whole request.
+    for (;;) {
+      const active = this.generations.active;
+      if (!active) throw new FsmeshError('not_found', 'no generation is active yet: ingest documents first');
+      const p = await this.pin(active.artifact_manifest_id);
+      if (opts.min_commit_seq === undefined || p.reader.commit_seq_high >= opts.min_commit_seq) return p;
+      p.release();
+    }
+  }
+
+  waitForCommit(min: number, timeoutMs: number): Promise<void> {
+    if ((this.generations.active?.commit_seq_high ?? 0) >= min) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = this.runtime.clock.setTimeout(() => {
+        off();
+        reject(
+          new FsmeshError('timeout', `strict read timed out after ${timeoutMs} ms: commit_seq ${min} is not active yet (active commit_seq_high ${this.generations.active?.commit_seq_high ?? 0})`),
+        );
+      }, timeoutMs);
+      const off = this.generations.onActivate((ref) => {
+        if (ref && ref.commit_seq_high >= min) {
+          off();
+          timer.cancel();
+          resolve();
+        }
+      });
+    });
+  }
+
+  async search(opts: SearchOptions & ReadOptions): Promise<SearchResult> {
+    validateSearchOptions(opts);
+    const pinned = await this.acquire(opts);
+    try {
+      return searchGeneration(pinned.reader, opts, this.config.embedder, this.config.reranker);
+    } finally {
+      pinned.release();
+    }
+  }
+
+  async rollback() {
+    const r = await this.generations.rollback();
+    this.evictUnretained();
+    return r;
+  }
+
+  /** Re-hash every stored object and check every referenced one exists; the log was verified at open. */
+  async verify(): Promise<{ objects_checked: number; corrupt: { kind: string; object_id: ObjectId }[]; missing: { kind: string; object_id: ObjectId }[]; commit_seq_high: number }> {
+    const corrupt: { kind: string; object_id: ObjectId }[] = [];
+    const missing: { kind: string; object_id: ObjectId }[] = [];
+    let checked = 0;
+    for (const kind of ['manifest', 'artifact'] as const) {
+      for (const id of await this.objects.list(kind)) {
+        checked++;
+        if ((await this.objects.check(kind, id)) === 'corrupt') corrupt.push({ kind, object_id: id });
+      }
+    }
+    for (const r of this.generations.retained) {
+      if ((await this.objects.check('manifest', r.artifact_manifest_id)) !== 'ok') {
+        if (!corrupt.some((c) => c.object_id === r.artifact_manifest_id)) missing.push({ kind: 'manifest', object_id: r.artifact_manifest_id });
+        continue;
+      }
+      const m = await this.generations.loadManifest(r.artifact_manifest_id);
+      for (const a of [...m.lexical_artifacts, ...m.vector_artifacts]) {
+        if (!(await this.objects.has('artifact', a.object_id)) && !missing.some((x) => x.object_id === a.object_id)) missing.push({ kind: 'artifact', object_id: a.object_id });
+      }
+    }
+    return { objects_checked: checked, corrupt, missing, commit_seq_high: this.log.commitSeqHigh };
+  }
+
+  async close(): Promise<void> {
+    await this.building;
+    await this.log.close();
+  }
+}

@@ -1,0 +1,17 @@
+/** The effect seams of a node: injected at creation so sim/ can run production code. */
+export type { Clock, TimerHandle } from './clock.ts';
+export { systemClock } from './clock.ts';
+export type { Random } from './random.ts';
+export { seededRandom, systemRandom } from './random.ts';
+export type { AppendHandle, Storage } from './storage.ts';
+export { isNotFound, nodeFsStorage, parentDir, StorageError, writeFileAtomic } from './storage.ts';
+
+import type { Clock } from './clock.ts';
+import type { Random } from './random.ts';
+import type { Storage } from './storage.ts';
+
+export interface Runtime {
+  clock: Clock;
+  random: Random;
+  storage: Storage;
+}

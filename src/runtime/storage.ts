@@ -1,0 +1,191 @@
+/**
+ * Storage: every disk effect goes through this interface, rooted at a node's data directory.
+ * Paths are relative, '/'-separated. The simulator provides a disk that can lose unsynced
+ * writes, tear writes and flip bits; production uses nodeFsStorage().
+ */
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+
+export interface AppendHandle {
+  /** Current file size in bytes (including unsynced appends). */
+  readonly size: number;
+  append(data: Uint8Array): Promise<void>;
+  /** fsync the file's data. */
+  sync(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface Storage {
+  readonly root: string;
+  readFile(p: string): Promise<Uint8Array>;
+  readRange(p: string, offset: number, length: number): Promise<Uint8Array>;
+  /** Create or replace a file; `sync` fsyncs its data before returning. */
+  writeFile(p: string, data: Uint8Array, opts?: { sync?: boolean }): Promise<void>;
+  openAppend(p: string): Promise<AppendHandle>;
+  rename(from: string, to: string): Promise<void>;
+  /** fsync a directory so renames and creations inside it are durable. */
+  syncDir(dir: string): Promise<void>;
+  /** Names in a directory, sorted; [] if it does not exist. */
+  list(dir: string): Promise<string[]>;
+  exists(p: string): Promise<boolean>;
+  size(p: string): Promise<number>;
+  truncate(p: string, length: number): Promise<void>;
+  remove(p: string): Promise<void>;
+  removeTree(dir: string): Promise<void>;
+  mkdirp(dir: string): Promise<void>;
+}
+
+export class StorageError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.code = code;
+    this.name = 'StorageError';
+  }
+}
+
+export function isNotFound(err: unknown): boolean {
+  return (err as { code?: string } | null)?.code === 'ENOENT';
+}
+
+/** Parent directory of a relative storage path ('' for the root). */
+export function parentDir(p: string): string {
+  const i = p.lastIndexOf('/');
+  return i < 0 ? '' : p.slice(0, i);
+}
+
+/** Write via temp file + fsync + rename + fsync(dir): after a crash either old or new content is seen. */
+export async function writeFileAtomic(storage: Storage, p: string, data: Uint8Array): Promise<void> {
+  const tmp = `${p}.tmp`;
+  await storage.writeFile(tmp, data, { sync: true });
+  await storage.rename(tmp, p);
+  await storage.syncDir(parentDir(p));
+}
+
+export function nodeFsStorage(root: string): Storage {
+  const abs = (p: string): string => {
+    if (p.includes('\0')) throw new StorageError('EINVAL', `invalid path ${JSON.stringify(p)}`);
+    const full = path.resolve(root, p);
+    // A path must stay inside the data directory whatever a caller (or a peer) passes in.
+    if (full !== path.resolve(root) && !full.startsWith(path.resolve(root) + path.sep)) {
+      throw new StorageError('EINVAL', `path escapes the data directory: ${p}`);
+    }
+    return full;
+  };
+  return {
+    root,
+    async readFile(p) {
+      return new Uint8Array(await fsp.readFile(abs(p)));
+    },
+    async readRange(p, offset, length) {
+      const fh = await fsp.open(abs(p), 'r');
+      try {
+        const buf = new Uint8Array(length);
+        let got = 0;
+        while (got < length) {
+          const { bytesRead } = await fh.read(buf, got, length - got, offset + got);
+          if (bytesRead === 0) break;
+          got += bytesRead;
+        }
+        return got === length ? buf : buf.subarray(0, got);
+      } finally {
+        await fh.close();
+      }
+    },
+    async writeFile(p, data, opts) {
+      const fh = await fsp.open(abs(p), 'w');
+      try {
+        await fh.writeFile(data);
+        if (opts?.sync) await fh.sync();
+      } finally {
+        await fh.close();
+      }
+    },
+    async openAppend(p) {
+      const fd = fs.openSync(abs(p), 'a');
+      let size = fs.fstatSync(fd).size;
+      let closed = false;
+      return {
+        get size() {
+          return size;
+        },
+        append(data) {
+          return new Promise<void>((resolve, reject) => {
+            if (closed) return reject(new StorageError('EBADF', `append to closed file ${p}`));
+            writeAll(fd, data, 0, (err) => {
+              if (err) return reject(err);
+              size += data.length;
+              resolve();
+            });
+          });
+        },
+        sync() {
+          return new Promise<void>((resolve, reject) => fs.fdatasync(fd, (err) => (err ? reject(err) : resolve())));
+        },
+        async close() {
+          if (closed) return;
+          closed = true;
+          await new Promise<void>((resolve, reject) => fs.close(fd, (err) => (err ? reject(err) : resolve())));
+        },
+      };
+    },
+    async rename(from, to) {
+      await fsp.rename(abs(from), abs(to));
+    },
+    async syncDir(dir) {
+      const fh = await fsp.open(abs(dir || '.'), 'r');
+      try {
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+    },
+    async list(dir) {
+      try {
+        return (await fsp.readdir(abs(dir || '.'))).sort();
+      } catch (err) {
+        if (isNotFound(err)) return [];
+        throw err;
+      }
+    },
+    async exists(p) {
+      try {
+        await fsp.stat(abs(p));
+        return true;
+      } catch (err) {
+        if (isNotFound(err)) return false;
+        throw err;
+      }
+    },
+    async size(p) {
+      return (await fsp.stat(abs(p))).size;
+    },
+    async truncate(p, length) {
+      const fh = await fsp.open(abs(p), 'r+');
+      try {
+        await fh.truncate(length);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+    },
+    async remove(p) {
+      await fsp.rm(abs(p), { force: true });
+    },
+    async removeTree(dir) {
+      await fsp.rm(abs(dir), { recursive: true, force: true });
+    },
+    async mkdirp(dir) {
+      await fsp.mkdir(abs(dir || '.'), { recursive: true });
+    },
+  };
+}
+
+function writeAll(fd: number, data: Uint8Array, off: number, cb: (err: Error | null) => void): void {
+  fs.write(fd, data, off, data.length - off, null, (err, written) => {
+    if (err) return cb(err);
+    if (off + written < data.length) return writeAll(fd, data, off + written, cb);
+    cb(null);
+  });
+}

@@ -1,0 +1,216 @@
+/**
+ * Generation builder (§6 write path step 3, §8.3): turns the commits since the parent generation
+ * into one new segment + vector shard + updated delete bitmap, reusing every unchanged artifact
+ * of the parent by object id, so a new generation adds only new objects. A merge policy compacts
+ * small segments; merged output is deterministic (sorted docs and terms; f16 round-trips exactly).
+ */
+import type { CommitCapsule, UpsertOp } from '../core/capsule.ts';
+import { invariant } from '../core/errors.ts';
+import type { ObjectId } from '../core/ids.ts';
+import {
+  type GenerationManifest,
+  generationIdFor,
+  type LexicalArtifact,
+  MANIFEST_VERSION,
+  type Quantization,
+  type VectorArtifact,
+} from '../core/manifest.ts';
+import { crc32Checksum } from '../storage/object-store.ts';
+import type { GenerationReader } from './generation-reader.ts';
+import { DeleteBitmap } from './lexical/deletes.ts';
+import { buildSegment, type IndexedDoc, indexDoc, Segment } from './lexical/segment.ts';
+import type { Embedder } from './vector/embedder.ts';
+import { encodeFsvi } from './vector/fsvi.ts';
+import { describeRepair, type RepairParams } from './repair-descriptor.ts';
+
+export interface BuildConfig {
+  shard: string;
+  created_by: string;
+  embedder: Embedder;
+  quantization: Quantization;
+  repair: RepairParams;
+  /** Merge when a generation would have more segments than this. */
+  max_segments: number;
+}
+
+export interface BuildInput {
+  parent: GenerationReader | null;
+  /** Parent generation's manifest id, if any (for the lineage). */
+  next_generation_seq: number;
+  commits: { commit_seq: number; marker_id: ObjectId; capsule: CommitCapsule }[];
+  /** Used when the window is empty (generation over no new commits). */
+  head_marker_id: ObjectId;
+  commit_seq_high: number;
+}
+
+export interface BuildOutput {
+  manifest: GenerationManifest;
+  /** New objects to store (id -> bytes). Parent artifacts are reused, not listed. */
+  new_artifacts: Map<ObjectId, Uint8Array>;
+}
+
+export type ObjectIdFn = (bytes: Uint8Array) => ObjectId;
+
+export function buildGeneration(input: BuildInput, cfg: BuildConfig, artifactId: ObjectIdFn): BuildOutput {
+  const parent = input.parent;
+  const from = parent ? parent.commit_seq_high + 1 : 1;
+  invariant(input.commit_seq_high >= from - 1, 'build window must not go backwards');
+  for (let i = 0; i < input.commits.length; i++) invariant(input.commits[i].commit_seq === from + i, 'build window must be contiguous');
+  // 1. Final state per doc within the window (last op wins, in commit order).
+  const finalOps = new Map<string, UpsertOp | null>();
+  for (const c of input.commits) {
+    invariant(c.capsule.shard === cfg.shard, `capsule for shard ${c.capsule.shard} in a ${cfg.shard} build`);
+    for (const op of c.capsule.ops) finalOps.set(op.doc_id, op.op === 'upsert' ? op : null);
+  }
+  // 2. Carry over the parent's segments and deletions, then delete every touched doc.
+  const deletes = new DeleteBitmap();
+  let segments: { seg: Segment; vectors: Float32Array[] | null; docnums: number[] | null; shardId?: ObjectId; shardBytes?: number }[] = [];
+  if (parent) {
+    parent.segments.forEach((seg, si) => {
+      const prevBits = parent.deletes.bySegment.get(seg.object_id);
+      if (prevBits) deletes.bySegment.set(seg.object_id, { doc_count: prevBits.doc_count, bits: prevBits.bits.slice() });
+      const shard = parent.shards[si];
+      const va = parent.manifest.vector_artifacts.find((a) => a.role === 'fsvi' && a.segment_object_id === seg.object_id);
+      segments.push({ seg, vectors: null, docnums: null, shardId: shard?.object_id, shardBytes: va?.size_bytes });
+    });
+    for (const { seg } of segments) {
+      for (const docId of finalOps.keys()) {
+        const d = seg.docnumOf(docId);
+        if (d >= 0) deletes.mark(seg.object_id, seg.doc_count, d);
+      }
+    }
+  }
+  const newArtifacts = new Map<ObjectId, Uint8Array>();
+  // 3. New segment + vector shard for the upserted docs.
+  const upserts = [...finalOps.values()].filter((o): o is UpsertOp => o !== null);
+  if (upserts.length > 0) segments.push(makeSegment(upserts.map((u) => indexDoc(u)), embedTexts(cfg.embedder, upserts), newArtifacts, artifactId));
+  // 4. Merge policy: fold the smallest segments together when there are too many.
+  if (segments.length > cfg.max_segments) segments = mergeSmallest(segments, deletes, cfg, parent, newArtifacts, artifactId);
+  // 5. Assemble the manifest.
+  const lexical: LexicalArtifact[] = [];
+  const vector: VectorArtifact[] = [];
+  let docCount = 0;
+  for (const s of segments) {
+    const live = s.seg.doc_count - deletes.deletedCount(s.seg.object_id);
+    docCount += live;
+    lexical.push({ object_id: s.seg.object_id, role: 'segment', size_bytes: s.seg.bytes.length, checksum: crc32Checksum(s.seg.bytes), doc_count: s.seg.doc_count });
+  }
+  const presentSegs = new Set(segments.map((s) => s.seg.object_id));
+  for (const id of [...deletes.bySegment.keys()]) if (!presentSegs.has(id)) deletes.bySegment.delete(id);
+  const delBytes = deletes.encode(segments.map((s) => s.seg));
+  const delId = artifactId(delBytes);
+  newArtifacts.set(delId, delBytes);
+  lexical.push({ object_id: delId, role: 'deletes', size_bytes: delBytes.length, checksum: crc32Checksum(delBytes), doc_count: docCount });
+  for (const s of segments) {
+    let shardId = s.shardId;
+    let size = s.shardBytes;
+    if (s.vectors && s.docnums) {
+      const bytes = encodeFsvi({
+        dims: cfg.embedder.dims,
+        quantization: cfg.quantization,
+        embedder_id: cfg.embedder.id,
+        revision_hash: cfg.embedder.revision_hash,
+        docnums: s.docnums,
+        vectors: s.vectors,
+      });
+      shardId = artifactId(bytes);
+      size = bytes.length;
+      newArtifacts.set(shardId, bytes);
+    }
+    if (!shardId || size === undefined) continue;
+    vector.push({ object_id: shardId, role: 'fsvi', segment_object_id: s.seg.object_id, dims: cfg.embedder.dims, quantization: cfg.quantization, count: s.seg.doc_count, size_bytes: size });
+  }
+  const parentId = parent ? parent.generation_id : null;
+  const seq = input.next_generation_seq;
+  const sizeOf = (id: ObjectId): number =>
+    lexical.find((a) => a.object_id === id)?.size_bytes ?? vector.find((a) => a.object_id === id)!.size_bytes;
+  const manifest: GenerationManifest = {
+    manifest_version: MANIFEST_VERSION,
+    shard: cfg.shard,
+    generation_id: generationIdFor(seq),
+    generation_seq: seq,
+    parent_generation_id: parentId,
+    created_by: cfg.created_by,
+    commit_range: { from_commit_seq: from, to_commit_seq: input.commit_seq_high },
+    commit_seq_high: input.commit_seq_high,
+    head_marker_id: input.head_marker_id,
+    doc_count: docCount,
+    embedder: { id: cfg.embedder.id, revision_hash: cfg.embedder.revision_hash, dims: cfg.embedder.dims },
+    vector_artifacts: vector,
+    lexical_artifacts: lexical,
+    repair: {
+      symbol_size: cfg.repair.symbol_size,
+      overhead_ratio: cfg.repair.overhead_ratio,
+      descriptors: [...lexical, ...vector].map((a) => describeRepair(a.object_id, sizeOf(a.object_id), cfg.repair)),
+    },
+    activation_invariants: {
+      require_all_artifacts: true,
+      require_embedder_revision: cfg.embedder.revision_hash,
+      min_commit_seq_high: parent ? parent.commit_seq_high : 0,
+      require_parent_generation_id: parentId,
+    },
+  };
+  return { manifest, new_artifacts: newArtifacts };
+}
+
+function embedTexts(e: Embedder, docs: { title?: string; text: string }[]): Float32Array[] {
+  return e.embed(docs.map((d) => (d.title ? `${d.title}\n${d.text}` : d.text)));
+}
+
+function makeSegment(docs: IndexedDoc[], vectorsInInputOrder: Float32Array[], out: Map<ObjectId, Uint8Array>, artifactId: ObjectIdFn) {
+  const bytes = buildSegment(docs);
+  const id = artifactId(bytes);
+  out.set(id, bytes);
+  const seg = Segment.open(id, bytes);
+  // Segment rows are sorted by doc_id: map each input doc's vector to its row.
+  const vectors: Float32Array[] = new Array(seg.doc_count);
+  docs.forEach((d, i) => {
+    vectors[seg.docnumOf(d.doc_id)] = vectorsInInputOrder[i];
+  });
+  const docnums = vectors.map((_, i) => i);
+  return { seg, vectors, docnums };
+}
+
+function mergeSmallest(
+  segments: { seg: Segment; vectors: Float32Array[] | null; docnums: number[] | null; shardId?: ObjectId; shardBytes?: number }[],
+  deletes: DeleteBitmap,
+  cfg: BuildConfig,
+  parent: GenerationReader | null,
+  out: Map<ObjectId, Uint8Array>,
+  artifactId: ObjectIdFn,
+) {
+  // Pick the (count - max + 2) smallest by live docs; ties by object id: deterministic.
+  const n = segments.length - cfg.max_segments + 2;
+  const ranked = segments
+    .map((s, i) => ({ s, i, live: s.seg.doc_count - deletes.deletedCount(s.seg.object_id) }))
+    .sort((a, b) => a.live - b.live || (a.s.seg.object_id < b.s.seg.object_id ? -1 : 1))
+    .slice(0, n);
+  const chosen = new Set(ranked.map((r) => r.i));
+  const docs: IndexedDoc[] = [];
+  const vecs: Float32Array[] = [];
+  for (const { s } of ranked) {
+    const segId = s.seg.object_id;
+    const live = (d: number) => !deletes.isDeleted(segId, d);
+    const rows = s.seg.toIndexedDocs(live);
+    docs.push(...rows);
+    // Vectors of live docs: from the fresh build, or decoded from the parent's shard.
+    const rowVec = new Map<number, Float32Array>();
+    if (s.vectors && s.docnums) s.docnums.forEach((d, r) => rowVec.set(d, s.vectors![r]));
+    else {
+      const si = parent?.segments.findIndex((p) => p.object_id === segId) ?? -1;
+      const shard = si >= 0 ? parent!.shards[si] : undefined;
+      invariant(shard, `segment ${segId} has no vector shard to merge`);
+      for (let r = 0; r < shard.count; r++) rowVec.set(shard.docnums[r], shard.vectors.subarray(r * shard.dims, (r + 1) * shard.dims));
+    }
+    for (let d = 0; d < s.seg.doc_count; d++) if (live(d)) vecs.push(rowVec.get(d)!);
+    deletes.bySegment.delete(segId);
+  }
+  const merged = makeSegment(docs, vecs, out, artifactId);
+  const firstIdx = Math.min(...chosen);
+  const result: typeof segments = [];
+  segments.forEach((s, i) => {
+    if (i === firstIdx) result.push(merged);
+    if (!chosen.has(i)) result.push(s);
+  });
+  return result;
+}

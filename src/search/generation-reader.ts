@@ -1,0 +1,192 @@
+/**
+ * One opened search generation: its segments, deletions and vector shards, verified on open
+ * (object id re-hash + format checksums). Immutable: every query against it sees exactly this
+ * generation (§5.3). BM25 statistics are over the generation's *live* documents, so a document
+ * scores the same whether it sits in one segment or many.
+ */
+import { FsmeshError } from '../core/errors.ts';
+import type { ObjectId } from '../core/ids.ts';
+import type { GenerationManifest } from '../core/manifest.ts';
+import type { ObjectStore } from '../storage/object-store.ts';
+import { crc32Checksum } from '../storage/object-store.ts';
+import { DeleteBitmap } from './lexical/deletes.ts';
+import { Segment } from './lexical/segment.ts';
+import { TopK } from './topk.ts';
+import { VectorShard } from './vector/fsvi.ts';
+
+export interface Bm25Params {
+  k1: number;
+  b: number;
+  title_boost: number;
+}
+export const DEFAULT_BM25: Bm25Params = { k1: 1.2, b: 0.75, title_boost: 2 };
+
+export interface ScoredDoc {
+  doc_id: string;
+  score: number;
+}
+
+export class GenerationReader {
+  readonly manifest: GenerationManifest;
+  readonly artifact_manifest_id: ObjectId;
+  readonly segments: Segment[];
+  readonly deletes: DeleteBitmap;
+  /** Vector shard per segment index (undefined when a segment has none). */
+  readonly shards: (VectorShard | undefined)[];
+  readonly bm25: Bm25Params;
+  private readonly bases: number[];
+  private readonly totalDocs: number;
+  readonly live_docs: number;
+  private readonly avgdl: number;
+  private readonly dfCache = new Map<string, number>();
+  private scratch: Float64Array;
+
+  private constructor(manifest: GenerationManifest, id: ObjectId, segments: Segment[], deletes: DeleteBitmap, shards: (VectorShard | undefined)[], bm25: Bm25Params) {
+    this.manifest = manifest;
+    this.artifact_manifest_id = id;
+    this.segments = segments;
+    this.deletes = deletes;
+    this.shards = shards;
+    this.bm25 = bm25;
+    this.bases = [];
+    let base = 0;
+    let live = 0;
+    let lenSum = 0;
+    for (const s of segments) {
+      this.bases.push(base);
+      base += s.doc_count;
+      for (let i = 0; i < s.doc_count; i++) {
+        if (deletes.isDeleted(s.object_id, i)) continue;
+        live++;
+        lenSum += s.text_len[i] + bm25.title_boost * s.title_len[i];
+      }
+    }
+    this.totalDocs = base;
+    this.live_docs = live;
+    this.avgdl = live > 0 ? lenSum / live : 1;
+    this.scratch = new Float64Array(base);
+  }
+
+  static async open(objects: ObjectStore, id: ObjectId, manifest: GenerationManifest, bm25: Bm25Params = DEFAULT_BM25): Promise<GenerationReader> {
+    const segments: Segment[] = [];
+    let deletes = new DeleteBitmap();
+    for (const a of manifest.lexical_artifacts) {
+      const bytes = await objects.get('artifact', a.object_id);
+      if (bytes.length !== a.size_bytes || crc32Checksum(bytes) !== a.checksum) {
+        throw new FsmeshError('corrupt_data', `artifact ${a.object_id} does not match its manifest entry (size or checksum)`, { object_id: a.object_id });
+      }
+      if (a.role === 'segment') segments.push(Segment.open(a.object_id, bytes));
+      else deletes = DeleteBitmap.decode(a.object_id, bytes);
+    }
+    const shards: (VectorShard | undefined)[] = segments.map(() => undefined);
+    for (const a of manifest.vector_artifacts) {
+      if (a.role !== 'fsvi') continue;
+      const bytes = await objects.get('artifact', a.object_id);
+      const shard = VectorShard.open(a.object_id, bytes);
+      if (shard.dims !== a.dims || shard.count !== a.count || shard.revision_hash !== manifest.embedder.revision_hash) {
+        throw new FsmeshError('corrupt_data', `vector shard ${a.object_id} does not match its manifest entry`, { object_id: a.object_id });
+      }
+      const si = segments.findIndex((s) => s.object_id === a.segment_object_id);
+      if (si < 0) throw new FsmeshError('corrupt_data', `vector shard ${a.object_id} names a missing segment`, { object_id: a.object_id });
+      shards[si] = shard;
+    }
+    return new GenerationReader(manifest, id, segments, deletes, shards, bm25);
+  }
+
+  get generation_id(): string {
+    return this.manifest.generation_id;
+  }
+  get commit_seq_high(): number {
+    return this.manifest.commit_seq_high;
+  }
+
+  /** Number of live documents containing `term` (cached per generation). */
+  liveDf(term: string): number {
+    const cached = this.dfCache.get(term);
+    if (cached !== undefined) return cached;
+    let df = 0;
+    for (const s of this.segments) {
+      const e = s.terms.get(term);
+      if (!e) continue;
+      if (this.deletes.deletedCount(s.object_id) === 0) df += e.df;
+      else s.forEachPosting(term, (d) => {
+        if (!this.deletes.isDeleted(s.object_id, d)) df++;
+      });
+    }
+    this.dfCache.set(term, df);
+    return df;
+  }
+
+  idf(term: string): number {
+    const df = this.liveDf(term);
+    const n = this.live_docs;
+    return Math.log(1 + (n - df + 0.5) / (df + 0.5));
+  }
+
+  /** BM25 over title+text (title tf and length weighted by title_boost). Synchronous: the scratch buffer is shared. */
+  searchLexical(terms: string[], k: number): ScoredDoc[] {
+    const uniq = [...new Set(terms)];
+    const acc = this.scratch;
+    const touched: number[] = [];
+    const { k1, b, title_boost } = this.bm25;
+    const avgdl = this.avgdl;
+    for (const term of uniq) {
+      const idf = this.idf(term);
+      if (this.liveDf(term) === 0) continue;
+      this.segments.forEach((s, si) => {
+        const base = this.bases[si];
+        const segId = s.object_id;
+        const hasDeletes = this.deletes.deletedCount(segId) > 0;
+        const tl = s.title_len;
+        const xl = s.text_len;
+        s.forEachPosting(term, (d, tt, tx) => {
+          if (hasDeletes && this.deletes.isDeleted(segId, d)) return;
+          const tf = tx + title_boost * tt;
+          const dl = xl[d] + title_boost * tl[d];
+          const g = base + d;
+          if (acc[g] === 0) touched.push(g);
+          acc[g] += (idf * (tf * (k1 + 1))) / (tf + k1 * (1 - b + (b * dl) / avgdl));
+        });
+      });
+    }
+    const top = new TopK<number>(k);
+    for (const g of touched) {
+      const score = acc[g];
+      acc[g] = 0;
+      if (top.admits(score)) top.push(score, this.docIdAt(g), g);
+    }
+    return top.sorted().map((e) => ({ doc_id: e.key, score: e.score }));
+  }
+
+  private docIdAt(g: number): string {
+    let si = this.bases.length - 1;
+    while (si > 0 && this.bases[si] > g) si--;
+    return this.segments[si].doc_ids[g - this.bases[si]];
+  }
+
+  /** Exact cosine top-k over every shard, skipping deleted rows; merged into one top-k. */
+  searchVector(query: Float32Array, k: number): ScoredDoc[] {
+    const top = new TopK<number>(k);
+    this.segments.forEach((s, si) => {
+      const shard = this.shards[si];
+      if (!shard) return;
+      shard.scan(query, (row, score) => {
+        const d = shard.docnums[row];
+        if (this.deletes.isDeleted(s.object_id, d)) return;
+        if (top.admits(score)) top.push(score, s.doc_ids[d], d);
+      });
+    });
+    return top.sorted().map((e) => ({ doc_id: e.key, score: e.score }));
+  }
+
+  /** Every live document id (tests, merge and verification). */
+  liveDocIds(): string[] {
+    const out: string[] = [];
+    for (const s of this.segments) s.doc_ids.forEach((d, i) => !this.deletes.isDeleted(s.object_id, i) && out.push(d));
+    return out.sort();
+  }
+
+  get total_rows(): number {
+    return this.totalDocs;
+  }
+}

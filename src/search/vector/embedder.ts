@@ -1,0 +1,65 @@
+/**
+ * Embedders (§3, §13): `id`, `revision_hash` (pinned in manifests; activation is gated on it),
+ * `dims`, `embed(texts)`. The hashed embedder is honest about what it is: lexical feature
+ * hashing (tokens + character trigrams), fast and download-free, not semantic.
+ */
+import { blake3Hex } from '../../core/ids.ts';
+import { utf8 } from '../../core/bytes.ts';
+import { canonicalize, tokenize } from '../text.ts';
+
+export interface Embedder {
+  readonly id: string;
+  readonly revision_hash: string;
+  readonly dims: number;
+  /** L2-normalised vectors, one per text. */
+  embed(texts: string[]): Float32Array[];
+}
+
+/** FNV-1a 32-bit over a string's UTF-16 code units: cheap and stable across machines. */
+function fnv1a(s: string, seed: number): number {
+  let h = (0x811c9dc5 ^ seed) >>> 0;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h;
+}
+
+export function l2normalize(v: Float32Array): Float32Array {
+  let n = 0;
+  for (let i = 0; i < v.length; i++) n += v[i] * v[i];
+  if (n > 0) {
+    const inv = 1 / Math.sqrt(n);
+    for (let i = 0; i < v.length; i++) v[i] *= inv;
+  }
+  return v;
+}
+
+export class HashedEmbedder implements Embedder {
+  readonly id: string;
+  readonly revision_hash: string;
+  readonly dims: number;
+
+  constructor(dims = 256) {
+    this.dims = dims;
+    this.id = `fsmesh-hash-ngram-${dims}`;
+    // The revision covers everything that changes the vectors: algorithm version and dims.
+    this.revision_hash = blake3Hex(utf8.encode(`fsmesh hashed embedder v1 dims=${dims} tokens+char3 fnv1a signed`)).slice(0, 32);
+  }
+
+  embed(texts: string[]): Float32Array[] {
+    return texts.map((t) => {
+      const v = new Float32Array(this.dims);
+      for (const tok of tokenize(t)) {
+        const h = fnv1a(tok, 0);
+        v[h % this.dims] += h & 0x80000000 ? -1 : 1;
+      }
+      const c = ` ${canonicalize(t)} `;
+      for (let i = 0; i + 3 <= c.length; i++) {
+        const h = fnv1a(c.slice(i, i + 3), 0x9e3779b9);
+        v[h % this.dims] += h & 0x80000000 ? -0.5 : 0.5;
+      }
+      return l2normalize(v);
+    });
+  }
+}

@@ -1,0 +1,117 @@
+/**
+ * FSVI vector shard (frankensearch-style; docs/formats.md §fsvi). Little-endian:
+ *   header: magic "FSVI" | u16 version=1 | u16 quantization (0 = f32, 1 = f16) | u32 dims | u32 count
+ *           | u16 len + embedder id (UTF-8) | u16 len + revision hash (UTF-8) | u32 crc32 of the header bytes so far
+ *   zero padding to a 64-byte boundary
+ *   doc table: count × u32 docnum (row -> document number in the paired lexical segment)
+ *   zero padding to a 64-byte boundary
+ *   vectors: count × dims, row-major, f16 or f32 (64-byte aligned for fast scans)
+ * Integrity of the whole file is its object id (BLAKE3), checked when the artifact is opened.
+ */
+import { crc32 } from 'node:zlib';
+import { ByteReader, ByteWriter, bytesEqual, utf8 } from '../../core/bytes.ts';
+import { FsmeshError } from '../../core/errors.ts';
+import type { Quantization } from '../../core/manifest.ts';
+
+const MAGIC = utf8.encode('FSVI');
+export const FSVI_VERSION = 1;
+
+export interface FsviInput {
+  dims: number;
+  quantization: Quantization;
+  embedder_id: string;
+  revision_hash: string;
+  docnums: number[];
+  vectors: Float32Array[];
+}
+
+export function encodeFsvi(s: FsviInput): Uint8Array {
+  if (s.docnums.length !== s.vectors.length) throw new FsmeshError('internal', 'fsvi: docnums and vectors differ in length');
+  const w = new ByteWriter(64 + s.vectors.length * s.dims * 4);
+  w.bytes(MAGIC);
+  w.u16(FSVI_VERSION);
+  w.u16(s.quantization === 'f16' ? 1 : 0);
+  w.u32(s.dims);
+  w.u32(s.vectors.length);
+  const id = utf8.encode(s.embedder_id);
+  const rev = utf8.encode(s.revision_hash);
+  w.u16(id.length);
+  w.bytes(id);
+  w.u16(rev.length);
+  w.bytes(rev);
+  const header = w.finish();
+  w.u32(crc32(header));
+  w.padTo(64);
+  for (const d of s.docnums) w.u32(d);
+  w.padTo(64);
+  const row = s.quantization === 'f16' ? new Float16Array(s.dims) : new Float32Array(s.dims);
+  const rowBytes = new Uint8Array(row.buffer);
+  for (const v of s.vectors) {
+    if (v.length !== s.dims) throw new FsmeshError('internal', `fsvi: vector of ${v.length} dims in a ${s.dims}-dim shard`);
+    row.set(v);
+    w.bytes(rowBytes);
+  }
+  return w.finish();
+}
+
+export class VectorShard {
+  readonly object_id: string;
+  readonly dims: number;
+  readonly count: number;
+  readonly quantization: Quantization;
+  readonly embedder_id: string;
+  readonly revision_hash: string;
+  readonly docnums: Uint32Array;
+  /** Decoded to f32 once at open: scans run on plain floats. */
+  readonly vectors: Float32Array;
+
+  private constructor(o: Omit<VectorShard, 'scan'>) {
+    this.object_id = o.object_id;
+    this.dims = o.dims;
+    this.count = o.count;
+    this.quantization = o.quantization;
+    this.embedder_id = o.embedder_id;
+    this.revision_hash = o.revision_hash;
+    this.docnums = o.docnums;
+    this.vectors = o.vectors;
+  }
+
+  static open(objectId: string, bytes: Uint8Array): VectorShard {
+    const what = `vector shard ${objectId}`;
+    const r = new ByteReader(bytes, what);
+    if (!bytesEqual(r.bytes(4), MAGIC)) throw new FsmeshError('corrupt_data', `${what}: bad magic`, { object_id: objectId });
+    const version = r.u16();
+    if (version !== FSVI_VERSION) throw new FsmeshError('unsupported_version', `${what}: unsupported version ${version}`);
+    const q = r.u16();
+    if (q > 1) throw new FsmeshError('corrupt_data', `${what}: unknown quantization ${q}`, { object_id: objectId });
+    const dims = r.u32();
+    const count = r.u32();
+    const embedder_id = new TextDecoder().decode(r.bytes(r.u16()));
+    const revision_hash = new TextDecoder().decode(r.bytes(r.u16()));
+    const headerEnd = r.pos;
+    if (crc32(bytes.subarray(0, headerEnd)) !== r.u32()) throw new FsmeshError('corrupt_data', `${what}: header checksum mismatch`, { object_id: objectId });
+    r.align(64);
+    r.need(count * 4);
+    const docnums = new Uint32Array(count);
+    for (let i = 0; i < count; i++) docnums[i] = r.u32();
+    r.align(64);
+    const elem = q === 1 ? 2 : 4;
+    const raw = r.bytes(count * dims * elem);
+    if (r.remaining !== 0) throw new FsmeshError('corrupt_data', `${what}: trailing bytes`, { object_id: objectId });
+    const copy = raw.slice();
+    const src = q === 1 ? new Float16Array(copy.buffer, 0, count * dims) : new Float32Array(copy.buffer, 0, count * dims);
+    const vectors = src instanceof Float32Array ? src : Float32Array.from(src);
+    return new VectorShard({ object_id: objectId, dims, count, quantization: q === 1 ? 'f16' : 'f32', embedder_id, revision_hash, docnums, vectors });
+  }
+
+  /** Exact dot-product scan (vectors are L2-normalised, so dot = cosine). fn(row, score). */
+  scan(query: Float32Array, fn: (row: number, score: number) => void): void {
+    const d = this.dims;
+    const v = this.vectors;
+    for (let row = 0, base = 0; row < this.count; row++, base += d) {
+      let s = 0;
+      for (let j = 0; j < d; j++) s += v[base + j] * query[j];
+      fn(row, s);
+    }
+  }
+}

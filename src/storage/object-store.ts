@@ -1,0 +1,121 @@
+/**
+ * Content-addressed object store: each object stored once by id under
+ * `objects/<kind>/<id[0..2]>/<id>`, shared across generations. Writes go to `objects/tmp/`,
+ * are fsync'd, then renamed into place, so a crash never leaves a partial object under its id.
+ * Directory fsyncs are batched: call syncDirs() before publishing anything that references new objects.
+ */
+import { crc32 } from 'node:zlib';
+import { FsmeshError } from '../core/errors.ts';
+import { isObjectId, type ObjectId, type ObjectKind, objectIdOf } from '../core/ids.ts';
+import { isNotFound, parentDir, type Storage } from '../runtime/index.ts';
+
+const ROOT = 'objects';
+const TMP = `${ROOT}/tmp`;
+
+export function objectPath(kind: ObjectKind, id: ObjectId): string {
+  return `${ROOT}/${kind}/${id.slice(0, 2)}/${id}`;
+}
+
+export function crc32Checksum(bytes: Uint8Array): string {
+  return `crc32:${crc32(bytes).toString(16).padStart(8, '0')}`;
+}
+
+export class ObjectStore {
+  private readonly storage: Storage;
+  private readonly dirtyDirs = new Set<string>();
+  private tmpCounter = 0;
+
+  private constructor(storage: Storage) {
+    this.storage = storage;
+  }
+
+  static async open(storage: Storage): Promise<ObjectStore> {
+    const s = new ObjectStore(storage);
+    // Leftovers of writes interrupted by a crash: never referenced, safe to drop.
+    await storage.removeTree(TMP);
+    await storage.mkdirp(TMP);
+    return s;
+  }
+
+  async has(kind: ObjectKind, id: ObjectId): Promise<boolean> {
+    return this.storage.exists(objectPath(kind, id));
+  }
+
+  /** Store bytes; returns their id. Idempotent: an existing object is not rewritten. */
+  async put(kind: ObjectKind, bytes: Uint8Array): Promise<ObjectId> {
+    const id = objectIdOf(kind, bytes);
+    await this.putWithId(kind, id, bytes);
+    return id;
+  }
+
+  /** Store bytes already known to hash to `id` (verified here: a wrong id is refused). */
+  async putVerified(kind: ObjectKind, id: ObjectId, bytes: Uint8Array): Promise<void> {
+    const actual = objectIdOf(kind, bytes);
+    if (actual !== id) throw new FsmeshError('corrupt_data', `object ${id}: bytes hash to ${actual}`, { object_id: id });
+    await this.putWithId(kind, id, bytes, true);
+  }
+
+  private async putWithId(kind: ObjectKind, id: ObjectId, bytes: Uint8Array, replace = false): Promise<void> {
+    const path = objectPath(kind, id);
+    if (!replace && (await this.storage.exists(path))) return;
+    const tmp = `${TMP}/${id}.${kind}.${this.tmpCounter++}`;
+    await this.storage.writeFile(tmp, bytes, { sync: true });
+    const dir = parentDir(path);
+    await this.storage.mkdirp(dir);
+    await this.storage.rename(tmp, path);
+    this.dirtyDirs.add(dir);
+    this.dirtyDirs.add(parentDir(dir));
+  }
+
+  /** fsync every directory that gained an object since the last call. */
+  async syncDirs(): Promise<void> {
+    const dirs = [...this.dirtyDirs].sort((a, b) => b.length - a.length);
+    this.dirtyDirs.clear();
+    for (const d of dirs) await this.storage.syncDir(d);
+  }
+
+  /** Read an object; with verify (default) a hash mismatch is a corrupt_data error naming the id. */
+  async get(kind: ObjectKind, id: ObjectId, opts: { verify?: boolean } = {}): Promise<Uint8Array> {
+    if (!isObjectId(id)) throw new FsmeshError('invalid_input', `not an object id: ${JSON.stringify(id)}`);
+    let bytes: Uint8Array;
+    try {
+      bytes = await this.storage.readFile(objectPath(kind, id));
+    } catch (err) {
+      if (isNotFound(err)) throw new FsmeshError('not_found', `${kind} object ${id} is missing`, { object_id: id, kind });
+      throw err;
+    }
+    if (opts.verify !== false) {
+      const actual = objectIdOf(kind, bytes);
+      if (actual !== id) throw new FsmeshError('corrupt_data', `${kind} object ${id} is corrupt (bytes hash to ${actual})`, { object_id: id, kind });
+    }
+    return bytes;
+  }
+
+  async size(kind: ObjectKind, id: ObjectId): Promise<number> {
+    return this.storage.size(objectPath(kind, id));
+  }
+
+  async list(kind: ObjectKind): Promise<ObjectId[]> {
+    const out: ObjectId[] = [];
+    for (const prefix of await this.storage.list(`${ROOT}/${kind}`)) {
+      for (const name of await this.storage.list(`${ROOT}/${kind}/${prefix}`)) if (isObjectId(name)) out.push(name);
+    }
+    return out.sort();
+  }
+
+  async remove(kind: ObjectKind, id: ObjectId): Promise<void> {
+    await this.storage.remove(objectPath(kind, id));
+  }
+
+  /** Re-hash one object: 'ok', 'corrupt' or 'missing'. */
+  async check(kind: ObjectKind, id: ObjectId): Promise<'ok' | 'corrupt' | 'missing'> {
+    try {
+      await this.get(kind, id);
+      return 'ok';
+    } catch (err) {
+      if (err instanceof FsmeshError && err.code === 'not_found') return 'missing';
+      if (err instanceof FsmeshError && err.code === 'corrupt_data') return 'corrupt';
+      throw err;
+    }
+  }
+}
