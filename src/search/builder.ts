@@ -110,6 +110,7 @@ export function buildGeneration(input: BuildInput, cfg: BuildConfig, artifactId:
         quantization: cfg.quantization,
         embedder_id: cfg.embedder.id,
         revision_hash: cfg.embedder.revision_hash,
+        segment_object_id: s.seg.object_id,
         docnums: s.docnums,
         vectors: s.vectors,
       });

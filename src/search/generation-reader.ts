@@ -83,7 +83,7 @@ export class GenerationReader {
       if (a.role !== 'fsvi') continue;
       const bytes = await objects.get('artifact', a.object_id);
       const shard = VectorShard.open(a.object_id, bytes);
-      if (shard.dims !== a.dims || shard.count !== a.count || shard.revision_hash !== manifest.embedder.revision_hash) {
+      if (shard.dims !== a.dims || shard.count !== a.count || shard.revision_hash !== manifest.embedder.revision_hash || shard.segment_object_id !== a.segment_object_id) {
         throw new FsmeshError('corrupt_data', `vector shard ${a.object_id} does not match its manifest entry`, { object_id: a.object_id });
       }
       const si = segments.findIndex((s) => s.object_id === a.segment_object_id);

@@ -1,7 +1,9 @@
 /**
  * FSVI vector shard (frankensearch-style; docs/formats.md §fsvi). Little-endian:
  *   header: magic "FSVI" | u16 version=1 | u16 quantization (0 = f32, 1 = f16) | u32 dims | u32 count
- *           | u16 len + embedder id (UTF-8) | u16 len + revision hash (UTF-8) | u32 crc32 of the header bytes so far
+ *           | u16 len + embedder id (UTF-8) | u16 len + revision hash (UTF-8)
+ *           | 32 B object id of the paired lexical segment (binds the shard to its rows' documents)
+ *           | u32 crc32 of the header bytes so far
  *   zero padding to a 64-byte boundary
  *   doc table: count × u32 docnum (row -> document number in the paired lexical segment)
  *   zero padding to a 64-byte boundary
@@ -9,7 +11,7 @@
  * Integrity of the whole file is its object id (BLAKE3), checked when the artifact is opened.
  */
 import { crc32 } from 'node:zlib';
-import { ByteReader, ByteWriter, bytesEqual, utf8 } from '../../core/bytes.ts';
+import { ByteReader, ByteWriter, bytesEqual, fromHex, toHex, utf8 } from '../../core/bytes.ts';
 import { FsmeshError } from '../../core/errors.ts';
 import type { Quantization } from '../../core/manifest.ts';
 
@@ -21,6 +23,7 @@ export interface FsviInput {
   quantization: Quantization;
   embedder_id: string;
   revision_hash: string;
+  segment_object_id: string;
   docnums: number[];
   vectors: Float32Array[];
 }
@@ -39,6 +42,7 @@ export function encodeFsvi(s: FsviInput): Uint8Array {
   w.bytes(id);
   w.u16(rev.length);
   w.bytes(rev);
+  w.bytes(fromHex(s.segment_object_id));
   const header = w.finish();
   w.u32(crc32(header));
   w.padTo(64);
@@ -61,6 +65,7 @@ export class VectorShard {
   readonly quantization: Quantization;
   readonly embedder_id: string;
   readonly revision_hash: string;
+  readonly segment_object_id: string;
   readonly docnums: Uint32Array;
   /** Decoded to f32 once at open: scans run on plain floats. */
   readonly vectors: Float32Array;
@@ -72,6 +77,7 @@ export class VectorShard {
     this.quantization = o.quantization;
     this.embedder_id = o.embedder_id;
     this.revision_hash = o.revision_hash;
+    this.segment_object_id = o.segment_object_id;
     this.docnums = o.docnums;
     this.vectors = o.vectors;
   }
@@ -88,6 +94,7 @@ export class VectorShard {
     const count = r.u32();
     const embedder_id = new TextDecoder().decode(r.bytes(r.u16()));
     const revision_hash = new TextDecoder().decode(r.bytes(r.u16()));
+    const segment_object_id = toHex(r.bytes(32));
     const headerEnd = r.pos;
     if (crc32(bytes.subarray(0, headerEnd)) !== r.u32()) throw new FsmeshError('corrupt_data', `${what}: header checksum mismatch`, { object_id: objectId });
     r.align(64);
@@ -101,7 +108,7 @@ export class VectorShard {
     const copy = raw.slice();
     const src = q === 1 ? new Float16Array(copy.buffer, 0, count * dims) : new Float32Array(copy.buffer, 0, count * dims);
     const vectors = src instanceof Float32Array ? src : Float32Array.from(src);
-    return new VectorShard({ object_id: objectId, dims, count, quantization: q === 1 ? 'f16' : 'f32', embedder_id, revision_hash, docnums, vectors });
+    return new VectorShard({ object_id: objectId, dims, count, quantization: q === 1 ? 'f16' : 'f32', embedder_id, revision_hash, segment_object_id, docnums, vectors });
   }
 
   /** Exact dot-product scan (vectors are L2-normalised, so dot = cosine). fn(row, score). */

@@ -1,0 +1,104 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { canonicalStringify } from '../../src/core/canonical-json.ts';
+import { type CommitCapsule, commitIdOf, decodeCapsule, encodeCapsule, validateCapsule } from '../../src/core/capsule.ts';
+import { decodeMarker, encodeMarker, markerIdOf } from '../../src/core/marker.ts';
+import { objectIdOf } from '../../src/core/ids.ts';
+import { parseDocsJsonl } from '../../src/core/docs-input.ts';
+import { FsmeshError } from '../../src/core/errors.ts';
+
+const jsonValue = fc.jsonValue({ noUnicodeString: false }).filter((v) => JSON.stringify(v) !== undefined);
+
+test('canonical JSON round-trips and is independent of key order', () => {
+  fc.assert(
+    fc.property(jsonValue, (v) => {
+      const s = canonicalStringify(v);
+      const back = JSON.parse(s);
+      assert.equal(canonicalStringify(back), s);
+      // Re-inserting keys in reverse order gives the same bytes.
+      const shuffle = (x: unknown): unknown =>
+        Array.isArray(x) ? x.map(shuffle) : x && typeof x === 'object' ? Object.fromEntries(Object.entries(x).reverse().map(([k, y]) => [k, shuffle(y)])) : x;
+      assert.equal(canonicalStringify(shuffle(back)), s);
+    }),
+    { numRuns: 300 },
+  );
+});
+
+const docId = fc.string({ minLength: 1, maxLength: 20 }).filter((s) => !/[\u0000-\u001f\u007f]/.test(s));
+const upsert = fc.record(
+  { op: fc.constant('upsert' as const), doc_id: docId, text: fc.string({ maxLength: 200 }), title: fc.option(fc.string({ maxLength: 30 }), { nil: undefined }) },
+  { requiredKeys: ['op', 'doc_id', 'text'] },
+);
+const del = fc.record({ op: fc.constant('delete' as const), doc_id: docId });
+const capsuleArb = fc.record({
+  format: fc.constant(1 as const),
+  shard: fc.constantFrom('default', 's1', 'books-2'),
+  ops: fc.array(fc.oneof(upsert, del), { minLength: 1, maxLength: 8 }),
+});
+
+test('capsule encoding is deterministic and round-trips; commit_id is content-only', () => {
+  fc.assert(
+    fc.property(capsuleArb, (c) => {
+      const clean = JSON.parse(JSON.stringify(c)) as CommitCapsule;
+      const b1 = encodeCapsule(clean);
+      const b2 = encodeCapsule(JSON.parse(JSON.stringify(clean)));
+      assert.deepEqual(b1, b2);
+      assert.deepEqual(decodeCapsule(b1), JSON.parse(new TextDecoder().decode(b1)));
+      assert.equal(commitIdOf(b1), objectIdOf('capsule', b1));
+      assert.equal(commitIdOf(encodeCapsule(decodeCapsule(b1))), commitIdOf(b1));
+    }),
+    { numRuns: 200 },
+  );
+});
+
+test('domain separation: same bytes, different kinds, different ids', () => {
+  const b = new TextEncoder().encode('x');
+  assert.notEqual(objectIdOf('capsule', b), objectIdOf('manifest', b));
+});
+
+test('marker encoding round-trips and chains', () => {
+  fc.assert(
+    fc.property(fc.integer({ min: 1, max: 2 ** 40 }), fc.uint8Array({ minLength: 32, maxLength: 32 }), fc.uint8Array({ minLength: 32, maxLength: 32 }), (seq, a, b) => {
+      const hex = (u: Uint8Array) => Buffer.from(u).toString('hex');
+      const m = { commit_seq: seq, commit_id: hex(a), prev_marker_id: hex(b) };
+      const e = encodeMarker(m);
+      assert.equal(e.length, 80);
+      assert.deepEqual(decodeMarker(e), m);
+      assert.equal(markerIdOf(decodeMarker(e)), markerIdOf(m));
+    }),
+  );
+});
+
+test('capsule validation names every problem with its path', () => {
+  assert.throws(
+    () => validateCapsule({ format: 1, shard: 'BAD SHARD', ops: [{ op: 'upsert', doc_id: '', text: 5 }, { op: 'zap', doc_id: 'x' }] }),
+    (e: FsmeshError) => {
+      const p = e.details.problems as string[];
+      assert.ok(p.some((x) => x.startsWith('$.shard')));
+      assert.ok(p.some((x) => x.startsWith('$.ops[0].doc_id')));
+      assert.ok(p.some((x) => x.startsWith('$.ops[0].text')));
+      assert.ok(p.some((x) => x.startsWith('$.ops[1].op')));
+      return true;
+    },
+  );
+});
+
+test('JSONL parsing reports every bad line with its number and commits nothing', () => {
+  const text = ['{"id":"a","text":"ok"}', '{not json', '{"text":"no id"}', '{"id":"b","text":7}', '', '{"id":"c","delete":true}'].join('\n');
+  assert.throws(
+    () => parseDocsJsonl(text, 'docs.jsonl'),
+    (e: FsmeshError) => {
+      assert.equal(e.code, 'invalid_input');
+      assert.match(e.message, /docs\.jsonl:2: invalid JSON/);
+      assert.match(e.message, /docs\.jsonl:3\.id/);
+      assert.match(e.message, /docs\.jsonl:4\.text/);
+      assert.doesNotMatch(e.message, /:6/);
+      return true;
+    },
+  );
+  assert.deepEqual(parseDocsJsonl('{"id":"c","delete":true}\n{"id":"d","text":"t","title":"T","fields":{"n":1}}'), [
+    { op: 'delete', doc_id: 'c' },
+    { op: 'upsert', doc_id: 'd', text: 't', title: 'T', fields: { n: 1 } },
+  ]);
+});

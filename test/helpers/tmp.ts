@@ -1,0 +1,39 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { defaultEngineConfig, type EngineConfig, LocalEngine } from '../../src/engine/local-engine.ts';
+import { nodeFsStorage, type Runtime, seededRandom, systemClock } from '../../src/runtime/index.ts';
+
+export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const CLI = path.join(REPO, 'bin/fsmesh.js');
+
+export function tmpDir(prefix = 'fsmesh-test-'): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+export function runtimeAt(dir: string): Runtime {
+  return { clock: systemClock, random: seededRandom(42), storage: nodeFsStorage(dir) };
+}
+
+export function openEngine(dir: string, over: Partial<EngineConfig> = {}): Promise<LocalEngine> {
+  return LocalEngine.open(runtimeAt(dir), defaultEngineConfig(over));
+}
+
+export function cli(args: string[], opts: { input?: string } = {}) {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', input: opts.input, timeout: 60_000 });
+  let json: any = null;
+  try {
+    json = JSON.parse(r.stdout.trim().split('\n').pop() ?? '');
+  } catch {
+    json = null;
+  }
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr, json };
+}
+
+export function writeJsonl(dir: string, name: string, docs: unknown[]): string {
+  const f = path.join(dir, name);
+  fs.writeFileSync(f, docs.map((d) => (typeof d === 'string' ? d : JSON.stringify(d))).join('\n') + '\n');
+  return f;
+}
