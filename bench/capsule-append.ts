@@ -15,7 +15,14 @@ const N = arg('commits', 2000);
 const capsules: CommitCapsule[] = Array.from({ length: N }, (_, i) => ({
   format: 1,
   shard: 'default',
-  ops: [{ op: 'upsert', doc_id: `doc-${i}`, title: `Title ${i}`, text: `a short document body number ${i} with a few words in it` }],
+  ops: [
+    {
+      op: 'upsert',
+      doc_id: `doc-${i}`,
+      title: `Title ${i}`,
+      text: `a short document body number ${i} with a few words in it`,
+    },
+  ],
 }));
 
 async function runLog(durability: DurabilityPolicy, concurrency: number): Promise<number> {
@@ -65,8 +72,24 @@ report('capsule-append', {
   commits: N,
   baseline: 'raw fs.writeSync + fdatasyncSync per record, same bytes',
   raw_commits_per_s: round(raw, 1),
-  fsync_per_commit: { writers: 1, commits_per_s: round(fsyncEach, 1), ratio_to_raw: round(fsyncEach / raw, 3) },
-  fsync_per_commit_16_writers: { writers: 16, commits_per_s: round(fsyncEach16, 1), ratio_to_raw: round(fsyncEach16 / raw, 3) },
-  group_commit_2ms_16_writers: { writers: 16, commits_per_s: round(group16, 1), ratio_to_raw: round(group16 / raw, 3) },
-  group_commit_2ms_64_writers: { writers: 64, commits_per_s: round(group64, 1), ratio_to_raw: round(group64 / raw, 3) },
+  fsync_per_commit: {
+    writers: 1,
+    commits_per_s: round(fsyncEach, 1),
+    ratio_to_raw: round(fsyncEach / raw, 3),
+  },
+  fsync_per_commit_16_writers: {
+    writers: 16,
+    commits_per_s: round(fsyncEach16, 1),
+    ratio_to_raw: round(fsyncEach16 / raw, 3),
+  },
+  group_commit_2ms_16_writers: {
+    writers: 16,
+    commits_per_s: round(group16, 1),
+    ratio_to_raw: round(group16 / raw, 3),
+  },
+  group_commit_2ms_64_writers: {
+    writers: 64,
+    commits_per_s: round(group64, 1),
+    ratio_to_raw: round(group64 / raw, 3),
+  },
 });

@@ -19,7 +19,12 @@ export function percentile(sorted: number[], p: number): number {
 
 export function summarize(samplesMs: number[]) {
   const s = [...samplesMs].sort((a, b) => a - b);
-  return { n: s.length, p50_ms: round(percentile(s, 50)), p99_ms: round(percentile(s, 99)), mean_ms: round(s.reduce((a, b) => a + b, 0) / Math.max(1, s.length)) };
+  return {
+    n: s.length,
+    p50_ms: round(percentile(s, 50)),
+    p99_ms: round(percentile(s, 99)),
+    mean_ms: round(s.reduce((a, b) => a + b, 0) / Math.max(1, s.length)),
+  };
 }
 
 export function round(x: number, d = 4): number {

@@ -5,11 +5,11 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { FsmeshError } from '../core/errors.ts';
 import { parseDocsJsonl } from '../core/docs-input.ts';
+import { FsmeshError } from '../core/errors.ts';
 import { manifestProblems } from '../core/manifest.ts';
-import { nodeFsStorage, seededRandom, systemClock, type Runtime } from '../runtime/index.ts';
 import { defaultEngineConfig, type EngineConfig, LocalEngine } from '../engine/local-engine.ts';
+import { nodeFsStorage, type Runtime, seededRandom, systemClock } from '../runtime/index.ts';
 import type { SearchMode } from '../search/searcher.ts';
 import { intFlag, parse, requireFlag, UsageError } from './args.ts';
 
@@ -34,7 +34,11 @@ function warn(msg: string, details: Record<string, unknown>): void {
   process.stderr.write(`fsmesh: warning: ${msg} ${JSON.stringify(details)}\n`);
 }
 
-async function withEngine<T>(dir: string, fn: (e: LocalEngine) => Promise<T>, over: Partial<EngineConfig> = {}): Promise<T> {
+async function withEngine<T>(
+  dir: string,
+  fn: (e: LocalEngine) => Promise<T>,
+  over: Partial<EngineConfig> = {},
+): Promise<T> {
   const engine = await LocalEngine.open(runtimeFor(dir), defaultEngineConfig(over), { warn });
   try {
     return await fn(engine);
@@ -49,7 +53,11 @@ function out(obj: unknown): void {
 
 async function cmdIngest(argv: string[]): Promise<number> {
   const usage = 'fsmesh ingest --data DIR [--batch N] [--shard NAME] FILE.jsonl';
-  const a = parse(argv, { data: { type: 'string' }, batch: { type: 'string' }, shard: { type: 'string' } }, usage);
+  const a = parse(
+    argv,
+    { data: { type: 'string' }, batch: { type: 'string' }, shard: { type: 'string' } },
+    usage,
+  );
   const dir = requireFlag(a.values.data, 'data', usage);
   if (a.positionals.length !== 1) throw new UsageError(`expected exactly one FILE.jsonl\nusage: ${usage}`);
   const file = a.positionals[0];
@@ -85,7 +93,8 @@ async function cmdIngest(argv: string[]): Promise<number> {
 }
 
 async function cmdSearch(argv: string[]): Promise<number> {
-  const usage = 'fsmesh search --data DIR "query" [--k N] [--mode lexical|vector|hybrid] [--as-of-commit-seq S] [--min-commit-seq S --timeout-ms T]';
+  const usage =
+    'fsmesh search --data DIR "query" [--k N] [--mode lexical|vector|hybrid] [--as-of-commit-seq S] [--min-commit-seq S --timeout-ms T]';
   const a = parse(
     argv,
     {
@@ -141,8 +150,17 @@ async function cmdGenerations(argv: string[]): Promise<number> {
         activated_at_ms: r.activated_at_ms,
       });
     }
-    if (a.values.json) out({ active: g.active?.generation_id ?? null, previous: g.previous?.generation_id ?? null, generations: list });
-    else for (const r of list) process.stdout.write(`${r.active ? '*' : ' '} ${r.generation_id}\tcommits ${r.commit_range?.from_commit_seq}..${r.commit_seq_high}\tdocs ${r.doc_count}\t${r.artifact_manifest_id}\n`);
+    if (a.values.json)
+      out({
+        active: g.active?.generation_id ?? null,
+        previous: g.previous?.generation_id ?? null,
+        generations: list,
+      });
+    else
+      for (const r of list)
+        process.stdout.write(
+          `${r.active ? '*' : ' '} ${r.generation_id}\tcommits ${r.commit_range?.from_commit_seq}..${r.commit_seq_high}\tdocs ${r.doc_count}\t${r.artifact_manifest_id}\n`,
+        );
     return 0;
   });
 }
@@ -189,7 +207,12 @@ async function cmdRollback(argv: string[]): Promise<number> {
   const dir = requireFlag(a.values.data, 'data', usage);
   return withEngine(dir, async (engine) => {
     const r = await engine.rollback();
-    out({ rolled_back_from: r.from.generation_id, active: r.to.generation_id, artifact_manifest_id: r.to.artifact_manifest_id, commit_seq_high: r.to.commit_seq_high });
+    out({
+      rolled_back_from: r.from.generation_id,
+      active: r.to.generation_id,
+      artifact_manifest_id: r.to.artifact_manifest_id,
+      commit_seq_high: r.to.commit_seq_high,
+    });
     return 0;
   });
 }

@@ -147,7 +147,8 @@ export class ByteReader {
     this.need(8);
     const v = this.view.getBigUint64(this.pos, true);
     this.pos += 8;
-    if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new FsmeshError('corrupt_data', `${this.what}: u64 too large`);
+    if (v > BigInt(Number.MAX_SAFE_INTEGER))
+      throw new FsmeshError('corrupt_data', `${this.what}: u64 too large`);
     return Number(v);
   }
   f32(): number {

@@ -3,8 +3,9 @@
  * finite numbers. JSON.stringify's number formatting is fixed by ECMA-262, so the bytes are the
  * same on every machine. Used for capsules, manifests and pointer records (docs/formats.md).
  */
-import { FsmeshError } from './errors.ts';
+
 import { utf8 } from './bytes.ts';
+import { FsmeshError } from './errors.ts';
 
 export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 

@@ -2,8 +2,9 @@
  * CommitCapsule (§3, §5.1): the content of one mutation batch. Its address, commit_id, is the
  * ObjectId of its canonical bytes: content only, never commit_seq, so it does not depend on order.
  */
-import { canonicalBytes } from './canonical-json.ts';
+
 import { decodeUtf8, utf8 } from './bytes.ts';
+import { canonicalBytes } from './canonical-json.ts';
 import { FsmeshError } from './errors.ts';
 import { type ObjectId, objectIdOf } from './ids.ts';
 
@@ -42,7 +43,6 @@ export interface CommitCapsule {
 }
 
 const SHARD_RE = /^[a-z0-9][a-z0-9_-]{0,63}$/;
-// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what we reject
 const CONTROL_RE = /[\u0000-\u001f\u007f]/;
 
 export function isValidShard(s: unknown): s is string {
@@ -92,7 +92,8 @@ function opProblems(op: unknown, at: string): string[] {
   const idp = docIdProblem(o.doc_id);
   if (idp) p.push(`${at}.doc_id: ${idp}`);
   if (o.op === 'delete') {
-    for (const k of Object.keys(o)) if (k !== 'op' && k !== 'doc_id') p.push(`${at}.${k}: not allowed on delete`);
+    for (const k of Object.keys(o))
+      if (k !== 'op' && k !== 'doc_id') p.push(`${at}.${k}: not allowed on delete`);
     return p;
   }
   if (o.op !== 'upsert') return [...p, `${at}.op: must be "upsert" or "delete"`];
@@ -100,10 +101,12 @@ function opProblems(op: unknown, at: string): string[] {
     if (!['op', 'doc_id', 'text', 'title', 'fields'].includes(k)) p.push(`${at}.${k}: unknown field`);
   }
   if (typeof o.text !== 'string') p.push(`${at}.text: must be a string`);
-  else if (utf8.encode(o.text).length > LIMITS.text_bytes) p.push(`${at}.text: longer than ${LIMITS.text_bytes} bytes`);
+  else if (utf8.encode(o.text).length > LIMITS.text_bytes)
+    p.push(`${at}.text: longer than ${LIMITS.text_bytes} bytes`);
   if (o.title !== undefined) {
     if (typeof o.title !== 'string') p.push(`${at}.title: must be a string`);
-    else if (utf8.encode(o.title).length > LIMITS.title_bytes) p.push(`${at}.title: longer than ${LIMITS.title_bytes} bytes`);
+    else if (utf8.encode(o.title).length > LIMITS.title_bytes)
+      p.push(`${at}.title: longer than ${LIMITS.title_bytes} bytes`);
   }
   if (o.fields !== undefined) {
     if (typeof o.fields !== 'object' || o.fields === null || Array.isArray(o.fields)) {

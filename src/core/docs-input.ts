@@ -7,13 +7,15 @@ import { capsuleProblems, type DocOp } from './capsule.ts';
 import { FsmeshError } from './errors.ts';
 
 export function docToOp(doc: unknown, at: string): { op?: DocOp; problems: string[] } {
-  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) return { problems: [`${at}: must be a JSON object`] };
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc))
+    return { problems: [`${at}: must be a JSON object`] };
   const d = doc as Record<string, unknown>;
   const problems: string[] = [];
   if (d.delete !== undefined && d.delete !== true) problems.push(`${at}.delete: must be true when present`);
   let op: DocOp;
   if (d.delete === true) {
-    for (const k of Object.keys(d)) if (k !== 'id' && k !== 'delete') problems.push(`${at}.${k}: not allowed with delete`);
+    for (const k of Object.keys(d))
+      if (k !== 'id' && k !== 'delete') problems.push(`${at}.${k}: not allowed with delete`);
     op = { op: 'delete', doc_id: d.id as string };
   } else {
     for (const k of Object.keys(d)) {
@@ -52,9 +54,13 @@ export function parseDocsJsonl(text: string, source = 'input'): DocOp[] {
     else problems.push(...r.problems.map((p) => `${source}:${p.replace(/^line /, '')}`));
   });
   if (problems.length > 0) {
-    throw new FsmeshError('invalid_input', `${problems.length} problem(s) in ${source}, nothing committed:\n  ${problems.slice(0, 50).join('\n  ')}`, {
-      problems,
-    });
+    throw new FsmeshError(
+      'invalid_input',
+      `${problems.length} problem(s) in ${source}, nothing committed:\n  ${problems.slice(0, 50).join('\n  ')}`,
+      {
+        problems,
+      },
+    );
   }
   return ops;
 }

@@ -19,7 +19,10 @@ export interface CommitMarker {
 
 export function encodeMarker(m: CommitMarker): Uint8Array {
   if (!Number.isSafeInteger(m.commit_seq) || m.commit_seq < 1) {
-    throw new FsmeshError('invalid_input', `marker: commit_seq must be a positive integer, got ${m.commit_seq}`);
+    throw new FsmeshError(
+      'invalid_input',
+      `marker: commit_seq must be a positive integer, got ${m.commit_seq}`,
+    );
   }
   const w = new ByteWriter(MARKER_BYTES);
   w.u8(MARKER_VERSION);
@@ -31,7 +34,8 @@ export function encodeMarker(m: CommitMarker): Uint8Array {
 }
 
 export function decodeMarker(b: Uint8Array): CommitMarker {
-  if (b.length !== MARKER_BYTES) throw new FsmeshError('corrupt_data', `marker: expected ${MARKER_BYTES} bytes, got ${b.length}`);
+  if (b.length !== MARKER_BYTES)
+    throw new FsmeshError('corrupt_data', `marker: expected ${MARKER_BYTES} bytes, got ${b.length}`);
   const r = new ByteReader(b, 'marker');
   const v = r.u8();
   if (v !== MARKER_VERSION) throw new FsmeshError('unsupported_version', `marker: unsupported version ${v}`);

@@ -8,15 +8,21 @@ import { FsmeshError, invariant } from '../core/errors.ts';
 import { type ObjectId, objectIdOf } from '../core/ids.ts';
 import type { GenerationManifest } from '../core/manifest.ts';
 import type { Runtime } from '../runtime/index.ts';
+import { type BuildConfig, buildGeneration } from '../search/builder.ts';
+import { type Bm25Params, DEFAULT_BM25, GenerationReader } from '../search/generation-reader.ts';
+import { DEFAULT_REPAIR, type RepairParams } from '../search/repair-descriptor.ts';
+import {
+  type Reranker,
+  type SearchOptions,
+  type SearchResult,
+  searchGeneration,
+  validateSearchOptions,
+} from '../search/searcher.ts';
+import { type Embedder, HashedEmbedder } from '../search/vector/embedder.ts';
 import { type AppendAck, CapsuleLog, type DurabilityPolicy } from '../storage/capsule-log.ts';
 import { openDataDir } from '../storage/data-dir.ts';
 import { type GenerationRef, GenerationStore, type RetentionPolicy } from '../storage/generations.ts';
 import { ObjectStore } from '../storage/object-store.ts';
-import { type BuildConfig, buildGeneration } from '../search/builder.ts';
-import { type Bm25Params, DEFAULT_BM25, GenerationReader } from '../search/generation-reader.ts';
-import { DEFAULT_REPAIR, type RepairParams } from '../search/repair-descriptor.ts';
-import { type Reranker, type SearchOptions, type SearchResult, searchGeneration, validateSearchOptions } from '../search/searcher.ts';
-import { type Embedder, HashedEmbedder } from '../search/vector/embedder.ts';
 
 export interface EngineConfig {
   shard: string;
@@ -80,7 +86,14 @@ export class LocalEngine {
   private building: Promise<unknown> = Promise.resolve();
   private readonly events: EngineEvents;
 
-  private constructor(runtime: Runtime, config: EngineConfig, log: CapsuleLog, objects: ObjectStore, generations: GenerationStore, events: EngineEvents) {
+  private constructor(
+    runtime: Runtime,
+    config: EngineConfig,
+    log: CapsuleLog,
+    objects: ObjectStore,
+    generations: GenerationStore,
+    events: EngineEvents,
+  ) {
     this.runtime = runtime;
     this.config = config;
     this.log = log;
@@ -99,10 +112,18 @@ export class LocalEngine {
       warn: events.warn,
     });
     const objects = await ObjectStore.open(runtime.storage);
-    const generations = await GenerationStore.open({ storage: runtime.storage, objects, clock: runtime.clock, retention: config.retention });
+    const generations = await GenerationStore.open({
+      storage: runtime.storage,
+      objects,
+      clock: runtime.clock,
+      retention: config.retention,
+    });
     const active = generations.active;
     if (active && active.commit_seq_high > log.commitSeqHigh) {
-      throw new FsmeshError('corrupt_data', `active generation ${active.generation_id} covers commit_seq ${active.commit_seq_high} but the log ends at ${log.commitSeqHigh}`);
+      throw new FsmeshError(
+        'corrupt_data',
+        `active generation ${active.generation_id} covers commit_seq ${active.commit_seq_high} but the log ends at ${log.commitSeqHigh}`,
+      );
     }
     return new LocalEngine(runtime, config, log, objects, generations, events);
   }
@@ -118,7 +139,9 @@ export class LocalEngine {
    * Build a generation from the commits after the active one and activate it. Builds are
    * serialized. Returns null when there is nothing new.
    */
-  buildAndActivate(opts: { upTo?: number } = {}): Promise<{ ref: GenerationRef; manifest: GenerationManifest } | null> {
+  buildAndActivate(
+    opts: { upTo?: number } = {},
+  ): Promise<{ ref: GenerationRef; manifest: GenerationManifest } | null> {
     const run = this.building.then(() => this.buildOnce(opts.upTo));
     this.building = run.catch(() => {});
     return run;
@@ -132,7 +155,8 @@ export class LocalEngine {
     try {
       const from = active ? active.commit_seq_high + 1 : 1;
       const commits = [];
-      for await (const r of this.log.range(from, high)) commits.push({ commit_seq: r.commit_seq, marker_id: r.marker_id, capsule: r.capsule });
+      for await (const r of this.log.range(from, high))
+        commits.push({ commit_seq: r.commit_seq, marker_id: r.marker_id, capsule: r.capsule });
       const nextSeq = Math.max(0, ...this.generations.retained.map((r) => r.generation_seq)) + 1;
       const cfg: BuildConfig = {
         shard: this.config.shard,
@@ -143,7 +167,13 @@ export class LocalEngine {
         max_segments: this.config.max_segments,
       };
       const out = buildGeneration(
-        { parent: parentPin?.reader ?? null, next_generation_seq: nextSeq, commits, head_marker_id: this.log.markerIdAt(high), commit_seq_high: high },
+        {
+          parent: parentPin?.reader ?? null,
+          next_generation_seq: nextSeq,
+          commits,
+          head_marker_id: this.log.markerIdAt(high),
+          commit_seq_high: high,
+        },
         cfg,
         (bytes) => objectIdOf('artifact', bytes),
       );
@@ -165,12 +195,19 @@ export class LocalEngine {
     const t0 = this.runtime.clock.monotonicMs();
     const manifest = await this.generations.loadManifest(manifestId);
     this.checkEmbedderGate(manifest);
-    if (manifest.shard !== this.config.shard) throw new FsmeshError('conflict', `manifest is for shard ${manifest.shard}, this node serves ${this.config.shard}`);
+    if (manifest.shard !== this.config.shard)
+      throw new FsmeshError(
+        'conflict',
+        `manifest is for shard ${manifest.shard}, this node serves ${this.config.shard}`,
+      );
     // Warm: open (verify) the reader before the flip so the first query never pays for it.
     const pinned = await this.pin(manifestId);
     try {
       const ref = await this.generations.activate(manifestId);
-      invariant(this.generations.active?.artifact_manifest_id === manifestId, 'pointer flipped to the activated manifest');
+      invariant(
+        this.generations.active?.artifact_manifest_id === manifestId,
+        'pointer flipped to the activated manifest',
+      );
       this.events.generation_activated?.(ref, manifest, this.runtime.clock.monotonicMs() - t0);
       await this.generations.collectGarbage();
       this.evictUnretained();
@@ -182,7 +219,10 @@ export class LocalEngine {
 
   checkEmbedderGate(m: GenerationManifest): void {
     const ours = this.config.embedder.revision_hash;
-    if (m.embedder.revision_hash !== ours && !this.config.embedder_revision_overrides.includes(m.embedder.revision_hash)) {
+    if (
+      m.embedder.revision_hash !== ours &&
+      !this.config.embedder_revision_overrides.includes(m.embedder.revision_hash)
+    ) {
       throw new FsmeshError(
         'embedder_mismatch',
         `generation ${m.generation_id} was built with embedder ${m.embedder.id} revision ${m.embedder.revision_hash}, this node runs ${this.config.embedder.id} revision ${ours}; activation blocked (override with --allow-embedder-revision ${m.embedder.revision_hash})`,
@@ -194,7 +234,13 @@ export class LocalEngine {
   async pin(manifestId: ObjectId): Promise<Pinned> {
     let e = this.readers.get(manifestId);
     if (!e) {
-      const reader = (async () => GenerationReader.open(this.objects, manifestId, await this.generations.loadManifest(manifestId), this.config.bm25))();
+      const reader = (async () =>
+        GenerationReader.open(
+          this.objects,
+          manifestId,
+          await this.generations.loadManifest(manifestId),
+          this.config.bm25,
+        ))();
       e = { reader, refs: 0 };
       this.readers.set(manifestId, e);
       reader.catch(() => this.readers.delete(manifestId));
@@ -224,7 +270,9 @@ export class LocalEngine {
   }
 
   private evictUnretained(): void {
-    const keep = new Set(this.generations.retained.filter((r) => !r.rolled_back).map((r) => r.artifact_manifest_id));
+    const keep = new Set(
+      this.generations.retained.filter((r) => !r.rolled_back).map((r) => r.artifact_manifest_id),
+    );
     const active = this.generations.active?.artifact_manifest_id;
     for (const [id, e] of this.readers) {
       if (e.refs === 0 && id !== active && !keep.has(id)) this.readers.delete(id);
@@ -238,14 +286,23 @@ export class LocalEngine {
     }
     if (opts.as_of_commit_seq !== undefined) {
       const asOf = opts.as_of_commit_seq;
-      if (!Number.isSafeInteger(asOf) || asOf < 0) throw new FsmeshError('invalid_input', `as_of_commit_seq: must be a non-negative integer, got ${asOf}`);
+      if (!Number.isSafeInteger(asOf) || asOf < 0)
+        throw new FsmeshError(
+          'invalid_input',
+          `as_of_commit_seq: must be a non-negative integer, got ${asOf}`,
+        );
       const head = this.generations.active?.commit_seq_high ?? 0;
       if (asOf > this.log.commitSeqHigh && asOf > head) {
-        throw new FsmeshError('invalid_input', `as_of_commit_seq ${asOf} is beyond the head (commit_seq_high ${Math.max(head, this.log.commitSeqHigh)})`);
+        throw new FsmeshError(
+          'invalid_input',
+          `as_of_commit_seq ${asOf} is beyond the head (commit_seq_high ${Math.max(head, this.log.commitSeqHigh)})`,
+        );
       }
       const ref = this.generations.findAsOf(asOf);
       if (!ref) {
-        const oldest = [...this.generations.retained].filter((r) => !r.rolled_back).sort((a, b) => a.commit_seq_high - b.commit_seq_high)[0];
+        const oldest = [...this.generations.retained]
+          .filter((r) => !r.rolled_back)
+          .sort((a, b) => a.commit_seq_high - b.commit_seq_high)[0];
         throw new FsmeshError(
           'retention_dropped',
           oldest
@@ -257,7 +314,8 @@ export class LocalEngine {
     }
     if (opts.min_commit_seq !== undefined) {
       const min = opts.min_commit_seq;
-      if (!Number.isSafeInteger(min) || min < 0) throw new FsmeshError('invalid_input', `min_commit_seq: must be a non-negative integer, got ${min}`);
+      if (!Number.isSafeInteger(min) || min < 0)
+        throw new FsmeshError('invalid_input', `min_commit_seq: must be a non-negative integer, got ${min}`);
       await this.waitForCommit(min, opts.timeout_ms ?? 5000);
     }
     // Re-read after any wait and pin immediately: one generation for the whole request.
@@ -276,7 +334,10 @@ export class LocalEngine {
       const timer = this.runtime.clock.setTimeout(() => {
         off();
         reject(
-          new FsmeshError('timeout', `strict read timed out after ${timeoutMs} ms: commit_seq ${min} is not active yet (active commit_seq_high ${this.generations.active?.commit_seq_high ?? 0})`),
+          new FsmeshError(
+            'timeout',
+            `strict read timed out after ${timeoutMs} ms: commit_seq ${min} is not active yet (active commit_seq_high ${this.generations.active?.commit_seq_high ?? 0})`,
+          ),
         );
       }, timeoutMs);
       const off = this.generations.onActivate((ref) => {
@@ -306,7 +367,12 @@ export class LocalEngine {
   }
 
   /** Re-hash every stored object and check every referenced one exists; the log was verified at open. */
-  async verify(): Promise<{ objects_checked: number; corrupt: { kind: string; object_id: ObjectId }[]; missing: { kind: string; object_id: ObjectId }[]; commit_seq_high: number }> {
+  async verify(): Promise<{
+    objects_checked: number;
+    corrupt: { kind: string; object_id: ObjectId }[];
+    missing: { kind: string; object_id: ObjectId }[];
+    commit_seq_high: number;
+  }> {
     const corrupt: { kind: string; object_id: ObjectId }[] = [];
     const missing: { kind: string; object_id: ObjectId }[] = [];
     let checked = 0;
@@ -318,12 +384,17 @@ export class LocalEngine {
     }
     for (const r of this.generations.retained) {
       if ((await this.objects.check('manifest', r.artifact_manifest_id)) !== 'ok') {
-        if (!corrupt.some((c) => c.object_id === r.artifact_manifest_id)) missing.push({ kind: 'manifest', object_id: r.artifact_manifest_id });
+        if (!corrupt.some((c) => c.object_id === r.artifact_manifest_id))
+          missing.push({ kind: 'manifest', object_id: r.artifact_manifest_id });
         continue;
       }
       const m = await this.generations.loadManifest(r.artifact_manifest_id);
       for (const a of [...m.lexical_artifacts, ...m.vector_artifacts]) {
-        if (!(await this.objects.has('artifact', a.object_id)) && !missing.some((x) => x.object_id === a.object_id)) missing.push({ kind: 'artifact', object_id: a.object_id });
+        if (
+          !(await this.objects.has('artifact', a.object_id)) &&
+          !missing.some((x) => x.object_id === a.object_id)
+        )
+          missing.push({ kind: 'artifact', object_id: a.object_id });
       }
     }
     return { objects_checked: checked, corrupt, missing, commit_seq_high: this.log.commitSeqHigh };

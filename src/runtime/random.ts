@@ -45,7 +45,8 @@ export function seededRandom(seed: number): Random {
   const rng: Random = {
     next: () => nextU32() / 4294967296,
     int: (n) => {
-      if (!Number.isInteger(n) || n <= 0) throw new RangeError(`Random.int: n must be a positive integer, got ${n}`);
+      if (!Number.isInteger(n) || n <= 0)
+        throw new RangeError(`Random.int: n must be a positive integer, got ${n}`);
       return Math.floor((nextU32() / 4294967296) * n);
     },
     bytes: (n) => {

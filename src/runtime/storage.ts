@@ -121,12 +121,16 @@ export function nodeFsStorage(root: string): Storage {
           });
         },
         sync() {
-          return new Promise<void>((resolve, reject) => fs.fdatasync(fd, (err) => (err ? reject(err) : resolve())));
+          return new Promise<void>((resolve, reject) =>
+            fs.fdatasync(fd, (err) => (err ? reject(err) : resolve())),
+          );
         },
         async close() {
           if (closed) return;
           closed = true;
-          await new Promise<void>((resolve, reject) => fs.close(fd, (err) => (err ? reject(err) : resolve())));
+          await new Promise<void>((resolve, reject) =>
+            fs.close(fd, (err) => (err ? reject(err) : resolve())),
+          );
         },
       };
     },

@@ -19,9 +19,9 @@ import { crc32Checksum } from '../storage/object-store.ts';
 import type { GenerationReader } from './generation-reader.ts';
 import { DeleteBitmap } from './lexical/deletes.ts';
 import { buildSegment, type IndexedDoc, indexDoc, Segment } from './lexical/segment.ts';
+import { describeRepair, type RepairParams } from './repair-descriptor.ts';
 import type { Embedder } from './vector/embedder.ts';
 import { encodeFsvi } from './vector/fsvi.ts';
-import { describeRepair, type RepairParams } from './repair-descriptor.ts';
 
 export interface BuildConfig {
   shard: string;
@@ -55,7 +55,8 @@ export function buildGeneration(input: BuildInput, cfg: BuildConfig, artifactId:
   const parent = input.parent;
   const from = parent ? parent.commit_seq_high + 1 : 1;
   invariant(input.commit_seq_high >= from - 1, 'build window must not go backwards');
-  for (let i = 0; i < input.commits.length; i++) invariant(input.commits[i].commit_seq === from + i, 'build window must be contiguous');
+  for (let i = 0; i < input.commits.length; i++)
+    invariant(input.commits[i].commit_seq === from + i, 'build window must be contiguous');
   // 1. Final state per doc within the window (last op wins, in commit order).
   const finalOps = new Map<string, UpsertOp | null>();
   for (const c of input.commits) {
@@ -64,14 +65,29 @@ export function buildGeneration(input: BuildInput, cfg: BuildConfig, artifactId:
   }
   // 2. Carry over the parent's segments and deletions, then delete every touched doc.
   const deletes = new DeleteBitmap();
-  let segments: { seg: Segment; vectors: Float32Array[] | null; docnums: number[] | null; shardId?: ObjectId; shardBytes?: number }[] = [];
+  let segments: {
+    seg: Segment;
+    vectors: Float32Array[] | null;
+    docnums: number[] | null;
+    shardId?: ObjectId;
+    shardBytes?: number;
+  }[] = [];
   if (parent) {
     parent.segments.forEach((seg, si) => {
       const prevBits = parent.deletes.bySegment.get(seg.object_id);
-      if (prevBits) deletes.bySegment.set(seg.object_id, { doc_count: prevBits.doc_count, bits: prevBits.bits.slice() });
+      if (prevBits)
+        deletes.bySegment.set(seg.object_id, { doc_count: prevBits.doc_count, bits: prevBits.bits.slice() });
       const shard = parent.shards[si];
-      const va = parent.manifest.vector_artifacts.find((a) => a.role === 'fsvi' && a.segment_object_id === seg.object_id);
-      segments.push({ seg, vectors: null, docnums: null, shardId: shard?.object_id, shardBytes: va?.size_bytes });
+      const va = parent.manifest.vector_artifacts.find(
+        (a) => a.role === 'fsvi' && a.segment_object_id === seg.object_id,
+      );
+      segments.push({
+        seg,
+        vectors: null,
+        docnums: null,
+        shardId: shard?.object_id,
+        shardBytes: va?.size_bytes,
+      });
     });
     for (const { seg } of segments) {
       for (const docId of finalOps.keys()) {
@@ -83,9 +99,18 @@ export function buildGeneration(input: BuildInput, cfg: BuildConfig, artifactId:
   const newArtifacts = new Map<ObjectId, Uint8Array>();
   // 3. New segment + vector shard for the upserted docs.
   const upserts = [...finalOps.values()].filter((o): o is UpsertOp => o !== null);
-  if (upserts.length > 0) segments.push(makeSegment(upserts.map((u) => indexDoc(u)), embedTexts(cfg.embedder, upserts), newArtifacts, artifactId));
+  if (upserts.length > 0)
+    segments.push(
+      makeSegment(
+        upserts.map((u) => indexDoc(u)),
+        embedTexts(cfg.embedder, upserts),
+        newArtifacts,
+        artifactId,
+      ),
+    );
   // 4. Merge policy: fold the smallest segments together when there are too many.
-  if (segments.length > cfg.max_segments) segments = mergeSmallest(segments, deletes, cfg, parent, newArtifacts, artifactId);
+  if (segments.length > cfg.max_segments)
+    segments = mergeSmallest(segments, deletes, cfg, parent, newArtifacts, artifactId);
   // 5. Assemble the manifest.
   const lexical: LexicalArtifact[] = [];
   const vector: VectorArtifact[] = [];
@@ -93,14 +118,26 @@ export function buildGeneration(input: BuildInput, cfg: BuildConfig, artifactId:
   for (const s of segments) {
     const live = s.seg.doc_count - deletes.deletedCount(s.seg.object_id);
     docCount += live;
-    lexical.push({ object_id: s.seg.object_id, role: 'segment', size_bytes: s.seg.bytes.length, checksum: crc32Checksum(s.seg.bytes), doc_count: s.seg.doc_count });
+    lexical.push({
+      object_id: s.seg.object_id,
+      role: 'segment',
+      size_bytes: s.seg.bytes.length,
+      checksum: crc32Checksum(s.seg.bytes),
+      doc_count: s.seg.doc_count,
+    });
   }
   const presentSegs = new Set(segments.map((s) => s.seg.object_id));
   for (const id of [...deletes.bySegment.keys()]) if (!presentSegs.has(id)) deletes.bySegment.delete(id);
   const delBytes = deletes.encode(segments.map((s) => s.seg));
   const delId = artifactId(delBytes);
   newArtifacts.set(delId, delBytes);
-  lexical.push({ object_id: delId, role: 'deletes', size_bytes: delBytes.length, checksum: crc32Checksum(delBytes), doc_count: docCount });
+  lexical.push({
+    object_id: delId,
+    role: 'deletes',
+    size_bytes: delBytes.length,
+    checksum: crc32Checksum(delBytes),
+    doc_count: docCount,
+  });
   for (const s of segments) {
     let shardId = s.shardId;
     let size = s.shardBytes;
@@ -119,7 +156,15 @@ export function buildGeneration(input: BuildInput, cfg: BuildConfig, artifactId:
       newArtifacts.set(shardId, bytes);
     }
     if (!shardId || size === undefined) continue;
-    vector.push({ object_id: shardId, role: 'fsvi', segment_object_id: s.seg.object_id, dims: cfg.embedder.dims, quantization: cfg.quantization, count: s.seg.doc_count, size_bytes: size });
+    vector.push({
+      object_id: shardId,
+      role: 'fsvi',
+      segment_object_id: s.seg.object_id,
+      dims: cfg.embedder.dims,
+      quantization: cfg.quantization,
+      count: s.seg.doc_count,
+      size_bytes: size,
+    });
   }
   const parentId = parent ? parent.generation_id : null;
   const seq = input.next_generation_seq;
@@ -142,7 +187,9 @@ export function buildGeneration(input: BuildInput, cfg: BuildConfig, artifactId:
     repair: {
       symbol_size: cfg.repair.symbol_size,
       overhead_ratio: cfg.repair.overhead_ratio,
-      descriptors: [...lexical, ...vector].map((a) => describeRepair(a.object_id, sizeOf(a.object_id), cfg.repair)),
+      descriptors: [...lexical, ...vector].map((a) =>
+        describeRepair(a.object_id, sizeOf(a.object_id), cfg.repair),
+      ),
     },
     activation_invariants: {
       require_all_artifacts: true,
@@ -158,7 +205,12 @@ function embedTexts(e: Embedder, docs: { title?: string; text: string }[]): Floa
   return e.embed(docs.map((d) => (d.title ? `${d.title}\n${d.text}` : d.text)));
 }
 
-function makeSegment(docs: IndexedDoc[], vectorsInInputOrder: Float32Array[], out: Map<ObjectId, Uint8Array>, artifactId: ObjectIdFn) {
+function makeSegment(
+  docs: IndexedDoc[],
+  vectorsInInputOrder: Float32Array[],
+  out: Map<ObjectId, Uint8Array>,
+  artifactId: ObjectIdFn,
+) {
   const bytes = buildSegment(docs);
   const id = artifactId(bytes);
   out.set(id, bytes);
@@ -173,7 +225,13 @@ function makeSegment(docs: IndexedDoc[], vectorsInInputOrder: Float32Array[], ou
 }
 
 function mergeSmallest(
-  segments: { seg: Segment; vectors: Float32Array[] | null; docnums: number[] | null; shardId?: ObjectId; shardBytes?: number }[],
+  segments: {
+    seg: Segment;
+    vectors: Float32Array[] | null;
+    docnums: number[] | null;
+    shardId?: ObjectId;
+    shardBytes?: number;
+  }[],
   deletes: DeleteBitmap,
   cfg: BuildConfig,
   parent: GenerationReader | null,
@@ -201,7 +259,8 @@ function mergeSmallest(
       const si = parent?.segments.findIndex((p) => p.object_id === segId) ?? -1;
       const shard = si >= 0 ? parent!.shards[si] : undefined;
       invariant(shard, `segment ${segId} has no vector shard to merge`);
-      for (let r = 0; r < shard.count; r++) rowVec.set(shard.docnums[r], shard.vectors.subarray(r * shard.dims, (r + 1) * shard.dims));
+      for (let r = 0; r < shard.count; r++)
+        rowVec.set(shard.docnums[r], shard.vectors.subarray(r * shard.dims, (r + 1) * shard.dims));
     }
     for (let d = 0; d < s.seg.doc_count; d++) if (live(d)) vecs.push(rowVec.get(d)!);
     deletes.bySegment.delete(segId);

@@ -41,7 +41,14 @@ export class GenerationReader {
   private readonly dfCache = new Map<string, number>();
   private scratch: Float64Array;
 
-  private constructor(manifest: GenerationManifest, id: ObjectId, segments: Segment[], deletes: DeleteBitmap, shards: (VectorShard | undefined)[], bm25: Bm25Params) {
+  private constructor(
+    manifest: GenerationManifest,
+    id: ObjectId,
+    segments: Segment[],
+    deletes: DeleteBitmap,
+    shards: (VectorShard | undefined)[],
+    bm25: Bm25Params,
+  ) {
     this.manifest = manifest;
     this.artifact_manifest_id = id;
     this.segments = segments;
@@ -67,13 +74,22 @@ export class GenerationReader {
     this.scratch = new Float64Array(base);
   }
 
-  static async open(objects: ObjectStore, id: ObjectId, manifest: GenerationManifest, bm25: Bm25Params = DEFAULT_BM25): Promise<GenerationReader> {
+  static async open(
+    objects: ObjectStore,
+    id: ObjectId,
+    manifest: GenerationManifest,
+    bm25: Bm25Params = DEFAULT_BM25,
+  ): Promise<GenerationReader> {
     const segments: Segment[] = [];
     let deletes = new DeleteBitmap();
     for (const a of manifest.lexical_artifacts) {
       const bytes = await objects.get('artifact', a.object_id);
       if (bytes.length !== a.size_bytes || crc32Checksum(bytes) !== a.checksum) {
-        throw new FsmeshError('corrupt_data', `artifact ${a.object_id} does not match its manifest entry (size or checksum)`, { object_id: a.object_id });
+        throw new FsmeshError(
+          'corrupt_data',
+          `artifact ${a.object_id} does not match its manifest entry (size or checksum)`,
+          { object_id: a.object_id },
+        );
       }
       if (a.role === 'segment') segments.push(Segment.open(a.object_id, bytes));
       else deletes = DeleteBitmap.decode(a.object_id, bytes);
@@ -83,11 +99,23 @@ export class GenerationReader {
       if (a.role !== 'fsvi') continue;
       const bytes = await objects.get('artifact', a.object_id);
       const shard = VectorShard.open(a.object_id, bytes);
-      if (shard.dims !== a.dims || shard.count !== a.count || shard.revision_hash !== manifest.embedder.revision_hash || shard.segment_object_id !== a.segment_object_id) {
-        throw new FsmeshError('corrupt_data', `vector shard ${a.object_id} does not match its manifest entry`, { object_id: a.object_id });
+      if (
+        shard.dims !== a.dims ||
+        shard.count !== a.count ||
+        shard.revision_hash !== manifest.embedder.revision_hash ||
+        shard.segment_object_id !== a.segment_object_id
+      ) {
+        throw new FsmeshError(
+          'corrupt_data',
+          `vector shard ${a.object_id} does not match its manifest entry`,
+          { object_id: a.object_id },
+        );
       }
       const si = segments.findIndex((s) => s.object_id === a.segment_object_id);
-      if (si < 0) throw new FsmeshError('corrupt_data', `vector shard ${a.object_id} names a missing segment`, { object_id: a.object_id });
+      if (si < 0)
+        throw new FsmeshError('corrupt_data', `vector shard ${a.object_id} names a missing segment`, {
+          object_id: a.object_id,
+        });
       shards[si] = shard;
     }
     return new GenerationReader(manifest, id, segments, deletes, shards, bm25);
@@ -109,9 +137,10 @@ export class GenerationReader {
       const e = s.terms.get(term);
       if (!e) continue;
       if (this.deletes.deletedCount(s.object_id) === 0) df += e.df;
-      else s.forEachPosting(term, (d) => {
-        if (!this.deletes.isDeleted(s.object_id, d)) df++;
-      });
+      else
+        s.forEachPosting(term, (d) => {
+          if (!this.deletes.isDeleted(s.object_id, d)) df++;
+        });
     }
     this.dfCache.set(term, df);
     return df;
@@ -182,7 +211,8 @@ export class GenerationReader {
   /** Every live document id (tests, merge and verification). */
   liveDocIds(): string[] {
     const out: string[] = [];
-    for (const s of this.segments) s.doc_ids.forEach((d, i) => !this.deletes.isDeleted(s.object_id, i) && out.push(d));
+    for (const s of this.segments)
+      s.doc_ids.forEach((d, i) => !this.deletes.isDeleted(s.object_id, i) && out.push(d));
     return out.sort();
   }
 

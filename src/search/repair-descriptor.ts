@@ -14,7 +14,12 @@ export interface RepairParams {
   min_repair_per_block: number;
 }
 
-export const DEFAULT_REPAIR: RepairParams = { symbol_size: 4096, overhead_ratio: 0.2, max_block_symbols: 256, min_repair_per_block: 2 };
+export const DEFAULT_REPAIR: RepairParams = {
+  symbol_size: 4096,
+  overhead_ratio: 0.2,
+  max_block_symbols: 256,
+  min_repair_per_block: 2,
+};
 
 export function blockLayout(length: number, p: RepairParams): { source_symbols: number; blocks: number[] } {
   const k = Math.max(1, Math.ceil(length / p.symbol_size));

@@ -44,14 +44,22 @@ export interface Reranker {
 }
 
 export function validateSearchOptions(o: SearchOptions): Required<SearchOptions> {
-  if (typeof o.q !== 'string' || o.q.trim() === '') throw new FsmeshError('invalid_input', 'query: must be a non-empty string');
-  if (o.q.length > MAX_QUERY_CHARS) throw new FsmeshError('invalid_input', `query: longer than ${MAX_QUERY_CHARS} characters`);
+  if (typeof o.q !== 'string' || o.q.trim() === '')
+    throw new FsmeshError('invalid_input', 'query: must be a non-empty string');
+  if (o.q.length > MAX_QUERY_CHARS)
+    throw new FsmeshError('invalid_input', `query: longer than ${MAX_QUERY_CHARS} characters`);
   const k = o.k ?? 10;
-  if (!Number.isInteger(k) || k < 1 || k > MAX_K) throw new FsmeshError('invalid_input', `k: must be an integer in 1..${MAX_K}, got ${o.k}`);
+  if (!Number.isInteger(k) || k < 1 || k > MAX_K)
+    throw new FsmeshError('invalid_input', `k: must be an integer in 1..${MAX_K}, got ${o.k}`);
   const mode = o.mode ?? 'hybrid';
-  if (!SEARCH_MODES.includes(mode)) throw new FsmeshError('invalid_input', `mode: must be one of ${SEARCH_MODES.join(', ')}, got ${JSON.stringify(o.mode)}`);
+  if (!SEARCH_MODES.includes(mode))
+    throw new FsmeshError(
+      'invalid_input',
+      `mode: must be one of ${SEARCH_MODES.join(', ')}, got ${JSON.stringify(o.mode)}`,
+    );
   const rrf_k = o.rrf_k ?? 60;
-  if (!(typeof rrf_k === 'number' && rrf_k > 0 && Number.isFinite(rrf_k))) throw new FsmeshError('invalid_input', 'rrf_k: must be a positive number');
+  if (!(typeof rrf_k === 'number' && rrf_k > 0 && Number.isFinite(rrf_k)))
+    throw new FsmeshError('invalid_input', 'rrf_k: must be a positive number');
   return { q: o.q, k, mode, rrf_k };
 }
 
@@ -69,7 +77,10 @@ export function fusionWeights(cls: QueryClass): { lexical: number; vector: numbe
 }
 
 /** Reciprocal Rank Fusion: score(d) = Σ_lists w / (rrf_k + rank_in_list(d)), rank from 1. */
-export function reciprocalRankFusion(lists: { hits: ScoredDoc[]; weight: number }[], rrfK: number): ScoredDoc[] {
+export function reciprocalRankFusion(
+  lists: { hits: ScoredDoc[]; weight: number }[],
+  rrfK: number,
+): ScoredDoc[] {
   const acc = new Map<string, number>();
   for (const { hits, weight } of lists) {
     hits.forEach((h, i) => acc.set(h.doc_id, (acc.get(h.doc_id) ?? 0) + weight / (rrfK + i + 1)));
@@ -79,7 +90,12 @@ export function reciprocalRankFusion(lists: { hits: ScoredDoc[]; weight: number 
     .sort((a, b) => b.score - a.score || (a.doc_id < b.doc_id ? -1 : a.doc_id > b.doc_id ? 1 : 0));
 }
 
-export function searchGeneration(reader: GenerationReader, opts: SearchOptions, embedder: Embedder, reranker?: Reranker): SearchResult {
+export function searchGeneration(
+  reader: GenerationReader,
+  opts: SearchOptions,
+  embedder: Embedder,
+  reranker?: Reranker,
+): SearchResult {
   const o = validateSearchOptions(opts);
   const cls = classifyQuery(o.q);
   const tiers: string[] = [];

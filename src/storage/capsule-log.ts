@@ -10,11 +10,18 @@
  * corruption: an error naming file and offset, never silently dropping acknowledged commits.
  */
 import { crc32 } from 'node:zlib';
-import { type CommitCapsule, commitIdOf, decodeCapsule, encodeCapsule } from '../core/capsule.ts';
 import { ByteReader, ByteWriter, bytesEqual, concatBytes } from '../core/bytes.ts';
+import { type CommitCapsule, commitIdOf, decodeCapsule, encodeCapsule } from '../core/capsule.ts';
 import { FsmeshError, invariant } from '../core/errors.ts';
 import type { ObjectId } from '../core/ids.ts';
-import { type CommitMarker, decodeMarker, encodeMarker, GENESIS_MARKER_ID, MARKER_BYTES, markerIdOf } from '../core/marker.ts';
+import {
+  type CommitMarker,
+  decodeMarker,
+  encodeMarker,
+  GENESIS_MARKER_ID,
+  MARKER_BYTES,
+  markerIdOf,
+} from '../core/marker.ts';
 import type { AppendHandle, Clock, Storage } from '../runtime/index.ts';
 
 export const LOG_DIR = 'log';
@@ -24,7 +31,9 @@ export const LOG_HEADER_BYTES = 24;
 export const RECORD_HEADER_BYTES = 8;
 export const MAX_RECORD_BODY_BYTES = 256 << 20;
 
-export type DurabilityPolicy = { mode: 'fsync' } | { mode: 'group'; group_commit_ms: number; max_batch_bytes?: number };
+export type DurabilityPolicy =
+  | { mode: 'fsync' }
+  | { mode: 'group'; group_commit_ms: number; max_batch_bytes?: number };
 
 export interface LogOptions {
   storage: Storage;
@@ -150,43 +159,83 @@ export class CapsuleLog {
       if (bytes.length < LOG_HEADER_BYTES) {
         if (isLast) {
           // A crash while creating the segment: it holds no acknowledged record.
-          this.warn('capsule log: removing segment with a torn header', { file: path, size_bytes: bytes.length });
+          this.warn('capsule log: removing segment with a torn header', {
+            file: path,
+            size_bytes: bytes.length,
+          });
           await this.storage.remove(path);
           continue;
         }
-        throw new FsmeshError('corrupt_data', `capsule log ${path}: header truncated (${bytes.length} bytes)`, { file: path, offset: 0 });
+        throw new FsmeshError(
+          'corrupt_data',
+          `capsule log ${path}: header truncated (${bytes.length} bytes)`,
+          { file: path, offset: 0 },
+        );
       }
       const hr = new ByteReader(bytes, path);
-      if (!bytesEqual(hr.bytes(8), MAGIC)) throw new FsmeshError('corrupt_data', `capsule log ${path}: bad magic at offset 0`, { file: path, offset: 0 });
+      if (!bytesEqual(hr.bytes(8), MAGIC))
+        throw new FsmeshError('corrupt_data', `capsule log ${path}: bad magic at offset 0`, {
+          file: path,
+          offset: 0,
+        });
       const version = hr.u32();
       if (version > LOG_FORMAT_VERSION) {
-        throw new FsmeshError('unsupported_version', `capsule log ${path} was written by a newer fsmesh (format ${version}; this build reads ${LOG_FORMAT_VERSION})`);
+        throw new FsmeshError(
+          'unsupported_version',
+          `capsule log ${path} was written by a newer fsmesh (format ${version}; this build reads ${LOG_FORMAT_VERSION})`,
+        );
       }
       hr.u32();
       const firstSeq = hr.u64();
       if (firstSeq !== expectSeq) {
-        throw new FsmeshError('corrupt_data', `capsule log ${path}: starts at commit_seq ${firstSeq}, expected ${expectSeq} (gap in history)`, { file: path, offset: 16 });
+        throw new FsmeshError(
+          'corrupt_data',
+          `capsule log ${path}: starts at commit_seq ${firstSeq}, expected ${expectSeq} (gap in history)`,
+          { file: path, offset: 16 },
+        );
       }
       this.segments.push({ name, first_seq: firstSeq });
       let off = LOG_HEADER_BYTES;
       while (off < bytes.length) {
         const problem = this.checkRecord(bytes, off, expectSeq, prev);
         if (typeof problem === 'string') {
-          const recordEnd = bytes.length >= off + RECORD_HEADER_BYTES ? off + RECORD_HEADER_BYTES + new DataView(bytes.buffer, bytes.byteOffset).getUint32(off, true) : Infinity;
+          const recordEnd =
+            bytes.length >= off + RECORD_HEADER_BYTES
+              ? off + RECORD_HEADER_BYTES + new DataView(bytes.buffer, bytes.byteOffset).getUint32(off, true)
+              : Infinity;
           const isTail = isLast && recordEnd >= bytes.length;
           if (!isTail) {
-            throw new FsmeshError('corrupt_data', `capsule log ${path}: corrupt record at offset ${off} (commit_seq ${expectSeq}): ${problem}`, {
-              file: path,
-              offset: off,
-              commit_seq: expectSeq,
-            });
+            throw new FsmeshError(
+              'corrupt_data',
+              `capsule log ${path}: corrupt record at offset ${off} (commit_seq ${expectSeq}): ${problem}`,
+              {
+                file: path,
+                offset: off,
+                commit_seq: expectSeq,
+              },
+            );
           }
-          this.warn('capsule log: cutting torn tail after crash', { file: path, offset: off, size_bytes: bytes.length - off, reason: problem });
+          this.warn('capsule log: cutting torn tail after crash', {
+            file: path,
+            offset: off,
+            size_bytes: bytes.length - off,
+            reason: problem,
+          });
           await this.storage.truncate(path, off);
           break;
         }
-        this.locs.push({ segment: name, offset: off, body_len: problem.body_len, marker_id: problem.marker_id, commit_id: problem.commit_id });
-        if (problem.idempotency_key) this.idempotency.set(problem.idempotency_key, { commit_seq: expectSeq, commit_id: problem.commit_id });
+        this.locs.push({
+          segment: name,
+          offset: off,
+          body_len: problem.body_len,
+          marker_id: problem.marker_id,
+          commit_id: problem.commit_id,
+        });
+        if (problem.idempotency_key)
+          this.idempotency.set(problem.idempotency_key, {
+            commit_seq: expectSeq,
+            commit_id: problem.commit_id,
+          });
         prev = problem.marker_id;
         expectSeq++;
         off += RECORD_HEADER_BYTES + problem.body_len;
@@ -222,11 +271,17 @@ export class CapsuleLog {
     } catch (err) {
       return (err as Error).message;
     }
-    if (marker.commit_seq !== expectSeq) return `commit_seq ${marker.commit_seq} where ${expectSeq} was expected`;
+    if (marker.commit_seq !== expectSeq)
+      return `commit_seq ${marker.commit_seq} where ${expectSeq} was expected`;
     if (marker.prev_marker_id !== prev) return 'prev_marker_id does not link to the previous marker';
     const commitId = commitIdOf(body.subarray(MARKER_BYTES));
     if (commitId !== marker.commit_id) return 'commit_id does not match the capsule bytes';
-    return { body_len: len, marker_id: markerIdOf(marker), commit_id: commitId, idempotency_key: capsule.idempotency_key };
+    return {
+      body_len: len,
+      marker_id: markerIdOf(marker),
+      commit_id: commitId,
+      idempotency_key: capsule.idempotency_key,
+    };
   }
 
   /** Append a new capsule as the writer: assigns the next commit_seq; resolves once durable. */
@@ -240,12 +295,20 @@ export class CapsuleLog {
       if (seen) {
         if (seen.commit_id !== commitId) {
           return Promise.reject(
-            new FsmeshError('conflict', `idempotency key ${JSON.stringify(key)} was already used for a different batch (commit_seq ${seen.commit_seq})`),
+            new FsmeshError(
+              'conflict',
+              `idempotency key ${JSON.stringify(key)} was already used for a different batch (commit_seq ${seen.commit_seq})`,
+            ),
           );
         }
         const loc = this.locs[seen.commit_seq - 1];
         if (seen.commit_seq <= this.durableSeq) {
-          return Promise.resolve({ commit_seq: seen.commit_seq, commit_id: commitId, marker_id: loc.marker_id, deduplicated: true });
+          return Promise.resolve({
+            commit_seq: seen.commit_seq,
+            commit_id: commitId,
+            marker_id: loc.marker_id,
+            deduplicated: true,
+          });
         }
         // Still in flight: acknowledge (or fail) together with the original append.
         const inflight = this.inflightByKey.get(key);
@@ -253,7 +316,11 @@ export class CapsuleLog {
         return inflight.then((a) => ({ ...a, deduplicated: true }));
       }
     }
-    const marker: CommitMarker = { commit_seq: this.headSeq + 1, commit_id: commitId, prev_marker_id: this.headMarkerId };
+    const marker: CommitMarker = {
+      commit_seq: this.headSeq + 1,
+      commit_id: commitId,
+      prev_marker_id: this.headMarkerId,
+    };
     return this.enqueue(marker, capsuleBytes, key);
   }
 
@@ -265,33 +332,73 @@ export class CapsuleLog {
     if (this.closed) return Promise.reject(new FsmeshError('conflict', 'capsule log is closed'));
     const capsule = decodeCapsule(capsuleBytes);
     if (commitIdOf(capsuleBytes) !== marker.commit_id) {
-      return Promise.reject(new FsmeshError('invalid_input', 'replicated commit: commit_id does not match capsule bytes'));
+      return Promise.reject(
+        new FsmeshError('invalid_input', 'replicated commit: commit_id does not match capsule bytes'),
+      );
     }
     if (marker.commit_seq <= this.headSeq) {
       const loc = this.locs[marker.commit_seq - 1];
       if (loc.marker_id === markerIdOf(marker)) {
-        return Promise.resolve({ commit_seq: marker.commit_seq, commit_id: marker.commit_id, marker_id: loc.marker_id, deduplicated: true });
+        return Promise.resolve({
+          commit_seq: marker.commit_seq,
+          commit_id: marker.commit_id,
+          marker_id: loc.marker_id,
+          deduplicated: true,
+        });
       }
-      return Promise.reject(new FsmeshError('conflict', `replicated commit ${marker.commit_seq}: diverges from the local history`));
+      return Promise.reject(
+        new FsmeshError(
+          'conflict',
+          `replicated commit ${marker.commit_seq}: diverges from the local history`,
+        ),
+      );
     }
     if (marker.commit_seq !== this.headSeq + 1) {
-      return Promise.reject(new FsmeshError('conflict', `replicated commit ${marker.commit_seq}: expected commit_seq ${this.headSeq + 1}`));
+      return Promise.reject(
+        new FsmeshError(
+          'conflict',
+          `replicated commit ${marker.commit_seq}: expected commit_seq ${this.headSeq + 1}`,
+        ),
+      );
     }
     if (marker.prev_marker_id !== this.headMarkerId) {
-      return Promise.reject(new FsmeshError('conflict', `replicated commit ${marker.commit_seq}: prev_marker_id does not match the local last marker`));
+      return Promise.reject(
+        new FsmeshError(
+          'conflict',
+          `replicated commit ${marker.commit_seq}: prev_marker_id does not match the local last marker`,
+        ),
+      );
     }
     return this.enqueue(marker, capsuleBytes, capsule.idempotency_key);
   }
 
-  private enqueue(marker: CommitMarker, capsuleBytes: Uint8Array, key: string | undefined): Promise<AppendAck> {
+  private enqueue(
+    marker: CommitMarker,
+    capsuleBytes: Uint8Array,
+    key: string | undefined,
+  ): Promise<AppendAck> {
     const markerId = markerIdOf(marker);
     invariant(marker.commit_seq === this.headSeq + 1, 'commit_seq must be gap-free');
     this.headSeq = marker.commit_seq;
     this.headMarkerId = markerId;
-    this.locs.push({ segment: '', offset: -1, body_len: MARKER_BYTES + capsuleBytes.length, marker_id: markerId, commit_id: marker.commit_id });
-    if (key !== undefined) this.idempotency.set(key, { commit_seq: marker.commit_seq, commit_id: marker.commit_id });
+    this.locs.push({
+      segment: '',
+      offset: -1,
+      body_len: MARKER_BYTES + capsuleBytes.length,
+      marker_id: markerId,
+      commit_id: marker.commit_id,
+    });
+    if (key !== undefined)
+      this.idempotency.set(key, { commit_seq: marker.commit_seq, commit_id: marker.commit_id });
     const p = new Promise<AppendAck>((resolve, reject) => {
-      this.queue.push({ marker, marker_id: markerId, capsule_bytes: capsuleBytes, idempotency_key: key, resolve, reject });
+      this.queue.push({
+        marker,
+        marker_id: markerId,
+        capsule_bytes: capsuleBytes,
+        idempotency_key: key,
+        resolve,
+        reject,
+      });
       this.scheduleFlush();
     });
     if (key !== undefined) {
@@ -340,7 +447,12 @@ export class CapsuleLog {
       this.durableSeq = last.marker.commit_seq;
       this.durableMarkerId = last.marker_id;
       for (const p of batch) {
-        const ack: AppendAck = { commit_seq: p.marker.commit_seq, commit_id: p.marker.commit_id, marker_id: p.marker_id, deduplicated: false };
+        const ack: AppendAck = {
+          commit_seq: p.marker.commit_seq,
+          commit_id: p.marker.commit_id,
+          marker_id: p.marker_id,
+          deduplicated: false,
+        };
         p.resolve(ack);
         for (const l of this.listeners) l(ack);
       }
@@ -387,7 +499,10 @@ export class CapsuleLog {
       if (this.handle) {
         const lastLoc = this.locs[this.durableSeq - 1];
         const seg = this.segments[this.segments.length - 1];
-        const end = lastLoc && lastLoc.segment === seg.name ? lastLoc.offset + RECORD_HEADER_BYTES + lastLoc.body_len : LOG_HEADER_BYTES;
+        const end =
+          lastLoc && lastLoc.segment === seg.name
+            ? lastLoc.offset + RECORD_HEADER_BYTES + lastLoc.body_len
+            : LOG_HEADER_BYTES;
         await this.handle.close();
         await this.storage.truncate(`${LOG_DIR}/${seg.name}`, end);
         this.handle = await this.storage.openAppend(`${LOG_DIR}/${seg.name}`);
@@ -400,25 +515,46 @@ export class CapsuleLog {
   }
 
   /** Read one durable record. */
-  async read(commitSeq: number): Promise<{ marker: CommitMarker; marker_id: ObjectId; capsule_bytes: Uint8Array; capsule: CommitCapsule }> {
+  async read(commitSeq: number): Promise<{
+    marker: CommitMarker;
+    marker_id: ObjectId;
+    capsule_bytes: Uint8Array;
+    capsule: CommitCapsule;
+  }> {
     if (!Number.isSafeInteger(commitSeq) || commitSeq < 1 || commitSeq > this.durableSeq) {
-      throw new FsmeshError('not_found', `commit_seq ${commitSeq} is not in the log (durable head ${this.durableSeq})`);
+      throw new FsmeshError(
+        'not_found',
+        `commit_seq ${commitSeq} is not in the log (durable head ${this.durableSeq})`,
+      );
     }
     const loc = this.locs[commitSeq - 1];
-    const rec = await this.storage.readRange(`${LOG_DIR}/${loc.segment}`, loc.offset, RECORD_HEADER_BYTES + loc.body_len);
+    const rec = await this.storage.readRange(
+      `${LOG_DIR}/${loc.segment}`,
+      loc.offset,
+      RECORD_HEADER_BYTES + loc.body_len,
+    );
     const dv = new DataView(rec.buffer, rec.byteOffset, rec.byteLength);
     const body = rec.subarray(RECORD_HEADER_BYTES);
     if (rec.length !== RECORD_HEADER_BYTES + loc.body_len || crc32(body) !== dv.getUint32(4, true)) {
-      throw new FsmeshError('corrupt_data', `capsule log ${loc.segment}: record for commit_seq ${commitSeq} at offset ${loc.offset} failed its checksum`);
+      throw new FsmeshError(
+        'corrupt_data',
+        `capsule log ${loc.segment}: record for commit_seq ${commitSeq} at offset ${loc.offset} failed its checksum`,
+      );
     }
     const marker = decodeMarker(body.subarray(0, MARKER_BYTES));
     const capsuleBytes = body.slice(MARKER_BYTES);
     invariant(marker.commit_seq === commitSeq, 'log index points at the wrong record');
-    return { marker, marker_id: loc.marker_id, capsule_bytes: capsuleBytes, capsule: decodeCapsule(capsuleBytes) };
+    return {
+      marker,
+      marker_id: loc.marker_id,
+      capsule_bytes: capsuleBytes,
+      capsule: decodeCapsule(capsuleBytes),
+    };
   }
 
   async *range(fromSeq: number, toSeq: number) {
-    for (let s = Math.max(1, fromSeq); s <= Math.min(toSeq, this.durableSeq); s++) yield { commit_seq: s, ...(await this.read(s)) };
+    for (let s = Math.max(1, fromSeq); s <= Math.min(toSeq, this.durableSeq); s++)
+      yield { commit_seq: s, ...(await this.read(s)) };
   }
 
   markerIdAt(commitSeq: number): ObjectId {

@@ -18,7 +18,10 @@ export async function openDataDir(storage: Storage): Promise<void> {
     if (!isNotFound(err)) throw err;
     const entries = (await storage.list('')).filter((n) => !n.startsWith('.'));
     if (entries.length > 0 && !entries.every((n) => ['log', 'objects', 'CURRENT', 'node.json'].includes(n))) {
-      throw new FsmeshError('invalid_input', `${storage.root} is not empty and is not an fsmesh data directory (no FORMAT file)`);
+      throw new FsmeshError(
+        'invalid_input',
+        `${storage.root} is not empty and is not an fsmesh data directory (no FORMAT file)`,
+      );
     }
     await writeFileAtomic(storage, FORMAT_FILE, utf8.encode(`fsmesh-data v${DATA_FORMAT_VERSION}\n`));
     return;

@@ -10,8 +10,8 @@
  * (the crc covers the JSON line).
  */
 import { crc32 } from 'node:zlib';
-import { canonicalStringify } from '../core/canonical-json.ts';
 import { decodeUtf8, utf8 } from '../core/bytes.ts';
+import { canonicalStringify } from '../core/canonical-json.ts';
 import { FsmeshError, invariant } from '../core/errors.ts';
 import type { ObjectId } from '../core/ids.ts';
 import { decodeManifest, encodeManifest, type GenerationManifest, manifestIdOf } from '../core/manifest.ts';
@@ -61,11 +61,15 @@ export function decodePointer(bytes: Uint8Array): PointerRecord {
   const mv = /^fsmesh-current v(\d+)$/.exec(lines[0] ?? '');
   if (!mv) throw new FsmeshError('corrupt_data', `${POINTER_FILE}: bad magic line`);
   if (Number(mv[1]) > POINTER_VERSION) {
-    throw new FsmeshError('unsupported_version', `${POINTER_FILE} was written by a newer fsmesh (pointer v${mv[1]}); upgrade fsmesh`);
+    throw new FsmeshError(
+      'unsupported_version',
+      `${POINTER_FILE} was written by a newer fsmesh (pointer v${mv[1]}); upgrade fsmesh`,
+    );
   }
   const json = lines[1] ?? '';
   const crc = crc32(utf8.encode(json)).toString(16).padStart(8, '0');
-  if (lines[2] !== `crc32:${crc}`) throw new FsmeshError('corrupt_data', `${POINTER_FILE}: checksum mismatch`);
+  if (lines[2] !== `crc32:${crc}`)
+    throw new FsmeshError('corrupt_data', `${POINTER_FILE}: checksum mismatch`);
   const rec = JSON.parse(json) as PointerRecord;
   invariant(rec.format === POINTER_VERSION, 'pointer format');
   return rec;
@@ -90,8 +94,16 @@ export class GenerationStore {
     this.retention = retention;
   }
 
-  static async open(opts: { storage: Storage; objects: ObjectStore; clock: Clock; retention?: Partial<RetentionPolicy> }): Promise<GenerationStore> {
-    const g = new GenerationStore(opts.storage, opts.objects, opts.clock, { ...DEFAULT_RETENTION, ...opts.retention });
+  static async open(opts: {
+    storage: Storage;
+    objects: ObjectStore;
+    clock: Clock;
+    retention?: Partial<RetentionPolicy>;
+  }): Promise<GenerationStore> {
+    const g = new GenerationStore(opts.storage, opts.objects, opts.clock, {
+      ...DEFAULT_RETENTION,
+      ...opts.retention,
+    });
     invariant(g.retention.keep_last >= 2, 'retention.keep_last must be >= 2 (active + rollback target)');
     await opts.storage.remove(`${POINTER_FILE}.tmp`);
     try {
@@ -161,7 +173,10 @@ export class GenerationStore {
       const m = await this.loadManifest(manifestId);
       const cur = this.pointer.active;
       if (cur && !opts.allowOlder && m.commit_seq_high < cur.commit_seq_high) {
-        throw new FsmeshError('conflict', `refusing to activate ${m.generation_id} (commit_seq_high ${m.commit_seq_high}) over ${cur.generation_id} (${cur.commit_seq_high})`);
+        throw new FsmeshError(
+          'conflict',
+          `refusing to activate ${m.generation_id} (commit_seq_high ${m.commit_seq_high}) over ${cur.generation_id} (${cur.commit_seq_high})`,
+        );
       }
       await this.objects.syncDirs();
       const ref: GenerationRef = {
@@ -189,19 +204,31 @@ export class GenerationStore {
       const cur = this.pointer.active;
       if (!cur) throw new FsmeshError('not_found', 'no active generation to roll back from');
       const target =
-        this.pointer.previous ?? this.pointer.retained.find((r) => r.generation_seq < cur.generation_seq && !r.rolled_back) ?? null;
-      if (!target) throw new FsmeshError('not_found', `no retained generation older than ${cur.generation_id} to roll back to`);
+        this.pointer.previous ??
+        this.pointer.retained.find((r) => r.generation_seq < cur.generation_seq && !r.rolled_back) ??
+        null;
+      if (!target)
+        throw new FsmeshError(
+          'not_found',
+          `no retained generation older than ${cur.generation_id} to roll back to`,
+        );
       // The target must still be complete before it becomes live again.
       await this.loadManifest(target.artifact_manifest_id);
       const from: GenerationRef = { ...cur, rolled_back: true };
-      const retained = this.pointer.retained.map((r) => (r.artifact_manifest_id === cur.artifact_manifest_id ? from : r));
+      const retained = this.pointer.retained.map((r) =>
+        r.artifact_manifest_id === cur.artifact_manifest_id ? from : r,
+      );
       const older = retained.find((r) => r.generation_seq < target.generation_seq && !r.rolled_back) ?? null;
       await this.writePointer({ format: POINTER_VERSION, active: target, previous: older, retained });
       return { from, to: target };
     });
   }
 
-  private applyRetention(newestFirst: GenerationRef[], active: GenerationRef, previous: GenerationRef | null): GenerationRef[] {
+  private applyRetention(
+    newestFirst: GenerationRef[],
+    active: GenerationRef,
+    previous: GenerationRef | null,
+  ): GenerationRef[] {
     const now = this.clock.nowMs();
     const sorted = [...newestFirst].sort((a, b) => b.generation_seq - a.generation_seq);
     return sorted.filter(
@@ -209,7 +236,8 @@ export class GenerationStore {
         r.artifact_manifest_id === active.artifact_manifest_id ||
         r.artifact_manifest_id === previous?.artifact_manifest_id ||
         i < this.retention.keep_last ||
-        (this.retention.keep_newer_than_ms > 0 && now - r.activated_at_ms <= this.retention.keep_newer_than_ms),
+        (this.retention.keep_newer_than_ms > 0 &&
+          now - r.activated_at_ms <= this.retention.keep_newer_than_ms),
     );
   }
 
@@ -224,14 +252,22 @@ export class GenerationStore {
     let best: GenerationRef | null = null;
     for (const r of this.pointer.retained) {
       if (r.rolled_back || r.commit_seq_high > asOf) continue;
-      if (!best || r.commit_seq_high > best.commit_seq_high || (r.commit_seq_high === best.commit_seq_high && r.generation_seq > best.generation_seq)) best = r;
+      if (
+        !best ||
+        r.commit_seq_high > best.commit_seq_high ||
+        (r.commit_seq_high === best.commit_seq_high && r.generation_seq > best.generation_seq)
+      )
+        best = r;
     }
     return best;
   }
 
   /** Every object id referenced by a retained or leased generation (plus their manifests). */
   async referencedObjects(): Promise<{ manifests: Set<ObjectId>; artifacts: Set<ObjectId> }> {
-    const manifests = new Set<ObjectId>([...this.pointer.retained.map((r) => r.artifact_manifest_id), ...this.leases.keys()]);
+    const manifests = new Set<ObjectId>([
+      ...this.pointer.retained.map((r) => r.artifact_manifest_id),
+      ...this.leases.keys(),
+    ]);
     const artifacts = new Set<ObjectId>();
     for (const id of manifests) {
       const m = await this.loadManifest(id);

@@ -51,7 +51,8 @@ export class ObjectStore {
   /** Store bytes already known to hash to `id` (verified here: a wrong id is refused). */
   async putVerified(kind: ObjectKind, id: ObjectId, bytes: Uint8Array): Promise<void> {
     const actual = objectIdOf(kind, bytes);
-    if (actual !== id) throw new FsmeshError('corrupt_data', `object ${id}: bytes hash to ${actual}`, { object_id: id });
+    if (actual !== id)
+      throw new FsmeshError('corrupt_data', `object ${id}: bytes hash to ${actual}`, { object_id: id });
     await this.putWithId(kind, id, bytes, true);
   }
 
@@ -81,12 +82,17 @@ export class ObjectStore {
     try {
       bytes = await this.storage.readFile(objectPath(kind, id));
     } catch (err) {
-      if (isNotFound(err)) throw new FsmeshError('not_found', `${kind} object ${id} is missing`, { object_id: id, kind });
+      if (isNotFound(err))
+        throw new FsmeshError('not_found', `${kind} object ${id} is missing`, { object_id: id, kind });
       throw err;
     }
     if (opts.verify !== false) {
       const actual = objectIdOf(kind, bytes);
-      if (actual !== id) throw new FsmeshError('corrupt_data', `${kind} object ${id} is corrupt (bytes hash to ${actual})`, { object_id: id, kind });
+      if (actual !== id)
+        throw new FsmeshError('corrupt_data', `${kind} object ${id} is corrupt (bytes hash to ${actual})`, {
+          object_id: id,
+          kind,
+        });
     }
     return bytes;
   }
@@ -98,7 +104,8 @@ export class ObjectStore {
   async list(kind: ObjectKind): Promise<ObjectId[]> {
     const out: ObjectId[] = [];
     for (const prefix of await this.storage.list(`${ROOT}/${kind}`)) {
-      for (const name of await this.storage.list(`${ROOT}/${kind}/${prefix}`)) if (isObjectId(name)) out.push(name);
+      for (const name of await this.storage.list(`${ROOT}/${kind}/${prefix}`))
+        if (isObjectId(name)) out.push(name);
     }
     return out.sort();
   }

@@ -1,10 +1,15 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { test } from 'node:test';
 import { cli, tmpDir, writeJsonl } from '../helpers/tmp.ts';
 
-const docs = (n: number, from = 0) => Array.from({ length: n }, (_, i) => ({ id: `doc-${from + i}`, title: `Title ${from + i}`, text: `body text number ${from + i} about ${i % 2 ? 'rivers' : 'mountains'}` }));
+const docs = (n: number, from = 0) =>
+  Array.from({ length: n }, (_, i) => ({
+    id: `doc-${from + i}`,
+    title: `Title ${from + i}`,
+    text: `body text number ${from + i} about ${i % 2 ? 'rivers' : 'mountains'}`,
+  }));
 
 test('fsmesh ingest / generations / search / verify / rollback contract', () => {
   const dir = tmpDir();
@@ -12,7 +17,12 @@ test('fsmesh ingest / generations / search / verify / rollback contract', () => 
   const f1 = writeJsonl(dir, 'a.jsonl', docs(10));
   const r1 = cli(['ingest', '--data', data, f1]);
   assert.equal(r1.code, 0, r1.stderr);
-  assert.deepEqual(Object.keys(r1.json).filter((k) => k !== 'built').sort(), ['artifact_manifest_id', 'commit_seq_high', 'docs_ingested', 'generation_id']);
+  assert.deepEqual(
+    Object.keys(r1.json)
+      .filter((k) => k !== 'built')
+      .sort(),
+    ['artifact_manifest_id', 'commit_seq_high', 'docs_ingested', 'generation_id'],
+  );
   assert.equal(r1.json.docs_ingested, 10);
   assert.equal(r1.json.generation_id, 'gen-1');
   const f2 = writeJsonl(dir, 'b.jsonl', [...docs(5, 10), { id: 'doc-0', delete: true }]);
@@ -23,22 +33,44 @@ test('fsmesh ingest / generations / search / verify / rollback contract', () => 
   const g = cli(['generations', '--data', data, '--json']);
   assert.equal(g.code, 0);
   assert.equal(g.json.active, 'gen-2');
-  assert.deepEqual(g.json.generations.map((x: any) => [x.generation_id, x.active]), [['gen-2', true], ['gen-1', false]]);
+  assert.deepEqual(
+    g.json.generations.map((x: any) => [x.generation_id, x.active]),
+    [
+      ['gen-2', true],
+      ['gen-1', false],
+    ],
+  );
   assert.equal(g.json.generations[1].commit_range.from_commit_seq, 1);
 
   for (const mode of ['lexical', 'vector', 'hybrid']) {
     const s = cli(['search', '--data', data, 'mountains', '--k', '3', '--mode', mode]);
     assert.equal(s.code, 0, s.stderr);
-    assert.deepEqual(Object.keys(s.json).filter((k) => ['generation_id', 'commit_seq_high', 'mode', 'hits'].includes(k)).length, 4);
+    assert.deepEqual(
+      Object.keys(s.json).filter((k) => ['generation_id', 'commit_seq_high', 'mode', 'hits'].includes(k))
+        .length,
+      4,
+    );
     assert.equal(s.json.mode, mode);
     assert.equal(s.json.hits.length, 3);
     assert.deepEqual(Object.keys(s.json.hits[0]).sort(), ['doc_id', 'rank', 'score']);
   }
-  const tt = cli(['search', '--data', data, 'number 0', '--mode', 'lexical', '--as-of-commit-seq', String(r1.json.commit_seq_high)]);
+  const tt = cli([
+    'search',
+    '--data',
+    data,
+    'number 0',
+    '--mode',
+    'lexical',
+    '--as-of-commit-seq',
+    String(r1.json.commit_seq_high),
+  ]);
   assert.equal(tt.json.generation_id, 'gen-1');
   assert.ok(tt.json.hits.some((h: any) => h.doc_id === 'doc-0'));
   const now = cli(['search', '--data', data, 'number 0', '--mode', 'lexical']);
-  assert.ok(!now.json.hits.some((h: any) => h.doc_id === 'doc-0'), 'deleted doc is gone in the latest generation');
+  assert.ok(
+    !now.json.hits.some((h: any) => h.doc_id === 'doc-0'),
+    'deleted doc is gone in the latest generation',
+  );
 
   assert.equal(cli(['verify', '--data', data]).code, 0);
   const rb = cli(['rollback', '--data', data]);
@@ -73,7 +105,12 @@ test('a malformed JSONL file is reported by line and nothing from it is committe
   const data = path.join(dir, 'data');
   const ok = cli(['ingest', '--data', data, writeJsonl(dir, 'ok.jsonl', docs(4))]);
   assert.equal(ok.code, 0);
-  const bad = writeJsonl(dir, 'bad.jsonl', [{ id: 'new-1', text: 'fine' }, '{"id": "x", "text": ', { text: 'no id' }, { id: 'y', text: ['not', 'a', 'string'] }]);
+  const bad = writeJsonl(dir, 'bad.jsonl', [
+    { id: 'new-1', text: 'fine' },
+    '{"id": "x", "text": ',
+    { text: 'no id' },
+    { id: 'y', text: ['not', 'a', 'string'] },
+  ]);
   const r = cli(['ingest', '--data', data, bad]);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /bad\.jsonl:2: invalid JSON/);

@@ -1,12 +1,18 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { test } from 'node:test';
 import fc from 'fast-check';
 import { canonicalStringify } from '../../src/core/canonical-json.ts';
-import { type CommitCapsule, commitIdOf, decodeCapsule, encodeCapsule, validateCapsule } from '../../src/core/capsule.ts';
-import { decodeMarker, encodeMarker, markerIdOf } from '../../src/core/marker.ts';
-import { objectIdOf } from '../../src/core/ids.ts';
+import {
+  type CommitCapsule,
+  commitIdOf,
+  decodeCapsule,
+  encodeCapsule,
+  validateCapsule,
+} from '../../src/core/capsule.ts';
 import { parseDocsJsonl } from '../../src/core/docs-input.ts';
-import { FsmeshError } from '../../src/core/errors.ts';
+import type { FsmeshError } from '../../src/core/errors.ts';
+import { objectIdOf } from '../../src/core/ids.ts';
+import { decodeMarker, encodeMarker, markerIdOf } from '../../src/core/marker.ts';
 
 const jsonValue = fc.jsonValue({ noUnicodeString: false }).filter((v) => JSON.stringify(v) !== undefined);
 
@@ -18,7 +24,15 @@ test('canonical JSON round-trips and is independent of key order', () => {
       assert.equal(canonicalStringify(back), s);
       // Re-inserting keys in reverse order gives the same bytes.
       const shuffle = (x: unknown): unknown =>
-        Array.isArray(x) ? x.map(shuffle) : x && typeof x === 'object' ? Object.fromEntries(Object.entries(x).reverse().map(([k, y]) => [k, shuffle(y)])) : x;
+        Array.isArray(x)
+          ? x.map(shuffle)
+          : x && typeof x === 'object'
+            ? Object.fromEntries(
+                Object.entries(x)
+                  .reverse()
+                  .map(([k, y]) => [k, shuffle(y)]),
+              )
+            : x;
       assert.equal(canonicalStringify(shuffle(back)), s);
     }),
     { numRuns: 300 },
@@ -27,7 +41,12 @@ test('canonical JSON round-trips and is independent of key order', () => {
 
 const docId = fc.string({ minLength: 1, maxLength: 20 }).filter((s) => !/[\u0000-\u001f\u007f]/.test(s));
 const upsert = fc.record(
-  { op: fc.constant('upsert' as const), doc_id: docId, text: fc.string({ maxLength: 200 }), title: fc.option(fc.string({ maxLength: 30 }), { nil: undefined }) },
+  {
+    op: fc.constant('upsert' as const),
+    doc_id: docId,
+    text: fc.string({ maxLength: 200 }),
+    title: fc.option(fc.string({ maxLength: 30 }), { nil: undefined }),
+  },
   { requiredKeys: ['op', 'doc_id', 'text'] },
 );
 const del = fc.record({ op: fc.constant('delete' as const), doc_id: docId });
@@ -59,20 +78,33 @@ test('domain separation: same bytes, different kinds, different ids', () => {
 
 test('marker encoding round-trips and chains', () => {
   fc.assert(
-    fc.property(fc.integer({ min: 1, max: 2 ** 40 }), fc.uint8Array({ minLength: 32, maxLength: 32 }), fc.uint8Array({ minLength: 32, maxLength: 32 }), (seq, a, b) => {
-      const hex = (u: Uint8Array) => Buffer.from(u).toString('hex');
-      const m = { commit_seq: seq, commit_id: hex(a), prev_marker_id: hex(b) };
-      const e = encodeMarker(m);
-      assert.equal(e.length, 80);
-      assert.deepEqual(decodeMarker(e), m);
-      assert.equal(markerIdOf(decodeMarker(e)), markerIdOf(m));
-    }),
+    fc.property(
+      fc.integer({ min: 1, max: 2 ** 40 }),
+      fc.uint8Array({ minLength: 32, maxLength: 32 }),
+      fc.uint8Array({ minLength: 32, maxLength: 32 }),
+      (seq, a, b) => {
+        const hex = (u: Uint8Array) => Buffer.from(u).toString('hex');
+        const m = { commit_seq: seq, commit_id: hex(a), prev_marker_id: hex(b) };
+        const e = encodeMarker(m);
+        assert.equal(e.length, 80);
+        assert.deepEqual(decodeMarker(e), m);
+        assert.equal(markerIdOf(decodeMarker(e)), markerIdOf(m));
+      },
+    ),
   );
 });
 
 test('capsule validation names every problem with its path', () => {
   assert.throws(
-    () => validateCapsule({ format: 1, shard: 'BAD SHARD', ops: [{ op: 'upsert', doc_id: '', text: 5 }, { op: 'zap', doc_id: 'x' }] }),
+    () =>
+      validateCapsule({
+        format: 1,
+        shard: 'BAD SHARD',
+        ops: [
+          { op: 'upsert', doc_id: '', text: 5 },
+          { op: 'zap', doc_id: 'x' },
+        ],
+      }),
     (e: FsmeshError) => {
       const p = e.details.problems as string[];
       assert.ok(p.some((x) => x.startsWith('$.shard')));
@@ -85,7 +117,14 @@ test('capsule validation names every problem with its path', () => {
 });
 
 test('JSONL parsing reports every bad line with its number and commits nothing', () => {
-  const text = ['{"id":"a","text":"ok"}', '{not json', '{"text":"no id"}', '{"id":"b","text":7}', '', '{"id":"c","delete":true}'].join('\n');
+  const text = [
+    '{"id":"a","text":"ok"}',
+    '{not json',
+    '{"text":"no id"}',
+    '{"id":"b","text":7}',
+    '',
+    '{"id":"c","delete":true}',
+  ].join('\n');
   assert.throws(
     () => parseDocsJsonl(text, 'docs.jsonl'),
     (e: FsmeshError) => {
@@ -97,8 +136,11 @@ test('JSONL parsing reports every bad line with its number and commits nothing',
       return true;
     },
   );
-  assert.deepEqual(parseDocsJsonl('{"id":"c","delete":true}\n{"id":"d","text":"t","title":"T","fields":{"n":1}}'), [
-    { op: 'delete', doc_id: 'c' },
-    { op: 'upsert', doc_id: 'd', text: 't', title: 'T', fields: { n: 1 } },
-  ]);
+  assert.deepEqual(
+    parseDocsJsonl('{"id":"c","delete":true}\n{"id":"d","text":"t","title":"T","fields":{"n":1}}'),
+    [
+      { op: 'delete', doc_id: 'c' },
+      { op: 'upsert', doc_id: 'd', text: 't', title: 'T', fields: { n: 1 } },
+    ],
+  );
 });

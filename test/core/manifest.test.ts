@@ -1,5 +1,5 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { test } from 'node:test';
 import { decodeManifest, manifestProblems } from '../../src/core/manifest.ts';
 import { openEngine, tmpDir } from '../helpers/tmp.ts';
 
@@ -17,7 +17,18 @@ async function sampleManifest() {
 test('a built manifest is valid and has every §5.2 item', async () => {
   const m = await sampleManifest();
   assert.deepEqual(manifestProblems(m), []);
-  for (const k of ['commit_range', 'embedder', 'vector_artifacts', 'lexical_artifacts', 'repair', 'activation_invariants', 'generation_id', 'parent_generation_id', 'shard', 'created_by']) {
+  for (const k of [
+    'commit_range',
+    'embedder',
+    'vector_artifacts',
+    'lexical_artifacts',
+    'repair',
+    'activation_invariants',
+    'generation_id',
+    'parent_generation_id',
+    'shard',
+    'created_by',
+  ]) {
     assert.ok(k in m, k);
   }
   assert.ok(m.repair.descriptors.length === m.lexical_artifacts.length + m.vector_artifacts.length);
@@ -32,15 +43,28 @@ test('the validator reports every problem with its field path', async () => {
   m.repair.descriptors[0].source_symbols = 999;
   m.extra = 1;
   const p = manifestProblems(m);
-  for (const path of ['$.shard: missing', '$.embedder.dims', '$.lexical_artifacts[0].checksum', '$.vector_artifacts[0].quantization', '$.repair.descriptors[0].source_symbols', '$.extra: unknown field']) {
-    assert.ok(p.some((x) => x.startsWith(path)), `expected a problem at ${path}; got ${p.join(' | ')}`);
+  for (const path of [
+    '$.shard: missing',
+    '$.embedder.dims',
+    '$.lexical_artifacts[0].checksum',
+    '$.vector_artifacts[0].quantization',
+    '$.repair.descriptors[0].source_symbols',
+    '$.extra: unknown field',
+  ]) {
+    assert.ok(
+      p.some((x) => x.startsWith(path)),
+      `expected a problem at ${path}; got ${p.join(' | ')}`,
+    );
   }
 });
 
 test('unknown (newer) manifest versions are rejected', async () => {
   const m = await sampleManifest();
   m.manifest_version = 2;
-  assert.throws(() => decodeManifest(new TextEncoder().encode(JSON.stringify(m))), (e: any) => e.code === 'unsupported_version');
+  assert.throws(
+    () => decodeManifest(new TextEncoder().encode(JSON.stringify(m))),
+    (e: any) => e.code === 'unsupported_version',
+  );
 });
 
 test('same capsules give byte-identical manifests and the same artifact_manifest_id', async () => {

@@ -4,14 +4,18 @@
  * directory. After every kill exactly one complete generation is active (or none yet), it
  * answers queries, and `fsmesh verify` passes.
  */
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import * as path from 'node:path';
+import { test } from 'node:test';
 import { seededRandom } from '../../src/runtime/index.ts';
 import { CLI, cli, tmpDir, writeJsonl } from '../helpers/tmp.ts';
 
-function runAndKill(args: string[], killAfterMs: number): Promise<{ killed: boolean; code: number | null; ms: number }> {
+function runAndKill(
+  args: string[],
+  killAfterMs: number,
+): Promise<{ killed: boolean; code: number | null; ms: number }> {
   const t0 = Date.now();
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [CLI, ...args], { stdio: 'ignore' });
@@ -35,7 +39,11 @@ test('SIGKILL at random points of a build: one complete generation stays active,
   let runMs = 1000;
   const RUNS = 22;
   for (let run = 0; run < RUNS; run++) {
-    const docs = Array.from({ length: 4000 }, (_, i) => ({ id: `r${run}-d${i % 700}`, title: `run ${run}`, text: `document ${i} of run ${run} words alpha beta gamma ${i % 13}` }));
+    const docs = Array.from({ length: 4000 }, (_, i) => ({
+      id: `r${run}-d${i % 700}`,
+      title: `run ${run}`,
+      text: `document ${i} of run ${run} words alpha beta gamma ${i % 13}`,
+    }));
     const file = writeJsonl(dir, `run-${run}.jsonl`, docs);
     // Run 0 is not killed: it measures how long a run takes, so kills land anywhere inside one.
     const delay = run === 0 ? 120_000 : 50 + rng.int(Math.max(100, runMs));

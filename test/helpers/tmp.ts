@@ -1,7 +1,7 @@
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { defaultEngineConfig, type EngineConfig, LocalEngine } from '../../src/engine/local-engine.ts';
 import { nodeFsStorage, type Runtime, seededRandom, systemClock } from '../../src/runtime/index.ts';
@@ -22,7 +22,11 @@ export function openEngine(dir: string, over: Partial<EngineConfig> = {}): Promi
 }
 
 export function cli(args: string[], opts: { input?: string } = {}) {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', input: opts.input, timeout: 60_000 });
+  const r = spawnSync(process.execPath, [CLI, ...args], {
+    encoding: 'utf8',
+    input: opts.input,
+    timeout: 60_000,
+  });
   let json: any = null;
   try {
     json = JSON.parse(r.stdout.trim().split('\n').pop() ?? '');

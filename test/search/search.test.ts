@@ -1,7 +1,7 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { classifyQuery, reciprocalRankFusion } from '../../src/search/searcher.ts';
 import { tokenize } from '../../src/search/text.ts';
-import { reciprocalRankFusion, classifyQuery } from '../../src/search/searcher.ts';
 import { HashedEmbedder } from '../../src/search/vector/embedder.ts';
 import { openEngine, tmpDir } from '../helpers/tmp.ts';
 
@@ -12,8 +12,18 @@ const CORPUS = [
 ];
 
 /** Reference BM25 written straight from the formula, on the same tokens. */
-function referenceBm25(docs: { doc_id: string; text: string; title?: string }[], query: string, k1 = 1.2, b = 0.75, tb = 2) {
-  const toks = docs.map((d) => ({ id: d.doc_id, text: tokenize(d.text), title: d.title ? tokenize(d.title) : [] }));
+function referenceBm25(
+  docs: { doc_id: string; text: string; title?: string }[],
+  query: string,
+  k1 = 1.2,
+  b = 0.75,
+  tb = 2,
+) {
+  const toks = docs.map((d) => ({
+    id: d.doc_id,
+    text: tokenize(d.text),
+    title: d.title ? tokenize(d.title) : [],
+  }));
   const N = toks.length;
   const len = (t: (typeof toks)[0]) => t.text.length + tb * t.title.length;
   const avgdl = toks.reduce((s, t) => s + len(t), 0) / N;
@@ -25,7 +35,10 @@ function referenceBm25(docs: { doc_id: string; text: string; title?: string }[],
     for (const t of toks) {
       const tf = t.text.filter((x) => x === q).length + tb * t.title.filter((x) => x === q).length;
       if (tf === 0) continue;
-      scores.set(t.id, (scores.get(t.id) ?? 0) + (idf * tf * (k1 + 1)) / (tf + k1 * (1 - b + (b * len(t)) / avgdl)));
+      scores.set(
+        t.id,
+        (scores.get(t.id) ?? 0) + (idf * tf * (k1 + 1)) / (tf + k1 * (1 - b + (b * len(t)) / avgdl)),
+      );
     }
   }
   return scores;
@@ -53,23 +66,36 @@ test('BM25 scores equal a hand-computed reference on a tiny corpus', async () =>
 });
 
 test('a document scores the same in one segment or spread over many, with deletes', async () => {
-  const docs = Array.from({ length: 30 }, (_, i) => ({ doc_id: `d${i}`, text: `alpha ${i % 3 === 0 ? 'beta' : 'gamma'} word${i % 5} shared text` }));
+  const docs = Array.from({ length: 30 }, (_, i) => ({
+    doc_id: `d${i}`,
+    text: `alpha ${i % 3 === 0 ? 'beta' : 'gamma'} word${i % 5} shared text`,
+  }));
   const one = await openEngine(tmpDir());
   await one.ingest(docs.map((d) => ({ op: 'upsert' as const, ...d })));
-  await one.ingest([{ op: 'delete', doc_id: 'd4' }, { op: 'upsert', doc_id: 'd5', text: 'alpha beta replaced' }]);
+  await one.ingest([
+    { op: 'delete', doc_id: 'd4' },
+    { op: 'upsert', doc_id: 'd5', text: 'alpha beta replaced' },
+  ]);
   await one.buildAndActivate();
   const many = await openEngine(tmpDir(), { max_segments: 100 });
   for (let i = 0; i < 30; i += 5) {
     await many.ingest(docs.slice(i, i + 5).map((d) => ({ op: 'upsert' as const, ...d })));
     await many.buildAndActivate();
   }
-  await many.ingest([{ op: 'delete', doc_id: 'd4' }, { op: 'upsert', doc_id: 'd5', text: 'alpha beta replaced' }]);
+  await many.ingest([
+    { op: 'delete', doc_id: 'd4' },
+    { op: 'upsert', doc_id: 'd5', text: 'alpha beta replaced' },
+  ]);
   await many.buildAndActivate();
   assert.equal((await many.acquire()).reader.segments.length, 7);
   for (const q of ['beta', 'alpha word3', 'replaced', 'gamma shared']) {
     const a = await one.search({ q, mode: 'lexical', k: 50 });
     const b = await many.search({ q, mode: 'lexical', k: 50 });
-    assert.deepEqual(b.hits.map((h) => h.doc_id), a.hits.map((h) => h.doc_id), q);
+    assert.deepEqual(
+      b.hits.map((h) => h.doc_id),
+      a.hits.map((h) => h.doc_id),
+      q,
+    );
     b.hits.forEach((h, i) => assert.ok(Math.abs(h.score - a.hits[i].score) < 1e-9, q));
     assert.ok(!a.hits.some((h) => h.doc_id === 'd4'));
   }
@@ -83,7 +109,10 @@ test('merge policy compacts segments deterministically and keeps answers', async
   for (let run = 0; run < 2; run++) {
     const e = await openEngine(tmpDir(), { max_segments: 3 });
     for (let i = 0; i < 8; i++) {
-      await e.ingest([{ op: 'upsert', doc_id: `d${i}`, text: `merge test ${i} common` }, { op: 'delete', doc_id: `d${i - 2}` }]);
+      await e.ingest([
+        { op: 'upsert', doc_id: `d${i}`, text: `merge test ${i} common` },
+        { op: 'delete', doc_id: `d${i - 2}` },
+      ]);
       await e.buildAndActivate();
     }
     const pin = await e.acquire();
@@ -102,12 +131,27 @@ test('merge policy compacts segments deterministically and keeps answers', async
 test('reciprocal rank fusion sums weight / (k + rank)', () => {
   const fused = reciprocalRankFusion(
     [
-      { hits: [{ doc_id: 'a', score: 9 }, { doc_id: 'b', score: 5 }], weight: 1 },
-      { hits: [{ doc_id: 'b', score: 0.9 }, { doc_id: 'c', score: 0.1 }], weight: 1 },
+      {
+        hits: [
+          { doc_id: 'a', score: 9 },
+          { doc_id: 'b', score: 5 },
+        ],
+        weight: 1,
+      },
+      {
+        hits: [
+          { doc_id: 'b', score: 0.9 },
+          { doc_id: 'c', score: 0.1 },
+        ],
+        weight: 1,
+      },
     ],
     60,
   );
-  assert.deepEqual(fused.map((f) => f.doc_id), ['b', 'a', 'c']);
+  assert.deepEqual(
+    fused.map((f) => f.doc_id),
+    ['b', 'a', 'c'],
+  );
   assert.ok(Math.abs(fused[0].score - (1 / 62 + 1 / 61)) < 1e-12);
   assert.ok(Math.abs(fused[1].score - 1 / 61) < 1e-12);
 });
@@ -125,13 +169,19 @@ test('snapshot pinning: a query keeps its generation while newer ones activate a
   const pin = await e.acquire();
   const gen = pin.reader.generation_id;
   for (let i = 0; i < 4; i++) {
-    await e.ingest([{ op: 'upsert', doc_id: `n${i}`, text: 'pinned newer' }, { op: 'delete', doc_id: 'a' }]);
+    await e.ingest([
+      { op: 'upsert', doc_id: `n${i}`, text: 'pinned newer' },
+      { op: 'delete', doc_id: 'a' },
+    ]);
     await e.buildAndActivate();
   }
   assert.ok(!e.generations.retained.some((r) => r.generation_id === gen), 'gen-1 is retired');
   // Its objects survived GC because the query still holds it.
   const hits = pin.reader.searchLexical(['pinned'], 10);
-  assert.deepEqual(hits.map((h) => h.doc_id), ['a']);
+  assert.deepEqual(
+    hits.map((h) => h.doc_id),
+    ['a'],
+  );
   assert.equal(pin.reader.generation_id, gen);
   pin.release();
   await e.generations.collectGarbage();
@@ -161,9 +211,15 @@ test('embedder revision gate: a generation built with another embedder is not ac
   const built = await w.buildAndActivate();
   await w.close();
   const other = await openEngine(dir, { embedder: new HashedEmbedder(128) });
-  await assert.rejects(other.activateManifest(built!.ref.artifact_manifest_id), (err: any) => err.code === 'embedder_mismatch' && /revision/.test(err.message));
+  await assert.rejects(
+    other.activateManifest(built!.ref.artifact_manifest_id),
+    (err: any) => err.code === 'embedder_mismatch' && /revision/.test(err.message),
+  );
   await other.close();
-  const overridden = await openEngine(dir, { embedder: new HashedEmbedder(128), embedder_revision_overrides: [built!.manifest.embedder.revision_hash] });
+  const overridden = await openEngine(dir, {
+    embedder: new HashedEmbedder(128),
+    embedder_revision_overrides: [built!.manifest.embedder.revision_hash],
+  });
   await overridden.activateManifest(built!.ref.artifact_manifest_id);
   await overridden.close();
 });

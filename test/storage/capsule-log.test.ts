@@ -1,10 +1,10 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { CapsuleLog, LOG_DIR } from '../../src/storage/capsule-log.ts';
+import { test } from 'node:test';
 import type { CommitCapsule } from '../../src/core/capsule.ts';
-import { FsmeshError } from '../../src/core/errors.ts';
+import type { FsmeshError } from '../../src/core/errors.ts';
+import { CapsuleLog, LOG_DIR } from '../../src/storage/capsule-log.ts';
 import { runtimeAt, tmpDir } from '../helpers/tmp.ts';
 
 const cap = (i: number, key?: string): CommitCapsule => ({
@@ -14,7 +14,11 @@ const cap = (i: number, key?: string): CommitCapsule => ({
   ...(key ? { idempotency_key: key } : {}),
 });
 
-async function openLog(dir: string, warnings: string[] = [], opts: Partial<Parameters<typeof CapsuleLog.open>[0]> = {}) {
+async function openLog(
+  dir: string,
+  warnings: string[] = [],
+  opts: Partial<Parameters<typeof CapsuleLog.open>[0]> = {},
+) {
   const rt = runtimeAt(dir);
   return CapsuleLog.open({ storage: rt.storage, clock: rt.clock, warn: (m) => warnings.push(m), ...opts });
 }
@@ -28,7 +32,10 @@ test('append assigns gap-free commit_seq, chains markers and survives reopen', a
   const dir = tmpDir();
   const log = await openLog(dir);
   const acks = await Promise.all([1, 2, 3, 4, 5].map((i) => log.append(cap(i))));
-  assert.deepEqual(acks.map((a) => a.commit_seq), [1, 2, 3, 4, 5]);
+  assert.deepEqual(
+    acks.map((a) => a.commit_seq),
+    [1, 2, 3, 4, 5],
+  );
   const r3 = await log.read(3);
   assert.equal(r3.marker.prev_marker_id, acks[1].marker_id);
   await log.close();
@@ -137,7 +144,10 @@ test('group commit batches appends into fewer fsyncs and acks all of them', asyn
   const dir = tmpDir();
   const log = await openLog(dir, [], { durability: { mode: 'group', group_commit_ms: 5 } });
   const acks = await Promise.all(Array.from({ length: 50 }, (_, i) => log.append(cap(i))));
-  assert.deepEqual(acks.map((a) => a.commit_seq), Array.from({ length: 50 }, (_, i) => i + 1));
+  assert.deepEqual(
+    acks.map((a) => a.commit_seq),
+    Array.from({ length: 50 }, (_, i) => i + 1),
+  );
   await log.close();
   assert.equal((await openLog(dir)).commitSeqHigh, 50);
 });

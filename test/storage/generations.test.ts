@@ -1,7 +1,7 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { test } from 'node:test';
 import { openEngine, tmpDir } from '../helpers/tmp.ts';
 
 test('activation flips CURRENT; rollback returns to the previous generation atomically', async () => {
@@ -38,7 +38,10 @@ test('retention keeps the last N generations and collects unreferenced objects',
     await e.ingest([{ op: 'upsert', doc_id: `d${i}`, text: `word${i}` }]);
     await e.buildAndActivate();
   }
-  assert.deepEqual(e.generations.retained.map((r) => r.generation_id), ['gen-6', 'gen-5', 'gen-4']);
+  assert.deepEqual(
+    e.generations.retained.map((r) => r.generation_id),
+    ['gen-6', 'gen-5', 'gen-4'],
+  );
   const { artifacts, manifests } = await e.generations.referencedObjects();
   assert.deepEqual(new Set(await e.objects.list('artifact')), artifacts);
   assert.deepEqual(new Set(await e.objects.list('manifest')), manifests);
@@ -77,8 +80,21 @@ test('a generation that was never flipped live is invisible, and its objects are
   const { objectIdOf } = await import('../../src/core/ids.ts');
   const pin = await e.acquire();
   const out = buildGeneration(
-    { parent: pin.reader, next_generation_seq: 2, commits: [{ commit_seq: 2, marker_id: e.log.markerIdAt(2), capsule: (await e.log.read(2)).capsule }], head_marker_id: e.log.markerIdAt(2), commit_seq_high: 2 },
-    { shard: 'default', created_by: 'local', embedder: e.config.embedder, quantization: 'f16', repair: e.config.repair, max_segments: 8 },
+    {
+      parent: pin.reader,
+      next_generation_seq: 2,
+      commits: [{ commit_seq: 2, marker_id: e.log.markerIdAt(2), capsule: (await e.log.read(2)).capsule }],
+      head_marker_id: e.log.markerIdAt(2),
+      commit_seq_high: 2,
+    },
+    {
+      shard: 'default',
+      created_by: 'local',
+      embedder: e.config.embedder,
+      quantization: 'f16',
+      repair: e.config.repair,
+      max_segments: 8,
+    },
     (b) => objectIdOf('artifact', b),
   );
   pin.release();

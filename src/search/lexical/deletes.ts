@@ -68,13 +68,15 @@ export class DeleteBitmap {
 
   static decode(objectId: string, bytes: Uint8Array): DeleteBitmap {
     const what = `deletes artifact ${objectId}`;
-    if (bytes.length < 16) throw new FsmeshError('corrupt_data', `${what}: too short`, { object_id: objectId });
+    if (bytes.length < 16)
+      throw new FsmeshError('corrupt_data', `${what}: too short`, { object_id: objectId });
     const body = bytes.subarray(0, bytes.length - 4);
     if (crc32(body) !== new DataView(bytes.buffer, bytes.byteOffset).getUint32(bytes.length - 4, true)) {
       throw new FsmeshError('corrupt_data', `${what}: checksum mismatch`, { object_id: objectId });
     }
     const r = new ByteReader(body, what);
-    if (!bytesEqual(r.bytes(8), MAGIC)) throw new FsmeshError('corrupt_data', `${what}: bad magic`, { object_id: objectId });
+    if (!bytesEqual(r.bytes(8), MAGIC))
+      throw new FsmeshError('corrupt_data', `${what}: bad magic`, { object_id: objectId });
     const n = r.u32();
     const d = new DeleteBitmap();
     for (let i = 0; i < n; i++) {

@@ -55,7 +55,8 @@ export function buildSegment(docs: IndexedDoc[]): Uint8Array {
     .map((d) => ({ d, key: utf8.encode(d.doc_id) }))
     .sort((x, y) => compareBytes(x.key, y.key));
   for (let i = 1; i < sorted.length; i++) {
-    if (bytesEqual(sorted[i - 1].key, sorted[i].key)) throw new FsmeshError('internal', `segment: duplicate doc_id ${sorted[i].d.doc_id}`);
+    if (bytesEqual(sorted[i - 1].key, sorted[i].key))
+      throw new FsmeshError('internal', `segment: duplicate doc_id ${sorted[i].d.doc_id}`);
   }
   // term -> postings writer
   const postings = new Map<string, { w: ByteWriter; df: number; last: number }>();
@@ -73,7 +74,9 @@ export function buildSegment(docs: IndexedDoc[]): Uint8Array {
       p.df++;
     }
   });
-  const terms = [...postings.keys()].map((t) => ({ t, b: utf8.encode(t) })).sort((x, y) => compareBytes(x.b, y.b));
+  const terms = [...postings.keys()]
+    .map((t) => ({ t, b: utf8.encode(t) }))
+    .sort((x, y) => compareBytes(x.b, y.b));
   const w = new ByteWriter(1 << 16);
   w.bytes(MAGIC);
   w.u32(SEGMENT_VERSION);
@@ -124,7 +127,14 @@ export class Segment {
   readonly terms: Map<string, TermEntry>;
   private docIndex: Map<string, number> | null = null;
 
-  private constructor(objectId: string, bytes: Uint8Array, docIds: string[], titleLen: Uint32Array, textLen: Uint32Array, terms: Map<string, TermEntry>) {
+  private constructor(
+    objectId: string,
+    bytes: Uint8Array,
+    docIds: string[],
+    titleLen: Uint32Array,
+    textLen: Uint32Array,
+    terms: Map<string, TermEntry>,
+  ) {
     this.object_id = objectId;
     this.bytes = bytes;
     this.doc_ids = docIds;
@@ -140,14 +150,18 @@ export class Segment {
   /** Parse and check a segment; any damage is a corrupt_data error naming the object. */
   static open(objectId: string, bytes: Uint8Array): Segment {
     const what = `lexical segment ${objectId}`;
-    if (bytes.length < 28) throw new FsmeshError('corrupt_data', `${what}: too short`, { object_id: objectId });
+    if (bytes.length < 28)
+      throw new FsmeshError('corrupt_data', `${what}: too short`, { object_id: objectId });
     const body = bytes.subarray(0, bytes.length - 4);
     const stored = new DataView(bytes.buffer, bytes.byteOffset).getUint32(bytes.length - 4, true);
-    if (crc32(body) !== stored) throw new FsmeshError('corrupt_data', `${what}: checksum mismatch`, { object_id: objectId });
+    if (crc32(body) !== stored)
+      throw new FsmeshError('corrupt_data', `${what}: checksum mismatch`, { object_id: objectId });
     const r = new ByteReader(body, what);
-    if (!bytesEqual(r.bytes(8), MAGIC)) throw new FsmeshError('corrupt_data', `${what}: bad magic`, { object_id: objectId });
+    if (!bytesEqual(r.bytes(8), MAGIC))
+      throw new FsmeshError('corrupt_data', `${what}: bad magic`, { object_id: objectId });
     const version = r.u32();
-    if (version !== SEGMENT_VERSION) throw new FsmeshError('unsupported_version', `${what}: unsupported version ${version}`);
+    if (version !== SEGMENT_VERSION)
+      throw new FsmeshError('unsupported_version', `${what}: unsupported version ${version}`);
     const docCount = r.u32();
     const termCount = r.u32();
     r.u32();
@@ -166,7 +180,8 @@ export class Segment {
     for (let i = 0; i < termCount; i++) {
       const shared = r.varint();
       const suffix = r.bytes(r.varint());
-      if (shared > prev.length) throw new FsmeshError('corrupt_data', `${what}: bad term prefix`, { object_id: objectId });
+      if (shared > prev.length)
+        throw new FsmeshError('corrupt_data', `${what}: bad term prefix`, { object_id: objectId });
       const b = new Uint8Array(shared + suffix.length);
       b.set(prev.subarray(0, shared));
       b.set(suffix, shared);
@@ -178,7 +193,8 @@ export class Segment {
       terms.set(e.t, { df: e.df, offset: off, length: e.len });
       off += e.len;
     }
-    if (off !== body.length) throw new FsmeshError('corrupt_data', `${what}: postings length mismatch`, { object_id: objectId });
+    if (off !== body.length)
+      throw new FsmeshError('corrupt_data', `${what}: postings length mismatch`, { object_id: objectId });
     return new Segment(objectId, bytes, docIds, titleLen, textLen, terms);
   }
 

@@ -3,8 +3,9 @@
  * `dims`, `embed(texts)`. The hashed embedder is honest about what it is: lexical feature
  * hashing (tokens + character trigrams), fast and download-free, not semantic.
  */
-import { blake3Hex } from '../../core/ids.ts';
+
 import { utf8 } from '../../core/bytes.ts';
+import { blake3Hex } from '../../core/ids.ts';
 import { canonicalize, tokenize } from '../text.ts';
 
 export interface Embedder {
@@ -44,7 +45,9 @@ export class HashedEmbedder implements Embedder {
     this.dims = dims;
     this.id = `fsmesh-hash-ngram-${dims}`;
     // The revision covers everything that changes the vectors: algorithm version and dims.
-    this.revision_hash = blake3Hex(utf8.encode(`fsmesh hashed embedder v1 dims=${dims} tokens+char3 fnv1a signed`)).slice(0, 32);
+    this.revision_hash = blake3Hex(
+      utf8.encode(`fsmesh hashed embedder v1 dims=${dims} tokens+char3 fnv1a signed`),
+    ).slice(0, 32);
   }
 
   embed(texts: string[]): Float32Array[] {

@@ -29,7 +29,8 @@ export interface FsviInput {
 }
 
 export function encodeFsvi(s: FsviInput): Uint8Array {
-  if (s.docnums.length !== s.vectors.length) throw new FsmeshError('internal', 'fsvi: docnums and vectors differ in length');
+  if (s.docnums.length !== s.vectors.length)
+    throw new FsmeshError('internal', 'fsvi: docnums and vectors differ in length');
   const w = new ByteWriter(64 + s.vectors.length * s.dims * 4);
   w.bytes(MAGIC);
   w.u16(FSVI_VERSION);
@@ -51,7 +52,8 @@ export function encodeFsvi(s: FsviInput): Uint8Array {
   const row = s.quantization === 'f16' ? new Float16Array(s.dims) : new Float32Array(s.dims);
   const rowBytes = new Uint8Array(row.buffer);
   for (const v of s.vectors) {
-    if (v.length !== s.dims) throw new FsmeshError('internal', `fsvi: vector of ${v.length} dims in a ${s.dims}-dim shard`);
+    if (v.length !== s.dims)
+      throw new FsmeshError('internal', `fsvi: vector of ${v.length} dims in a ${s.dims}-dim shard`);
     row.set(v);
     w.bytes(rowBytes);
   }
@@ -85,18 +87,22 @@ export class VectorShard {
   static open(objectId: string, bytes: Uint8Array): VectorShard {
     const what = `vector shard ${objectId}`;
     const r = new ByteReader(bytes, what);
-    if (!bytesEqual(r.bytes(4), MAGIC)) throw new FsmeshError('corrupt_data', `${what}: bad magic`, { object_id: objectId });
+    if (!bytesEqual(r.bytes(4), MAGIC))
+      throw new FsmeshError('corrupt_data', `${what}: bad magic`, { object_id: objectId });
     const version = r.u16();
-    if (version !== FSVI_VERSION) throw new FsmeshError('unsupported_version', `${what}: unsupported version ${version}`);
+    if (version !== FSVI_VERSION)
+      throw new FsmeshError('unsupported_version', `${what}: unsupported version ${version}`);
     const q = r.u16();
-    if (q > 1) throw new FsmeshError('corrupt_data', `${what}: unknown quantization ${q}`, { object_id: objectId });
+    if (q > 1)
+      throw new FsmeshError('corrupt_data', `${what}: unknown quantization ${q}`, { object_id: objectId });
     const dims = r.u32();
     const count = r.u32();
     const embedder_id = new TextDecoder().decode(r.bytes(r.u16()));
     const revision_hash = new TextDecoder().decode(r.bytes(r.u16()));
     const segment_object_id = toHex(r.bytes(32));
     const headerEnd = r.pos;
-    if (crc32(bytes.subarray(0, headerEnd)) !== r.u32()) throw new FsmeshError('corrupt_data', `${what}: header checksum mismatch`, { object_id: objectId });
+    if (crc32(bytes.subarray(0, headerEnd)) !== r.u32())
+      throw new FsmeshError('corrupt_data', `${what}: header checksum mismatch`, { object_id: objectId });
     r.align(64);
     r.need(count * 4);
     const docnums = new Uint32Array(count);
@@ -104,11 +110,25 @@ export class VectorShard {
     r.align(64);
     const elem = q === 1 ? 2 : 4;
     const raw = r.bytes(count * dims * elem);
-    if (r.remaining !== 0) throw new FsmeshError('corrupt_data', `${what}: trailing bytes`, { object_id: objectId });
+    if (r.remaining !== 0)
+      throw new FsmeshError('corrupt_data', `${what}: trailing bytes`, { object_id: objectId });
     const copy = raw.slice();
-    const src = q === 1 ? new Float16Array(copy.buffer, 0, count * dims) : new Float32Array(copy.buffer, 0, count * dims);
+    const src =
+      q === 1
+        ? new Float16Array(copy.buffer, 0, count * dims)
+        : new Float32Array(copy.buffer, 0, count * dims);
     const vectors = src instanceof Float32Array ? src : Float32Array.from(src);
-    return new VectorShard({ object_id: objectId, dims, count, quantization: q === 1 ? 'f16' : 'f32', embedder_id, revision_hash, segment_object_id, docnums, vectors });
+    return new VectorShard({
+      object_id: objectId,
+      dims,
+      count,
+      quantization: q === 1 ? 'f16' : 'f32',
+      embedder_id,
+      revision_hash,
+      segment_object_id,
+      docnums,
+      vectors,
+    });
   }
 
   /** Exact dot-product scan (vectors are L2-normalised, so dot = cosine). fn(row, score). */
