@@ -3,8 +3,32 @@
  * The domain tag separates object kinds so a capsule can never be confused with a manifest
  * whose bytes happen to match.
  */
-import { blake3 } from '@napi-rs/blake-hash';
+import { createRequire } from 'node:module';
+import { blake3 as blake3Js } from '@noble/hashes/blake3.js';
 import { concatBytes, toHex, utf8 } from './bytes.ts';
+
+/**
+ * BLAKE3 backend: the prebuilt napi-rs binary (several GB/s) where it exists for this platform,
+ * else @noble/hashes (pure JS, same digests, slower). The `@napi-rs/blake-hash` umbrella package
+ * cannot be used: its optional per-platform packages name versions missing from the registry, which
+ * makes `npm ci` refuse the lock file (see docs/dependencies.md).
+ */
+type Blake3Fn = (input: Uint8Array) => Uint8Array;
+function loadBlake3(): { fn: Blake3Fn; backend: string } {
+  const require = createRequire(import.meta.url);
+  for (const pkg of [`@napi-rs/blake-hash-${process.platform}-${process.arch}-gnu`, `@napi-rs/blake-hash-${process.platform}-${process.arch}-musl`]) {
+    try {
+      const native = require(pkg) as { blake3(input: Uint8Array): Uint8Array };
+      return { fn: (b) => native.blake3(b), backend: pkg };
+    } catch {
+      // not installed for this platform: try the next
+    }
+  }
+  return { fn: (b) => blake3Js(b), backend: '@noble/hashes' };
+}
+const BLAKE3 = loadBlake3();
+export const BLAKE3_BACKEND = BLAKE3.backend;
+const blake3 = BLAKE3.fn;
 
 export type ObjectId = string; // 64 lowercase hex chars
 
@@ -25,7 +49,8 @@ export function blake3Hex(bytes: Uint8Array): string {
 }
 
 export function blake3Bytes(bytes: Uint8Array): Uint8Array {
-  return new Uint8Array(blake3(bytes));
+  const d = blake3(bytes);
+  return d instanceof Buffer ? new Uint8Array(d.buffer, d.byteOffset, d.byteLength) : d;
 }
 
 export function objectIdOf(kind: ObjectKind, bytes: Uint8Array): ObjectId {
