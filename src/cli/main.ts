@@ -23,6 +23,7 @@ commands:
   manifest validate FILE              check a manifest; print each problem with its path
   verify --data DIR                   re-hash every object and the capsule log
   rollback --data DIR                 make the previous retained generation active
+  repair --data DIR                   scrub artifacts, rebuild corrupt ones from local repair symbols
   demo                                the README's main job (npm start)`;
 
 function runtimeFor(dir: string): Runtime {
@@ -217,6 +218,25 @@ async function cmdRollback(argv: string[]): Promise<number> {
   });
 }
 
+async function cmdRepair(argv: string[]): Promise<number> {
+  const usage = 'fsmesh repair --data DIR [--bytes-per-s N]';
+  const a = parse(argv, { data: { type: 'string' }, 'bytes-per-s': { type: 'string' } }, usage);
+  const dir = requireFlag(a.values.data, 'data', usage);
+  return withEngine(dir, async (engine) => {
+    const r = await engine.scrub({ bytes_per_s: intFlag(a.values['bytes-per-s'], 'bytes-per-s') ?? 0 });
+    for (const id of r.unrepairable)
+      process.stderr.write(`unrepairable artifact object ${id}: needs symbols from peers\n`);
+    out({
+      objects_checked: r.objects_checked,
+      corrupt_found: r.corrupt_found,
+      repaired: r.repaired,
+      unrepairable: r.unrepairable,
+      bytes_checked: r.bytes_checked,
+    });
+    return r.unrepairable.length > 0 ? 1 : 0;
+  });
+}
+
 const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   ingest: cmdIngest,
   search: cmdSearch,
@@ -224,6 +244,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   manifest: cmdManifest,
   verify: cmdVerify,
   rollback: cmdRollback,
+  repair: cmdRepair,
   demo: async (argv) => (await import('./demo.ts')).runDemo(argv),
 };
 

@@ -157,6 +157,12 @@ export class ByteReader {
     this.pos += 4;
     return v;
   }
+  f64(): number {
+    this.need(8);
+    const v = this.view.getFloat64(this.pos, true);
+    this.pos += 8;
+    return v;
+  }
   varint(): number {
     let result = 0;
     let mul = 1;

@@ -16,7 +16,10 @@ import { concatBytes, toHex, utf8 } from './bytes.ts';
 type Blake3Fn = (input: Uint8Array) => Uint8Array;
 function loadBlake3(): { fn: Blake3Fn; backend: string } {
   const require = createRequire(import.meta.url);
-  for (const pkg of [`@napi-rs/blake-hash-${process.platform}-${process.arch}-gnu`, `@napi-rs/blake-hash-${process.platform}-${process.arch}-musl`]) {
+  for (const pkg of [
+    `@napi-rs/blake-hash-${process.platform}-${process.arch}-gnu`,
+    `@napi-rs/blake-hash-${process.platform}-${process.arch}-musl`,
+  ]) {
     try {
       const native = require(pkg) as { blake3(input: Uint8Array): Uint8Array };
       return { fn: (b) => native.blake3(b), backend: pkg };

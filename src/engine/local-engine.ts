@@ -23,6 +23,8 @@ import { type AppendAck, CapsuleLog, type DurabilityPolicy } from '../storage/ca
 import { openDataDir } from '../storage/data-dir.ts';
 import { type GenerationRef, GenerationStore, type RetentionPolicy } from '../storage/generations.ts';
 import { ObjectStore } from '../storage/object-store.ts';
+import { type ScrubReport, scrub } from '../storage/scrubber.ts';
+import { SymbolStore } from '../storage/symbol-store.ts';
 
 export interface EngineConfig {
   shard: string;
@@ -82,6 +84,10 @@ export class LocalEngine {
   readonly log: CapsuleLog;
   readonly objects: ObjectStore;
   readonly generations: GenerationStore;
+  readonly symbols: SymbolStore;
+  /** Read-time verification failures that local symbols could not repair (§8.1). */
+  repair_failures_total = 0;
+  repaired_objects_total = 0;
   private readonly readers = new Map<ObjectId, { reader: Promise<GenerationReader>; refs: number }>();
   private building: Promise<unknown> = Promise.resolve();
   private readonly events: EngineEvents;
@@ -100,6 +106,7 @@ export class LocalEngine {
     this.objects = objects;
     this.generations = generations;
     this.events = events;
+    this.symbols = new SymbolStore(runtime.storage, objects, config.repair);
   }
 
   static async open(runtime: Runtime, config: EngineConfig, events: EngineEvents = {}): Promise<LocalEngine> {
@@ -177,7 +184,10 @@ export class LocalEngine {
         cfg,
         (bytes) => objectIdOf('artifact', bytes),
       );
-      for (const [id, bytes] of out.new_artifacts) await this.objects.putVerified('artifact', id, bytes);
+      for (const [id, bytes] of out.new_artifacts) {
+        await this.objects.putVerified('artifact', id, bytes);
+        await this.symbols.ensure('artifact', id, bytes);
+      }
       const manifestId = await this.generations.putManifest(out.manifest);
       const ref = await this.activateManifest(manifestId);
       return { ref, manifest: out.manifest };
@@ -209,12 +219,17 @@ export class LocalEngine {
         'pointer flipped to the activated manifest',
       );
       this.events.generation_activated?.(ref, manifest, this.runtime.clock.monotonicMs() - t0);
-      await this.generations.collectGarbage();
-      this.evictUnretained();
+      await this.collectGarbage();
       return ref;
     } finally {
       pinned.release();
     }
+  }
+
+  async collectGarbage(): Promise<number> {
+    const n = await this.generations.collectGarbage(new Set(), (kind, id) => this.symbols.remove(kind, id));
+    this.evictUnretained();
+    return n;
   }
 
   checkEmbedderGate(m: GenerationManifest): void {
@@ -234,13 +249,7 @@ export class LocalEngine {
   async pin(manifestId: ObjectId): Promise<Pinned> {
     let e = this.readers.get(manifestId);
     if (!e) {
-      const reader = (async () =>
-        GenerationReader.open(
-          this.objects,
-          manifestId,
-          await this.generations.loadManifest(manifestId),
-          this.config.bm25,
-        ))();
+      const reader = this.openReaderWithRepair(manifestId);
       e = { reader, refs: 0 };
       this.readers.set(manifestId, e);
       reader.catch(() => this.readers.delete(manifestId));
@@ -267,6 +276,58 @@ export class LocalEngine {
         this.evictUnretained();
       },
     };
+  }
+
+  /**
+   * Open (and so verify) a generation; an artifact that fails verification is rebuilt from the
+   * node's own symbols when possible (§8.1), else the error names it for peer repair.
+   */
+  private async openReaderWithRepair(manifestId: ObjectId): Promise<GenerationReader> {
+    const manifest = await this.generations.loadManifest(manifestId);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await GenerationReader.open(this.objects, manifestId, manifest, this.config.bm25);
+      } catch (err) {
+        const id = err instanceof FsmeshError ? (err.details.object_id as ObjectId | undefined) : undefined;
+        if (
+          !id ||
+          attempt >= 3 ||
+          !(err instanceof FsmeshError) ||
+          !['corrupt_data', 'not_found'].includes(err.code)
+        )
+          throw err;
+        const r = await this.symbols.checkAndRepairLocally('artifact', id);
+        if (r.outcome === 'repaired') {
+          this.repaired_objects_total++;
+          this.events.warn?.('artifact repaired from local symbols', {
+            object_id: id,
+            repaired_bytes: r.repaired_bytes,
+          });
+          continue;
+        }
+        this.repair_failures_total++;
+        throw new FsmeshError(
+          err.code,
+          `${err.message}; local repair impossible (${r.outcome}): symbols from peers are needed`,
+          { ...err.details, repair: r.outcome },
+        );
+      }
+    }
+  }
+
+  /** Scrub the artifacts of every retained generation at a bounded rate; repair locally. */
+  async scrub(
+    opts: { bytes_per_s?: number; onProgress?: (r: ScrubReport) => void } = {},
+  ): Promise<ScrubReport> {
+    const { artifacts } = await this.generations.referencedObjects();
+    const r = await scrub(this.objects, this.symbols, this.runtime.clock, {
+      bytes_per_s: opts.bytes_per_s ?? 0,
+      ids: new Map([['artifact', [...artifacts].sort()]]),
+      onProgress: opts.onProgress,
+    });
+    this.repaired_objects_total += r.repaired;
+    this.repair_failures_total += r.unrepairable.length;
+    return r;
   }
 
   private evictUnretained(): void {

@@ -278,7 +278,10 @@ export class GenerationStore {
   }
 
   /** Remove objects no retained or leased generation references. Returns how many were removed. */
-  collectGarbage(protect: Set<ObjectId> = new Set()): Promise<number> {
+  collectGarbage(
+    protect: Set<ObjectId> = new Set(),
+    onRemoved?: (kind: 'manifest' | 'artifact', id: ObjectId) => Promise<void>,
+  ): Promise<number> {
     return this.serialize(async () => {
       const { manifests, artifacts } = await this.referencedObjects();
       let removed = 0;
@@ -292,6 +295,7 @@ export class GenerationStore {
       for (const id of await this.objects.list('artifact')) {
         if (!artifacts.has(id) && !protect.has(id)) {
           await this.objects.remove('artifact', id);
+          await onRemoved?.('artifact', id);
           removed++;
         }
       }

@@ -156,10 +156,17 @@ test('verify names each corrupt object and exits 1; usage errors exit 2', () => 
   const v = cli(['verify', '--data', data]);
   assert.equal(v.code, 1);
   assert.match(v.stderr, new RegExp(`corrupt artifact object ${victim}`));
-  // A query that needs the corrupt artifact fails cleanly, naming it: never a wrong answer.
+  // Read-time verification: the corrupt artifact is rebuilt from local symbols and the answer is right.
   const s = cli(['search', '--data', data, 'rivers']);
-  assert.equal(s.code, 1);
-  assert.match(s.stderr, new RegExp(victim));
+  assert.equal(s.code, 0, s.stderr);
+  assert.match(s.stderr, new RegExp(`artifact repaired from local symbols.*${victim}`));
+  assert.equal(cli(['verify', '--data', data]).code, 0);
+  // When the symbols are gone too, the query fails cleanly naming the object: never a wrong answer.
+  fs.writeFileSync(file, b);
+  fs.rmSync(path.join(data, 'symbols/artifact', victim.slice(0, 2), victim));
+  const s2 = cli(['search', '--data', data, 'rivers']);
+  assert.equal(s2.code, 1);
+  assert.match(s2.stderr, new RegExp(`${victim}.*symbols from peers are needed`));
   assert.equal(cli(['ingest']).code, 2);
   assert.equal(cli(['frobnicate']).code, 2);
   assert.equal(cli(['verify', '--data', data, '--nope']).code, 2);

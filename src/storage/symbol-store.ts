@@ -1,0 +1,242 @@
+/**
+ * Symbol store (§3 "ECS objects with erasure coding metadata", §7.1, §8.1). Next to each object
+ * the node keeps its repair symbols and a crc32 per symbol, so that:
+ *  - any peer can serve any symbol of an object it holds (source symbols are read from the
+ *    object itself: the code is systematic);
+ *  - a corrupt object is rebuilt from the node's own intact symbols when enough survive;
+ *  - repair never needs the full original.
+ * File `symbols/<kind>/<id[0..2]>/<id>` (docs/formats.md §symbols):
+ *   magic "FSSYM001" | u32 version=1 | u32 symbol_size | u64 length | u32 source_symbols
+ *   | u32 repair_symbols | u32 max_block_symbols | u32 min_repair_per_block | f64 overhead_ratio
+ *   | 16 B zero (header is 64 B) | 32 B object id | source_symbols × u32 crc32 | repair_symbols × u32 crc32
+ *   | u32 crc32 of all preceding bytes | repair symbol bytes (repair_symbols × symbol_size)
+ */
+import { crc32 } from 'node:zlib';
+import {
+  encodeRepairSymbols,
+  layoutFor,
+  reconstructObject,
+  type SymbolLayout,
+  sourceSymbol,
+} from '../codec/symbols.ts';
+import { ByteReader, ByteWriter, bytesEqual, fromHex, toHex, utf8 } from '../core/bytes.ts';
+import { FsmeshError } from '../core/errors.ts';
+import type { ObjectId, ObjectKind } from '../core/ids.ts';
+import { isNotFound, parentDir, type Storage, writeFileAtomic } from '../runtime/index.ts';
+import type { RepairParams } from '../search/repair-descriptor.ts';
+import type { ObjectStore } from './object-store.ts';
+
+const MAGIC = utf8.encode('FSSYM001');
+const VERSION = 1;
+
+export function symbolPath(kind: ObjectKind, id: ObjectId): string {
+  return `symbols/${kind}/${id.slice(0, 2)}/${id}`;
+}
+
+interface SymbolFile {
+  params: RepairParams;
+  layout: SymbolLayout;
+  source_crcs: Uint32Array;
+  repair_crcs: Uint32Array;
+  data_offset: number;
+}
+
+export type LocalRepairOutcome = 'ok' | 'repaired' | 'unrepairable' | 'missing';
+
+export class SymbolStore {
+  private readonly storage: Storage;
+  private readonly objects: ObjectStore;
+  readonly params: RepairParams;
+
+  constructor(storage: Storage, objects: ObjectStore, params: RepairParams) {
+    this.storage = storage;
+    this.objects = objects;
+    this.params = params;
+  }
+
+  async has(kind: ObjectKind, id: ObjectId): Promise<boolean> {
+    return this.storage.exists(symbolPath(kind, id));
+  }
+
+  /** Compute and store the repair symbols of an object (idempotent). */
+  async ensure(kind: ObjectKind, id: ObjectId, bytes?: Uint8Array): Promise<void> {
+    if (await this.has(kind, id)) return;
+    const b = bytes ?? (await this.objects.get(kind, id));
+    await this.write(kind, id, b);
+  }
+
+  private async write(kind: ObjectKind, id: ObjectId, bytes: Uint8Array): Promise<void> {
+    const p = this.params;
+    const layout = layoutFor(bytes.length, p);
+    const w = new ByteWriter(64 + (layout.source_symbols + layout.repair_symbols) * 4);
+    w.bytes(MAGIC);
+    w.u32(VERSION);
+    w.u32(p.symbol_size);
+    w.u64(bytes.length);
+    w.u32(layout.source_symbols);
+    w.u32(layout.repair_symbols);
+    w.u32(p.max_block_symbols);
+    w.u32(p.min_repair_per_block);
+    const f = new DataView(new ArrayBuffer(8));
+    f.setFloat64(0, p.overhead_ratio, true);
+    w.bytes(new Uint8Array(f.buffer));
+    w.bytes(new Uint8Array(16));
+    w.bytes(fromHex(id));
+    for (let i = 0; i < layout.source_symbols; i++) w.u32(crc32(sourceSymbol(bytes, layout, i)));
+    const repair: Uint8Array[] = [];
+    for (const s of encodeRepairSymbols(bytes, layout)) repair.push(s.data);
+    for (const r of repair) w.u32(crc32(r));
+    w.u32(crc32(w.finish()));
+    for (const r of repair) w.bytes(r);
+    const path = symbolPath(kind, id);
+    await this.storage.mkdirp(parentDir(path));
+    await writeFileAtomic(this.storage, path, w.finish());
+  }
+
+  private async readHeader(kind: ObjectKind, id: ObjectId): Promise<SymbolFile> {
+    const path = symbolPath(kind, id);
+    let head: Uint8Array;
+    try {
+      head = await this.storage.readRange(path, 0, 64);
+    } catch (err) {
+      if (isNotFound(err))
+        throw new FsmeshError('not_found', `no symbols stored for ${kind} ${id}`, { object_id: id });
+      throw err;
+    }
+    const r = new ByteReader(head, `symbols of ${id}`);
+    if (!bytesEqual(r.bytes(8), MAGIC))
+      throw new FsmeshError('corrupt_data', `symbols of ${id}: bad magic`, { object_id: id });
+    const v = r.u32();
+    if (v !== VERSION)
+      throw new FsmeshError('unsupported_version', `symbols of ${id}: unsupported version ${v}`);
+    const symbol_size = r.u32();
+    const length = r.u64();
+    const src = r.u32();
+    const rep = r.u32();
+    const max_block_symbols = r.u32();
+    const min_repair_per_block = r.u32();
+    const overhead_ratio = r.f64();
+    const tablesEnd = 64 + 32 + (src + rep) * 4;
+    const all = await this.storage.readRange(path, 0, tablesEnd + 4);
+    const stored = new DataView(all.buffer, all.byteOffset).getUint32(tablesEnd, true);
+    if (all.length !== tablesEnd + 4 || crc32(all.subarray(0, tablesEnd)) !== stored) {
+      throw new FsmeshError('corrupt_data', `symbols of ${id}: header checksum mismatch`, { object_id: id });
+    }
+    if (toHex(all.subarray(64, 96)) !== id)
+      throw new FsmeshError('corrupt_data', `symbols of ${id}: names another object`, { object_id: id });
+    const params: RepairParams = { symbol_size, overhead_ratio, max_block_symbols, min_repair_per_block };
+    const layout = layoutFor(length, params);
+    if (layout.source_symbols !== src || layout.repair_symbols !== rep)
+      throw new FsmeshError('corrupt_data', `symbols of ${id}: layout mismatch`, { object_id: id });
+    const tables = new Uint32Array(all.slice(96, tablesEnd).buffer);
+    return {
+      params,
+      layout,
+      source_crcs: tables.subarray(0, src),
+      repair_crcs: tables.subarray(src),
+      data_offset: tablesEnd + 4,
+    };
+  }
+
+  async layout(kind: ObjectKind, id: ObjectId): Promise<SymbolLayout> {
+    return (await this.readHeader(kind, id)).layout;
+  }
+
+  /**
+   * Serve symbols (to a peer or to local repair). Each symbol is checked against its crc;
+   * corrupt or unavailable ones are left out rather than served.
+   */
+  async getSymbols(kind: ObjectKind, id: ObjectId, symbolIds: number[]): Promise<Map<number, Uint8Array>> {
+    const h = await this.readHeader(kind, id);
+    const { layout } = h;
+    const total = layout.source_symbols + layout.repair_symbols;
+    const seen = new Set<number>();
+    for (const s of symbolIds) {
+      if (!Number.isInteger(s) || s < 0 || s >= total)
+        throw new FsmeshError('invalid_input', `symbol id ${s} out of range 0..${total - 1} for ${id}`);
+      if (seen.has(s)) throw new FsmeshError('invalid_input', `symbol id ${s} requested twice for ${id}`);
+      seen.add(s);
+    }
+    const out = new Map<number, Uint8Array>();
+    const wantsSource = symbolIds.some((s) => s < layout.source_symbols);
+    let bytes: Uint8Array | null = null;
+    if (wantsSource) {
+      try {
+        bytes = await this.objects.get(kind, id, { verify: false });
+      } catch (err) {
+        if (!(err instanceof FsmeshError && err.code === 'not_found')) throw err;
+      }
+    }
+    for (const s of symbolIds) {
+      if (s < layout.source_symbols) {
+        if (!bytes || bytes.length !== layout.length) continue;
+        const sym = sourceSymbol(bytes, layout, s);
+        if (crc32(sym) === h.source_crcs[s]) out.set(s, sym);
+      } else {
+        const ri = s - layout.source_symbols;
+        const sym = await this.storage.readRange(
+          symbolPath(kind, id),
+          h.data_offset + ri * layout.symbol_size,
+          layout.symbol_size,
+        );
+        if (sym.length === layout.symbol_size && crc32(sym) === h.repair_crcs[ri]) out.set(s, sym);
+      }
+    }
+    return out;
+  }
+
+  /** Decode from symbols, verify against the id, and store the object (replacing a corrupt copy). */
+  async reconstruct(
+    kind: ObjectKind,
+    id: ObjectId,
+    layout: SymbolLayout,
+    symbols: Map<number, Uint8Array>,
+  ): Promise<Uint8Array | null> {
+    const r = reconstructObject(kind, id, layout, symbols);
+    if (!r) return null;
+    await this.objects.putVerified(kind, id, r.bytes);
+    await this.objects.syncDirs();
+    return r.bytes;
+  }
+
+  /**
+   * §8.1: check one object; if corrupt or missing, rebuild it from this node's own intact
+   * symbols when enough survive. 'unrepairable' means peers must supply symbols.
+   */
+  async checkAndRepairLocally(
+    kind: ObjectKind,
+    id: ObjectId,
+  ): Promise<{ outcome: LocalRepairOutcome; repaired_bytes: number }> {
+    const state = await this.objects.check(kind, id);
+    if (state === 'ok') {
+      // Keep the symbol file healthy too: regenerate it from the intact object if damaged or absent.
+      try {
+        await this.readHeader(kind, id);
+      } catch (err) {
+        if (!(err instanceof FsmeshError)) throw err;
+        await this.write(kind, id, await this.objects.get(kind, id));
+      }
+      return { outcome: 'ok', repaired_bytes: 0 };
+    }
+    let layout: SymbolLayout;
+    try {
+      layout = await this.layout(kind, id);
+    } catch (err) {
+      if (err instanceof FsmeshError) return { outcome: 'unrepairable', repaired_bytes: 0 };
+      throw err;
+    }
+    const all = Array.from({ length: layout.source_symbols + layout.repair_symbols }, (_, i) => i);
+    const symbols = await this.getSymbols(kind, id, all);
+    try {
+      const bytes = await this.reconstruct(kind, id, layout, symbols);
+      if (bytes) return { outcome: 'repaired', repaired_bytes: bytes.length };
+    } catch (err) {
+      if (!(err instanceof FsmeshError && err.code === 'corrupt_data')) throw err;
+    }
+    return { outcome: state === 'missing' ? 'missing' : 'unrepairable', repaired_bytes: 0 };
+  }
+
+  async remove(kind: ObjectKind, id: ObjectId): Promise<void> {
+    await this.storage.remove(symbolPath(kind, id));
+  }
+}
