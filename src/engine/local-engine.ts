@@ -10,7 +10,9 @@ import type { GenerationManifest } from '../core/manifest.ts';
 import type { Runtime } from '../runtime/index.ts';
 import { type BuildConfig, buildGeneration } from '../search/builder.ts';
 import { type Bm25Params, DEFAULT_BM25, GenerationReader } from '../search/generation-reader.ts';
-import { DEFAULT_REPAIR, type RepairParams } from '../search/repair-descriptor.ts';
+import { DEFAULT_REPAIR, describeRepair, type RepairParams } from '../search/repair-descriptor.ts';
+import { VectorShard } from '../search/vector/fsvi.ts';
+import { buildHnsw } from '../search/vector/hnsw.ts';
 import {
   type Reranker,
   type SearchOptions,
@@ -41,6 +43,8 @@ export interface EngineConfig {
   bm25: Bm25Params;
   reranker?: Reranker;
   log_segment_max_bytes: number;
+  /** Vector shards with at least this many rows also get an HNSW graph artifact. */
+  hnsw_min_rows: number;
 }
 
 export function defaultEngineConfig(over: Partial<EngineConfig> = {}): EngineConfig {
@@ -56,6 +60,7 @@ export function defaultEngineConfig(over: Partial<EngineConfig> = {}): EngineCon
     embedder_revision_overrides: [],
     bm25: DEFAULT_BM25,
     log_segment_max_bytes: 64 << 20,
+    hnsw_min_rows: 20_000,
     ...over,
   };
 }
@@ -184,6 +189,7 @@ export class LocalEngine {
         cfg,
         (bytes) => objectIdOf('artifact', bytes),
       );
+      await this.addHnswGraphs(out, parentPin?.reader ?? null);
       for (const [id, bytes] of out.new_artifacts) {
         await this.objects.putVerified('artifact', id, bytes);
         await this.symbols.ensure('artifact', id, bytes);
@@ -194,6 +200,29 @@ export class LocalEngine {
     } finally {
       parentPin?.release();
     }
+  }
+
+  /** Attach HNSW graphs to large shards: reuse the parent's graph for a reused shard, else build. */
+  private async addHnswGraphs(out: { manifest: GenerationManifest; new_artifacts: Map<ObjectId, Uint8Array> }, parent: GenerationReader | null): Promise<void> {
+    const m = out.manifest;
+    const added = [];
+    for (const a of m.vector_artifacts) {
+      if (a.role !== 'fsvi' || a.count < this.config.hnsw_min_rows) continue;
+      const prev = parent?.manifest.vector_artifacts.find((p) => p.role === 'hnsw' && p.shard_object_id === a.object_id);
+      if (prev) {
+        added.push(prev);
+        continue;
+      }
+      const shardBytes = out.new_artifacts.get(a.object_id) ?? (await this.objects.get('artifact', a.object_id));
+      const graph = await buildHnsw(this.runtime.storage, VectorShard.open(a.object_id, shardBytes));
+      if (!graph) continue;
+      const id = objectIdOf('artifact', graph);
+      out.new_artifacts.set(id, graph);
+      added.push({ ...a, object_id: id, role: 'hnsw' as const, shard_object_id: a.object_id, size_bytes: graph.length });
+    }
+    if (added.length === 0) return;
+    m.vector_artifacts.push(...added);
+    for (const a of added) m.repair.descriptors.push(describeRepair(a.object_id, a.size_bytes, this.config.repair));
   }
 
   /**
@@ -286,7 +315,7 @@ export class LocalEngine {
     const manifest = await this.generations.loadManifest(manifestId);
     for (let attempt = 0; ; attempt++) {
       try {
-        return await GenerationReader.open(this.objects, manifestId, manifest, this.config.bm25);
+        return await GenerationReader.open(this.objects, manifestId, manifest, this.config.bm25, this.runtime.storage);
       } catch (err) {
         const id = err instanceof FsmeshError ? (err.details.object_id as ObjectId | undefined) : undefined;
         if (

@@ -34,6 +34,12 @@ export interface Storage {
   remove(p: string): Promise<void>;
   removeTree(dir: string): Promise<void>;
   mkdirp(dir: string): Promise<void>;
+  /**
+   * Absolute path of a file on a real file system, for native libraries that only take file
+   * names (hnswlib). Storage implementations without one (the simulator) return null, and callers
+   * must then do without (e.g. exact vector scan instead of HNSW).
+   */
+  nativePath(p: string): string | null;
 }
 
 export class StorageError extends Error {
@@ -182,6 +188,9 @@ export function nodeFsStorage(root: string): Storage {
     },
     async mkdirp(dir) {
       await fsp.mkdir(abs(dir || '.'), { recursive: true });
+    },
+    nativePath(p) {
+      return abs(p);
     },
   };
 }

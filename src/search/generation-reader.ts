@@ -13,6 +13,8 @@ import { DeleteBitmap } from './lexical/deletes.ts';
 import { Segment } from './lexical/segment.ts';
 import { TopK } from './topk.ts';
 import { VectorShard } from './vector/fsvi.ts';
+import { HnswGraph } from './vector/hnsw.ts';
+import type { Storage } from '../runtime/index.ts';
 
 export interface Bm25Params {
   k1: number;
@@ -33,6 +35,8 @@ export class GenerationReader {
   readonly deletes: DeleteBitmap;
   /** Vector shard per segment index (undefined when a segment has none). */
   readonly shards: (VectorShard | undefined)[];
+  /** HNSW graph per segment index, when the shard has one. */
+  readonly graphs: (HnswGraph | undefined)[] = [];
   readonly bm25: Bm25Params;
   private readonly bases: number[];
   private readonly totalDocs: number;
@@ -79,6 +83,7 @@ export class GenerationReader {
     id: ObjectId,
     manifest: GenerationManifest,
     bm25: Bm25Params = DEFAULT_BM25,
+    storage?: Storage,
   ): Promise<GenerationReader> {
     const segments: Segment[] = [];
     let deletes = new DeleteBitmap();
@@ -118,7 +123,15 @@ export class GenerationReader {
         });
       shards[si] = shard;
     }
-    return new GenerationReader(manifest, id, segments, deletes, shards, bm25);
+    const reader = new GenerationReader(manifest, id, segments, deletes, shards, bm25);
+    for (const a of manifest.vector_artifacts) {
+      if (a.role !== 'hnsw' || !storage) continue;
+      const si = shards.findIndex((s) => s?.object_id === a.shard_object_id);
+      if (si < 0) throw new FsmeshError('corrupt_data', `hnsw graph ${a.object_id} names a missing shard`, { object_id: a.object_id });
+      const g = await HnswGraph.open(storage, a.object_id, await objects.get('artifact', a.object_id), shards[si]!);
+      if (g) reader.graphs[si] = g;
+    }
+    return reader;
   }
 
   get generation_id(): string {
@@ -194,11 +207,22 @@ export class GenerationReader {
   }
 
   /** Exact cosine top-k over every shard, skipping deleted rows; merged into one top-k. */
-  searchVector(query: Float32Array, k: number): ScoredDoc[] {
+  searchVector(query: Float32Array, k: number, opts: { exact?: boolean } = {}): ScoredDoc[] {
     const top = new TopK<number>(k);
     this.segments.forEach((s, si) => {
       const shard = this.shards[si];
       if (!shard) return;
+      const graph = opts.exact ? undefined : this.graphs[si];
+      if (graph) {
+        const hasDeletes = this.deletes.deletedCount(s.object_id) > 0;
+        const live = hasDeletes ? (row: number) => !this.deletes.isDeleted(s.object_id, shard.docnums[row]) : undefined;
+        try {
+          for (const h of graph.search(query, Math.min(k, shard.count), live)) top.push(h.score, s.doc_ids[shard.docnums[h.row]], h.row);
+          return;
+        } catch {
+          // Too few live rows for the graph to fill k: fall through to the exact scan.
+        }
+      }
       shard.scan(query, (row, score) => {
         const d = shard.docnums[row];
         if (this.deletes.isDeleted(s.object_id, d)) return;

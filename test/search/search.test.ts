@@ -223,3 +223,32 @@ test('embedder revision gate: a generation built with another embedder is not ac
   await overridden.activateManifest(built!.ref.artifact_manifest_id);
   await overridden.close();
 });
+
+test('HNSW graphs: built for large shards, deterministic, recall close to exact scan, reused by later generations', async () => {
+  const docs = Array.from({ length: 400 }, (_, i) => ({ op: 'upsert' as const, doc_id: `v${i}`, text: `vector doc ${i} topic${i % 17} term${i % 23} word${i % 7}` }));
+  const ids: string[] = [];
+  for (let run = 0; run < 2; run++) {
+    const e = await openEngine(tmpDir(), { hnsw_min_rows: 100 });
+    await e.ingest(docs);
+    const g1 = await e.buildAndActivate();
+    const hnsw = g1!.manifest.vector_artifacts.filter((a) => a.role === 'hnsw');
+    assert.equal(hnsw.length, 1);
+    ids.push(g1!.ref.artifact_manifest_id);
+    const pin = await e.acquire();
+    assert.ok(pin.reader.graphs[0]);
+    let agree = 0;
+    for (let q = 0; q < 20; q++) {
+      const qv = e.config.embedder.embed([`topic${q} term${q}`])[0];
+      const approx = new Set(pin.reader.searchVector(qv, 10).map((h) => h.doc_id));
+      const exact = pin.reader.searchVector(qv, 10, { exact: true });
+      agree += exact.filter((h) => approx.has(h.doc_id)).length;
+    }
+    pin.release();
+    assert.ok(agree / 200 >= 0.9, `recall@10 ${agree / 200}`);
+    await e.ingest([{ op: 'upsert', doc_id: 'extra', text: 'one more' }]);
+    const g2 = await e.buildAndActivate();
+    assert.ok(g2!.manifest.vector_artifacts.some((a) => a.object_id === hnsw[0].object_id), 'the graph is reused by id');
+    await e.close();
+  }
+  assert.equal(ids[0], ids[1], 'HNSW graph bytes are deterministic');
+});

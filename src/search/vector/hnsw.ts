@@ -1,0 +1,88 @@
+/**
+ * HNSW graph artifact (role `hnsw`) over one FSVI shard, built with hnswlib-node with a fixed
+ * seed, fixed parameters and rows inserted in row order, so the same shard always gives the same
+ * graph bytes (DESIGN.md §4) and the graph can be content-addressed and replicated like any
+ * artifact. Labels are shard row numbers. hnswlib only reads and writes files by name, so the
+ * bytes pass through a scratch file under the data directory (Storage.nativePath).
+ */
+import { createRequire } from 'node:module';
+import { FsmeshError } from '../../core/errors.ts';
+import type { Storage } from '../../runtime/index.ts';
+import type { VectorShard } from './fsvi.ts';
+
+const require = createRequire(import.meta.url);
+type HnswIndex = {
+  initIndex(o: { maxElements: number; m?: number; efConstruction?: number; randomSeed?: number }): void;
+  addPoint(p: number[] | Float32Array, label: number): void;
+  searchKnn(q: number[] | Float32Array, k: number, filter?: (label: number) => boolean): { distances: number[]; neighbors: number[] };
+  writeIndexSync(f: string): void;
+  readIndexSync(f: string): void;
+  setEf(ef: number): void;
+  getCurrentCount(): number;
+};
+type HnswCtor = new (space: 'ip' | 'l2' | 'cosine', dims: number) => HnswIndex;
+
+export const HNSW_PARAMS = { m: 16, efConstruction: 100, randomSeed: 42, efSearch: 64 } as const;
+
+function ctor(): HnswCtor {
+  return (require('hnswlib-node') as { HierarchicalNSW: HnswCtor }).HierarchicalNSW;
+}
+
+let scratchCounter = 0;
+async function scratch(storage: Storage, fn: (file: string) => void | Promise<void>): Promise<Uint8Array | null> {
+  const rel = `objects/tmp/hnsw-${scratchCounter++}.bin`;
+  const file = storage.nativePath(rel);
+  if (!file) return null;
+  await storage.mkdirp('objects/tmp');
+  try {
+    await fn(file);
+    return await storage.readFile(rel);
+  } finally {
+    await storage.remove(rel);
+  }
+}
+
+/** Build graph bytes for a shard, or null when the storage has no native path. */
+export async function buildHnsw(storage: Storage, shard: VectorShard): Promise<Uint8Array | null> {
+  const H = ctor();
+  const idx = new H('ip', shard.dims);
+  idx.initIndex({ maxElements: Math.max(1, shard.count), m: HNSW_PARAMS.m, efConstruction: HNSW_PARAMS.efConstruction, randomSeed: HNSW_PARAMS.randomSeed });
+  for (let r = 0; r < shard.count; r++) idx.addPoint(Array.from(shard.vectors.subarray(r * shard.dims, (r + 1) * shard.dims)), r);
+  return scratch(storage, (file) => idx.writeIndexSync(file));
+}
+
+export class HnswGraph {
+  readonly object_id: string;
+  private readonly index: HnswIndex;
+  private constructor(objectId: string, index: HnswIndex) {
+    this.object_id = objectId;
+    this.index = index;
+  }
+
+  static async open(storage: Storage, objectId: string, bytes: Uint8Array, shard: VectorShard): Promise<HnswGraph | null> {
+    const H = ctor();
+    const idx = new H('ip', shard.dims);
+    const rel = `objects/tmp/hnsw-open-${scratchCounter++}.bin`;
+    const file = storage.nativePath(rel);
+    if (!file) return null;
+    await storage.mkdirp('objects/tmp');
+    try {
+      await storage.writeFile(rel, bytes);
+      idx.readIndexSync(file);
+    } catch (err) {
+      throw new FsmeshError('corrupt_data', `hnsw graph ${objectId}: cannot be loaded (${(err as Error).message})`, { object_id: objectId });
+    } finally {
+      await storage.remove(rel);
+    }
+    if (idx.getCurrentCount() !== shard.count) throw new FsmeshError('corrupt_data', `hnsw graph ${objectId}: ${idx.getCurrentCount()} points, shard has ${shard.count}`, { object_id: objectId });
+    idx.setEf(HNSW_PARAMS.efSearch);
+    return new HnswGraph(objectId, idx);
+  }
+
+  /** Approximate top-k rows by inner product; `live(row)` filters deleted rows. */
+  search(query: Float32Array, k: number, live?: (row: number) => boolean): { row: number; score: number }[] {
+    const r = this.index.searchKnn(Array.from(query), k, live);
+    // hnswlib's 'ip' distance is 1 - dot.
+    return r.neighbors.map((row, i) => ({ row, score: 1 - r.distances[i] }));
+  }
+}
