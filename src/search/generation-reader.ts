@@ -175,21 +175,54 @@ export class GenerationReader {
     for (const term of uniq) {
       const idf = this.idf(term);
       if (this.liveDf(term) === 0) continue;
-      this.segments.forEach((s, si) => {
+      for (let si = 0; si < this.segments.length; si++) {
+        const s = this.segments[si];
+        const e = s.terms.get(term);
+        if (!e) continue;
         const base = this.bases[si];
         const segId = s.object_id;
-        const hasDeletes = this.deletes.deletedCount(segId) > 0;
+        const del = this.deletes.deletedCount(segId) > 0 ? this.deletes.bySegment.get(segId)!.bits : null;
         const tl = s.title_len;
         const xl = s.text_len;
-        s.forEachPosting(term, (d, tt, tx) => {
-          if (hasDeletes && this.deletes.isDeleted(segId, d)) return;
+        const b8 = s.bytes;
+        const idfK = idf * (k1 + 1);
+        const normA = k1 * (1 - b);
+        const normB = (k1 * b) / avgdl;
+        // Postings decoded inline (same layout as Segment.forEachPosting): the lexical hot loop.
+        let pos = e.offset;
+        const end = e.offset + e.length;
+        let d = 0;
+        while (pos < end) {
+          let v = 0;
+          let shift = 0;
+          let c: number;
+          do {
+            c = b8[pos++];
+            v |= (c & 0x7f) << shift;
+            shift += 7;
+          } while (c & 0x80);
+          d += v;
+          let tt = 0;
+          shift = 0;
+          do {
+            c = b8[pos++];
+            tt |= (c & 0x7f) << shift;
+            shift += 7;
+          } while (c & 0x80);
+          let tx = 0;
+          shift = 0;
+          do {
+            c = b8[pos++];
+            tx |= (c & 0x7f) << shift;
+            shift += 7;
+          } while (c & 0x80);
+          if (del !== null && (del[d >> 3] & (1 << (d & 7))) !== 0) continue;
           const tf = tx + title_boost * tt;
-          const dl = xl[d] + title_boost * tl[d];
           const g = base + d;
           if (acc[g] === 0) touched.push(g);
-          acc[g] += (idf * (tf * (k1 + 1))) / (tf + k1 * (1 - b + (b * dl) / avgdl));
-        });
-      });
+          acc[g] += (idfK * tf) / (tf + normA + normB * (xl[d] + title_boost * tl[d]));
+        }
+      }
     }
     const top = new TopK<number>(k);
     for (const g of touched) {

@@ -22,7 +22,7 @@ type HnswIndex = {
 };
 type HnswCtor = new (space: 'ip' | 'l2' | 'cosine', dims: number) => HnswIndex;
 
-export const HNSW_PARAMS = { m: 16, efConstruction: 100, randomSeed: 42, efSearch: 64 } as const;
+export const HNSW_PARAMS = { m: 16, efConstruction: 200, randomSeed: 42, efSearch: 200 } as const;
 
 function ctor(): HnswCtor {
   return (require('hnswlib-node') as { HierarchicalNSW: HnswCtor }).HierarchicalNSW;
