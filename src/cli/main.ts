@@ -24,6 +24,7 @@ commands:
   verify --data DIR                   re-hash every object and the capsule log
   rollback --data DIR                 make the previous retained generation active
   repair --data DIR                   scrub artifacts, rebuild corrupt ones from local repair symbols
+  node start --data DIR --http HOST:PORT   run a node (HTTP API; see docs/http.md)
   demo                                the README's main job (npm start)`;
 
 function runtimeFor(dir: string): Runtime {
@@ -246,6 +247,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   rollback: cmdRollback,
   repair: cmdRepair,
   demo: async (argv) => (await import('./demo.ts')).runDemo(argv),
+  node: async (argv) => (await import('./node-cmd.ts')).cmdNode(argv),
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -160,6 +160,22 @@ export class LocalEngine {
   }
 
   private async buildOnce(upTo?: number) {
+    const cand = await this.buildCandidate(upTo);
+    if (!cand) return null;
+    try {
+      const ref = await this.activateManifest(cand.manifest_id);
+      return { ref, manifest: cand.manifest };
+    } finally {
+      cand.release();
+    }
+  }
+
+  /**
+   * Build (but do not activate) the next generation from the commits after the active one:
+   * artifacts, symbols and manifest are stored, invisible to readers until a flip. The returned
+   * lease keeps GC away from the candidate until the caller activates or abandons it.
+   */
+  async buildCandidate(upTo?: number): Promise<{ manifest_id: ObjectId; manifest: GenerationManifest; release: () => void } | null> {
     const active = this.generations.active;
     const high = Math.min(upTo ?? this.log.commitSeqHigh, this.log.commitSeqHigh);
     if (active && active.commit_seq_high >= high) return null;
@@ -195,8 +211,8 @@ export class LocalEngine {
         await this.symbols.ensure('artifact', id, bytes);
       }
       const manifestId = await this.generations.putManifest(out.manifest);
-      const ref = await this.activateManifest(manifestId);
-      return { ref, manifest: out.manifest };
+      const release = this.generations.lease(manifestId);
+      return { manifest_id: manifestId, manifest: out.manifest, release };
     } finally {
       parentPin?.release();
     }
@@ -232,27 +248,38 @@ export class LocalEngine {
    */
   async activateManifest(manifestId: ObjectId): Promise<GenerationRef> {
     const t0 = this.runtime.clock.monotonicMs();
-    const manifest = await this.generations.loadManifest(manifestId);
-    this.checkEmbedderGate(manifest);
-    if (manifest.shard !== this.config.shard)
-      throw new FsmeshError(
-        'conflict',
-        `manifest is for shard ${manifest.shard}, this node serves ${this.config.shard}`,
-      );
-    // Warm: open (verify) the reader before the flip so the first query never pays for it.
-    const pinned = await this.pin(manifestId);
+    const warmed = await this.verifyAndWarm(manifestId);
     try {
-      const ref = await this.generations.activate(manifestId);
-      invariant(
-        this.generations.active?.artifact_manifest_id === manifestId,
-        'pointer flipped to the activated manifest',
-      );
-      this.events.generation_activated?.(ref, manifest, this.runtime.clock.monotonicMs() - t0);
-      await this.collectGarbage();
-      return ref;
+      return await this.flip(manifestId, t0);
     } finally {
-      pinned.release();
+      warmed.release();
     }
+  }
+
+  /**
+   * Activation gate, before any flip: manifest loads and validates, shard and embedder revision
+   * match (§8.5), every artifact is present and re-hashed (opening the reader), and the reader is
+   * warmed by a probe query. Returns the pinned reader; the caller releases it.
+   */
+  async verifyAndWarm(manifestId: ObjectId): Promise<Pinned> {
+    const manifest = await this.generations.loadManifest(manifestId);
+    if (manifest.shard !== this.config.shard) {
+      throw new FsmeshError('conflict', `manifest is for shard ${manifest.shard}, this node serves ${this.config.shard}`);
+    }
+    this.checkEmbedderGate(manifest);
+    const pinned = await this.pin(manifestId);
+    pinned.reader.searchLexical(['fsmesh'], 1);
+    return pinned;
+  }
+
+  /** The one atomic step that makes a verified generation live (then old objects are collected). */
+  async flip(manifestId: ObjectId, startedMs = this.runtime.clock.monotonicMs()): Promise<GenerationRef> {
+    const manifest = await this.generations.loadManifest(manifestId);
+    const ref = await this.generations.activate(manifestId);
+    invariant(this.generations.active?.artifact_manifest_id === manifestId, 'pointer flipped to the activated manifest');
+    this.events.generation_activated?.(ref, manifest, this.runtime.clock.monotonicMs() - startedMs);
+    await this.collectGarbage();
+    return ref;
   }
 
   async collectGarbage(): Promise<number> {

@@ -1,0 +1,186 @@
+/**
+ * HTTP API of a node (node:http; binds 127.0.0.1 unless told otherwise). JSON in and out; every
+ * error is a 4xx/5xx with `{"error":{"code","message","problems"?}}`.
+ *   POST   /v1/docs                JSON array or NDJSON of docs; 200 {commit_seq, commit_id, docs} once durable
+ *   DELETE /v1/docs/:id            200 {commit_seq}
+ *   GET    /v1/search?q=&k=&mode=&as_of_commit_seq=&min_commit_seq=&timeout_ms=
+ *   GET    /v1/status              role, health, generation_id, artifact_manifest_id, commit_seq_high, lag_commits, ...
+ *   GET    /v1/generations         retained generations, active marked
+ *   GET    /healthz                200 healthy/catching_up, 503 degraded/bootstrapping (body says which)
+ *   GET    /metrics                Prometheus text
+ */
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { FsmeshError } from '../core/errors.ts';
+import type { FsmeshNode } from '../node.ts';
+import type { SearchMode } from '../search/searcher.ts';
+
+export interface HttpOptions {
+  host?: string;
+  port?: number;
+  max_body_bytes?: number;
+  /** Extra fields for /v1/status (the p2p layer adds peer_id and multiaddrs). */
+  statusExtra?: () => Record<string, unknown>;
+  /** Extra routes (a host application's own, or p2p admin). Return true when handled. */
+  extraRoutes?: (req: http.IncomingMessage, res: http.ServerResponse, url: URL) => Promise<boolean> | boolean;
+}
+
+const STATUS_BY_CODE: Record<string, number> = {
+  invalid_input: 400,
+  invalid_manifest: 400,
+  not_found: 404,
+  retention_dropped: 410,
+  conflict: 409,
+  busy: 429,
+  timeout: 504,
+  embedder_mismatch: 409,
+  unsupported_version: 400,
+  corrupt_data: 503,
+  internal: 500,
+};
+
+class HttpError extends Error {
+  readonly status: number;
+  readonly code: string;
+  constructor(status: number, code: string, message: string) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+function send(res: http.ServerResponse, status: number, body: unknown, contentType = 'application/json'): void {
+  const text = contentType === 'application/json' ? `${JSON.stringify(body)}\n` : String(body);
+  res.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+function readBody(req: http.IncomingMessage, limit: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared > limit) {
+      reject(new HttpError(413, 'payload_too_large', `request body of ${declared} bytes exceeds the ${limit}-byte limit`));
+      req.resume();
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > limit) {
+        reject(new HttpError(413, 'payload_too_large', `request body exceeds the ${limit}-byte limit`));
+        req.destroy();
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+function parseDocsBody(text: string, contentType: string): unknown[] {
+  const trimmed = text.trim();
+  if (trimmed === '') throw new HttpError(400, 'invalid_input', 'request body is empty: send a JSON array or NDJSON of documents');
+  if (contentType.includes('ndjson') || (!trimmed.startsWith('[') && trimmed.includes('\n'))) {
+    return trimmed.split('\n').flatMap((line, i) => {
+      if (line.trim() === '') return [];
+      try {
+        return [JSON.parse(line)];
+      } catch (err) {
+        throw new HttpError(400, 'invalid_input', `NDJSON line ${i + 1}: invalid JSON (${(err as Error).message}); nothing committed`);
+      }
+    });
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(trimmed);
+  } catch (err) {
+    throw new HttpError(400, 'invalid_input', `body: invalid JSON (${(err as Error).message})`);
+  }
+  if (!Array.isArray(parsed)) parsed = [parsed];
+  return parsed as unknown[];
+}
+
+function intParam(url: URL, name: string, min = 0): number | undefined {
+  const v = url.searchParams.get(name);
+  if (v === null || v === '') return undefined;
+  if (!/^-?\d+$/.test(v)) throw new HttpError(400, 'invalid_input', `${name}: expected an integer, got ${JSON.stringify(v)}`);
+  const n = Number(v);
+  if (n < min) throw new HttpError(400, 'invalid_input', `${name}: must be >= ${min}, got ${n}`);
+  return n;
+}
+
+export function createHttpHandler(node: FsmeshNode, opts: HttpOptions = {}) {
+  const limit = opts.max_body_bytes ?? 16 << 20;
+  return async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
+    try {
+      const url = new URL(req.url ?? '/', 'http://localhost');
+      const p = url.pathname;
+      if (opts.extraRoutes && (await opts.extraRoutes(req, res, url))) return;
+      if (p === '/v1/docs' && req.method === 'POST') {
+        const docs = parseDocsBody(await readBody(req, limit), String(req.headers['content-type'] ?? ''));
+        const key = req.headers['idempotency-key'];
+        const ack = await node.ingest(docs as never, { idempotency_key: typeof key === 'string' ? key : undefined });
+        return send(res, 200, { commit_seq: ack.commit_seq, commit_id: ack.commit_id, docs: docs.length, deduplicated: ack.deduplicated });
+      }
+      const del = /^\/v1\/docs\/(.+)$/.exec(p);
+      if (del && req.method === 'DELETE') {
+        const ack = await node.delete(decodeURIComponent(del[1]));
+        return send(res, 200, { commit_seq: ack.commit_seq, commit_id: ack.commit_id });
+      }
+      if (req.method !== 'GET') throw new HttpError(p.startsWith('/v1/') || p === '/healthz' || p === '/metrics' ? 405 : 404, 'not_found', `${req.method} ${p} is not a route`);
+      if (p === '/v1/search') {
+        const q = url.searchParams.get('q');
+        if (q === null) throw new HttpError(400, 'invalid_input', 'q: required');
+        const r = await node.search({
+          q,
+          k: intParam(url, 'k') ?? undefined,
+          mode: (url.searchParams.get('mode') ?? undefined) as SearchMode | undefined,
+          as_of_commit_seq: intParam(url, 'as_of_commit_seq'),
+          min_commit_seq: intParam(url, 'min_commit_seq'),
+          timeout_ms: intParam(url, 'timeout_ms'),
+        });
+        return send(res, 200, r);
+      }
+      if (p === '/v1/status') return send(res, 200, { ...node.status(), ...opts.statusExtra?.() });
+      if (p === '/v1/generations') {
+        const active = node.engine.generations.active?.artifact_manifest_id;
+        return send(res, 200, { generations: node.generations().map((g) => ({ ...g, active: g.artifact_manifest_id === active })) });
+      }
+      if (p === '/healthz') {
+        const h = node.status().health;
+        return send(res, h === 'healthy' || h === 'catching_up' ? 200 : 503, { health: h });
+      }
+      if (p === '/metrics') return send(res, 200, await node.metrics.text(), 'text/plain; version=0.0.4');
+      throw new HttpError(404, 'not_found', `no route ${p}`);
+    } catch (err) {
+      if (err instanceof HttpError) return send(res, err.status, { error: { code: err.code, message: err.message } });
+      if (err instanceof FsmeshError) {
+        return send(res, STATUS_BY_CODE[err.code] ?? 500, { error: { code: err.code, message: err.message, ...(err.details.problems ? { problems: err.details.problems } : {}) } });
+      }
+      return send(res, 500, { error: { code: 'internal', message: (err as Error).message } });
+    }
+  };
+}
+
+export async function startHttpServer(node: FsmeshNode, opts: HttpOptions = {}): Promise<{ server: http.Server; url: string; close(): Promise<void> }> {
+  const handler = createHttpHandler(node, opts);
+  const server = http.createServer((req, res) => void handler(req, res));
+  server.requestTimeout = 120_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => resolve());
+  });
+  const addr = server.address() as AddressInfo;
+  return {
+    server,
+    url: `http://${addr.address}:${addr.port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        // Finish in-flight requests, refuse new ones.
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      }),
+  };
+}
