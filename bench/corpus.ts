@@ -7,7 +7,18 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 
-const ROOTS = ['/usr/share/man/man1', '/usr/share/man/man3', '/usr/share/man/man7', '/usr/share/man/man8', '/usr/share/doc', '/usr/lib/python3', '/usr/local/lib', '/root/.rustup/toolchains', '/usr/share/common-licenses', path.resolve('node_modules')];
+const ROOTS = [
+  '/usr/share/man/man1',
+  '/usr/share/man/man3',
+  '/usr/share/man/man7',
+  '/usr/share/man/man8',
+  '/usr/share/doc',
+  '/usr/lib/python3',
+  '/usr/local/lib',
+  '/root/.rustup/toolchains',
+  '/usr/share/common-licenses',
+  path.resolve('node_modules'),
+];
 const EXT = /\.(md|txt|rst|markdown|[1-8][a-z]*\.gz)$|^README|^NEWS|^changelog$/i;
 
 function walk(dir: string, out: string[], depth = 0): void {
@@ -33,7 +44,12 @@ export interface CorpusDoc {
 
 export function loadCorpus(target = 50_000): CorpusDoc[] {
   const cache = path.resolve('.bench-data', `corpus-${target}.jsonl`);
-  if (fs.existsSync(cache)) return fs.readFileSync(cache, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  if (fs.existsSync(cache))
+    return fs
+      .readFileSync(cache, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
   const files: string[] = [];
   for (const r of ROOTS) walk(r, files);
   const docs: CorpusDoc[] = [];
@@ -41,7 +57,9 @@ export function loadCorpus(target = 50_000): CorpusDoc[] {
   for (const f of files) {
     let text: string;
     try {
-      text = f.endsWith('.gz') ? manToText(gunzipSync(fs.readFileSync(f)).toString('utf8')) : fs.readFileSync(f, 'utf8');
+      text = f.endsWith('.gz')
+        ? manToText(gunzipSync(fs.readFileSync(f)).toString('utf8'))
+        : fs.readFileSync(f, 'utf8');
     } catch {
       continue;
     }
@@ -67,7 +85,9 @@ export function loadCorpus(target = 50_000): CorpusDoc[] {
 function manToText(src: string): string {
   return src
     .split('\n')
-    .map((l) => (/^\.(PP|P|LP|SH|SS|TP|IP|sp|br)\b/.test(l) ? '' : l.startsWith('.') || l.startsWith("'") ? ' ' : l))
+    .map((l) =>
+      /^\.(PP|P|LP|SH|SS|TP|IP|sp|br)\b/.test(l) ? '' : l.startsWith('.') || l.startsWith("'") ? ' ' : l,
+    )
     .join('\n')
     .replace(/\\f[BIRP]|\\f\(..|\\\(..|\\[-&e]|\\s[-+]?\d/g, (m) => (m === '\\-' ? '-' : ''));
 }

@@ -6,15 +6,21 @@
  *  - snapshot: query p99 during a continuous stream of activations vs idle.
  *   node bench/search.ts [--docs 50000] [--queries 300]
  */
+
+import {
+  create as oramaCreate,
+  insertMultiple as oramaInsert,
+  save as oramaSave,
+  search as oramaSearch,
+} from '@orama/orama';
 import { Index as FlexIndex } from 'flexsearch';
 import MiniSearch from 'minisearch';
-import { create as oramaCreate, insertMultiple as oramaInsert, save as oramaSave, search as oramaSearch } from '@orama/orama';
 import { defaultEngineConfig, LocalEngine } from '../src/engine/local-engine.ts';
 import { nodeFsStorage, seededRandom, systemClock } from '../src/runtime/index.ts';
 import { buildSegment, indexDoc, Segment } from '../src/search/lexical/segment.ts';
 import { tokenize } from '../src/search/text.ts';
-import { arg, benchDir, nowMs, report, round, summarize } from './util.ts';
 import { loadCorpus } from './corpus.ts';
+import { arg, benchDir, nowMs, report, round, summarize } from './util.ts';
 
 const N = arg('docs', 50_000);
 const Q = arg('queries', 300);
@@ -44,13 +50,23 @@ function latencies(fn: (q: string) => unknown): ReturnType<typeof summarize> {
 }
 
 // ---- fsmesh lexical build (segment only, comparable to the lexical peers) ----
-const build = time(() => buildSegment(docs.map((d) => indexDoc({ doc_id: d.id, title: d.title, text: d.text }))));
+const build = time(() =>
+  buildSegment(docs.map((d) => indexDoc({ doc_id: d.id, title: d.title, text: d.text }))),
+);
 const segBytes = build.value;
 
 // ---- full engine build: segment + hashed embeddings + FSVI + HNSW, then activation ----
 const dir = benchDir('search');
-const engine = await LocalEngine.open({ clock: systemClock, random: seededRandom(1), storage: nodeFsStorage(dir) }, defaultEngineConfig({ durability: { mode: 'group', group_commit_ms: 2 } }));
-for (let i = 0; i < docs.length; i += 5000) await engine.ingest(docs.slice(i, i + 5000).map((d) => ({ op: 'upsert' as const, doc_id: d.id, title: d.title, text: d.text })));
+const engine = await LocalEngine.open(
+  { clock: systemClock, random: seededRandom(1), storage: nodeFsStorage(dir) },
+  defaultEngineConfig({ durability: { mode: 'group', group_commit_ms: 2 } }),
+);
+for (let i = 0; i < docs.length; i += 5000)
+  await engine.ingest(
+    docs
+      .slice(i, i + 5000)
+      .map((d) => ({ op: 'upsert' as const, doc_id: d.id, title: d.title, text: d.text })),
+  );
 const fullBuild = await timeAsync(() => engine.buildAndActivate());
 const pin = await engine.acquire();
 const reader = pin.reader;
@@ -75,7 +91,10 @@ function referenceTop10(q: string): string[] {
     for (const i of post) {
       const d = refDocs[i];
       const tf = d.text.filter((x) => x === t).length + 2 * d.title.filter((x) => x === t).length;
-      scores.set(i, (scores.get(i) ?? 0) + (idf * tf * 2.2) / (tf + 1.2 * (0.25 + (0.75 * refLen[i]) / refAvg)));
+      scores.set(
+        i,
+        (scores.get(i) ?? 0) + (idf * tf * 2.2) / (tf + 1.2 * (0.25 + (0.75 * refLen[i]) / refAvg)),
+      );
     }
   }
   return [...scores.entries()]
@@ -98,7 +117,8 @@ for (const q of queries) {
 
 const fsmeshLex = latencies((q) => reader.searchLexical(tokenize(q), 10));
 const engineLat: number[] = [];
-for (const q of queries) engineLat.push((await timeAsync(() => engine.search({ q, k: 10, mode: 'lexical' }))).ms);
+for (const q of queries)
+  engineLat.push((await timeAsync(() => engine.search({ q, k: 10, mode: 'lexical' }))).ms);
 
 // ---- peers ----
 const ms = new MiniSearch({ fields: ['title', 'text'], idField: 'id' });
@@ -114,7 +134,10 @@ const orama = oramaCreate({ schema: { id: 'string', title: 'string', text: 'stri
 const oramaBuild = await timeAsync(async () => oramaInsert(orama, docs, 1000));
 for (const q of queries.slice(0, 20)) await oramaSearch(orama, { term: q, limit: 10, boost: { title: 2 } });
 const oramaLat: number[] = [];
-for (const q of queries) oramaLat.push((await timeAsync(async () => oramaSearch(orama, { term: q, limit: 10, boost: { title: 2 } }))).ms);
+for (const q of queries)
+  oramaLat.push(
+    (await timeAsync(async () => oramaSearch(orama, { term: q, limit: 10, boost: { title: 2 } }))).ms,
+  );
 const oramaBytes = Buffer.byteLength(JSON.stringify(oramaSave(orama)));
 
 // ---- vector: HNSW vs exact ----
@@ -136,7 +159,9 @@ let activations = 0;
 const churn = (async () => {
   let i = 0;
   while (!stop) {
-    await engine.ingest([{ op: 'upsert', doc_id: `churn-${i++}`, text: `fresh document ${i} ${queries[i % queries.length]}` }]);
+    await engine.ingest([
+      { op: 'upsert', doc_id: `churn-${i++}`, text: `fresh document ${i} ${queries[i % queries.length]}` },
+    ]);
     await engine.buildAndActivate();
     activations++;
   }
@@ -144,7 +169,9 @@ const churn = (async () => {
 const busy: number[] = [];
 // Query for as long as it takes to see at least 10 activations (every query pins one generation).
 for (let i = 0; activations < 10 || i < queries.length; i++) {
-  busy.push((await timeAsync(() => engine.search({ q: queries[i % queries.length], k: 10, mode: 'hybrid' }))).ms);
+  busy.push(
+    (await timeAsync(() => engine.search({ q: queries[i % queries.length], k: 10, mode: 'hybrid' }))).ms,
+  );
   await new Promise((r) => setImmediate(r));
 }
 stop = true;
@@ -159,10 +186,20 @@ report('search', {
   queries: queries.length,
   lexical: {
     ndcg_at_10_vs_reference_bm25: round(ndcgSum / queries.length, 4),
-    fsmesh: { build_docs_per_s: docsPerS(build.ms), query: sOur, engine_query: summarize(engineLat), index_bytes: segSize, segment_docs: Segment.open('x', segBytes).doc_count },
+    fsmesh: {
+      build_docs_per_s: docsPerS(build.ms),
+      query: sOur,
+      engine_query: summarize(engineLat),
+      index_bytes: segSize,
+      segment_docs: Segment.open('x', segBytes).doc_count,
+    },
     minisearch: { build_docs_per_s: docsPerS(msBuild.ms), query: msLat, index_bytes_json: msBytes },
     flexsearch: { build_docs_per_s: docsPerS(flexBuild.ms), query: flexLat, index_bytes: null },
-    orama: { build_docs_per_s: docsPerS(oramaBuild.ms), query: summarize(oramaLat), index_bytes_json: oramaBytes },
+    orama: {
+      build_docs_per_s: docsPerS(oramaBuild.ms),
+      query: summarize(oramaLat),
+      index_bytes_json: oramaBytes,
+    },
     ratios: {
       p50_speedup_vs_minisearch: round(msLat.p50_ms / sOur.p50_ms, 2),
       p50_speedup_vs_flexsearch: round(flexLat.p50_ms / sOur.p50_ms, 2),
@@ -174,7 +211,22 @@ report('search', {
       index_bytes_vs_orama_json: round(segSize / oramaBytes, 3),
     },
   },
-  full_generation_build: { ms: round(fullBuild.ms, 0), docs_per_s: docsPerS(fullBuild.ms), note: 'segment + hashed embedder + f16 FSVI + HNSW + repair symbols + fsync' },
-  vector: { recall_at_10_hnsw_vs_exact: round(agree / (vq.length * 10), 4), hnsw: hnswLat, exact: exactLat, hnsw_speedup: round(exactLat.p50_ms / hnswLat.p50_ms, 2) },
-  snapshot: { idle: summarize(idle), during_activations: summarize(busy), activations, p99_ratio: round(summarize(busy).p99_ms / summarize(idle).p99_ms, 2), goal_p99_ratio: 1.5 },
+  full_generation_build: {
+    ms: round(fullBuild.ms, 0),
+    docs_per_s: docsPerS(fullBuild.ms),
+    note: 'segment + hashed embedder + f16 FSVI + HNSW + repair symbols + fsync',
+  },
+  vector: {
+    recall_at_10_hnsw_vs_exact: round(agree / (vq.length * 10), 4),
+    hnsw: hnswLat,
+    exact: exactLat,
+    hnsw_speedup: round(exactLat.p50_ms / hnswLat.p50_ms, 2),
+  },
+  snapshot: {
+    idle: summarize(idle),
+    during_activations: summarize(busy),
+    activations,
+    p99_ratio: round(summarize(busy).p99_ms / summarize(idle).p99_ms, 2),
+    goal_p99_ratio: 1.5,
+  },
 });

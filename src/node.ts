@@ -4,26 +4,54 @@
  * `createNode(config)` validates the config, opens the data directory and starts the actors —
  * under a fresh nact system, or under a host application's own actor (`actor_parent`).
  */
-import { type Ref, start as startSystem, stop as stopActor, spawnStateless } from 'nact';
+
 import * as path from 'node:path';
-import type { DocOp } from './core/capsule.ts';
-import { docToOp } from './core/docs-input.ts';
-import { FsmeshError } from './core/errors.ts';
-import { defaultEngineConfig, type EngineConfig, LocalEngine, type ReadOptions } from './engine/local-engine.ts';
-import { DEFAULT_HEALTH_POLICY, HEALTH_STATES, type HealthPolicy, startNodeHealth } from './fsm/node-health.ts';
-import { NodeEvents } from './obs/events.ts';
-import { NodeMetrics } from './obs/metrics.ts';
-import { nodeFsStorage, type Runtime, systemClock, systemRandom } from './runtime/index.ts';
-import type { SearchOptions, SearchResult } from './search/searcher.ts';
-import type { AppendAck } from './storage/capsule-log.ts';
-import type { GenerationRef } from './storage/generations.ts';
-import { type BuildOutcome, type BuilderMsg, spawnBuilderActor } from './actors/builder-actor.ts';
+import { type Ref, spawnStateless, start as startSystem, stop as stopActor } from 'nact';
+import { type BuilderMsg, type BuildOutcome, spawnBuilderActor } from './actors/builder-actor.ts';
 import type { ActorDeps, BuildPolicy } from './actors/context.ts';
 import { type IngestMsg, spawnIngestActor } from './actors/ingest-actor.ts';
 import { BoundedRef } from './actors/mailbox.ts';
 import { type QueryMsg, spawnQueryActor } from './actors/query-actor.ts';
-import { createRepairQueue, type RepairHooks, type RepairMsg, spawnRepairActor } from './actors/repair-actor.ts';
-import { type CrashReport, DEFAULT_RESTART_POLICY, type RestartPolicy, restartPolicy } from './actors/supervision.ts';
+import {
+  createRepairQueue,
+  type RepairHooks,
+  type RepairMsg,
+  spawnRepairActor,
+} from './actors/repair-actor.ts';
+import {
+  type CrashReport,
+  DEFAULT_RESTART_POLICY,
+  type RestartPolicy,
+  restartPolicy,
+} from './actors/supervision.ts';
+import type { DocOp } from './core/capsule.ts';
+import { docToOp } from './core/docs-input.ts';
+import { FsmeshError } from './core/errors.ts';
+import {
+  defaultEngineConfig,
+  type EngineConfig,
+  LocalEngine,
+  type ReadOptions,
+} from './engine/local-engine.ts';
+import {
+  DEFAULT_HEALTH_POLICY,
+  HEALTH_STATES,
+  type HealthPolicy,
+  startNodeHealth,
+} from './fsm/node-health.ts';
+import { NodeEvents } from './obs/events.ts';
+import { NodeMetrics } from './obs/metrics.ts';
+import {
+  type Clock,
+  nodeFsStorage,
+  type Runtime,
+  systemClock,
+  systemRandom,
+  type TimerHandle,
+} from './runtime/index.ts';
+import type { SearchOptions, SearchResult } from './search/searcher.ts';
+import type { AppendAck } from './storage/capsule-log.ts';
+import type { GenerationRef } from './storage/generations.ts';
 
 export interface NodeConfig {
   /** Data directory (required unless `runtime.storage` is given). */
@@ -49,8 +77,22 @@ export interface NodeConfig {
 }
 
 const KNOWN_KEYS = new Set<string>([
-  'data_dir', 'node_name', 'shard', 'role', 'fsync', 'group_commit_ms', 'build', 'scrub_interval_ms', 'scrub_bytes_per_s',
-  'mailbox_bound', 'restart_policy', 'health_policy', 'engine', 'runtime', 'actor_parent', 'repair_hooks',
+  'data_dir',
+  'node_name',
+  'shard',
+  'role',
+  'fsync',
+  'group_commit_ms',
+  'build',
+  'scrub_interval_ms',
+  'scrub_bytes_per_s',
+  'mailbox_bound',
+  'restart_policy',
+  'health_policy',
+  'engine',
+  'runtime',
+  'actor_parent',
+  'repair_hooks',
 ]);
 
 export function validateNodeConfig(c: NodeConfig): string[] {
@@ -58,13 +100,22 @@ export function validateNodeConfig(c: NodeConfig): string[] {
   if (typeof c !== 'object' || c === null) return ['config: must be an object'];
   for (const k of Object.keys(c)) if (!KNOWN_KEYS.has(k)) p.push(`${k}: unknown option`);
   if (c.data_dir === undefined && !c.runtime?.storage) p.push('data_dir: required (or pass runtime.storage)');
-  if (c.data_dir !== undefined && (typeof c.data_dir !== 'string' || c.data_dir === '')) p.push('data_dir: must be a non-empty path');
-  if (c.node_name !== undefined && (typeof c.node_name !== 'string' || !/^[A-Za-z0-9._-]{1,128}$/.test(c.node_name))) p.push('node_name: 1-128 of [A-Za-z0-9._-]');
-  if (c.shard !== undefined && (typeof c.shard !== 'string' || !/^[a-z0-9][a-z0-9_-]{0,63}$/.test(c.shard))) p.push('shard: must match [a-z0-9][a-z0-9_-]{0,63}');
-  if (c.role !== undefined && c.role !== 'writer' && c.role !== 'replica') p.push('role: must be "writer" or "replica"');
-  if (c.fsync !== undefined && c.fsync !== 'per_commit' && c.fsync !== 'group') p.push('fsync: must be "per_commit" or "group"');
+  if (c.data_dir !== undefined && (typeof c.data_dir !== 'string' || c.data_dir === ''))
+    p.push('data_dir: must be a non-empty path');
+  if (
+    c.node_name !== undefined &&
+    (typeof c.node_name !== 'string' || !/^[A-Za-z0-9._-]{1,128}$/.test(c.node_name))
+  )
+    p.push('node_name: 1-128 of [A-Za-z0-9._-]');
+  if (c.shard !== undefined && (typeof c.shard !== 'string' || !/^[a-z0-9][a-z0-9_-]{0,63}$/.test(c.shard)))
+    p.push('shard: must match [a-z0-9][a-z0-9_-]{0,63}');
+  if (c.role !== undefined && c.role !== 'writer' && c.role !== 'replica')
+    p.push('role: must be "writer" or "replica"');
+  if (c.fsync !== undefined && c.fsync !== 'per_commit' && c.fsync !== 'group')
+    p.push('fsync: must be "per_commit" or "group"');
   const nat = (v: unknown, k: string, min = 0) => {
-    if (v !== undefined && !(typeof v === 'number' && Number.isInteger(v) && v >= min)) p.push(`${k}: must be an integer >= ${min}`);
+    if (v !== undefined && !(typeof v === 'number' && Number.isInteger(v) && v >= min))
+      p.push(`${k}: must be an integer >= ${min}`);
   };
   nat(c.group_commit_ms, 'group_commit_ms');
   nat(c.scrub_interval_ms, 'scrub_interval_ms');
@@ -93,7 +144,13 @@ export interface NodeStatus {
   crashes: CrashReport[];
 }
 
-export type DocInput = { id: string; text?: string; title?: string; fields?: Record<string, unknown>; delete?: true };
+export type DocInput = {
+  id: string;
+  text?: string;
+  title?: string;
+  fields?: Record<string, unknown>;
+  delete?: true;
+};
 
 export interface FsmeshNode {
   readonly name: string;
@@ -132,14 +189,35 @@ export function docsToOps(docs: unknown): DocOp[] {
     if (r.op) ops.push(r.op);
     else problems.push(...r.problems);
   });
-  if (problems.length) throw new FsmeshError('invalid_input', `${problems.length} problem(s), nothing committed: ${problems.slice(0, 20).join('; ')}`, { problems });
+  if (problems.length)
+    throw new FsmeshError(
+      'invalid_input',
+      `${problems.length} problem(s), nothing committed: ${problems.slice(0, 20).join('; ')}`,
+      { problems },
+    );
   return ops;
 }
 
 export async function createNode(config: NodeConfig): Promise<FsmeshNode> {
   const problems = validateNodeConfig(config);
-  if (problems.length) throw new FsmeshError('invalid_input', `invalid node config: ${problems.join('; ')}`, { problems });
-  const clock = config.runtime?.clock ?? systemClock;
+  if (problems.length)
+    throw new FsmeshError('invalid_input', `invalid node config: ${problems.join('; ')}`, { problems });
+  // Every timer the node's actors start goes through this clock, so stop() can cancel them all.
+  const baseClock = config.runtime?.clock ?? systemClock;
+  const timers = new Set<TimerHandle>();
+  const clock: Clock = {
+    nowMs: () => baseClock.nowMs(),
+    monotonicMs: () => baseClock.monotonicMs(),
+    setTimeout(fn, ms) {
+      const h: TimerHandle = baseClock.setTimeout(() => {
+        timers.delete(h);
+        fn();
+      }, ms);
+      timers.add(h);
+      return { cancel: () => (timers.delete(h), h.cancel()) };
+    },
+    sleep: (ms) => baseClock.sleep(ms),
+  };
   const runtime: Runtime = {
     clock,
     random: config.runtime?.random ?? systemRandom(),
@@ -155,10 +233,19 @@ export async function createNode(config: NodeConfig): Promise<FsmeshNode> {
     defaultEngineConfig({
       shard,
       created_by: name,
-      durability: config.fsync === 'group' ? { mode: 'group', group_commit_ms: config.group_commit_ms ?? 2 } : { mode: 'fsync' },
+      durability:
+        config.fsync === 'group'
+          ? { mode: 'group', group_commit_ms: config.group_commit_ms ?? 2 }
+          : { mode: 'fsync' },
       ...config.engine,
     }),
-    { warn: (msg, details) => events.emit(msg.includes('repaired') ? 'artifact_repair_completed' : 'artifact_repair_started', { ...details, note: msg }) },
+    {
+      warn: (msg, details) =>
+        events.emit(msg.includes('repaired') ? 'artifact_repair_completed' : 'artifact_repair_started', {
+          ...details,
+          note: msg,
+        }),
+    },
   );
   const health = startNodeHealth(clock, { ...DEFAULT_HEALTH_POLICY, ...config.health_policy });
   metrics.setHealth(health.state(), HEALTH_STATES);
@@ -167,8 +254,18 @@ export async function createNode(config: NodeConfig): Promise<FsmeshNode> {
     const st = snap.value as string;
     if (st === lastHealth) return;
     const active = engine.generations.active;
-    if (st === 'degraded') events.emit('read_degraded_mode_entered', { generation_id: active?.generation_id, commit_seq: active?.commit_seq_high, reason: snap.context.reason });
-    if (lastHealth === 'degraded') events.emit('read_degraded_mode_exited', { generation_id: active?.generation_id, commit_seq: active?.commit_seq_high, new_state: st });
+    if (st === 'degraded')
+      events.emit('read_degraded_mode_entered', {
+        generation_id: active?.generation_id,
+        commit_seq: active?.commit_seq_high,
+        reason: snap.context.reason,
+      });
+    if (lastHealth === 'degraded')
+      events.emit('read_degraded_mode_exited', {
+        generation_id: active?.generation_id,
+        commit_seq: active?.commit_seq_high,
+        new_state: st,
+      });
     lastHealth = st as typeof lastHealth;
     metrics.setHealth(st, HEALTH_STATES);
   });
@@ -205,14 +302,20 @@ export async function createNode(config: NodeConfig): Promise<FsmeshNode> {
   const repairQueue = createRepairQueue(deps, config.repair_hooks ?? {});
   ingest.ref = spawnIngestActor(supervisor, deps, restartPolicy(clock, 'ingest', policy, report));
   builder.ref = spawnBuilderActor(supervisor, deps, restartPolicy(clock, 'builder', policy, report));
-  repair.ref = spawnRepairActor(supervisor, deps, repairQueue, restartPolicy(clock, 'repair', policy, report));
+  repair.ref = spawnRepairActor(
+    supervisor,
+    deps,
+    repairQueue,
+    restartPolicy(clock, 'repair', policy, report),
+  );
   query.ref = spawnQueryActor(supervisor, deps, restartPolicy(clock, 'query', policy, report));
   const active0 = engine.generations.active;
   metrics.active_generation_seq.set(active0?.generation_seq ?? 0);
   metrics.active_commit_seq_high.set(active0?.commit_seq_high ?? 0);
   metrics.commit_seq_high.set(engine.log.commitSeqHigh);
   // §8.3: commits after the active generation's watermark (a crash mid-build) are built now.
-  if (role === 'writer' && engine.log.commitSeqHigh > (active0?.commit_seq_high ?? 0)) builder.tell({ type: 'build' });
+  if (role === 'writer' && engine.log.commitSeqHigh > (active0?.commit_seq_high ?? 0))
+    builder.tell({ type: 'build' });
 
   let stopped = false;
   const node: FsmeshNode = {
@@ -221,9 +324,12 @@ export async function createNode(config: NodeConfig): Promise<FsmeshNode> {
     events,
     metrics,
     supervisor,
-    ingest: async (docs, opts = {}) => ingest.ask<AppendAck>({ type: 'ingest', ops: docsToOps(docs), idempotency_key: opts.idempotency_key }),
-    ingestOps: (ops, opts = {}) => ingest.ask<AppendAck>({ type: 'ingest', ops, idempotency_key: opts.idempotency_key }),
-    delete: async (docId) => ingest.ask<AppendAck>({ type: 'ingest', ops: docsToOps([{ id: docId, delete: true }]) }),
+    ingest: async (docs, opts = {}) =>
+      ingest.ask<AppendAck>({ type: 'ingest', ops: docsToOps(docs), idempotency_key: opts.idempotency_key }),
+    ingestOps: (ops, opts = {}) =>
+      ingest.ask<AppendAck>({ type: 'ingest', ops, idempotency_key: opts.idempotency_key }),
+    delete: async (docId) =>
+      ingest.ask<AppendAck>({ type: 'ingest', ops: docsToOps([{ id: docId, delete: true }]) }),
     search: (opts) => query.ask<SearchResult>({ type: 'search', opts }),
     status: () => {
       const a = engine.generations.active;
@@ -241,7 +347,12 @@ export async function createNode(config: NodeConfig): Promise<FsmeshNode> {
         active_commit_seq_high: a?.commit_seq_high ?? 0,
         lag_commits: engine.log.commitSeqHigh - (a?.commit_seq_high ?? 0),
         retained_generations: engine.generations.retained.length,
-        mailboxes: Object.fromEntries([ingest, builder, repair, query].map((b) => [b.name, { inflight: b.inflight, bound: b.bound, rejected: b.rejected }])),
+        mailboxes: Object.fromEntries(
+          [ingest, builder, repair, query].map((b) => [
+            b.name,
+            { inflight: b.inflight, bound: b.bound, rejected: b.rejected },
+          ]),
+        ),
         repair_queue: repairQueue.stats(),
         crashes: [...crashes],
       };
@@ -261,6 +372,8 @@ export async function createNode(config: NodeConfig): Promise<FsmeshNode> {
       if (stopped) return;
       stopped = true;
       for (const b of [ingest, builder, repair, query]) b.ref = null;
+      for (const t of [...timers]) t.cancel();
+      timers.clear();
       await repairQueue.idle();
       stopActor(supervisor);
       if (ownSystem) stopActor(ownSystem);

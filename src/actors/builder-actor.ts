@@ -39,14 +39,20 @@ export interface BuildOutcome {
 
 export async function runBuild(deps: ActorDeps, st: BuilderState): Promise<BuildOutcome> {
   const { engine, events, metrics, health, clock } = deps;
-  if (!health.canActivate()) return { built: false, state: 'suspended', reason: 'node is degraded: activations suspended' };
+  if (!health.canActivate())
+    return { built: false, state: 'suspended', reason: 'node is degraded: activations suspended' };
   const active = engine.generations.active;
-  if ((active?.commit_seq_high ?? 0) >= engine.log.commitSeqHigh) return { built: false, state: 'up_to_date' };
+  if ((active?.commit_seq_high ?? 0) >= engine.log.commitSeqHigh)
+    return { built: false, state: 'up_to_date' };
   const nextSeq = Math.max(0, ...engine.generations.retained.map((r) => r.generation_seq)) + 1;
   const lc = startGenerationLifecycle(clock, `gen-${nextSeq}`);
   const t0 = clock.monotonicMs();
   lc.send({ type: 'BUILD' });
-  events.emit('generation_build_started', { generation_id: `gen-${nextSeq}`, commit_seq: engine.log.commitSeqHigh, parent_generation_id: active?.generation_id ?? null });
+  events.emit('generation_build_started', {
+    generation_id: `gen-${nextSeq}`,
+    commit_seq: engine.log.commitSeqHigh,
+    parent_generation_id: active?.generation_id ?? null,
+  });
   let cand: Awaited<ReturnType<typeof engine.buildCandidate>> = null;
   let flipped = false;
   try {
@@ -70,7 +76,8 @@ export async function runBuild(deps: ActorDeps, st: BuilderState): Promise<Build
         st.fail_next = null;
         throw new FsmeshError('internal', `injected activation failure: ${reason}`);
       }
-      if (!lc.canFlip()) throw new FsmeshError('internal', `lifecycle refused the flip from state ${lc.state()}`);
+      if (!lc.canFlip())
+        throw new FsmeshError('internal', `lifecycle refused the flip from state ${lc.state()}`);
       const ref = await engine.flip(cand.manifest_id, ta);
       flipped = true;
       lc.send({ type: 'ACTIVATE' });
@@ -92,7 +99,13 @@ export async function runBuild(deps: ActorDeps, st: BuilderState): Promise<Build
         activate_ms: activateMs,
         previous_generation_id: active?.generation_id ?? null,
       });
-      return { built: true, generation_id: ref.generation_id, artifact_manifest_id: ref.artifact_manifest_id, commit_seq_high: ref.commit_seq_high, state: lc.state() };
+      return {
+        built: true,
+        generation_id: ref.generation_id,
+        artifact_manifest_id: ref.artifact_manifest_id,
+        commit_seq_high: ref.commit_seq_high,
+        state: lc.state(),
+      };
     } finally {
       warmed.release();
     }
@@ -114,7 +127,11 @@ export async function runBuild(deps: ActorDeps, st: BuilderState): Promise<Build
   }
 }
 
-export function spawnBuilderActor(parent: Ref<any>, deps: ActorDeps, onCrash: (...a: any[]) => any): Ref<BuilderMsg> {
+export function spawnBuilderActor(
+  parent: Ref<any>,
+  deps: ActorDeps,
+  onCrash: (...a: any[]) => any,
+): Ref<BuilderMsg> {
   const self: { ref: Ref<BuilderMsg> | null } = { ref: null };
   self.ref = spawn(
     parent,
@@ -133,7 +150,10 @@ export function spawnBuilderActor(parent: Ref<any>, deps: ActorDeps, onCrash: (.
           if (st.pending >= deps.build.batch_max_commits) {
             deps.refs.builder?.tell({ type: 'build' });
           } else if (!st.timer) {
-            st.timer = deps.clock.setTimeout(() => deps.refs.builder?.tell({ type: 'build' }), deps.build.build_interval_ms);
+            st.timer = deps.clock.setTimeout(
+              () => deps.refs.builder?.tell({ type: 'build' }),
+              deps.build.build_interval_ms,
+            );
           }
           return st;
         case 'build': {
@@ -147,7 +167,10 @@ export function spawnBuilderActor(parent: Ref<any>, deps: ActorDeps, onCrash: (.
       }
     },
     'builder',
-    { onCrash, initialStateFunc: () => ({ pending: 0, oldest_pending_ms: null, timer: null, fail_next: null }) },
+    {
+      onCrash,
+      initialStateFunc: () => ({ pending: 0, oldest_pending_ms: null, timer: null, fail_next: null }),
+    },
   ) as Ref<BuilderMsg>;
   return self.ref;
 }

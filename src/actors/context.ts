@@ -25,7 +25,12 @@ export interface ActorDeps {
   scrub_interval_ms: number;
   scrub_bytes_per_s: number;
   /** Set by the node: lets actors notify each other. */
-  refs: { ingest?: BoundedRef<any>; builder?: BoundedRef<any>; repair?: BoundedRef<any>; query?: BoundedRef<any> };
+  refs: {
+    ingest?: BoundedRef<any>;
+    builder?: BoundedRef<any>;
+    repair?: BoundedRef<any>;
+    query?: BoundedRef<any>;
+  };
   /** Highest generation_seq known in the cluster (query skew); the p2p layer raises it. */
   latest_known_generation_seq: () => number;
 }

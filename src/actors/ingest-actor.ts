@@ -9,9 +9,14 @@ import type { AppendAck } from '../storage/capsule-log.ts';
 import type { ActorDeps } from './context.ts';
 import type { Replyable } from './supervision.ts';
 
-export type IngestMsg = ({ type: 'ingest'; ops: DocOp[]; idempotency_key?: string } | { type: 'crash' }) & Replyable;
+export type IngestMsg = ({ type: 'ingest'; ops: DocOp[]; idempotency_key?: string } | { type: 'crash' }) &
+  Replyable;
 
-export function spawnIngestActor(parent: Ref<any>, deps: ActorDeps, onCrash: (...a: any[]) => any): Ref<IngestMsg> {
+export function spawnIngestActor(
+  parent: Ref<any>,
+  deps: ActorDeps,
+  onCrash: (...a: any[]) => any,
+): Ref<IngestMsg> {
   return spawn(
     parent,
     (state: null, msg: IngestMsg) => {
@@ -23,7 +28,11 @@ export function spawnIngestActor(parent: Ref<any>, deps: ActorDeps, onCrash: (..
             deps.metrics.ingest_commits_total.inc();
             deps.metrics.ingest_docs_total.inc(msg.ops.length);
             deps.metrics.commit_seq_high.set(deps.engine.log.commitSeqHigh);
-            deps.refs.builder?.tell({ type: 'commit_durable', commit_seq: ack.commit_seq, durable_at_ms: deps.clock.nowMs() });
+            deps.refs.builder?.tell({
+              type: 'commit_durable',
+              commit_seq: ack.commit_seq,
+              durable_at_ms: deps.clock.nowMs(),
+            });
           }
           msg.reply?.({ ok: true, value: ack });
         })

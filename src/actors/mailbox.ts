@@ -22,10 +22,18 @@ export class BoundedRef<M extends Replyable> {
 
   /** Send a request and await its reply; rejects with `busy` when the mailbox is full. */
   ask<T>(msg: MsgWithoutReply<M>): Promise<T> {
-    if (!this.ref) return Promise.reject(new FsmeshError('busy', `${this.name} actor is not running (restarting or stopped); retry`));
+    if (!this.ref)
+      return Promise.reject(
+        new FsmeshError('busy', `${this.name} actor is not running (restarting or stopped); retry`),
+      );
     if (this.inflight >= this.bound) {
       this.rejected++;
-      return Promise.reject(new FsmeshError('busy', `${this.name} is busy (${this.inflight} requests in flight, bound ${this.bound}); retry`));
+      return Promise.reject(
+        new FsmeshError(
+          'busy',
+          `${this.name} is busy (${this.inflight} requests in flight, bound ${this.bound}); retry`,
+        ),
+      );
     }
     this.inflight++;
     return new Promise<T>((resolve, reject) => {

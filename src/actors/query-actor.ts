@@ -9,13 +9,22 @@ import type { SearchOptions, SearchResult } from '../search/searcher.ts';
 import type { ActorDeps } from './context.ts';
 import type { Replyable } from './supervision.ts';
 
-export type QueryMsg = ({ type: 'search'; opts: SearchOptions & ReadOptions } | { type: 'crash' }) & Replyable;
+export type QueryMsg = ({ type: 'search'; opts: SearchOptions & ReadOptions } | { type: 'crash' }) &
+  Replyable;
 
 export function readModeOf(o: ReadOptions): 'latest' | 'strict' | 'time_travel' {
-  return o.as_of_commit_seq !== undefined ? 'time_travel' : o.min_commit_seq !== undefined ? 'strict' : 'latest';
+  return o.as_of_commit_seq !== undefined
+    ? 'time_travel'
+    : o.min_commit_seq !== undefined
+      ? 'strict'
+      : 'latest';
 }
 
-export function spawnQueryActor(parent: Ref<any>, deps: ActorDeps, onCrash: (...a: any[]) => any): Ref<QueryMsg> {
+export function spawnQueryActor(
+  parent: Ref<any>,
+  deps: ActorDeps,
+  onCrash: (...a: any[]) => any,
+): Ref<QueryMsg> {
   return spawn(
     parent,
     (state: null, msg: QueryMsg) => {
@@ -24,7 +33,10 @@ export function spawnQueryActor(parent: Ref<any>, deps: ActorDeps, onCrash: (...
       deps.engine
         .search(msg.opts)
         .then((r: SearchResult) => {
-          deps.metrics.query_latency_ms.observe({ mode: readModeOf(msg.opts) }, deps.clock.monotonicMs() - t0);
+          deps.metrics.query_latency_ms.observe(
+            { mode: readModeOf(msg.opts) },
+            deps.clock.monotonicMs() - t0,
+          );
           const used = Number(r.generation_id.slice(4));
           deps.metrics.query_generation_skew.observe(Math.max(0, deps.latest_known_generation_seq() - used));
           msg.reply?.({ ok: true, value: r });

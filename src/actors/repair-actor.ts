@@ -6,12 +6,13 @@
  */
 import { type Ref, spawn } from 'nact';
 import type { ObjectId } from '../core/ids.ts';
-import { RepairQueue } from '../storage/repair-queue.ts';
 import type { TimerHandle } from '../runtime/index.ts';
+import { RepairQueue } from '../storage/repair-queue.ts';
 import type { ActorDeps } from './context.ts';
 import type { Replyable } from './supervision.ts';
 
-export type RepairMsg = ({ type: 'scrub' } | { type: 'repair'; object_id: ObjectId } | { type: 'crash' }) & Replyable;
+export type RepairMsg = ({ type: 'scrub' } | { type: 'repair'; object_id: ObjectId } | { type: 'crash' }) &
+  Replyable;
 
 export interface RepairHooks {
   /** Fetch an object's symbols from peers and reconstruct it; true when restored. */
@@ -22,7 +23,11 @@ export function createRepairQueue(deps: ActorDeps, hooks: RepairHooks): RepairQu
   const { engine, events, metrics, health, clock } = deps;
   return new RepairQueue(clock, async (objectId) => {
     const active = engine.generations.active;
-    events.emit('artifact_repair_started', { generation_id: active?.generation_id, commit_seq: active?.commit_seq_high, object_id: objectId });
+    events.emit('artifact_repair_started', {
+      generation_id: active?.generation_id,
+      commit_seq: active?.commit_seq_high,
+      object_id: objectId,
+    });
     const local = await engine.symbols.checkAndRepairLocally('artifact', objectId);
     let outcome = local.outcome;
     let source = 'local_symbols';
@@ -34,23 +39,40 @@ export function createRepairQueue(deps: ActorDeps, hooks: RepairHooks): RepairQu
     if (outcome === 'repaired') {
       const size = await engine.objects.size('artifact', objectId).catch(() => 0);
       metrics.recordRepair(size, 0);
-      events.emit('artifact_repair_completed', { generation_id: active?.generation_id, commit_seq: active?.commit_seq_high, object_id: objectId, repaired_bytes: size, source });
+      events.emit('artifact_repair_completed', {
+        generation_id: active?.generation_id,
+        commit_seq: active?.commit_seq_high,
+        object_id: objectId,
+        repaired_bytes: size,
+        source,
+      });
       const wasDegraded = health.state() === 'degraded';
       health.send({ type: 'REPAIR_SUCCEEDED' });
       if (wasDegraded && health.state() === 'healthy') deps.refs.builder?.tell({ type: 'build' });
       return 'repaired';
     }
     metrics.repair_failures_total.inc();
-    events.emit('artifact_repair_failed', { generation_id: active?.generation_id, commit_seq: active?.commit_seq_high, object_id: objectId, reason: outcome });
+    events.emit('artifact_repair_failed', {
+      generation_id: active?.generation_id,
+      commit_seq: active?.commit_seq_high,
+      object_id: objectId,
+      reason: outcome,
+    });
     health.send({ type: 'CORRUPTION_DETECTED', object_id: objectId });
     return 'failed';
   });
 }
 
-export function spawnRepairActor(parent: Ref<any>, deps: ActorDeps, queue: RepairQueue, onCrash: (...a: any[]) => any): Ref<RepairMsg> {
+export function spawnRepairActor(
+  parent: Ref<any>,
+  deps: ActorDeps,
+  queue: RepairQueue,
+  onCrash: (...a: any[]) => any,
+): Ref<RepairMsg> {
   let timer: TimerHandle | null = null;
   const schedule = () => {
-    if (deps.scrub_interval_ms > 0) timer = deps.clock.setTimeout(() => deps.refs.repair?.tell({ type: 'scrub' }), deps.scrub_interval_ms);
+    if (deps.scrub_interval_ms > 0)
+      timer = deps.clock.setTimeout(() => deps.refs.repair?.tell({ type: 'scrub' }), deps.scrub_interval_ms);
   };
   const ref = spawn(
     parent,

@@ -4,8 +4,9 @@
  * injected clock, up to `max_restarts` within `window_ms`; beyond that the actor is stopped and
  * reported. The crashing message's caller gets an error instead of hanging.
  */
-import type { Clock } from '../runtime/index.ts';
+
 import { FsmeshError } from '../core/errors.ts';
+import type { Clock } from '../runtime/index.ts';
 
 export interface RestartPolicy {
   max_restarts: number;
@@ -13,7 +14,12 @@ export interface RestartPolicy {
   backoff_base_ms: number;
   backoff_max_ms: number;
 }
-export const DEFAULT_RESTART_POLICY: RestartPolicy = { max_restarts: 5, window_ms: 60_000, backoff_base_ms: 10, backoff_max_ms: 2_000 };
+export const DEFAULT_RESTART_POLICY: RestartPolicy = {
+  max_restarts: 5,
+  window_ms: 60_000,
+  backoff_base_ms: 10,
+  backoff_max_ms: 2_000,
+};
 
 export interface CrashReport {
   actor: string;
@@ -30,19 +36,40 @@ export interface Replyable {
 // nact's SupervisionContext carries the decision symbols on the context.
 type NactSupervisionCtx = { reset: symbol; stop: symbol };
 
-export function restartPolicy(clock: Clock, actor: string, policy: RestartPolicy, onReport: (r: CrashReport) => void) {
+export function restartPolicy(
+  clock: Clock,
+  actor: string,
+  policy: RestartPolicy,
+  onReport: (r: CrashReport) => void,
+) {
   const crashes: number[] = [];
   return async (msg: unknown, err: unknown, ctx: NactSupervisionCtx): Promise<symbol> => {
     const now = clock.nowMs();
     crashes.push(now);
     while (crashes.length && crashes[0] < now - policy.window_ms) crashes.shift();
     const m = msg as Replyable | undefined;
-    m?.reply?.({ ok: false, error: new FsmeshError('internal', `${actor} actor crashed: ${(err as Error)?.message ?? err}; it is being restarted, retry`) });
+    m?.reply?.({
+      ok: false,
+      error: new FsmeshError(
+        'internal',
+        `${actor} actor crashed: ${(err as Error)?.message ?? err}; it is being restarted, retry`,
+      ),
+    });
     if (crashes.length > policy.max_restarts) {
-      onReport({ actor, error: String((err as Error)?.message ?? err), restarts_in_window: crashes.length, action: 'stop' });
+      onReport({
+        actor,
+        error: String((err as Error)?.message ?? err),
+        restarts_in_window: crashes.length,
+        action: 'stop',
+      });
       return ctx.stop;
     }
-    onReport({ actor, error: String((err as Error)?.message ?? err), restarts_in_window: crashes.length, action: 'restart' });
+    onReport({
+      actor,
+      error: String((err as Error)?.message ?? err),
+      restarts_in_window: crashes.length,
+      action: 'restart',
+    });
     await clock.sleep(Math.min(policy.backoff_max_ms, policy.backoff_base_ms * 2 ** (crashes.length - 1)));
     return ctx.reset;
   };

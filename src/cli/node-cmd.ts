@@ -5,8 +5,8 @@
  */
 import * as fs from 'node:fs';
 import pino from 'pino';
-import { createNode } from '../node.ts';
 import { startHttpServer } from '../http/server.ts';
+import { createNode } from '../node.ts';
 import { intFlag, parse, requireFlag, UsageError } from './args.ts';
 
 export const NODE_START_USAGE =
@@ -14,7 +14,8 @@ export const NODE_START_USAGE =
 
 export function parseHostPort(v: string, flag: string): { host: string; port: number } {
   const m = /^([^:]+):(\d{1,5})$/.exec(v);
-  if (!m || Number(m[2]) > 65535) throw new UsageError(`--${flag}: expected HOST:PORT (e.g. 127.0.0.1:8080), got ${JSON.stringify(v)}`);
+  if (!m || Number(m[2]) > 65535)
+    throw new UsageError(`--${flag}: expected HOST:PORT (e.g. 127.0.0.1:8080), got ${JSON.stringify(v)}`);
   return { host: m[1], port: Number(m[2]) };
 }
 
@@ -41,9 +42,11 @@ export async function cmdNode(argv: string[]): Promise<number> {
   const dir = requireFlag(a.values.data, 'data', NODE_START_USAGE);
   const { host, port } = parseHostPort(requireFlag(a.values.http, 'http', NODE_START_USAGE), 'http');
   const role = a.values.role ?? 'writer';
-  if (role !== 'writer' && role !== 'replica') throw new UsageError(`--role: must be writer or replica, got ${JSON.stringify(role)}`);
+  if (role !== 'writer' && role !== 'replica')
+    throw new UsageError(`--role: must be writer or replica, got ${JSON.stringify(role)}`);
   const fsyncMode = a.values.fsync ?? 'per_commit';
-  if (fsyncMode !== 'per_commit' && fsyncMode !== 'group') throw new UsageError(`--fsync: must be per_commit or group`);
+  if (fsyncMode !== 'per_commit' && fsyncMode !== 'group')
+    throw new UsageError(`--fsync: must be per_commit or group`);
   fs.mkdirSync(dir, { recursive: true });
   const node = await createNode({
     data_dir: dir,
@@ -53,8 +56,12 @@ export async function cmdNode(argv: string[]): Promise<number> {
     fsync: fsyncMode,
     group_commit_ms: intFlag(a.values['group-commit-ms'], 'group-commit-ms'),
     build: {
-      ...(a.values['batch-max-commits'] ? { batch_max_commits: intFlag(a.values['batch-max-commits'], 'batch-max-commits', 1) } : {}),
-      ...(a.values['build-interval-ms'] ? { build_interval_ms: intFlag(a.values['build-interval-ms'], 'build-interval-ms') } : {}),
+      ...(a.values['batch-max-commits']
+        ? { batch_max_commits: intFlag(a.values['batch-max-commits'], 'batch-max-commits', 1) }
+        : {}),
+      ...(a.values['build-interval-ms']
+        ? { build_interval_ms: intFlag(a.values['build-interval-ms'], 'build-interval-ms') }
+        : {}),
     },
     scrub_interval_ms: intFlag(a.values['scrub-interval-ms'], 'scrub-interval-ms') ?? 600_000,
   });
@@ -63,7 +70,9 @@ export async function cmdNode(argv: string[]): Promise<number> {
     node.events.on((e) => log.info(e));
   }
   const http = await startHttpServer(node, { host, port });
-  process.stdout.write(`${JSON.stringify({ ready: true, node: node.name, http: http.url, data: dir, role, pid: process.pid })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ ready: true, node: node.name, http: http.url, data: dir, role, pid: process.pid })}\n`,
+  );
   await new Promise<void>((resolve) => {
     const stop = () => resolve();
     process.once('SIGINT', stop);

@@ -11,8 +11,6 @@ import type { Runtime } from '../runtime/index.ts';
 import { type BuildConfig, buildGeneration } from '../search/builder.ts';
 import { type Bm25Params, DEFAULT_BM25, GenerationReader } from '../search/generation-reader.ts';
 import { DEFAULT_REPAIR, describeRepair, type RepairParams } from '../search/repair-descriptor.ts';
-import { VectorShard } from '../search/vector/fsvi.ts';
-import { buildHnsw } from '../search/vector/hnsw.ts';
 import {
   type Reranker,
   type SearchOptions,
@@ -21,6 +19,8 @@ import {
   validateSearchOptions,
 } from '../search/searcher.ts';
 import { type Embedder, HashedEmbedder } from '../search/vector/embedder.ts';
+import { VectorShard } from '../search/vector/fsvi.ts';
+import { buildHnsw } from '../search/vector/hnsw.ts';
 import { type AppendAck, CapsuleLog, type DurabilityPolicy } from '../storage/capsule-log.ts';
 import { openDataDir } from '../storage/data-dir.ts';
 import { type GenerationRef, GenerationStore, type RetentionPolicy } from '../storage/generations.ts';
@@ -175,7 +175,9 @@ export class LocalEngine {
    * artifacts, symbols and manifest are stored, invisible to readers until a flip. The returned
    * lease keeps GC away from the candidate until the caller activates or abandons it.
    */
-  async buildCandidate(upTo?: number): Promise<{ manifest_id: ObjectId; manifest: GenerationManifest; release: () => void } | null> {
+  async buildCandidate(
+    upTo?: number,
+  ): Promise<{ manifest_id: ObjectId; manifest: GenerationManifest; release: () => void } | null> {
     const active = this.generations.active;
     const high = Math.min(upTo ?? this.log.commitSeqHigh, this.log.commitSeqHigh);
     if (active && active.commit_seq_high >= high) return null;
@@ -219,26 +221,39 @@ export class LocalEngine {
   }
 
   /** Attach HNSW graphs to large shards: reuse the parent's graph for a reused shard, else build. */
-  private async addHnswGraphs(out: { manifest: GenerationManifest; new_artifacts: Map<ObjectId, Uint8Array> }, parent: GenerationReader | null): Promise<void> {
+  private async addHnswGraphs(
+    out: { manifest: GenerationManifest; new_artifacts: Map<ObjectId, Uint8Array> },
+    parent: GenerationReader | null,
+  ): Promise<void> {
     const m = out.manifest;
     const added = [];
     for (const a of m.vector_artifacts) {
       if (a.role !== 'fsvi' || a.count < this.config.hnsw_min_rows) continue;
-      const prev = parent?.manifest.vector_artifacts.find((p) => p.role === 'hnsw' && p.shard_object_id === a.object_id);
+      const prev = parent?.manifest.vector_artifacts.find(
+        (p) => p.role === 'hnsw' && p.shard_object_id === a.object_id,
+      );
       if (prev) {
         added.push(prev);
         continue;
       }
-      const shardBytes = out.new_artifacts.get(a.object_id) ?? (await this.objects.get('artifact', a.object_id));
+      const shardBytes =
+        out.new_artifacts.get(a.object_id) ?? (await this.objects.get('artifact', a.object_id));
       const graph = await buildHnsw(this.runtime.storage, VectorShard.open(a.object_id, shardBytes));
       if (!graph) continue;
       const id = objectIdOf('artifact', graph);
       out.new_artifacts.set(id, graph);
-      added.push({ ...a, object_id: id, role: 'hnsw' as const, shard_object_id: a.object_id, size_bytes: graph.length });
+      added.push({
+        ...a,
+        object_id: id,
+        role: 'hnsw' as const,
+        shard_object_id: a.object_id,
+        size_bytes: graph.length,
+      });
     }
     if (added.length === 0) return;
     m.vector_artifacts.push(...added);
-    for (const a of added) m.repair.descriptors.push(describeRepair(a.object_id, a.size_bytes, this.config.repair));
+    for (const a of added)
+      m.repair.descriptors.push(describeRepair(a.object_id, a.size_bytes, this.config.repair));
   }
 
   /**
@@ -264,7 +279,10 @@ export class LocalEngine {
   async verifyAndWarm(manifestId: ObjectId): Promise<Pinned> {
     const manifest = await this.generations.loadManifest(manifestId);
     if (manifest.shard !== this.config.shard) {
-      throw new FsmeshError('conflict', `manifest is for shard ${manifest.shard}, this node serves ${this.config.shard}`);
+      throw new FsmeshError(
+        'conflict',
+        `manifest is for shard ${manifest.shard}, this node serves ${this.config.shard}`,
+      );
     }
     this.checkEmbedderGate(manifest);
     const pinned = await this.pin(manifestId);
@@ -276,7 +294,10 @@ export class LocalEngine {
   async flip(manifestId: ObjectId, startedMs = this.runtime.clock.monotonicMs()): Promise<GenerationRef> {
     const manifest = await this.generations.loadManifest(manifestId);
     const ref = await this.generations.activate(manifestId);
-    invariant(this.generations.active?.artifact_manifest_id === manifestId, 'pointer flipped to the activated manifest');
+    invariant(
+      this.generations.active?.artifact_manifest_id === manifestId,
+      'pointer flipped to the activated manifest',
+    );
     this.events.generation_activated?.(ref, manifest, this.runtime.clock.monotonicMs() - startedMs);
     await this.collectGarbage();
     return ref;
@@ -342,7 +363,13 @@ export class LocalEngine {
     const manifest = await this.generations.loadManifest(manifestId);
     for (let attempt = 0; ; attempt++) {
       try {
-        return await GenerationReader.open(this.objects, manifestId, manifest, this.config.bm25, this.runtime.storage);
+        return await GenerationReader.open(
+          this.objects,
+          manifestId,
+          manifest,
+          this.config.bm25,
+          this.runtime.storage,
+        );
       } catch (err) {
         const id = err instanceof FsmeshError ? (err.details.object_id as ObjectId | undefined) : undefined;
         if (

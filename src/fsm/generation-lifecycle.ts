@@ -6,11 +6,21 @@
  * objects kept aside for inspection, §8.4). Only `warming → active` (event ACTIVATE) flips the
  * pointer: callers check `canFlip()` first, so the rule is enforced by the machine, not by habit.
  */
-import { assign, createActor, setup, type SnapshotFrom } from 'xstate';
+import { assign, createActor, type SnapshotFrom, setup } from 'xstate';
 import type { Clock } from '../runtime/index.ts';
 import { xstateClock } from './clock-adapter.ts';
 
-export const GENERATION_STATES = ['pending', 'building', 'built', 'verifying', 'warming', 'active', 'retired', 'failed', 'quarantined'] as const;
+export const GENERATION_STATES = [
+  'pending',
+  'building',
+  'built',
+  'verifying',
+  'warming',
+  'active',
+  'retired',
+  'failed',
+  'quarantined',
+] as const;
 export type GenerationState = (typeof GENERATION_STATES)[number];
 
 export type GenerationEvent =
@@ -30,20 +40,57 @@ export interface GenerationContext {
 }
 
 export const generationLifecycleMachine = setup({
-  types: {} as { context: GenerationContext; events: GenerationEvent; input: { generation_id: string; manifest_id?: string } },
+  types: {} as {
+    context: GenerationContext;
+    events: GenerationEvent;
+    input: { generation_id: string; manifest_id?: string };
+  },
   actions: {
-    recordManifest: assign({ manifest_id: ({ event }) => (event.type === 'BUILT' ? event.manifest_id : null) }),
-    recordFailure: assign({ failure_reason: ({ event }) => (event.type === 'FAIL' || event.type === 'QUARANTINE' ? event.reason : null) }),
+    recordManifest: assign({
+      manifest_id: ({ event }) => (event.type === 'BUILT' ? event.manifest_id : null),
+    }),
+    recordFailure: assign({
+      failure_reason: ({ event }) =>
+        event.type === 'FAIL' || event.type === 'QUARANTINE' ? event.reason : null,
+    }),
   },
 }).createMachine({
   id: 'generation_lifecycle',
   initial: 'pending',
-  context: ({ input }) => ({ generation_id: input.generation_id, manifest_id: input.manifest_id ?? null, failure_reason: null }),
+  context: ({ input }) => ({
+    generation_id: input.generation_id,
+    manifest_id: input.manifest_id ?? null,
+    failure_reason: null,
+  }),
   states: {
-    pending: { on: { BUILD: 'building', VERIFY: 'verifying', FAIL: { target: 'failed', actions: 'recordFailure' }, QUARANTINE: { target: 'quarantined', actions: 'recordFailure' } } },
-    building: { on: { BUILT: { target: 'built', actions: 'recordManifest' }, FAIL: { target: 'failed', actions: 'recordFailure' } } },
-    built: { on: { VERIFY: 'verifying', FAIL: { target: 'failed', actions: 'recordFailure' }, QUARANTINE: { target: 'quarantined', actions: 'recordFailure' } } },
-    verifying: { on: { VERIFIED: 'warming', FAIL: { target: 'failed', actions: 'recordFailure' }, QUARANTINE: { target: 'quarantined', actions: 'recordFailure' } } },
+    pending: {
+      on: {
+        BUILD: 'building',
+        VERIFY: 'verifying',
+        FAIL: { target: 'failed', actions: 'recordFailure' },
+        QUARANTINE: { target: 'quarantined', actions: 'recordFailure' },
+      },
+    },
+    building: {
+      on: {
+        BUILT: { target: 'built', actions: 'recordManifest' },
+        FAIL: { target: 'failed', actions: 'recordFailure' },
+      },
+    },
+    built: {
+      on: {
+        VERIFY: 'verifying',
+        FAIL: { target: 'failed', actions: 'recordFailure' },
+        QUARANTINE: { target: 'quarantined', actions: 'recordFailure' },
+      },
+    },
+    verifying: {
+      on: {
+        VERIFIED: 'warming',
+        FAIL: { target: 'failed', actions: 'recordFailure' },
+        QUARANTINE: { target: 'quarantined', actions: 'recordFailure' },
+      },
+    },
     warming: { on: { ACTIVATE: 'active', FAIL: { target: 'failed', actions: 'recordFailure' } } },
     // A failure reported after the flip reverts the pointer to the last healthy generation (§14).
     active: { on: { RETIRE: 'retired', FAIL: { target: 'failed', actions: 'recordFailure' } } },
@@ -56,7 +103,10 @@ export const generationLifecycleMachine = setup({
 export type GenerationSnapshot = SnapshotFrom<typeof generationLifecycleMachine>;
 
 export function startGenerationLifecycle(clock: Clock, generation_id: string, manifest_id?: string) {
-  const actor = createActor(generationLifecycleMachine, { input: { generation_id, manifest_id }, clock: xstateClock(clock) });
+  const actor = createActor(generationLifecycleMachine, {
+    input: { generation_id, manifest_id },
+    clock: xstateClock(clock),
+  });
   actor.start();
   return {
     actor,

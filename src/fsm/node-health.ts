@@ -38,20 +38,27 @@ export interface HealthContext {
 }
 
 export const nodeHealthMachine = setup({
-  types: {} as { context: HealthContext; events: HealthEvent; input: { policy: HealthPolicy; initial?: 'bootstrapping' | 'healthy' } },
+  types: {} as {
+    context: HealthContext;
+    events: HealthEvent;
+    input: { policy: HealthPolicy; initial?: 'bootstrapping' | 'healthy' };
+  },
   guards: {
     startsBootstrapping: ({ context }) => context.start_in === 'bootstrapping',
-    activationFailuresPastThreshold: ({ context }) => context.activation_failures + 1 >= context.policy.max_activation_failures,
+    activationFailuresPastThreshold: ({ context }) =>
+      context.activation_failures + 1 >= context.policy.max_activation_failures,
     corruptionsPastThreshold: ({ context }) => context.corruptions + 1 >= context.policy.max_corruptions,
   },
   actions: {
     countActivationFailure: assign({
       activation_failures: ({ context }) => context.activation_failures + 1,
-      reason: ({ event }) => (event.type === 'ACTIVATION_FAILED' ? `activation failed: ${event.reason}` : null),
+      reason: ({ event }) =>
+        event.type === 'ACTIVATION_FAILED' ? `activation failed: ${event.reason}` : null,
     }),
     countCorruption: assign({
       corruptions: ({ context }) => context.corruptions + 1,
-      reason: ({ event }) => (event.type === 'CORRUPTION_DETECTED' ? `unrepaired corruption in ${event.object_id}` : null),
+      reason: ({ event }) =>
+        event.type === 'CORRUPTION_DETECTED' ? `unrepaired corruption in ${event.object_id}` : null,
     }),
     resetActivationFailures: assign({ activation_failures: 0 }),
     resetCounters: assign({ activation_failures: 0, corruptions: 0, reason: null }),
@@ -59,11 +66,19 @@ export const nodeHealthMachine = setup({
 }).createMachine({
   id: 'node_health',
   initial: 'starting',
-  context: ({ input }) => ({ policy: input.policy, start_in: input.initial ?? 'healthy', activation_failures: 0, corruptions: 0, reason: null }),
+  context: ({ input }) => ({
+    policy: input.policy,
+    start_in: input.initial ?? 'healthy',
+    activation_failures: 0,
+    corruptions: 0,
+    reason: null,
+  }),
   states: {
     starting: { always: [{ guard: 'startsBootstrapping', target: 'bootstrapping' }, { target: 'healthy' }] },
     bootstrapping: { on: { BOOTSTRAPPED: 'catching_up', ACTIVATION_SUCCEEDED: 'catching_up' } },
-    catching_up: { on: { CAUGHT_UP: 'healthy', CORRUPTION_DETECTED: { target: 'degraded', actions: 'countCorruption' } } },
+    catching_up: {
+      on: { CAUGHT_UP: 'healthy', CORRUPTION_DETECTED: { target: 'degraded', actions: 'countCorruption' } },
+    },
     healthy: {
       on: {
         FELL_BEHIND: 'catching_up',
@@ -72,7 +87,10 @@ export const nodeHealthMachine = setup({
           { guard: 'activationFailuresPastThreshold', target: 'degraded', actions: 'countActivationFailure' },
           { actions: 'countActivationFailure' },
         ],
-        CORRUPTION_DETECTED: [{ guard: 'corruptionsPastThreshold', target: 'degraded', actions: 'countCorruption' }, { actions: 'countCorruption' }],
+        CORRUPTION_DETECTED: [
+          { guard: 'corruptionsPastThreshold', target: 'degraded', actions: 'countCorruption' },
+          { actions: 'countCorruption' },
+        ],
         REPAIR_SUCCEEDED: { actions: 'resetCounters' },
       },
     },
@@ -86,7 +104,11 @@ export const nodeHealthMachine = setup({
   },
 });
 
-export function startNodeHealth(clock: Clock, policy: HealthPolicy = DEFAULT_HEALTH_POLICY, initial: 'bootstrapping' | 'healthy' = 'healthy') {
+export function startNodeHealth(
+  clock: Clock,
+  policy: HealthPolicy = DEFAULT_HEALTH_POLICY,
+  initial: 'bootstrapping' | 'healthy' = 'healthy',
+) {
   const actor = createActor(nodeHealthMachine, { input: { policy, initial }, clock: xstateClock(clock) });
   actor.start();
   return {

@@ -49,9 +49,19 @@ class HttpError extends Error {
   }
 }
 
-function send(res: http.ServerResponse, status: number, body: unknown, contentType = 'application/json'): void {
+function send(
+  res: http.ServerResponse,
+  status: number,
+  body: unknown,
+  contentType = 'application/json',
+): void {
   const text = contentType === 'application/json' ? `${JSON.stringify(body)}\n` : String(body);
-  res.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(text) });
+  const headers: Record<string, string | number> = {
+    'content-type': contentType,
+    'content-length': Buffer.byteLength(text),
+  };
+  if (status === 413) headers.connection = 'close';
+  res.writeHead(status, headers);
   res.end(text);
 }
 
@@ -59,7 +69,13 @@ function readBody(req: http.IncomingMessage, limit: number): Promise<string> {
   return new Promise((resolve, reject) => {
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > limit) {
-      reject(new HttpError(413, 'payload_too_large', `request body of ${declared} bytes exceeds the ${limit}-byte limit`));
+      reject(
+        new HttpError(
+          413,
+          'payload_too_large',
+          `request body of ${declared} bytes exceeds the ${limit}-byte limit`,
+        ),
+      );
       req.resume();
       return;
     }
@@ -68,8 +84,10 @@ function readBody(req: http.IncomingMessage, limit: number): Promise<string> {
     req.on('data', (c: Buffer) => {
       size += c.length;
       if (size > limit) {
-        reject(new HttpError(413, 'payload_too_large', `request body exceeds the ${limit}-byte limit`));
-        req.destroy();
+        if (size - c.length <= limit)
+          reject(new HttpError(413, 'payload_too_large', `request body exceeds the ${limit}-byte limit`));
+        // Keep reading (and dropping) the rest so the client sees the 413 instead of a reset.
+        chunks.length = 0;
         return;
       }
       chunks.push(c);
@@ -81,14 +99,23 @@ function readBody(req: http.IncomingMessage, limit: number): Promise<string> {
 
 function parseDocsBody(text: string, contentType: string): unknown[] {
   const trimmed = text.trim();
-  if (trimmed === '') throw new HttpError(400, 'invalid_input', 'request body is empty: send a JSON array or NDJSON of documents');
+  if (trimmed === '')
+    throw new HttpError(
+      400,
+      'invalid_input',
+      'request body is empty: send a JSON array or NDJSON of documents',
+    );
   if (contentType.includes('ndjson') || (!trimmed.startsWith('[') && trimmed.includes('\n'))) {
     return trimmed.split('\n').flatMap((line, i) => {
       if (line.trim() === '') return [];
       try {
         return [JSON.parse(line)];
       } catch (err) {
-        throw new HttpError(400, 'invalid_input', `NDJSON line ${i + 1}: invalid JSON (${(err as Error).message}); nothing committed`);
+        throw new HttpError(
+          400,
+          'invalid_input',
+          `NDJSON line ${i + 1}: invalid JSON (${(err as Error).message}); nothing committed`,
+        );
       }
     });
   }
@@ -105,7 +132,8 @@ function parseDocsBody(text: string, contentType: string): unknown[] {
 function intParam(url: URL, name: string, min = 0): number | undefined {
   const v = url.searchParams.get(name);
   if (v === null || v === '') return undefined;
-  if (!/^-?\d+$/.test(v)) throw new HttpError(400, 'invalid_input', `${name}: expected an integer, got ${JSON.stringify(v)}`);
+  if (!/^-?\d+$/.test(v))
+    throw new HttpError(400, 'invalid_input', `${name}: expected an integer, got ${JSON.stringify(v)}`);
   const n = Number(v);
   if (n < min) throw new HttpError(400, 'invalid_input', `${name}: must be >= ${min}, got ${n}`);
   return n;
@@ -121,15 +149,27 @@ export function createHttpHandler(node: FsmeshNode, opts: HttpOptions = {}) {
       if (p === '/v1/docs' && req.method === 'POST') {
         const docs = parseDocsBody(await readBody(req, limit), String(req.headers['content-type'] ?? ''));
         const key = req.headers['idempotency-key'];
-        const ack = await node.ingest(docs as never, { idempotency_key: typeof key === 'string' ? key : undefined });
-        return send(res, 200, { commit_seq: ack.commit_seq, commit_id: ack.commit_id, docs: docs.length, deduplicated: ack.deduplicated });
+        const ack = await node.ingest(docs as never, {
+          idempotency_key: typeof key === 'string' ? key : undefined,
+        });
+        return send(res, 200, {
+          commit_seq: ack.commit_seq,
+          commit_id: ack.commit_id,
+          docs: docs.length,
+          deduplicated: ack.deduplicated,
+        });
       }
       const del = /^\/v1\/docs\/(.+)$/.exec(p);
       if (del && req.method === 'DELETE') {
         const ack = await node.delete(decodeURIComponent(del[1]));
         return send(res, 200, { commit_seq: ack.commit_seq, commit_id: ack.commit_id });
       }
-      if (req.method !== 'GET') throw new HttpError(p.startsWith('/v1/') || p === '/healthz' || p === '/metrics' ? 405 : 404, 'not_found', `${req.method} ${p} is not a route`);
+      if (req.method !== 'GET')
+        throw new HttpError(
+          p.startsWith('/v1/') || p === '/healthz' || p === '/metrics' ? 405 : 404,
+          'not_found',
+          `${req.method} ${p} is not a route`,
+        );
       if (p === '/v1/search') {
         const q = url.searchParams.get('q');
         if (q === null) throw new HttpError(400, 'invalid_input', 'q: required');
@@ -146,7 +186,9 @@ export function createHttpHandler(node: FsmeshNode, opts: HttpOptions = {}) {
       if (p === '/v1/status') return send(res, 200, { ...node.status(), ...opts.statusExtra?.() });
       if (p === '/v1/generations') {
         const active = node.engine.generations.active?.artifact_manifest_id;
-        return send(res, 200, { generations: node.generations().map((g) => ({ ...g, active: g.artifact_manifest_id === active })) });
+        return send(res, 200, {
+          generations: node.generations().map((g) => ({ ...g, active: g.artifact_manifest_id === active })),
+        });
       }
       if (p === '/healthz') {
         const h = node.status().health;
@@ -155,16 +197,26 @@ export function createHttpHandler(node: FsmeshNode, opts: HttpOptions = {}) {
       if (p === '/metrics') return send(res, 200, await node.metrics.text(), 'text/plain; version=0.0.4');
       throw new HttpError(404, 'not_found', `no route ${p}`);
     } catch (err) {
-      if (err instanceof HttpError) return send(res, err.status, { error: { code: err.code, message: err.message } });
+      if (err instanceof HttpError)
+        return send(res, err.status, { error: { code: err.code, message: err.message } });
       if (err instanceof FsmeshError) {
-        return send(res, STATUS_BY_CODE[err.code] ?? 500, { error: { code: err.code, message: err.message, ...(err.details.problems ? { problems: err.details.problems } : {}) } });
+        return send(res, STATUS_BY_CODE[err.code] ?? 500, {
+          error: {
+            code: err.code,
+            message: err.message,
+            ...(err.details.problems ? { problems: err.details.problems } : {}),
+          },
+        });
       }
       return send(res, 500, { error: { code: 'internal', message: (err as Error).message } });
     }
   };
 }
 
-export async function startHttpServer(node: FsmeshNode, opts: HttpOptions = {}): Promise<{ server: http.Server; url: string; close(): Promise<void> }> {
+export async function startHttpServer(
+  node: FsmeshNode,
+  opts: HttpOptions = {},
+): Promise<{ server: http.Server; url: string; close(): Promise<void> }> {
   const handler = createHttpHandler(node, opts);
   const server = http.createServer((req, res) => void handler(req, res));
   server.requestTimeout = 120_000;

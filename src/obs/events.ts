@@ -17,9 +17,16 @@ export const SPEC_EVENTS = [
   'read_degraded_mode_entered',
   'read_degraded_mode_exited',
 ] as const;
-export const CRITICAL_EVENTS = ['manifest_divergence_detected', 'manifest_rejected', 'writer_key_changed'] as const;
+export const CRITICAL_EVENTS = [
+  'manifest_divergence_detected',
+  'manifest_rejected',
+  'writer_key_changed',
+] as const;
 export const ALERT_EVENTS = ['commit_lag_alert'] as const;
-export type NodeEventName = (typeof SPEC_EVENTS)[number] | (typeof CRITICAL_EVENTS)[number] | (typeof ALERT_EVENTS)[number];
+export type NodeEventName =
+  | (typeof SPEC_EVENTS)[number]
+  | (typeof CRITICAL_EVENTS)[number]
+  | (typeof ALERT_EVENTS)[number];
 
 export interface NodeEvent {
   event: NodeEventName;
@@ -49,7 +56,10 @@ export class NodeEvents {
     this.shard = shard;
   }
 
-  emit(event: NodeEventName, fields: { generation_id?: string | null; commit_seq?: number | null; [k: string]: unknown } = {}): NodeEvent {
+  emit(
+    event: NodeEventName,
+    fields: { generation_id?: string | null; commit_seq?: number | null; [k: string]: unknown } = {},
+  ): NodeEvent {
     const severity = (CRITICAL_EVENTS as readonly string[]).includes(event)
       ? 'critical'
       : event.endsWith('_failed') || event === 'read_degraded_mode_entered' || event === 'commit_lag_alert'

@@ -38,23 +38,99 @@ export class NodeMetrics {
   constructor(labels: { node: string; shard: string }) {
     const r = this.registry;
     r.setDefaultLabels(labels);
-    this.commit_lag_ms = new Gauge({ name: 'distributed_commit_lag_ms', help: 'ms between a commit becoming durable and a generation covering it being active here', registers: [r] });
-    this.commit_lag_ms_histogram = new Histogram({ name: 'distributed_commit_lag_ms_histogram', help: 'distribution of distributed.commit.lag_ms', buckets: MS_BUCKETS, registers: [r] });
-    this.generation_activate_ms = new Histogram({ name: 'distributed_generation_activate_ms', help: 'verify + warm + pointer flip time of a generation', buckets: MS_BUCKETS, registers: [r] });
-    this.artifact_repair_ratio = new Gauge({ name: 'distributed_artifact_repair_ratio', help: 'repaired bytes / checked artifact bytes', registers: [r] });
-    this.snapshot_bootstrap_ms = new Histogram({ name: 'distributed_snapshot_bootstrap_ms', help: 'time for a new or emptied node to activate its first generation from peers', buckets: MS_BUCKETS, registers: [r] });
-    this.query_generation_skew = new Histogram({ name: 'distributed_query_generation_skew', help: 'generations between the one a query used and the latest known', buckets: [0, 1, 2, 3, 5, 10, 20, 50], registers: [r] });
-    this.repair_failures_total = new Counter({ name: 'distributed_repair_failures_total', help: 'repairs that could not restore an object', registers: [r] });
-    this.query_latency_ms = new Histogram({ name: 'fsmesh_query_latency_ms', help: 'query latency by read mode', labelNames: ['mode'], buckets: [0.1, 0.5, 1, 2, 5, 10, 25, 50, 100, 250, 1000, 5000], registers: [r] });
-    this.ingest_docs_total = new Counter({ name: 'fsmesh_ingest_docs_total', help: 'document operations acknowledged', registers: [r] });
-    this.ingest_commits_total = new Counter({ name: 'fsmesh_ingest_commits_total', help: 'commits acknowledged', registers: [r] });
-    this.active_generation_seq = new Gauge({ name: 'fsmesh_active_generation_seq', help: 'generation_seq of the active generation', registers: [r] });
-    this.active_commit_seq_high = new Gauge({ name: 'fsmesh_active_commit_seq_high', help: 'commit_seq_high of the active generation', registers: [r] });
-    this.commit_seq_high = new Gauge({ name: 'fsmesh_commit_seq_high', help: 'highest durable commit_seq in the local log', registers: [r] });
-    this.health_state = new Gauge({ name: 'fsmesh_health_state', help: '1 for the current health state', labelNames: ['state'], registers: [r] });
-    this.peers_connected = new Gauge({ name: 'fsmesh_peers_connected', help: 'connected peers', registers: [r] });
-    this.repaired_bytes_total = new Counter({ name: 'fsmesh_repaired_bytes_total', help: 'bytes restored by repair', registers: [r] });
-    this.busy_rejections_total = new Counter({ name: 'fsmesh_busy_rejections_total', help: 'requests refused because a mailbox was full', labelNames: ['actor'], registers: [r] });
+    this.commit_lag_ms = new Gauge({
+      name: 'distributed_commit_lag_ms',
+      help: 'ms between a commit becoming durable and a generation covering it being active here',
+      registers: [r],
+    });
+    this.commit_lag_ms_histogram = new Histogram({
+      name: 'distributed_commit_lag_ms_histogram',
+      help: 'distribution of distributed.commit.lag_ms',
+      buckets: MS_BUCKETS,
+      registers: [r],
+    });
+    this.generation_activate_ms = new Histogram({
+      name: 'distributed_generation_activate_ms',
+      help: 'verify + warm + pointer flip time of a generation',
+      buckets: MS_BUCKETS,
+      registers: [r],
+    });
+    this.artifact_repair_ratio = new Gauge({
+      name: 'distributed_artifact_repair_ratio',
+      help: 'repaired bytes / checked artifact bytes',
+      registers: [r],
+    });
+    this.snapshot_bootstrap_ms = new Histogram({
+      name: 'distributed_snapshot_bootstrap_ms',
+      help: 'time for a new or emptied node to activate its first generation from peers',
+      buckets: MS_BUCKETS,
+      registers: [r],
+    });
+    this.query_generation_skew = new Histogram({
+      name: 'distributed_query_generation_skew',
+      help: 'generations between the one a query used and the latest known',
+      buckets: [0, 1, 2, 3, 5, 10, 20, 50],
+      registers: [r],
+    });
+    this.repair_failures_total = new Counter({
+      name: 'distributed_repair_failures_total',
+      help: 'repairs that could not restore an object',
+      registers: [r],
+    });
+    this.query_latency_ms = new Histogram({
+      name: 'fsmesh_query_latency_ms',
+      help: 'query latency by read mode',
+      labelNames: ['mode'],
+      buckets: [0.1, 0.5, 1, 2, 5, 10, 25, 50, 100, 250, 1000, 5000],
+      registers: [r],
+    });
+    this.ingest_docs_total = new Counter({
+      name: 'fsmesh_ingest_docs_total',
+      help: 'document operations acknowledged',
+      registers: [r],
+    });
+    this.ingest_commits_total = new Counter({
+      name: 'fsmesh_ingest_commits_total',
+      help: 'commits acknowledged',
+      registers: [r],
+    });
+    this.active_generation_seq = new Gauge({
+      name: 'fsmesh_active_generation_seq',
+      help: 'generation_seq of the active generation',
+      registers: [r],
+    });
+    this.active_commit_seq_high = new Gauge({
+      name: 'fsmesh_active_commit_seq_high',
+      help: 'commit_seq_high of the active generation',
+      registers: [r],
+    });
+    this.commit_seq_high = new Gauge({
+      name: 'fsmesh_commit_seq_high',
+      help: 'highest durable commit_seq in the local log',
+      registers: [r],
+    });
+    this.health_state = new Gauge({
+      name: 'fsmesh_health_state',
+      help: '1 for the current health state',
+      labelNames: ['state'],
+      registers: [r],
+    });
+    this.peers_connected = new Gauge({
+      name: 'fsmesh_peers_connected',
+      help: 'connected peers',
+      registers: [r],
+    });
+    this.repaired_bytes_total = new Counter({
+      name: 'fsmesh_repaired_bytes_total',
+      help: 'bytes restored by repair',
+      registers: [r],
+    });
+    this.busy_rejections_total = new Counter({
+      name: 'fsmesh_busy_rejections_total',
+      help: 'requests refused because a mailbox was full',
+      labelNames: ['actor'],
+      registers: [r],
+    });
   }
 
   recordRepair(repairedBytes: number, checkedBytes: number): void {

@@ -7,6 +7,7 @@
 import { FsmeshError } from '../core/errors.ts';
 import type { ObjectId } from '../core/ids.ts';
 import type { GenerationManifest } from '../core/manifest.ts';
+import type { Storage } from '../runtime/index.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import { crc32Checksum } from '../storage/object-store.ts';
 import { DeleteBitmap } from './lexical/deletes.ts';
@@ -14,7 +15,6 @@ import { Segment } from './lexical/segment.ts';
 import { TopK } from './topk.ts';
 import { VectorShard } from './vector/fsvi.ts';
 import { HnswGraph } from './vector/hnsw.ts';
-import type { Storage } from '../runtime/index.ts';
 
 export interface Bm25Params {
   k1: number;
@@ -127,8 +127,16 @@ export class GenerationReader {
     for (const a of manifest.vector_artifacts) {
       if (a.role !== 'hnsw' || !storage) continue;
       const si = shards.findIndex((s) => s?.object_id === a.shard_object_id);
-      if (si < 0) throw new FsmeshError('corrupt_data', `hnsw graph ${a.object_id} names a missing shard`, { object_id: a.object_id });
-      const g = await HnswGraph.open(storage, a.object_id, await objects.get('artifact', a.object_id), shards[si]!);
+      if (si < 0)
+        throw new FsmeshError('corrupt_data', `hnsw graph ${a.object_id} names a missing shard`, {
+          object_id: a.object_id,
+        });
+      const g = await HnswGraph.open(
+        storage,
+        a.object_id,
+        await objects.get('artifact', a.object_id),
+        shards[si]!,
+      );
       if (g) reader.graphs[si] = g;
     }
     return reader;
@@ -248,9 +256,12 @@ export class GenerationReader {
       const graph = opts.exact ? undefined : this.graphs[si];
       if (graph) {
         const hasDeletes = this.deletes.deletedCount(s.object_id) > 0;
-        const live = hasDeletes ? (row: number) => !this.deletes.isDeleted(s.object_id, shard.docnums[row]) : undefined;
+        const live = hasDeletes
+          ? (row: number) => !this.deletes.isDeleted(s.object_id, shard.docnums[row])
+          : undefined;
         try {
-          for (const h of graph.search(query, Math.min(k, shard.count), live)) top.push(h.score, s.doc_ids[shard.docnums[h.row]], h.row);
+          for (const h of graph.search(query, Math.min(k, shard.count), live))
+            top.push(h.score, s.doc_ids[shard.docnums[h.row]], h.row);
           return;
         } catch {
           // Too few live rows for the graph to fill k: fall through to the exact scan.

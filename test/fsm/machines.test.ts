@@ -1,5 +1,5 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { test } from 'node:test';
 import { startGenerationLifecycle } from '../../src/fsm/generation-lifecycle.ts';
 import { startNodeHealth } from '../../src/fsm/node-health.ts';
 import { systemClock } from '../../src/runtime/index.ts';
@@ -8,7 +8,12 @@ test('generation lifecycle: the happy path, and only warming may flip', () => {
   const lc = startGenerationLifecycle(systemClock, 'gen-1');
   const seen = [lc.state()];
   assert.equal(lc.canFlip(), false);
-  for (const e of [{ type: 'BUILD' }, { type: 'BUILT', manifest_id: 'm' }, { type: 'VERIFY' }, { type: 'VERIFIED' }] as const) {
+  for (const e of [
+    { type: 'BUILD' },
+    { type: 'BUILT', manifest_id: 'm' },
+    { type: 'VERIFY' },
+    { type: 'VERIFIED' },
+  ] as const) {
     lc.send(e);
     seen.push(lc.state());
     if (lc.state() !== 'warming') assert.equal(lc.canFlip(), false, lc.state());
@@ -25,7 +30,13 @@ test('generation lifecycle: the happy path, and only warming may flip', () => {
 test('generation lifecycle: failure and quarantine from every stage', () => {
   for (const stopAt of ['building', 'built', 'verifying', 'warming', 'active']) {
     const lc = startGenerationLifecycle(systemClock, 'gen-2');
-    const path = [{ type: 'BUILD' }, { type: 'BUILT', manifest_id: 'm' }, { type: 'VERIFY' }, { type: 'VERIFIED' }, { type: 'ACTIVATE' }] as const;
+    const path = [
+      { type: 'BUILD' },
+      { type: 'BUILT', manifest_id: 'm' },
+      { type: 'VERIFY' },
+      { type: 'VERIFIED' },
+      { type: 'ACTIVATE' },
+    ] as const;
     for (const e of path) {
       if (lc.state() === stopAt) break;
       lc.send(e);

@@ -1,24 +1,35 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { test } from 'node:test';
 import { createNode } from '../../src/node.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 
-const docs = (n: number, from = 0) => Array.from({ length: n }, (_, i) => ({ id: `d${from + i}`, text: `node runtime document ${from + i} about ${i % 2 ? 'lakes' : 'hills'}` }));
+const docs = (n: number, from = 0) =>
+  Array.from({ length: n }, (_, i) => ({
+    id: `d${from + i}`,
+    text: `node runtime document ${from + i} about ${i % 2 ? 'lakes' : 'hills'}`,
+  }));
 
 test('config is validated with clear errors', async () => {
   await assert.rejects(createNode({} as never), /data_dir: required/);
-  await assert.rejects(createNode({ data_dir: tmpDir(), role: 'boss' as never, mailbox_bound: 0, bogus: 1 } as never), (e: Error) => {
-    assert.match(e.message, /role: must be "writer" or "replica"/);
-    assert.match(e.message, /mailbox_bound: must be an integer >= 1/);
-    assert.match(e.message, /bogus: unknown option/);
-    return true;
-  });
+  await assert.rejects(
+    createNode({ data_dir: tmpDir(), role: 'boss' as never, mailbox_bound: 0, bogus: 1 } as never),
+    (e: Error) => {
+      assert.match(e.message, /role: must be "writer" or "replica"/);
+      assert.match(e.message, /mailbox_bound: must be an integer >= 1/);
+      assert.match(e.message, /bogus: unknown option/);
+      return true;
+    },
+  );
 });
 
 test('ingest → build → search through the actors; events and status', async () => {
-  const node = await createNode({ data_dir: tmpDir(), node_name: 'n1', build: { batch_max_commits: 1000, build_interval_ms: 60_000 } });
+  const node = await createNode({
+    data_dir: tmpDir(),
+    node_name: 'n1',
+    build: { batch_max_commits: 1000, build_interval_ms: 60_000 },
+  });
   const seen: string[] = [];
   node.events.on((e) => seen.push(e.event));
   const ack = await node.ingest(docs(20));
@@ -32,22 +43,37 @@ test('ingest → build → search through the actors; events and status', async 
   assert.equal(st.health, 'healthy');
   assert.equal(st.generation_id, 'gen-1');
   assert.equal(st.lag_commits, 0);
-  assert.deepEqual(seen, ['generation_build_started', 'generation_build_completed', 'generation_activation_succeeded']);
+  assert.deepEqual(seen, [
+    'generation_build_started',
+    'generation_build_completed',
+    'generation_activation_succeeded',
+  ]);
   await assert.rejects(node.ingest([{ id: '', text: 'x' }]), /docs\[0\]\.id/);
   await node.stop();
 });
 
 test('the builder batches by time: commits become searchable without buildNow', async () => {
-  const node = await createNode({ data_dir: tmpDir(), build: { batch_max_commits: 1000, build_interval_ms: 20 } });
+  const node = await createNode({
+    data_dir: tmpDir(),
+    build: { batch_max_commits: 1000, build_interval_ms: 20 },
+  });
   const ack = await node.ingest(docs(5));
-  const r = await node.search({ q: 'hills', mode: 'lexical', min_commit_seq: ack.commit_seq, timeout_ms: 5000 });
+  const r = await node.search({
+    q: 'hills',
+    mode: 'lexical',
+    min_commit_seq: ack.commit_seq,
+    timeout_ms: 5000,
+  });
   assert.ok(r.commit_seq_high >= ack.commit_seq);
   await node.stop();
 });
 
 test('supervision: a crashed actor restarts, no acknowledged commit is lost, queries keep answering', async () => {
   const dir = tmpDir();
-  const node = await createNode({ data_dir: dir, build: { batch_max_commits: 1000, build_interval_ms: 60_000 } });
+  const node = await createNode({
+    data_dir: dir,
+    build: { batch_max_commits: 1000, build_interval_ms: 60_000 },
+  });
   await node.ingest(docs(10));
   await node.buildNow();
   const acks = [];
@@ -79,7 +105,11 @@ test('supervision: a crashed actor restarts, no acknowledged commit is lost, que
 });
 
 test('a failed activation leaves the previous generation serving; repeated failures degrade the node', async () => {
-  const node = await createNode({ data_dir: tmpDir(), build: { batch_max_commits: 1000, build_interval_ms: 60_000 }, health_policy: { max_activation_failures: 2 } });
+  const node = await createNode({
+    data_dir: tmpDir(),
+    build: { batch_max_commits: 1000, build_interval_ms: 60_000 },
+    health_policy: { max_activation_failures: 2 },
+  });
   const seen: string[] = [];
   node.events.on((e) => seen.push(e.event));
   await node.ingest(docs(4));
@@ -106,7 +136,11 @@ test('a failed activation leaves the previous generation serving; repeated failu
 
 test('degraded on unrepairable corruption; healthy again after a successful repair', async () => {
   const dir = tmpDir();
-  const node = await createNode({ data_dir: dir, build: { batch_max_commits: 1000, build_interval_ms: 60_000 }, health_policy: { max_corruptions: 1 } });
+  const node = await createNode({
+    data_dir: dir,
+    build: { batch_max_commits: 1000, build_interval_ms: 60_000 },
+    health_policy: { max_corruptions: 1 },
+  });
   const seen: string[] = [];
   node.events.on((e) => seen.push(e.event));
   await node.ingest(docs(30));
@@ -137,11 +171,19 @@ test('degraded on unrepairable corruption; healthy again after a successful repa
 });
 
 test('bounded mailboxes answer busy instead of growing', async () => {
-  const node = await createNode({ data_dir: tmpDir(), mailbox_bound: 2, build: { batch_max_commits: 1000, build_interval_ms: 60_000 } });
+  const node = await createNode({
+    data_dir: tmpDir(),
+    mailbox_bound: 2,
+    build: { batch_max_commits: 1000, build_interval_ms: 60_000 },
+  });
   await node.ingest(docs(1));
   await node.buildNow();
-  const results = await Promise.allSettled(Array.from({ length: 6 }, () => node.search({ q: 'x', min_commit_seq: 999, timeout_ms: 100 })));
-  const busy = results.filter((r) => r.status === 'rejected' && /busy/.test(String((r as PromiseRejectedResult).reason)));
+  const results = await Promise.allSettled(
+    Array.from({ length: 6 }, () => node.search({ q: 'x', min_commit_seq: 999, timeout_ms: 100 })),
+  );
+  const busy = results.filter(
+    (r) => r.status === 'rejected' && /busy/.test(String((r as PromiseRejectedResult).reason)),
+  );
   assert.equal(busy.length, 4);
   assert.equal(node.status().mailboxes.query.rejected, 4);
   await node.stop();

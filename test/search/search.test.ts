@@ -225,7 +225,11 @@ test('embedder revision gate: a generation built with another embedder is not ac
 });
 
 test('HNSW graphs: built for large shards, deterministic, recall close to exact scan, reused by later generations', async () => {
-  const docs = Array.from({ length: 400 }, (_, i) => ({ op: 'upsert' as const, doc_id: `v${i}`, text: `vector doc ${i} topic${i % 17} term${i % 23} word${i % 7}` }));
+  const docs = Array.from({ length: 400 }, (_, i) => ({
+    op: 'upsert' as const,
+    doc_id: `v${i}`,
+    text: `vector doc ${i} topic${i % 17} term${i % 23} word${i % 7}`,
+  }));
   const ids: string[] = [];
   for (let run = 0; run < 2; run++) {
     const e = await openEngine(tmpDir(), { hnsw_min_rows: 100 });
@@ -247,7 +251,10 @@ test('HNSW graphs: built for large shards, deterministic, recall close to exact 
     assert.ok(agree / 200 >= 0.9, `recall@10 ${agree / 200}`);
     await e.ingest([{ op: 'upsert', doc_id: 'extra', text: 'one more' }]);
     const g2 = await e.buildAndActivate();
-    assert.ok(g2!.manifest.vector_artifacts.some((a) => a.object_id === hnsw[0].object_id), 'the graph is reused by id');
+    assert.ok(
+      g2!.manifest.vector_artifacts.some((a) => a.object_id === hnsw[0].object_id),
+      'the graph is reused by id',
+    );
     await e.close();
   }
   assert.equal(ids[0], ids[1], 'HNSW graph bytes are deterministic');

@@ -14,7 +14,11 @@ const require = createRequire(import.meta.url);
 type HnswIndex = {
   initIndex(o: { maxElements: number; m?: number; efConstruction?: number; randomSeed?: number }): void;
   addPoint(p: number[] | Float32Array, label: number): void;
-  searchKnn(q: number[] | Float32Array, k: number, filter?: (label: number) => boolean): { distances: number[]; neighbors: number[] };
+  searchKnn(
+    q: number[] | Float32Array,
+    k: number,
+    filter?: (label: number) => boolean,
+  ): { distances: number[]; neighbors: number[] };
   writeIndexSync(f: string): void;
   readIndexSync(f: string): void;
   setEf(ef: number): void;
@@ -29,7 +33,10 @@ function ctor(): HnswCtor {
 }
 
 let scratchCounter = 0;
-async function scratch(storage: Storage, fn: (file: string) => void | Promise<void>): Promise<Uint8Array | null> {
+async function scratch(
+  storage: Storage,
+  fn: (file: string) => void | Promise<void>,
+): Promise<Uint8Array | null> {
   const rel = `objects/tmp/hnsw-${scratchCounter++}.bin`;
   const file = storage.nativePath(rel);
   if (!file) return null;
@@ -46,8 +53,14 @@ async function scratch(storage: Storage, fn: (file: string) => void | Promise<vo
 export async function buildHnsw(storage: Storage, shard: VectorShard): Promise<Uint8Array | null> {
   const H = ctor();
   const idx = new H('ip', shard.dims);
-  idx.initIndex({ maxElements: Math.max(1, shard.count), m: HNSW_PARAMS.m, efConstruction: HNSW_PARAMS.efConstruction, randomSeed: HNSW_PARAMS.randomSeed });
-  for (let r = 0; r < shard.count; r++) idx.addPoint(Array.from(shard.vectors.subarray(r * shard.dims, (r + 1) * shard.dims)), r);
+  idx.initIndex({
+    maxElements: Math.max(1, shard.count),
+    m: HNSW_PARAMS.m,
+    efConstruction: HNSW_PARAMS.efConstruction,
+    randomSeed: HNSW_PARAMS.randomSeed,
+  });
+  for (let r = 0; r < shard.count; r++)
+    idx.addPoint(Array.from(shard.vectors.subarray(r * shard.dims, (r + 1) * shard.dims)), r);
   return scratch(storage, (file) => idx.writeIndexSync(file));
 }
 
@@ -59,7 +72,12 @@ export class HnswGraph {
     this.index = index;
   }
 
-  static async open(storage: Storage, objectId: string, bytes: Uint8Array, shard: VectorShard): Promise<HnswGraph | null> {
+  static async open(
+    storage: Storage,
+    objectId: string,
+    bytes: Uint8Array,
+    shard: VectorShard,
+  ): Promise<HnswGraph | null> {
     const H = ctor();
     const idx = new H('ip', shard.dims);
     const rel = `objects/tmp/hnsw-open-${scratchCounter++}.bin`;
@@ -70,11 +88,20 @@ export class HnswGraph {
       await storage.writeFile(rel, bytes);
       idx.readIndexSync(file);
     } catch (err) {
-      throw new FsmeshError('corrupt_data', `hnsw graph ${objectId}: cannot be loaded (${(err as Error).message})`, { object_id: objectId });
+      throw new FsmeshError(
+        'corrupt_data',
+        `hnsw graph ${objectId}: cannot be loaded (${(err as Error).message})`,
+        { object_id: objectId },
+      );
     } finally {
       await storage.remove(rel);
     }
-    if (idx.getCurrentCount() !== shard.count) throw new FsmeshError('corrupt_data', `hnsw graph ${objectId}: ${idx.getCurrentCount()} points, shard has ${shard.count}`, { object_id: objectId });
+    if (idx.getCurrentCount() !== shard.count)
+      throw new FsmeshError(
+        'corrupt_data',
+        `hnsw graph ${objectId}: ${idx.getCurrentCount()} points, shard has ${shard.count}`,
+        { object_id: objectId },
+      );
     idx.setEf(HNSW_PARAMS.efSearch);
     return new HnswGraph(objectId, idx);
   }

@@ -1,0 +1,97 @@
+/** Start real `fsmesh node start` processes on 127.0.0.1 and talk to them over HTTP. */
+import { type ChildProcess, spawn } from 'node:child_process';
+import * as net from 'node:net';
+import { CLI } from './tmp.ts';
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}
+
+export interface NodeProc {
+  child: ChildProcess;
+  url: string;
+  ready: Record<string, unknown>;
+  output: () => string;
+  kill(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+export async function startNodeProc(args: string[], timeoutMs = 30_000): Promise<NodeProc> {
+  const child = spawn(process.execPath, [CLI, 'node', 'start', '--quiet', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stderr!.on('data', (d) => {
+    err += d;
+  });
+  const ready = await new Promise<Record<string, unknown>>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`node did not become ready: ${out}\n${err}`)), timeoutMs);
+    child.stdout!.on('data', (d) => {
+      out += d;
+      for (const line of out.split('\n')) {
+        if (line.includes('"ready":true')) {
+          clearTimeout(t);
+          resolve(JSON.parse(line));
+        }
+      }
+    });
+    child.on('exit', (code) => {
+      clearTimeout(t);
+      reject(new Error(`node exited with ${code} before ready: ${out}\n${err}`));
+    });
+  });
+  return {
+    child,
+    url: String(ready.http),
+    ready,
+    output: () => out + err,
+    kill: (signal = 'SIGTERM') =>
+      new Promise((resolve) => {
+        if (child.exitCode !== null) return resolve(child.exitCode);
+        child.once('exit', (code) => resolve(code));
+        child.kill(signal);
+      }),
+  };
+}
+
+export async function http(
+  method: string,
+  url: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+) {
+  const res = await fetch(url, {
+    method,
+    headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
+    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  const text = await res.text();
+  let json: any = null;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = null;
+  }
+  return { status: res.status, json, text };
+}
+
+export async function waitFor<T>(
+  fn: () => Promise<T | null | undefined | false>,
+  timeoutMs = 20_000,
+  what = 'condition',
+): Promise<T> {
+  const t0 = Date.now();
+  for (;;) {
+    const v = await fn().catch(() => null);
+    if (v) return v;
+    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
