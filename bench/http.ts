@@ -15,15 +15,21 @@ import { arg, benchDir, nowMs, report, round, summarize } from './util.ts';
 const N = arg('docs', 20_000);
 const B = arg('batch', 100);
 const Q = arg('queries', 400);
-const docs = loadCorpus(50_000).slice(0, N).map((d) => ({ id: d.id, title: d.title, text: d.text }));
+const docs = loadCorpus(50_000)
+  .slice(0, N)
+  .map((d) => ({ id: d.id, title: d.title, text: d.text }));
 const queries = docs.slice(0, Q).map((d) => d.text.split(' ').slice(2, 4).join(' '));
 const batches: (typeof docs)[] = [];
 for (let i = 0; i < docs.length; i += B) batches.push(docs.slice(i, i + B));
 
 // ---- library: LocalEngine directly ----
-const lib = await LocalEngine.open({ clock: systemClock, random: seededRandom(1), storage: nodeFsStorage(benchDir('lib')) }, defaultEngineConfig());
+const lib = await LocalEngine.open(
+  { clock: systemClock, random: seededRandom(1), storage: nodeFsStorage(benchDir('lib')) },
+  defaultEngineConfig(),
+);
 let t = nowMs();
-for (const b of batches) await lib.ingest(b.map((d) => ({ op: 'upsert' as const, doc_id: d.id, title: d.title, text: d.text })));
+for (const b of batches)
+  await lib.ingest(b.map((d) => ({ op: 'upsert' as const, doc_id: d.id, title: d.title, text: d.text })));
 const libIngestMs = nowMs() - t;
 await lib.buildAndActivate();
 const libQ: number[] = [];
@@ -45,11 +51,18 @@ await libChurn;
 await lib.close();
 
 // ---- HTTP: node (actors) + HTTP server in this process, over loopback ----
-const node = await createNode({ data_dir: path.join(benchDir('http'), 'd'), build: { batch_max_commits: 20, build_interval_ms: 50 } });
+const node = await createNode({
+  data_dir: path.join(benchDir('http'), 'd'),
+  build: { batch_max_commits: 20, build_interval_ms: 50 },
+});
 const server = await startHttpServer(node);
 t = nowMs();
 for (const b of batches) {
-  const r = await fetch(`${server.url}/v1/docs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(b) });
+  const r = await fetch(`${server.url}/v1/docs`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(b),
+  });
   if (r.status !== 200) throw new Error(await r.text());
   await r.arrayBuffer();
 }
@@ -60,7 +73,11 @@ let stopHttp = false;
 const httpChurn = (async () => {
   let i = 0;
   while (!stopHttp) {
-    const r = await fetch(`${server.url}/v1/docs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify([{ id: `x${i++}`, text: 'concurrent ingest stream' }]) });
+    const r = await fetch(`${server.url}/v1/docs`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify([{ id: `x${i++}`, text: 'concurrent ingest stream' }]),
+    });
     await r.arrayBuffer();
   }
 })();

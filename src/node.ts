@@ -8,7 +8,7 @@
 import * as path from 'node:path';
 import { type Ref, spawnStateless, start as startSystem, stop as stopActor } from 'nact';
 import { type BuilderMsg, type BuildOutcome, spawnBuilderActor } from './actors/builder-actor.ts';
-import type { ActorDeps, BuildPolicy } from './actors/context.ts';
+import type { ActorDeps, BuildPolicy, NodeHooks } from './actors/context.ts';
 import { type IngestMsg, spawnIngestActor } from './actors/ingest-actor.ts';
 import { BoundedRef } from './actors/mailbox.ts';
 import { type QueryMsg, spawnQueryActor } from './actors/query-actor.ts';
@@ -37,6 +37,7 @@ import {
   DEFAULT_HEALTH_POLICY,
   HEALTH_STATES,
   type HealthPolicy,
+  type NodeHealth,
   startNodeHealth,
 } from './fsm/node-health.ts';
 import { NodeEvents } from './obs/events.ts';
@@ -173,6 +174,9 @@ export interface FsmeshNode {
   failNextActivation(reason: string): Promise<void>;
   /** Raise the highest generation known in the cluster (p2p), for skew metrics. */
   noteLatestGeneration(seq: number): void;
+  /** Hooks the p2p layer fills in (quorum acks, peer repair). */
+  readonly hooks: NodeHooks;
+  readonly health: NodeHealth;
   /** The node's actor tree root (for a host that wants to watch or stop it). */
   readonly supervisor: Ref<any>;
   stop(): Promise<void>;
@@ -247,7 +251,12 @@ export async function createNode(config: NodeConfig): Promise<FsmeshNode> {
         }),
     },
   );
-  const health = startNodeHealth(clock, { ...DEFAULT_HEALTH_POLICY, ...config.health_policy });
+  const startsEmpty = engine.generations.active === null;
+  const health = startNodeHealth(
+    clock,
+    { ...DEFAULT_HEALTH_POLICY, ...config.health_policy },
+    role === 'replica' && startsEmpty ? 'bootstrapping' : 'healthy',
+  );
   metrics.setHealth(health.state(), HEALTH_STATES);
   let lastHealth = health.state();
   health.actor.subscribe((snap) => {
@@ -281,6 +290,7 @@ export async function createNode(config: NodeConfig): Promise<FsmeshNode> {
     scrub_interval_ms: config.scrub_interval_ms ?? 0,
     scrub_bytes_per_s: config.scrub_bytes_per_s ?? 64 << 20,
     refs: {},
+    hooks: { fetchFromPeers: config.repair_hooks?.fetchFromPeers },
     latest_known_generation_seq: () => Math.max(latestKnown, engine.generations.active?.generation_seq ?? 0),
   };
   const ownSystem = config.actor_parent ? null : startSystem();
@@ -299,7 +309,7 @@ export async function createNode(config: NodeConfig): Promise<FsmeshNode> {
   const repair = new BoundedRef<RepairMsg>('repair', bound);
   const query = new BoundedRef<QueryMsg>('query', bound);
   deps.refs = { ingest, builder, repair, query };
-  const repairQueue = createRepairQueue(deps, config.repair_hooks ?? {});
+  const repairQueue = createRepairQueue(deps, deps.hooks);
   ingest.ref = spawnIngestActor(supervisor, deps, restartPolicy(clock, 'ingest', policy, report));
   builder.ref = spawnBuilderActor(supervisor, deps, restartPolicy(clock, 'builder', policy, report));
   repair.ref = spawnRepairActor(
@@ -324,6 +334,8 @@ export async function createNode(config: NodeConfig): Promise<FsmeshNode> {
     events,
     metrics,
     supervisor,
+    hooks: deps.hooks,
+    health,
     ingest: async (docs, opts = {}) =>
       ingest.ask<AppendAck>({ type: 'ingest', ops: docsToOps(docs), idempotency_key: opts.idempotency_key }),
     ingestOps: (ops, opts = {}) =>

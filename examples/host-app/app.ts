@@ -8,10 +8,12 @@
 import * as http from 'node:http';
 import { parseArgs } from 'node:util';
 import { dispatch, query, spawn, start, stop } from 'nact';
-import { createNode } from '../../src/node.ts';
 import { createHttpHandler } from '../../src/http/server.ts';
+import { createNode } from '../../src/node.ts';
 
-const { values } = parseArgs({ options: { data: { type: 'string' }, port: { type: 'string', default: '0' } } });
+const { values } = parseArgs({
+  options: { data: { type: 'string' }, port: { type: 'string', default: '0' } },
+});
 if (!values.data) {
   process.stderr.write('usage: node examples/host-app/app.ts --data DIR [--port N]\n');
   process.exit(2);
@@ -34,7 +36,12 @@ const noteCounter = spawn(
 );
 
 // The fsmesh node, its actors spawned under the host's supervisor.
-const node = await createNode({ data_dir: values.data, node_name: 'host-app', actor_parent: hostSupervisor, build: { build_interval_ms: 20 } });
+const node = await createNode({
+  data_dir: values.data,
+  node_name: 'host-app',
+  actor_parent: hostSupervisor,
+  build: { build_interval_ms: 20 },
+});
 const fsmesh = createHttpHandler(node, {
   extraRoutes: async (req, res, url) => {
     if (url.pathname !== '/app/notes') return false;

@@ -31,6 +31,13 @@ export interface ActorDeps {
     repair?: BoundedRef<any>;
     query?: BoundedRef<any>;
   };
+  /** Set by the p2p layer: awaited after a local commit before acknowledging (quorum durability). */
+  hooks: NodeHooks;
   /** Highest generation_seq known in the cluster (query skew); the p2p layer raises it. */
   latest_known_generation_seq: () => number;
+}
+
+export interface NodeHooks {
+  afterLocalCommit?: (ack: import('../storage/capsule-log.ts').AppendAck) => Promise<void>;
+  fetchFromPeers?: (objectId: string) => Promise<boolean>;
 }

@@ -5,6 +5,7 @@
  */
 import { type Ref, spawn } from 'nact';
 import type { DocOp } from '../core/capsule.ts';
+import { FsmeshError } from '../core/errors.ts';
 import type { AppendAck } from '../storage/capsule-log.ts';
 import type { ActorDeps } from './context.ts';
 import type { Replyable } from './supervision.ts';
@@ -21,8 +22,20 @@ export function spawnIngestActor(
     parent,
     (state: null, msg: IngestMsg) => {
       if (msg.type === 'crash') throw new Error('injected fault in ingest actor');
+      if (deps.role !== 'writer') {
+        msg.reply?.({
+          ok: false,
+          error: new FsmeshError('conflict', 'this node is a replica: send writes to the shard writer'),
+        });
+        return state;
+      }
       deps.engine
         .ingest(msg.ops, { idempotency_key: msg.idempotency_key })
+        .then(async (ack: AppendAck) => {
+          // Quorum durability: the p2p layer resolves once a majority has fsync'd the commit.
+          if (deps.hooks.afterLocalCommit) await deps.hooks.afterLocalCommit(ack);
+          return ack;
+        })
         .then((ack: AppendAck) => {
           if (!ack.deduplicated) {
             deps.metrics.ingest_commits_total.inc();

@@ -25,6 +25,7 @@ commands:
   rollback --data DIR                 make the previous retained generation active
   repair --data DIR                   scrub artifacts, rebuild corrupt ones from local repair symbols
   node start --data DIR --http HOST:PORT   run a node (HTTP API; see docs/http.md)
+  cluster-key FILE                    write a new cluster pre-shared key (libp2p pnet)
   demo                                the README's main job (npm start)`;
 
 function runtimeFor(dir: string): Runtime {
@@ -238,6 +239,18 @@ async function cmdRepair(argv: string[]): Promise<number> {
   });
 }
 
+async function cmdClusterKey(argv: string[]): Promise<number> {
+  const usage = 'fsmesh cluster-key FILE';
+  const a = parse(argv, {}, usage);
+  if (a.positionals.length !== 1) throw new UsageError(`usage: ${usage}`);
+  const { generateKey } = await import('@libp2p/pnet');
+  const key = new Uint8Array(95);
+  generateKey(key);
+  fs.writeFileSync(a.positionals[0], key, { mode: 0o600, flag: 'wx' });
+  out({ cluster_key: a.positionals[0] });
+  return 0;
+}
+
 const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   ingest: cmdIngest,
   search: cmdSearch,
@@ -246,6 +259,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   verify: cmdVerify,
   rollback: cmdRollback,
   repair: cmdRepair,
+  'cluster-key': cmdClusterKey,
   demo: async (argv) => (await import('./demo.ts')).runDemo(argv),
   node: async (argv) => (await import('./node-cmd.ts')).cmdNode(argv),
 };

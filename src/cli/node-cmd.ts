@@ -10,7 +10,7 @@ import { createNode } from '../node.ts';
 import { intFlag, parse, requireFlag, UsageError } from './args.ts';
 
 export const NODE_START_USAGE =
-  'fsmesh node start --data DIR --http HOST:PORT [--name NAME] [--shard S] [--role writer|replica] [--fsync per_commit|group] [--group-commit-ms N] [--batch-max-commits N] [--build-interval-ms N] [--scrub-interval-ms N] [--quiet]';
+  'fsmesh node start --data DIR --http HOST:PORT [--listen /ip4/127.0.0.1/tcp/PORT] [--seed MULTIADDR ...] [--role writer|replica] [--cluster-key FILE] [--trusted-writer PEER_ID] [--cluster NAME] [--durability local|quorum] [--members N] [--name NAME] [--shard S] [--fsync per_commit|group] [--group-commit-ms N] [--batch-max-commits N] [--build-interval-ms N] [--scrub-interval-ms N] [--quiet]';
 
 export function parseHostPort(v: string, flag: string): { host: string; port: number } {
   const m = /^([^:]+):(\d{1,5})$/.exec(v);
@@ -36,6 +36,13 @@ export async function cmdNode(argv: string[]): Promise<number> {
       'build-interval-ms': { type: 'string' },
       'scrub-interval-ms': { type: 'string' },
       quiet: { type: 'boolean' },
+      listen: { type: 'string' },
+      seed: { type: 'string', multiple: true },
+      'cluster-key': { type: 'string' },
+      'trusted-writer': { type: 'string' },
+      cluster: { type: 'string' },
+      durability: { type: 'string' },
+      members: { type: 'string' },
     },
     NODE_START_USAGE,
   );
@@ -47,6 +54,31 @@ export async function cmdNode(argv: string[]): Promise<number> {
   const fsyncMode = a.values.fsync ?? 'per_commit';
   if (fsyncMode !== 'per_commit' && fsyncMode !== 'group')
     throw new UsageError(`--fsync: must be per_commit or group`);
+  const durability = (a.values.durability as string | undefined) ?? 'local';
+  if (durability !== 'local' && durability !== 'quorum')
+    throw new UsageError(`--durability: must be local or quorum, got ${JSON.stringify(durability)}`);
+  const seeds = (a.values.seed as string[] | undefined) ?? [];
+  for (const s of seeds)
+    if (!/^\/ip[46]\/[^/]+\/tcp\/\d+\/p2p\/\w+$/.test(s))
+      throw new UsageError(`--seed: expected /ip4/HOST/tcp/PORT/p2p/PEER_ID, got ${JSON.stringify(s)}`);
+  const listen = a.values.listen as string | undefined;
+  if (listen !== undefined && !/^\/ip[46]\/[^/]+\/tcp\/\d+$/.test(listen))
+    throw new UsageError(`--listen: expected /ip4/HOST/tcp/PORT, got ${JSON.stringify(listen)}`);
+  let clusterKey: Uint8Array | undefined;
+  if (typeof a.values['cluster-key'] === 'string') {
+    try {
+      clusterKey = new Uint8Array(fs.readFileSync(a.values['cluster-key']));
+    } catch (err) {
+      throw new UsageError(
+        `--cluster-key: cannot read ${a.values['cluster-key']}: ${(err as Error).message}`,
+      );
+    }
+    if (!new TextDecoder().decode(clusterKey).startsWith('/key/swarm/psk/1.0.0/'))
+      throw new UsageError(
+        '--cluster-key: not a libp2p swarm key (expected /key/swarm/psk/1.0.0/ header; create one with `fsmesh cluster-key FILE`)',
+      );
+  }
+  const p2p = listen !== undefined || seeds.length > 0;
   fs.mkdirSync(dir, { recursive: true });
   const node = await createNode({
     data_dir: dir,
@@ -69,9 +101,25 @@ export async function cmdNode(argv: string[]): Promise<number> {
     const log = pino({ base: undefined, timestamp: false, messageKey: 'msg' });
     node.events.on((e) => log.info(e));
   }
-  const http = await startHttpServer(node, { host, port });
+  let cluster: import('../p2p/cluster.ts').ClusterNode | null = null;
+  if (p2p) {
+    const { startCluster } = await import('../p2p/start.ts');
+    cluster = await startCluster(node, {
+      listen: [listen ?? '/ip4/127.0.0.1/tcp/0'],
+      seeds,
+      cluster_key: clusterKey,
+      cluster: (a.values.cluster as string | undefined) ?? 'fsmesh',
+      role,
+      durability,
+      members: intFlag(a.values.members, 'members', 1) ?? seeds.length + 1,
+      trusted_writer: a.values['trusted-writer'] as string | undefined,
+      progress: !a.values.quiet,
+    });
+  } else if (durability === 'quorum')
+    throw new UsageError('--durability quorum needs a cluster (--listen / --seed)');
+  const http = await startHttpServer(node, { host, port, statusExtra: () => cluster?.status() ?? {} });
   process.stdout.write(
-    `${JSON.stringify({ ready: true, node: node.name, http: http.url, data: dir, role, pid: process.pid })}\n`,
+    `${JSON.stringify({ ready: true, node: node.name, http: http.url, data: dir, role, pid: process.pid, ...(cluster ? { peer_id: cluster.transport.peerId, multiaddrs: cluster.status().multiaddrs } : {}) })}\n`,
   );
   await new Promise<void>((resolve) => {
     const stop = () => resolve();
@@ -79,6 +127,7 @@ export async function cmdNode(argv: string[]): Promise<number> {
     process.once('SIGTERM', stop);
   });
   await http.close();
+  await cluster?.stop();
   await node.stop();
   process.stdout.write(`${JSON.stringify({ stopped: true, node: node.name })}\n`);
   return 0;

@@ -2,9 +2,10 @@
 export type { Clock, TimerHandle } from './clock.ts';
 export { systemClock } from './clock.ts';
 export type { Random } from './random.ts';
-export { seededRandom, systemRandom } from './random.ts';
+export { secureRandomBytes, seededRandom, systemRandom } from './random.ts';
 export type { AppendHandle, Storage } from './storage.ts';
 export { isNotFound, nodeFsStorage, parentDir, StorageError, writeFileAtomic } from './storage.ts';
+export type { GossipMessage, Transport, ValidationResult } from './transport.ts';
 
 import type { Clock } from './clock.ts';
 import type { Random } from './random.ts';

@@ -72,3 +72,10 @@ export function systemRandom(): Random {
   crypto.getRandomValues(seed);
   return seededRandom(seed[0]);
 }
+
+/** Cryptographically secure bytes (key material). The only secure-randomness source in fsmesh. */
+export function secureRandomBytes(n: number): Uint8Array {
+  const out = new Uint8Array(n);
+  crypto.getRandomValues(out);
+  return out;
+}

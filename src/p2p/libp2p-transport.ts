@@ -1,0 +1,246 @@
+/**
+ * Transport over libp2p 3: TCP, noise, yamux, identify, gossipsub (@libp2p/gossipsub — the
+ * @chainsafe package is built for libp2p 2, DESIGN.md §5), bootstrap from a seed list, and an
+ * optional cluster pre-shared key (@libp2p/pnet) so only cluster members can connect.
+ */
+import { noise } from '@chainsafe/libp2p-noise';
+import { yamux } from '@chainsafe/libp2p-yamux';
+import { bootstrap } from '@libp2p/bootstrap';
+import { type GossipSub, gossipsub, TopicValidatorResult } from '@libp2p/gossipsub';
+import { identify } from '@libp2p/identify';
+import type { PeerId, PrivateKey, Stream } from '@libp2p/interface';
+import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id';
+import { preSharedKey } from '@libp2p/pnet';
+import { tcp } from '@libp2p/tcp';
+import { multiaddr } from '@multiformats/multiaddr';
+import { createLibp2p, type Libp2p } from 'libp2p';
+import { FsmeshError } from '../core/errors.ts';
+import type { GossipMessage, Transport, ValidationResult } from '../runtime/index.ts';
+import { FrameDecoder, frame } from './framing.ts';
+
+export interface Libp2pTransportOptions {
+  privateKey: PrivateKey;
+  listen: string[];
+  seeds: string[];
+  /** Contents of a pnet swarm key file (`/key/swarm/psk/1.0.0/` format). */
+  cluster_key?: Uint8Array;
+  max_message_bytes?: number;
+}
+
+const RESULT: Record<ValidationResult, TopicValidatorResult> = {
+  accept: TopicValidatorResult.Accept,
+  reject: TopicValidatorResult.Reject,
+  ignore: TopicValidatorResult.Ignore,
+};
+
+async function readAll(stream: Stream, maxBytes: number): Promise<Uint8Array[]> {
+  const dec = new FrameDecoder();
+  const frames: Uint8Array[] = [];
+  let total = 0;
+  for await (const chunk of stream) {
+    const bytes = chunk instanceof Uint8Array ? chunk : chunk.subarray();
+    total += bytes.length;
+    if (total > maxBytes) throw new FsmeshError('invalid_input', `response exceeds ${maxBytes} bytes`);
+    frames.push(...dec.push(bytes));
+  }
+  if (dec.pending) throw new FsmeshError('corrupt_data', 'stream ended inside a frame');
+  return frames;
+}
+
+async function sendAll(stream: Stream, frames: Uint8Array[]): Promise<void> {
+  for (const f of frames) {
+    if (!stream.send(frame(f))) await stream.onDrain();
+  }
+}
+
+export class Libp2pTransport implements Transport {
+  private node: Libp2p<{ pubsub: GossipSub }> | null = null;
+  private readonly opts: Libp2pTransportOptions;
+  private readonly subs = new Map<string, (m: GossipMessage) => void>();
+  private readonly validators = new Map<
+    string,
+    (m: GossipMessage) => ValidationResult | Promise<ValidationResult>
+  >();
+  private readonly handlers = new Map<string, (req: Uint8Array, from: string) => Promise<Uint8Array[]>>();
+  private readonly peerListeners = new Set<(peer: string, e: 'connect' | 'disconnect') => void>();
+  readonly peerId: string;
+
+  constructor(opts: Libp2pTransportOptions) {
+    this.opts = opts;
+    this.peerId = peerIdFromPrivateKey(opts.privateKey).toString();
+  }
+
+  private get n(): Libp2p<{ pubsub: GossipSub }> {
+    if (!this.node) throw new FsmeshError('internal', 'transport not started');
+    return this.node;
+  }
+
+  async start(): Promise<void> {
+    const maxMsg = this.opts.max_message_bytes ?? 1 << 20;
+    this.node = (await createLibp2p({
+      privateKey: this.opts.privateKey,
+      addresses: { listen: this.opts.listen },
+      transports: [tcp()],
+      connectionEncrypters: [noise()],
+      streamMuxers: [yamux()],
+      ...(this.opts.cluster_key ? { connectionProtector: preSharedKey({ psk: this.opts.cluster_key }) } : {}),
+      peerDiscovery: this.opts.seeds.length ? [bootstrap({ list: this.opts.seeds, timeout: 50 })] : [],
+      services: {
+        identify: identify(),
+        pubsub: gossipsub({
+          allowPublishToZeroTopicPeers: true,
+          emitSelf: false,
+          maxInboundDataLength: maxMsg,
+          heartbeatInterval: 200,
+        }),
+      },
+    })) as unknown as Libp2p<{ pubsub: GossipSub }>;
+    const n = this.node;
+    n.services.pubsub.addEventListener('message', (evt) => {
+      const m = evt.detail;
+      const from = m.type === 'signed' ? m.from.toString() : '';
+      this.subs.get(m.topic)?.({ topic: m.topic, from, data: m.data });
+    });
+    n.addEventListener('peer:connect', (e) =>
+      this.peerListeners.forEach((l) => l(e.detail.toString(), 'connect')),
+    );
+    n.addEventListener('peer:disconnect', (e) =>
+      this.peerListeners.forEach((l) => l(e.detail.toString(), 'disconnect')),
+    );
+    for (const [topic, fn] of this.subs) this.installTopic(topic, fn);
+    for (const [protocol, h] of this.handlers) await this.installHandler(protocol, h);
+    // Dial seeds right away as well: bootstrap discovery only tags them.
+    for (const s of this.opts.seeds) void this.dial(s).catch(() => {});
+  }
+
+  private installTopic(topic: string, _fn: (m: GossipMessage) => void): void {
+    const n = this.n;
+    const maxMsg = this.opts.max_message_bytes ?? 1 << 20;
+    n.services.pubsub.topicValidators.set(topic, async (peer, msg) => {
+      if (msg.data.length > maxMsg) return TopicValidatorResult.Reject;
+      const v = this.validators.get(topic);
+      if (!v) return TopicValidatorResult.Accept;
+      const from = msg.type === 'signed' ? msg.from.toString() : peer.toString();
+      try {
+        return RESULT[await v({ topic, from, data: msg.data })];
+      } catch {
+        return TopicValidatorResult.Reject;
+      }
+    });
+    n.services.pubsub.subscribe(topic);
+  }
+
+  private async installHandler(
+    protocol: string,
+    h: (req: Uint8Array, from: string) => Promise<Uint8Array[]>,
+  ): Promise<void> {
+    await this.n.handle(
+      protocol,
+      async (stream, connection) => {
+        try {
+          const dec = new FrameDecoder();
+          let req: Uint8Array | null = null;
+          for await (const chunk of stream) {
+            const frames = dec.push(chunk instanceof Uint8Array ? chunk : chunk.subarray());
+            if (frames.length) {
+              req = frames[0];
+              break;
+            }
+          }
+          if (!req) throw new FsmeshError('invalid_input', 'no request frame');
+          let out: Uint8Array[];
+          try {
+            out = await h(req, connection.remotePeer.toString());
+          } catch (err) {
+            out = [errorFrame(err)];
+          }
+          await sendAll(stream, out);
+          await stream.close();
+        } catch (err) {
+          stream.abort(err as Error);
+        }
+      },
+      { maxInboundStreams: 64, runOnLimitedConnection: false },
+    );
+  }
+
+  async stop(): Promise<void> {
+    await this.node?.stop();
+    this.node = null;
+  }
+
+  multiaddrs(): string[] {
+    return this.n.getMultiaddrs().map((a) => a.toString());
+  }
+
+  subscribe(
+    topic: string,
+    onMessage: (m: GossipMessage) => void,
+    validate?: (m: GossipMessage) => ValidationResult | Promise<ValidationResult>,
+  ): void {
+    this.subs.set(topic, onMessage);
+    if (validate) this.validators.set(topic, validate);
+    if (this.node) this.installTopic(topic, onMessage);
+  }
+
+  async publish(topic: string, data: Uint8Array): Promise<void> {
+    await this.n.services.pubsub.publish(topic, data);
+  }
+
+  handle(protocol: string, handler: (request: Uint8Array, from: string) => Promise<Uint8Array[]>): void {
+    this.handlers.set(protocol, handler);
+    if (this.node) void this.installHandler(protocol, handler);
+  }
+
+  async request(
+    peer: string,
+    protocol: string,
+    request: Uint8Array,
+    opts: { timeout_ms?: number } = {},
+  ): Promise<Uint8Array[]> {
+    const signal = AbortSignal.timeout(opts.timeout_ms ?? 30_000);
+    const stream = await this.n.dialProtocol(peerIdFromString(peer) as PeerId, protocol, { signal });
+    await sendAll(stream, [request]);
+    await stream.close({ signal });
+    const frames = await readAll(stream, 512 << 20);
+    if (frames.length === 1) throwIfError(frames[0]);
+    return frames;
+  }
+
+  peers(): string[] {
+    return this.n.getPeers().map((p) => p.toString());
+  }
+
+  onPeer(fn: (peer: string, event: 'connect' | 'disconnect') => void): () => void {
+    this.peerListeners.add(fn);
+    return () => this.peerListeners.delete(fn);
+  }
+
+  async dial(addr: string): Promise<void> {
+    await this.n.dial(multiaddr(addr), { signal: AbortSignal.timeout(10_000) });
+  }
+}
+
+/** Error responses travel as a single frame: 0xFF 'E' + UTF-8 JSON {code, message}. */
+const ERR_MAGIC = [0xff, 0x45];
+export function errorFrame(err: unknown): Uint8Array {
+  const e = err as { code?: string; message?: string };
+  const body = new TextEncoder().encode(
+    JSON.stringify({ code: e.code ?? 'internal', message: e.message ?? String(err) }),
+  );
+  const out = new Uint8Array(2 + body.length);
+  out.set(ERR_MAGIC);
+  out.set(body, 2);
+  return out;
+}
+export function throwIfError(f: Uint8Array): void {
+  if (f.length >= 2 && f[0] === ERR_MAGIC[0] && f[1] === ERR_MAGIC[1]) {
+    let parsed: { code?: string; message?: string } = {};
+    try {
+      parsed = JSON.parse(new TextDecoder().decode(f.subarray(2)));
+    } catch {
+      parsed = { code: 'internal', message: 'unparseable error frame' };
+    }
+    throw new FsmeshError((parsed.code as never) ?? 'internal', `peer error: ${parsed.message}`);
+  }
+}

@@ -1,0 +1,49 @@
+/**
+ * fsmesh wire protocols over libp2p streams (docs/protocols.md). Versioned protocol ids; every
+ * message is a length-prefixed frame (src/p2p/framing.ts); requests are small canonical JSON.
+ */
+import { FsmeshError } from '../core/errors.ts';
+
+export const PROTO = {
+  head: '/fsmesh/head/1.0.0',
+  manifest: '/fsmesh/manifest/1.0.0',
+  symbols: '/fsmesh/symbols/1.0.0',
+  capsules: '/fsmesh/capsules/1.0.0',
+  replicate: '/fsmesh/replicate/1.0.0',
+} as const;
+
+export const topics = (cluster: string, shard: string) => ({
+  manifests: `/fsmesh/${cluster}/${shard}/manifests/1`,
+  heads: `/fsmesh/${cluster}/${shard}/heads/1`,
+});
+
+export const MAX_SYMBOLS_PER_REQUEST = 1024;
+export const MAX_CAPSULES_PER_REQUEST = 512;
+
+const enc = new TextEncoder();
+const dec = new TextDecoder('utf-8', { fatal: true });
+
+export function jsonFrame(v: unknown): Uint8Array {
+  return enc.encode(JSON.stringify(v));
+}
+
+export function parseJsonFrame<T>(b: Uint8Array, what: string): T {
+  try {
+    return JSON.parse(dec.decode(b)) as T;
+  } catch {
+    throw new FsmeshError('invalid_input', `${what}: malformed request (not UTF-8 JSON)`);
+  }
+}
+
+/** Symbol frame: u32 symbol id (LE) + symbol bytes. */
+export function symbolFrame(id: number, data: Uint8Array): Uint8Array {
+  const out = new Uint8Array(4 + data.length);
+  new DataView(out.buffer).setUint32(0, id, true);
+  out.set(data, 4);
+  return out;
+}
+
+export function parseSymbolFrame(f: Uint8Array): { id: number; data: Uint8Array } {
+  if (f.length < 5) throw new FsmeshError('corrupt_data', 'symbol frame too short');
+  return { id: new DataView(f.buffer, f.byteOffset).getUint32(0, true), data: f.subarray(4) };
+}

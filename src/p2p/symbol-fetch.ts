@@ -1,0 +1,128 @@
+/**
+ * Fetch one object as symbols from several peers in parallel (§7.2): source-symbol ranges are
+ * spread round-robin over the peers; a failed range moves to another peer; when some block still
+ * lacks symbols, repair symbols are asked for; decoding stops as soon as every block can be
+ * reconstructed. No peer is a single point: any peer holding the object can serve any symbol.
+ */
+import { layoutFor, type SymbolLayout } from '../codec/symbols.ts';
+import { FsmeshError } from '../core/errors.ts';
+import type { ObjectId } from '../core/ids.ts';
+import type { Transport } from '../runtime/index.ts';
+import type { SymbolStore } from '../storage/symbol-store.ts';
+import { jsonFrame, MAX_SYMBOLS_PER_REQUEST, PROTO, parseJsonFrame, parseSymbolFrame } from './protocols.ts';
+
+export interface SymbolHeader {
+  length: number;
+  symbol_size: number;
+  overhead_ratio: number;
+  max_block_symbols: number;
+  min_repair_per_block: number;
+  source_symbols: number;
+  repair_symbols: number;
+}
+
+export interface FetchProgress {
+  bytes: number;
+  peers: Set<string>;
+}
+
+const CHUNK = 256;
+
+export async function fetchObjectFromPeers(
+  transport: Transport,
+  symbols: SymbolStore,
+  objectId: ObjectId,
+  peers: string[],
+  progress?: (p: FetchProgress) => void,
+): Promise<Uint8Array> {
+  if (peers.length === 0) throw new FsmeshError('not_found', `no peers to fetch ${objectId} from`);
+  const prog: FetchProgress = { bytes: 0, peers: new Set() };
+  // 1. Layout from the first peer that has the object.
+  let header: SymbolHeader | null = null;
+  const holders: string[] = [];
+  await Promise.all(
+    peers.map(async (p) => {
+      try {
+        const frames = await transport.request(
+          p,
+          PROTO.symbols,
+          jsonFrame({ object_id: objectId, kind: 'artifact', ranges: [] }),
+          { timeout_ms: 10_000 },
+        );
+        const h = parseJsonFrame<SymbolHeader>(frames[0], 'symbol header');
+        header ??= h;
+        holders.push(p);
+      } catch {
+        // this peer does not hold it (or is unreachable)
+      }
+    }),
+  );
+  if (!header || holders.length === 0) throw new FsmeshError('not_found', `no peer holds object ${objectId}`);
+  const h = header as SymbolHeader;
+  const layout: SymbolLayout = layoutFor(h.length, {
+    symbol_size: h.symbol_size,
+    overhead_ratio: h.overhead_ratio,
+    max_block_symbols: h.max_block_symbols,
+    min_repair_per_block: h.min_repair_per_block,
+  });
+  if (layout.source_symbols !== h.source_symbols || layout.repair_symbols !== h.repair_symbols) {
+    throw new FsmeshError('corrupt_data', `peer described ${objectId} with an inconsistent symbol layout`);
+  }
+  const got = new Map<number, Uint8Array>();
+  const bad = new Set<string>();
+  let rr = 0;
+  const pickPeer = (): string | null => {
+    const good = holders.filter((p) => !bad.has(p));
+    if (good.length === 0) return null;
+    return good[rr++ % good.length];
+  };
+  const fetchRange = async (from: number, to: number): Promise<void> => {
+    for (let attempt = 0; attempt < holders.length; attempt++) {
+      const peer = pickPeer();
+      if (!peer) return;
+      try {
+        const frames = await transport.request(
+          peer,
+          PROTO.symbols,
+          jsonFrame({ object_id: objectId, kind: 'artifact', ranges: [[from, to]] }),
+          { timeout_ms: 30_000 },
+        );
+        for (const f of frames.slice(1)) {
+          const { id, data } = parseSymbolFrame(f);
+          // Only what we asked for, of the right size: a peer cannot push arbitrary symbols.
+          if (id < from || id >= to || data.length !== layout.symbol_size) continue;
+          got.set(id, data.slice());
+          prog.bytes += data.length;
+        }
+        prog.peers.add(peer);
+        progress?.(prog);
+        return;
+      } catch {
+        bad.add(peer);
+      }
+    }
+  };
+  // 2. Source symbols, spread over the holders, a few requests in flight per peer.
+  const ranges: [number, number][] = [];
+  for (let s = 0; s < layout.source_symbols; s += CHUNK)
+    ranges.push([s, Math.min(layout.source_symbols, s + CHUNK)]);
+  const parallel = Math.max(2, holders.length * 2);
+  for (let i = 0; i < ranges.length; i += parallel)
+    await Promise.all(ranges.slice(i, i + parallel).map(([a, b]) => fetchRange(a, b)));
+  // 3. Blocks still short of source symbols: ask for their repair symbols.
+  for (const b of layout.blocks) {
+    let have = 0;
+    for (let i = 0; i < b.source_count; i++) if (got.has(b.source_start + i)) have++;
+    if (have < b.source_count)
+      await fetchRange(
+        b.repair_start,
+        Math.min(b.repair_start + b.repair_count, b.repair_start + MAX_SYMBOLS_PER_REQUEST),
+      );
+  }
+  // 4. Decode, verify against the id, store (replacing any corrupt local copy).
+  const bytes = await symbols.reconstruct('artifact', objectId, layout, got);
+  if (!bytes)
+    throw new FsmeshError('not_found', `not enough symbols for ${objectId} from ${holders.length} peer(s)`);
+  await symbols.ensure('artifact', objectId, bytes);
+  return bytes;
+}
