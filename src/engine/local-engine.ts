@@ -93,6 +93,8 @@ export class LocalEngine {
   /** Read-time verification failures that local symbols could not repair (§8.1). */
   repair_failures_total = 0;
   repaired_objects_total = 0;
+  /** Set by the p2p layer: fetch an object's symbols from peers when local repair fails (§8.1). */
+  peer_repair?: (objectId: ObjectId) => Promise<boolean>;
   private readonly readers = new Map<ObjectId, { reader: Promise<GenerationReader>; refs: number }>();
   private building: Promise<unknown> = Promise.resolve();
   private readonly events: EngineEvents;
@@ -386,6 +388,11 @@ export class LocalEngine {
             object_id: id,
             repaired_bytes: r.repaired_bytes,
           });
+          continue;
+        }
+        if (this.peer_repair && (await this.peer_repair(id))) {
+          this.repaired_objects_total++;
+          this.events.warn?.('artifact repaired from peers', { object_id: id });
           continue;
         }
         this.repair_failures_total++;

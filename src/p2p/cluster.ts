@@ -115,9 +115,11 @@ export class ClusterNode {
         if (e.event === 'generation_activation_succeeded') void this.announce();
       });
     } else {
-      this.node.hooks.fetchFromPeers = (id) => this.repairFromPeers(id);
       if (!this.engine.generations.active) this.bootstrapStartMs = this.clock.monotonicMs();
     }
+    // Any node, writer included, can rebuild a damaged artifact from its peers' symbols.
+    this.node.hooks.fetchFromPeers = (id) => this.repairFromPeers(id);
+    this.engine.peer_repair = (id) => this.repairFromPeers(id);
     this.tick();
   }
 
@@ -146,6 +148,8 @@ export class ClusterNode {
         commit_seq_high: this.engine.log.commitSeqHigh,
         head_marker_id: this.engine.log.headMarker,
         record: this.currentRecord(),
+        // Peer exchange: replicas learn each other, so symbols can come from several peers.
+        peers: (await this.transport.peerAddrs()).filter((a) => a.startsWith('/ip')).slice(0, 32),
       }),
     ]);
     this.transport.handle(PROTO.manifest, async (req) => {
@@ -380,10 +384,15 @@ export class ClusterNode {
     for (const p of this.transport.peers()) {
       try {
         const [f] = await this.transport.request(p, PROTO.head, jsonFrame({}), { timeout_ms: 5000 });
-        const h = parseJsonFrame<{ commit_seq_high: number; record: SignedRecord | null }>(
+        const h = parseJsonFrame<{ commit_seq_high: number; record: SignedRecord | null; peers?: string[] }>(
           f,
           'head response',
         );
+        const known = new Set([...this.transport.peers(), this.transport.peerId]);
+        for (const a of (h.peers ?? []).slice(0, 32)) {
+          const id = a.split('/p2p/')[1];
+          if (id && !known.has(id)) void this.transport.dial(a).catch(() => {});
+        }
         if (h.record) await this.acceptRecord(encodeSignedRecord(h.record), p);
         if (h.record && h.record.record.writer === this.trusted) {
           this.noteWriterHead(h.commit_seq_high);

@@ -211,6 +211,19 @@ export class Libp2pTransport implements Transport {
     return this.n.getPeers().map((p) => p.toString());
   }
 
+  async peerAddrs(): Promise<string[]> {
+    const out: string[] = [];
+    for (const p of this.n.getPeers()) {
+      try {
+        const info = await this.n.peerStore.get(p);
+        for (const a of info.addresses) out.push(`${a.multiaddr.toString()}/p2p/${p.toString()}`);
+      } catch {
+        // not in the peer store yet
+      }
+    }
+    return out;
+  }
+
   onPeer(fn: (peer: string, event: 'connect' | 'disconnect') => void): () => void {
     this.peerListeners.add(fn);
     return () => this.peerListeners.delete(fn);

@@ -37,6 +37,8 @@ export interface Transport {
   /** Currently connected peers. */
   peers(): string[];
   onPeer(fn: (peer: string, event: 'connect' | 'disconnect') => void): () => void;
+  /** Dialable addresses (with /p2p/) of connected peers, as they announced them. */
+  peerAddrs(): Promise<string[]>;
   /** Dial a multiaddr (seeds). */
   dial(addr: string): Promise<void>;
 }

@@ -1,0 +1,88 @@
+/** Start real 3-node clusters (separate processes, libp2p over TCP on 127.0.0.1) for e2e tests. */
+import * as path from 'node:path';
+import { freePort, http, type NodeProc, startNodeProc, waitFor } from './proc.ts';
+
+export interface ClusterProcs {
+  writer: NodeProc;
+  replicas: NodeProc[];
+  dirs: string[];
+  writerAddr: string;
+  httpPorts: number[];
+  p2pPorts: number[];
+}
+
+export async function startReplica(
+  dir: string,
+  httpPort: number,
+  p2pPort: number,
+  seeds: string[],
+  extra: string[] = [],
+): Promise<NodeProc> {
+  return startNodeProc([
+    '--data',
+    dir,
+    '--http',
+    `127.0.0.1:${httpPort}`,
+    '--listen',
+    `/ip4/127.0.0.1/tcp/${p2pPort}`,
+    '--role',
+    'replica',
+    ...seeds.flatMap((s) => ['--seed', s]),
+    ...extra,
+  ]);
+}
+
+export async function startCluster(
+  root: string,
+  opts: { replicas?: number; writerArgs?: string[]; replicaArgs?: string[] } = {},
+): Promise<ClusterProcs> {
+  const n = opts.replicas ?? 2;
+  const httpPorts: number[] = [];
+  const p2pPorts: number[] = [];
+  for (let i = 0; i <= n; i++) {
+    httpPorts.push(await freePort());
+    p2pPorts.push(await freePort());
+  }
+  const dirs = Array.from({ length: n + 1 }, (_, i) => path.join(root, `node-${i}`));
+  const writer = await startNodeProc([
+    '--data',
+    dirs[0],
+    '--http',
+    `127.0.0.1:${httpPorts[0]}`,
+    '--listen',
+    `/ip4/127.0.0.1/tcp/${p2pPorts[0]}`,
+    '--role',
+    'writer',
+    '--build-interval-ms',
+    '30',
+    '--members',
+    String(n + 1),
+    ...(opts.writerArgs ?? []),
+  ]);
+  const writerAddr = (writer.ready.multiaddrs as string[])[0];
+  const replicas = await Promise.all(
+    Array.from({ length: n }, (_, i) =>
+      startReplica(dirs[i + 1], httpPorts[i + 1], p2pPorts[i + 1], [writerAddr], opts.replicaArgs),
+    ),
+  );
+  return { writer, replicas, dirs, writerAddr, httpPorts, p2pPorts };
+}
+
+export async function status(p: NodeProc) {
+  return (await http('GET', `${p.url}/v1/status`)).json;
+}
+
+export async function waitForManifest(p: NodeProc, manifestId: string, timeoutMs = 30_000) {
+  return waitFor(
+    async () => {
+      const s = await status(p);
+      return s?.artifact_manifest_id === manifestId ? s : null;
+    },
+    timeoutMs,
+    `node ${p.url} to activate ${manifestId.slice(0, 12)}`,
+  );
+}
+
+export async function stopAll(c: { writer: NodeProc; replicas: NodeProc[] }) {
+  await Promise.all([c.writer, ...c.replicas].map((p) => p.kill('SIGTERM')));
+}
