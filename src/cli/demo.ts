@@ -1,63 +1,156 @@
 /**
- * `npm start`: the README's main job on an embedded default. Until the p2p layer lands this runs
- * one node in-process on a temporary data directory with the bundled corpus: ingest, build and
- * activate a generation, run searches in every mode, time travel to the first generation.
+ * `npm start` — the README's main job: a 3-node cluster as separate processes on 127.0.0.1
+ * (one writer, two replicas, libp2p over TCP), the bundled corpus ingested through the writer's
+ * HTTP API, replicas fetching and activating the same generation, searches against every node,
+ * and the URLs to try by hand. Stops cleanly on Ctrl-C (without a terminal it stops by itself).
  */
+import { type ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseDocsJsonl } from '../core/docs-input.ts';
-import { defaultEngineConfig, LocalEngine } from '../engine/local-engine.ts';
-import { nodeFsStorage, seededRandom, systemClock } from '../runtime/index.ts';
+import { parse } from './args.ts';
 
-export async function runDemo(_argv: string[]): Promise<number> {
-  const here = path.dirname(fileURLToPath(import.meta.url));
-  const corpusFile = path.resolve(here, '../../examples/corpus/distributed-systems.jsonl');
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fsmesh-demo-'));
+const here = path.dirname(fileURLToPath(import.meta.url));
+const BIN = path.resolve(here, '../../bin/fsmesh.js');
+const CORPUS = path.resolve(here, '../../examples/corpus/distributed-systems.jsonl');
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}
+
+interface Proc {
+  name: string;
+  child: ChildProcess;
+  url: string;
+  ready: Record<string, unknown>;
+}
+
+function startNode(name: string, args: string[]): Promise<Proc> {
+  const child = spawn(process.execPath, [BIN, 'node', 'start', '--quiet', '--name', name, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stderr!.on('data', (d) => {
+    err += d;
+  });
+  return new Promise((resolve, reject) => {
+    child.stdout!.on('data', (d) => {
+      out += d;
+      const line = out.split('\n').find((l) => l.includes('"ready":true'));
+      if (line) {
+        const ready = JSON.parse(line);
+        resolve({ name, child, url: ready.http, ready });
+      }
+    });
+    child.on('exit', (code) => reject(new Error(`${name} exited (${code}) before it was ready:\n${err}`)));
+  });
+}
+
+async function getJson(url: string, init?: RequestInit) {
+  const r = await fetch(url, init);
+  return { status: r.status, json: (await r.json()) as any };
+}
+
+async function waitUntil<T>(fn: () => Promise<T | null>, ms: number, what: string): Promise<T> {
+  const t0 = Date.now();
+  for (;;) {
+    const v = await fn().catch(() => null);
+    if (v) return v;
+    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+export async function runDemo(argv: string[]): Promise<number> {
+  const a = parse(argv, { 'keep-running': { type: 'boolean' }, exit: { type: 'boolean' } }, 'fsmesh demo [--keep-running|--exit]');
   const log = (s: string) => process.stdout.write(`${s}\n`);
-  log(`fsmesh demo: data directory ${dir}`);
-  const engine = await LocalEngine.open(
-    { clock: systemClock, random: seededRandom(7), storage: nodeFsStorage(dir) },
-    defaultEngineConfig({ created_by: 'demo-writer' }),
-  );
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'fsmesh-demo-'));
+  const procs: Proc[] = [];
+  const stopAll = async () => {
+    await Promise.all(
+      procs.map(
+        (p) =>
+          new Promise<void>((resolve) => {
+            if (p.child.exitCode !== null) return resolve();
+            p.child.once('exit', () => resolve());
+            p.child.kill('SIGTERM');
+          }),
+      ),
+    );
+  };
   try {
-    const ops = parseDocsJsonl(fs.readFileSync(corpusFile, 'utf8'), path.basename(corpusFile));
-    const half = Math.floor(ops.length / 2);
-    const a1 = await engine.ingest(ops.slice(0, half));
-    const g1 = await engine.buildAndActivate();
-    log(
-      `ingested ${half} docs (commit_seq ${a1.commit_seq}); activated ${g1?.ref.generation_id} manifest ${g1?.ref.artifact_manifest_id.slice(0, 16)}…`,
+    log(`fsmesh demo — 3 nodes on 127.0.0.1, data under ${root}`);
+    const ports = await Promise.all(Array.from({ length: 6 }, () => freePort()));
+    const writer = await startNode('writer', ['--data', path.join(root, 'writer'), '--http', `127.0.0.1:${ports[0]}`, '--listen', `/ip4/127.0.0.1/tcp/${ports[1]}`, '--role', 'writer', '--members', '3', '--durability', 'quorum', '--build-interval-ms', '50']);
+    procs.push(writer);
+    const seed = (writer.ready.multiaddrs as string[])[0];
+    log(`  writer    ${writer.url}   peer ${writer.ready.peer_id}`);
+    const replicas = await Promise.all(
+      [0, 1].map((i) => startNode(`replica-${i + 1}`, ['--data', path.join(root, `replica-${i + 1}`), '--http', `127.0.0.1:${ports[2 + 2 * i]}`, '--listen', `/ip4/127.0.0.1/tcp/${ports[3 + 2 * i]}`, '--role', 'replica', '--seed', seed])),
     );
-    const a2 = await engine.ingest(ops.slice(half));
-    await engine.ingest([{ op: 'delete', doc_id: 'cat' }]);
-    const g2 = await engine.buildAndActivate();
-    log(
-      `ingested ${ops.length - half} more docs + 1 delete (commit_seq ${a2.commit_seq + 1}); activated ${g2?.ref.generation_id} (${g2?.manifest.doc_count} live docs)`,
-    );
-    for (const [q, mode] of [
+    procs.push(...replicas);
+    for (const r of replicas) log(`  ${r.name} ${r.url}   peer ${r.ready.peer_id}`);
+    await waitUntil(async () => ((await getJson(`${writer.url}/v1/status`)).json.peers.length >= 2 ? true : null), 20_000, 'replicas to connect');
+
+    const docs = fs.readFileSync(CORPUS, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const half = Math.floor(docs.length / 2);
+    const post = async (batch: unknown[]) => (await getJson(`${writer.url}/v1/docs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(batch) })).json;
+    const a1 = await post(docs.slice(0, half));
+    // Let a first generation go live, so time travel below has an older generation to read.
+    await waitUntil(async () => ((await getJson(`${writer.url}/v1/status`)).json.active_commit_seq_high >= a1.commit_seq ? true : null), 30_000, 'the first generation');
+    const a2 = await post(docs.slice(half));
+    const a3 = (await getJson(`${writer.url}/v1/docs/cat`, { method: 'DELETE' })).json;
+    log(`ingested ${docs.length} docs + 1 delete through the writer (quorum acks: commit_seq ${a1.commit_seq}, ${a2.commit_seq}, ${a3.commit_seq})`);
+    const ws = await waitUntil(async () => {
+      const s = (await getJson(`${writer.url}/v1/status`)).json;
+      return s.active_commit_seq_high >= a3.commit_seq ? s : null;
+    }, 30_000, 'the writer to activate');
+    log(`writer activated ${ws.generation_id}  manifest ${ws.artifact_manifest_id}`);
+    for (const r of replicas) {
+      const s = await waitUntil(async () => {
+        const st = (await getJson(`${r.url}/v1/status`)).json;
+        return st.artifact_manifest_id === ws.artifact_manifest_id ? st : null;
+      }, 30_000, `${r.name} to activate`);
+      log(`${r.name} fetched symbols from peers and activated ${s.generation_id}  manifest ${s.artifact_manifest_id}  (${s.health}, lag ${s.lag_commits} commits)`);
+    }
+    const queries: [string, string][] = [
       ['erasure coding repair symbols', 'hybrid'],
       ['majority of replicas', 'lexical'],
       ['merge immutable segments', 'vector'],
-    ] as const) {
-      const r = await engine.search({ q, k: 3, mode });
-      log(
-        `search ${JSON.stringify(q)} [${mode}] on ${r.generation_id}: ${r.hits.map((h) => `${h.doc_id}(${h.score.toFixed(3)})`).join(', ')}`,
-      );
+    ];
+    for (const [i, [q, mode]] of queries.entries()) {
+      const p = procs[i];
+      const r = (await getJson(`${p.url}/v1/search?q=${encodeURIComponent(q)}&k=3&mode=${mode}`)).json;
+      log(`search on ${p.name.padEnd(9)} ${JSON.stringify(q)} [${mode}] ${r.generation_id}: ${r.hits.map((h: any) => `${h.doc_id}(${h.score.toFixed(3)})`).join(', ')}`);
     }
-    const tt = await engine.search({
-      q: 'domestic cat',
-      k: 3,
-      mode: 'lexical',
-      as_of_commit_seq: a1.commit_seq,
-    });
-    const now = await engine.search({ q: 'domestic cat', k: 3, mode: 'lexical' });
-    log(
-      `time travel as_of_commit_seq=${a1.commit_seq} → ${tt.generation_id}: ${tt.hits.map((h) => h.doc_id).join(', ') || '(none)'}; latest ${now.generation_id}: ${now.hits.map((h) => h.doc_id).join(', ') || '(none)'}`,
-    );
-    log('try: node bin/fsmesh.js search --data ' + dir + ' "gossip peers"');
+    const tt = (await getJson(`${replicas[1].url}/v1/search?q=domestic+cat&k=3&mode=lexical&as_of_commit_seq=${a1.commit_seq}`)).json;
+    const now = (await getJson(`${replicas[1].url}/v1/search?q=domestic+cat&k=3&mode=lexical`)).json;
+    log(`time travel on replica-2: as_of_commit_seq=${a1.commit_seq} → ${tt.generation_id}: ${tt.hits.map((h: any) => h.doc_id).join(', ') || '(none)'}; latest ${now.generation_id}: ${now.hits.map((h: any) => h.doc_id).join(', ') || '(none)'}`);
+    log('');
+    log('try by hand:');
+    log(`  curl '${replicas[0].url}/v1/search?q=gossip+peers&k=5'`);
+    log(`  curl -XPOST ${writer.url}/v1/docs -d '[{"id":"new","text":"hello fsmesh"}]'`);
+    log(`  curl ${replicas[1].url}/v1/status      curl ${writer.url}/metrics`);
+    const keep = a.values['keep-running'] === true || (process.stdin.isTTY && a.values.exit !== true);
+    if (keep) {
+      log('\nrunning — press Ctrl-C to stop');
+      await new Promise<void>((resolve) => {
+        process.once('SIGINT', () => resolve());
+        process.once('SIGTERM', () => resolve());
+      });
+    }
+    log('stopping the cluster…');
     return 0;
   } finally {
-    await engine.close();
+    await stopAll();
+    log('stopped.');
   }
 }
