@@ -43,6 +43,7 @@ export async function cmdNode(argv: string[]): Promise<number> {
       cluster: { type: 'string' },
       durability: { type: 'string' },
       members: { type: 'string' },
+      'fetch-peers': { type: 'string' },
     },
     NODE_START_USAGE,
   );
@@ -113,6 +114,7 @@ export async function cmdNode(argv: string[]): Promise<number> {
       durability,
       members: intFlag(a.values.members, 'members', 1) ?? seeds.length + 1,
       trusted_writer: a.values['trusted-writer'] as string | undefined,
+      fetch_peers: intFlag(a.values['fetch-peers'], 'fetch-peers', 1),
       progress: !a.values.quiet,
     });
   } else if (durability === 'quorum')

@@ -40,6 +40,8 @@ export interface ClusterOptions {
   lag_alert_commits: number;
   announce_interval_ms: number;
   quorum_timeout_ms: number;
+  /** Use at most this many peers for symbol fetches (0 = all); benchmarks compare 1, 2, 4. */
+  fetch_peers?: number;
   onProgress?: (p: {
     phase: string;
     objects_done: number;
@@ -587,7 +589,7 @@ export class ClusterNode {
               this.transport,
               engine.symbols,
               id,
-              this.transport.peers(),
+              this.fetchPeers(),
               (p: FetchProgress) => {
                 bytes += p.bytes - last;
                 last = p.bytes;
@@ -655,6 +657,11 @@ export class ClusterNode {
     await st.mkdirp('quarantine');
     await st.writeFile(`quarantine/${manifestIdOf(bytes)}`, bytes, { sync: true });
     await st.writeFile(`quarantine/${manifestIdOf(bytes)}.reason`, new TextEncoder().encode(`${reason}\n`));
+  }
+
+  private fetchPeers(): string[] {
+    const all = [...this.transport.peers()].sort();
+    return this.opts.fetch_peers ? all.slice(0, this.opts.fetch_peers) : all;
   }
 
   /** §8.1 / §8.2: an artifact the node cannot rebuild locally is fetched from peers. */

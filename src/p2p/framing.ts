@@ -16,30 +16,48 @@ export function frame(payload: Uint8Array): Uint8Array {
   return out;
 }
 
-/** Incremental decoder: push chunks, take complete frames. */
+/** Incremental decoder: push chunks, take complete frames (no quadratic re-copying). */
 export class FrameDecoder {
-  private buf = new Uint8Array(0);
+  private chunks: Uint8Array[] = [];
+  private length = 0;
+  private need = -1; // payload length of the frame being read, -1 = header not read yet
+
+  private take(n: number): Uint8Array {
+    const out = new Uint8Array(n);
+    let o = 0;
+    while (o < n) {
+      const c = this.chunks[0];
+      const k = Math.min(c.length, n - o);
+      out.set(c.subarray(0, k), o);
+      o += k;
+      if (k === c.length) this.chunks.shift();
+      else this.chunks[0] = c.subarray(k);
+    }
+    this.length -= n;
+    return out;
+  }
+
   push(chunk: Uint8Array): Uint8Array[] {
-    const merged = new Uint8Array(this.buf.length + chunk.length);
-    merged.set(this.buf);
-    merged.set(chunk, this.buf.length);
-    this.buf = merged;
+    if (chunk.length) {
+      this.chunks.push(chunk);
+      this.length += chunk.length;
+    }
     const out: Uint8Array[] = [];
     for (;;) {
-      if (this.buf.length < 4) break;
-      const len = new DataView(this.buf.buffer, this.buf.byteOffset).getUint32(0, true);
-      if (len > MAX_FRAME_BYTES)
-        throw new FsmeshError(
-          'invalid_input',
-          `peer sent a frame of ${len} bytes (limit ${MAX_FRAME_BYTES})`,
-        );
-      if (this.buf.length < 4 + len) break;
-      out.push(this.buf.slice(4, 4 + len));
-      this.buf = this.buf.slice(4 + len);
+      if (this.need < 0) {
+        if (this.length < 4) break;
+        const h = this.take(4);
+        this.need = new DataView(h.buffer).getUint32(0, true);
+        if (this.need > MAX_FRAME_BYTES) throw new FsmeshError('invalid_input', `peer sent a frame of ${this.need} bytes (limit ${MAX_FRAME_BYTES})`);
+      }
+      if (this.length < this.need) break;
+      out.push(this.take(this.need));
+      this.need = -1;
     }
     return out;
   }
+
   get pending(): number {
-    return this.buf.length;
+    return this.length + (this.need >= 0 ? 4 : 0);
   }
 }

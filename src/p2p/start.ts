@@ -15,6 +15,7 @@ export interface StartClusterOptions {
   trusted_writer?: string;
   lag_alert_commits?: number;
   announce_interval_ms?: number;
+  fetch_peers?: number;
   /** Print a bootstrap progress line on stderr. */
   progress?: boolean;
 }
@@ -36,6 +37,7 @@ export async function startCluster(node: FsmeshNode, o: StartClusterOptions): Pr
     lag_alert_commits: o.lag_alert_commits ?? 1000,
     announce_interval_ms: o.announce_interval_ms ?? 500,
     quorum_timeout_ms: 10_000,
+    fetch_peers: o.fetch_peers,
     onProgress: o.progress
       ? (p) =>
           process.stderr.write(

@@ -24,7 +24,7 @@ import { FsmeshError } from '../core/errors.ts';
 import type { ObjectId, ObjectKind } from '../core/ids.ts';
 import { isNotFound, parentDir, type Storage, writeFileAtomic } from '../runtime/index.ts';
 import type { RepairParams } from '../search/repair-descriptor.ts';
-import type { ObjectStore } from './object-store.ts';
+import { type ObjectStore, objectPath } from './object-store.ts';
 
 const MAGIC = utf8.encode('FSSYM001');
 const VERSION = 1;
@@ -158,19 +158,28 @@ export class SymbolStore {
       seen.add(s);
     }
     const out = new Map<number, Uint8Array>();
-    const wantsSource = symbolIds.some((s) => s < layout.source_symbols);
-    let bytes: Uint8Array | null = null;
-    if (wantsSource) {
+    // Read only the span of source symbols asked for, not the whole object.
+    const src = symbolIds.filter((s) => s < layout.source_symbols);
+    let span: Uint8Array | null = null;
+    let spanStart = 0;
+    if (src.length) {
+      const lo = Math.min(...src);
+      const hi = Math.max(...src);
+      spanStart = lo * layout.symbol_size;
       try {
-        bytes = await this.objects.get(kind, id, { verify: false });
+        if ((await this.objects.size(kind, id)) === layout.length) {
+          span = await this.storage.readRange(objectPath(kind, id), spanStart, Math.min(layout.length, (hi + 1) * layout.symbol_size) - spanStart);
+        }
       } catch (err) {
-        if (!(err instanceof FsmeshError && err.code === 'not_found')) throw err;
+        if (!isNotFound(err)) throw err;
       }
     }
     for (const s of symbolIds) {
       if (s < layout.source_symbols) {
-        if (!bytes || bytes.length !== layout.length) continue;
-        const sym = sourceSymbol(bytes, layout, s);
+        if (!span) continue;
+        const sym = new Uint8Array(layout.symbol_size);
+        const off = s * layout.symbol_size - spanStart;
+        sym.set(span.subarray(off, Math.min(span.length, off + layout.symbol_size)));
         if (crc32(sym) === h.source_crcs[s]) out.set(s, sym);
       } else {
         const ri = s - layout.source_symbols;
