@@ -30,7 +30,9 @@ function freePort(): Promise<number> {
   });
 }
 async function start(args: string[]): Promise<{ url: string; ready: any; child: ChildProcess }> {
-  const child = spawn(process.execPath, [BIN, 'node', 'start', '--quiet', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [BIN, 'node', 'start', '--quiet', ...args], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   procs.push(child);
   return new Promise((resolve, reject) => {
     let out = '';
@@ -55,18 +57,53 @@ async function until<T>(fn: () => Promise<T | null>, ms = 300_000): Promise<T> {
     await new Promise((r) => setTimeout(r, 50));
   }
 }
-const metric = (text: string, name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, 'm').exec(text)?.[1] ?? NaN);
+const metric = (text: string, name: string) =>
+  Number(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, 'm').exec(text)?.[1] ?? NaN);
 
 try {
   const root = benchDir('bootstrap');
   const docs = loadCorpus(N);
   // 1. Writer + 3 replicas: 4 peers hold the generation.
   const wp = [await freePort(), await freePort()];
-  const writer = await start(['--data', path.join(root, 'w'), '--http', `127.0.0.1:${wp[0]}`, '--listen', `/ip4/127.0.0.1/tcp/${wp[1]}`, '--role', 'writer', '--members', '1', '--batch-max-commits', String(Math.ceil(docs.length / 5000)), '--build-interval-ms', '1000000']);
+  const writer = await start([
+    '--data',
+    path.join(root, 'w'),
+    '--http',
+    `127.0.0.1:${wp[0]}`,
+    '--listen',
+    `/ip4/127.0.0.1/tcp/${wp[1]}`,
+    '--role',
+    'writer',
+    '--members',
+    '1',
+    '--batch-max-commits',
+    String(Math.ceil(docs.length / 5000)),
+    '--build-interval-ms',
+    '1000000',
+  ]);
   const seed = writer.ready.multiaddrs[0];
   const holders = [writer];
-  for (let i = 0; i < 3; i++) holders.push(await start(['--data', path.join(root, `h${i}`), '--http', `127.0.0.1:${await freePort()}`, '--listen', `/ip4/127.0.0.1/tcp/${await freePort()}`, '--role', 'replica', '--seed', seed]));
-  for (let i = 0; i < docs.length; i += 5000) await j(`${writer.url}/v1/docs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(docs.slice(i, i + 5000)) });
+  for (let i = 0; i < 3; i++)
+    holders.push(
+      await start([
+        '--data',
+        path.join(root, `h${i}`),
+        '--http',
+        `127.0.0.1:${await freePort()}`,
+        '--listen',
+        `/ip4/127.0.0.1/tcp/${await freePort()}`,
+        '--role',
+        'replica',
+        '--seed',
+        seed,
+      ]),
+    );
+  for (let i = 0; i < docs.length; i += 5000)
+    await j(`${writer.url}/v1/docs`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(docs.slice(i, i + 5000)),
+    });
   // Build one generation over everything (the build trigger is set far away above).
   const { spawnSync: _s } = await import('node:child_process');
   void _s;
@@ -76,42 +113,112 @@ try {
   }).catch(async () => null);
   let manifestId = ws?.artifact_manifest_id as string | undefined;
   if (!manifestId) throw new Error('writer did not build');
-  for (const h of holders.slice(1)) await until(async () => ((await j(`${h.url}/v1/status`)).artifact_manifest_id === manifestId ? true : null));
-  const mf = JSON.parse(fs.readFileSync(path.join(root, 'w/objects/manifest', manifestId.slice(0, 2), manifestId), 'utf8'));
-  const totalBytes = [...mf.lexical_artifacts, ...mf.vector_artifacts].reduce((n: number, a: any) => n + a.size_bytes, 0);
+  for (const h of holders.slice(1))
+    await until(async () =>
+      (await j(`${h.url}/v1/status`)).artifact_manifest_id === manifestId ? true : null,
+    );
+  const mf = JSON.parse(
+    fs.readFileSync(path.join(root, 'w/objects/manifest', manifestId.slice(0, 2), manifestId), 'utf8'),
+  );
+  const totalBytes = [...mf.lexical_artifacts, ...mf.vector_artifacts].reduce(
+    (n: number, a: any) => n + a.size_bytes,
+    0,
+  );
   // 2. Fresh replicas bootstrapping from 1, 2, 4 peers.
   const runs: any[] = [];
   for (const k of [1, 2, 4]) {
     const t0 = nowMs();
-    const r = await start(['--data', path.join(root, `boot-${k}`), '--http', `127.0.0.1:${await freePort()}`, '--listen', `/ip4/127.0.0.1/tcp/${await freePort()}`, '--role', 'replica', '--fetch-peers', String(k), ...holders.flatMap((h) => ['--seed', h.ready.multiaddrs[0]])]);
-    await until(async () => ((await j(`${r.url}/v1/status`)).artifact_manifest_id === manifestId ? true : null));
+    const r = await start([
+      '--data',
+      path.join(root, `boot-${k}`),
+      '--http',
+      `127.0.0.1:${await freePort()}`,
+      '--listen',
+      `/ip4/127.0.0.1/tcp/${await freePort()}`,
+      '--role',
+      'replica',
+      '--fetch-peers',
+      String(k),
+      ...holders.flatMap((h) => ['--seed', h.ready.multiaddrs[0]]),
+    ]);
+    await until(async () =>
+      (await j(`${r.url}/v1/status`)).artifact_manifest_id === manifestId ? true : null,
+    );
     const wall = nowMs() - t0;
     const m = await (await fetch(`${r.url}/metrics`)).text();
     const ms = metric(m, 'distributed_snapshot_bootstrap_ms_sum');
-    runs.push({ peers: k, bootstrap_ms: round(ms, 1), wall_ms_including_process_start: round(wall, 0), mb_per_s: round(totalBytes / 1e6 / (ms / 1000), 1) });
+    runs.push({
+      peers: k,
+      bootstrap_ms: round(ms, 1),
+      wall_ms_including_process_start: round(wall, 0),
+      mb_per_s: round(totalBytes / 1e6 / (ms / 1000), 1),
+    });
     r.child.kill('SIGTERM');
   }
   // 3. Raw TCP baseline: the same number of bytes between two processes on loopback.
-  const rawServer = spawn(process.execPath, ['-e', `const n=require('net');const b=Buffer.alloc(${totalBytes},7);n.createServer(s=>{s.end(b)}).listen(0,'127.0.0.1',function(){console.log(this.address().port)})`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const rawServer = spawn(
+    process.execPath,
+    [
+      '-e',
+      `const n=require('net');const b=Buffer.alloc(${totalBytes},7);n.createServer(s=>{s.end(b)}).listen(0,'127.0.0.1',function(){console.log(this.address().port)})`,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   procs.push(rawServer);
-  const rawPort = await new Promise<number>((resolve) => rawServer.stdout!.once('data', (d) => resolve(Number(String(d).trim()))));
+  const rawPort = await new Promise<number>((resolve) =>
+    rawServer.stdout!.once('data', (d) => resolve(Number(String(d).trim()))),
+  );
   const rawMs = await new Promise<number>((resolve) => {
     const t0 = nowMs();
     let got = 0;
-    net.connect(rawPort, '127.0.0.1').on('data', (d) => (got += d.length)).on('end', () => resolve(nowMs() - t0));
+    net
+      .connect(rawPort, '127.0.0.1')
+      .on('data', (d) => (got += d.length))
+      .on('end', () => resolve(nowMs() - t0));
   });
   const rawMbps = totalBytes / 1e6 / (rawMs / 1000);
   // 4. Commit latency: quorum (writer + 2 replicas) versus local.
   const lat = async (durability: 'local' | 'quorum') => {
     const p = [await freePort(), await freePort()];
-    const w = await start(['--data', path.join(root, `lat-${durability}`), '--http', `127.0.0.1:${p[0]}`, '--listen', `/ip4/127.0.0.1/tcp/${p[1]}`, '--role', 'writer', '--members', '3', '--durability', durability]);
+    const w = await start([
+      '--data',
+      path.join(root, `lat-${durability}`),
+      '--http',
+      `127.0.0.1:${p[0]}`,
+      '--listen',
+      `/ip4/127.0.0.1/tcp/${p[1]}`,
+      '--role',
+      'writer',
+      '--members',
+      '3',
+      '--durability',
+      durability,
+    ]);
     const reps = [];
-    for (let i = 0; i < 2; i++) reps.push(await start(['--data', path.join(root, `lat-${durability}-r${i}`), '--http', `127.0.0.1:${await freePort()}`, '--listen', `/ip4/127.0.0.1/tcp/${await freePort()}`, '--role', 'replica', '--seed', w.ready.multiaddrs[0]]));
+    for (let i = 0; i < 2; i++)
+      reps.push(
+        await start([
+          '--data',
+          path.join(root, `lat-${durability}-r${i}`),
+          '--http',
+          `127.0.0.1:${await freePort()}`,
+          '--listen',
+          `/ip4/127.0.0.1/tcp/${await freePort()}`,
+          '--role',
+          'replica',
+          '--seed',
+          w.ready.multiaddrs[0],
+        ]),
+      );
     await until(async () => ((await j(`${w.url}/v1/status`)).peers.length >= 2 ? true : null));
     const samples: number[] = [];
     for (let i = 0; i < 200; i++) {
       const t0 = nowMs();
-      await j(`${w.url}/v1/docs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify([{ id: `l${i}`, text: 'latency probe' }]) });
+      await j(`${w.url}/v1/docs`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify([{ id: `l${i}`, text: 'latency probe' }]),
+      });
       samples.push(nowMs() - t0);
     }
     for (const x of [w, ...reps]) x.child.kill('SIGTERM');
@@ -121,8 +228,18 @@ try {
   const quorum = await lat('quorum');
   // 5. Activation (pointer flip) at 10k and 100k documents, in process.
   const flip = async (n: number) => {
-    const e = await LocalEngine.open({ clock: systemClock, random: seededRandom(1), storage: nodeFsStorage(benchDir(`flip-${n}`)) }, defaultEngineConfig({ hnsw_min_rows: 1e9 }));
-    for (let i = 0; i < n; i += 10_000) await e.ingest(Array.from({ length: Math.min(10_000, n - i) }, (_, k) => ({ op: 'upsert' as const, doc_id: `f${i + k}`, text: docs[(i + k) % docs.length].text })));
+    const e = await LocalEngine.open(
+      { clock: systemClock, random: seededRandom(1), storage: nodeFsStorage(benchDir(`flip-${n}`)) },
+      defaultEngineConfig({ hnsw_min_rows: 1e9 }),
+    );
+    for (let i = 0; i < n; i += 10_000)
+      await e.ingest(
+        Array.from({ length: Math.min(10_000, n - i) }, (_, k) => ({
+          op: 'upsert' as const,
+          doc_id: `f${i + k}`,
+          text: docs[(i + k) % docs.length].text,
+        })),
+      );
     const cand = (await e.buildCandidate())!;
     const warm = await e.verifyAndWarm(cand.manifest_id);
     const t0 = nowMs();
@@ -143,7 +260,11 @@ try {
     speedup_2_peers: round(runs[0].bootstrap_ms / runs[1].bootstrap_ms, 2),
     speedup_4_peers: round(runs[0].bootstrap_ms / runs[2].bootstrap_ms, 2),
     commit_latency: { local, quorum, quorum_over_local_p50: round(quorum.p50_ms / local.p50_ms, 2) },
-    activation_flip_ms: { docs_10k: round(flip10k, 2), docs_100k: round(flip100k, 2), ratio: round(flip100k / flip10k, 2) },
+    activation_flip_ms: {
+      docs_10k: round(flip10k, 2),
+      docs_100k: round(flip100k, 2),
+      ratio: round(flip100k / flip10k, 2),
+    },
   });
   manifestId = undefined;
 } finally {

@@ -237,6 +237,7 @@ export async function createNode(config: NodeConfig): Promise<FsmeshNode> {
     defaultEngineConfig({
       shard,
       created_by: name,
+      role,
       durability:
         config.fsync === 'group'
           ? { mode: 'group', group_commit_ms: config.group_commit_ms ?? 2 }

@@ -35,7 +35,9 @@ interface Proc {
 }
 
 function startNode(name: string, args: string[]): Promise<Proc> {
-  const child = spawn(process.execPath, [BIN, 'node', 'start', '--quiet', '--name', name, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [BIN, 'node', 'start', '--quiet', '--name', name, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   let err = '';
   child.stderr!.on('data', (d) => {
@@ -70,7 +72,11 @@ async function waitUntil<T>(fn: () => Promise<T | null>, ms: number, what: strin
 }
 
 export async function runDemo(argv: string[]): Promise<number> {
-  const a = parse(argv, { 'keep-running': { type: 'boolean' }, exit: { type: 'boolean' } }, 'fsmesh demo [--keep-running|--exit]');
+  const a = parse(
+    argv,
+    { 'keep-running': { type: 'boolean' }, exit: { type: 'boolean' } },
+    'fsmesh demo [--keep-running|--exit]',
+  );
   const log = (s: string) => process.stdout.write(`${s}\n`);
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'fsmesh-demo-'));
   const procs: Proc[] = [];
@@ -89,37 +95,97 @@ export async function runDemo(argv: string[]): Promise<number> {
   try {
     log(`fsmesh demo — 3 nodes on 127.0.0.1, data under ${root}`);
     const ports = await Promise.all(Array.from({ length: 6 }, () => freePort()));
-    const writer = await startNode('writer', ['--data', path.join(root, 'writer'), '--http', `127.0.0.1:${ports[0]}`, '--listen', `/ip4/127.0.0.1/tcp/${ports[1]}`, '--role', 'writer', '--members', '3', '--durability', 'quorum', '--build-interval-ms', '50']);
+    const writer = await startNode('writer', [
+      '--data',
+      path.join(root, 'writer'),
+      '--http',
+      `127.0.0.1:${ports[0]}`,
+      '--listen',
+      `/ip4/127.0.0.1/tcp/${ports[1]}`,
+      '--role',
+      'writer',
+      '--members',
+      '3',
+      '--durability',
+      'quorum',
+      '--build-interval-ms',
+      '50',
+    ]);
     procs.push(writer);
     const seed = (writer.ready.multiaddrs as string[])[0];
     log(`  writer    ${writer.url}   peer ${writer.ready.peer_id}`);
     const replicas = await Promise.all(
-      [0, 1].map((i) => startNode(`replica-${i + 1}`, ['--data', path.join(root, `replica-${i + 1}`), '--http', `127.0.0.1:${ports[2 + 2 * i]}`, '--listen', `/ip4/127.0.0.1/tcp/${ports[3 + 2 * i]}`, '--role', 'replica', '--seed', seed])),
+      [0, 1].map((i) =>
+        startNode(`replica-${i + 1}`, [
+          '--data',
+          path.join(root, `replica-${i + 1}`),
+          '--http',
+          `127.0.0.1:${ports[2 + 2 * i]}`,
+          '--listen',
+          `/ip4/127.0.0.1/tcp/${ports[3 + 2 * i]}`,
+          '--role',
+          'replica',
+          '--seed',
+          seed,
+        ]),
+      ),
     );
     procs.push(...replicas);
     for (const r of replicas) log(`  ${r.name} ${r.url}   peer ${r.ready.peer_id}`);
-    await waitUntil(async () => ((await getJson(`${writer.url}/v1/status`)).json.peers.length >= 2 ? true : null), 20_000, 'replicas to connect');
+    await waitUntil(
+      async () => ((await getJson(`${writer.url}/v1/status`)).json.peers.length >= 2 ? true : null),
+      20_000,
+      'replicas to connect',
+    );
 
-    const docs = fs.readFileSync(CORPUS, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const docs = fs
+      .readFileSync(CORPUS, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     const half = Math.floor(docs.length / 2);
-    const post = async (batch: unknown[]) => (await getJson(`${writer.url}/v1/docs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(batch) })).json;
+    const post = async (batch: unknown[]) =>
+      (
+        await getJson(`${writer.url}/v1/docs`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(batch),
+        })
+      ).json;
     const a1 = await post(docs.slice(0, half));
     // Let a first generation go live, so time travel below has an older generation to read.
-    await waitUntil(async () => ((await getJson(`${writer.url}/v1/status`)).json.active_commit_seq_high >= a1.commit_seq ? true : null), 30_000, 'the first generation');
+    await waitUntil(
+      async () =>
+        (await getJson(`${writer.url}/v1/status`)).json.active_commit_seq_high >= a1.commit_seq ? true : null,
+      30_000,
+      'the first generation',
+    );
     const a2 = await post(docs.slice(half));
     const a3 = (await getJson(`${writer.url}/v1/docs/cat`, { method: 'DELETE' })).json;
-    log(`ingested ${docs.length} docs + 1 delete through the writer (quorum acks: commit_seq ${a1.commit_seq}, ${a2.commit_seq}, ${a3.commit_seq})`);
-    const ws = await waitUntil(async () => {
-      const s = (await getJson(`${writer.url}/v1/status`)).json;
-      return s.active_commit_seq_high >= a3.commit_seq ? s : null;
-    }, 30_000, 'the writer to activate');
+    log(
+      `ingested ${docs.length} docs + 1 delete through the writer (quorum acks: commit_seq ${a1.commit_seq}, ${a2.commit_seq}, ${a3.commit_seq})`,
+    );
+    const ws = await waitUntil(
+      async () => {
+        const s = (await getJson(`${writer.url}/v1/status`)).json;
+        return s.active_commit_seq_high >= a3.commit_seq ? s : null;
+      },
+      30_000,
+      'the writer to activate',
+    );
     log(`writer activated ${ws.generation_id}  manifest ${ws.artifact_manifest_id}`);
     for (const r of replicas) {
-      const s = await waitUntil(async () => {
-        const st = (await getJson(`${r.url}/v1/status`)).json;
-        return st.artifact_manifest_id === ws.artifact_manifest_id ? st : null;
-      }, 30_000, `${r.name} to activate`);
-      log(`${r.name} fetched symbols from peers and activated ${s.generation_id}  manifest ${s.artifact_manifest_id}  (${s.health}, lag ${s.lag_commits} commits)`);
+      const s = await waitUntil(
+        async () => {
+          const st = (await getJson(`${r.url}/v1/status`)).json;
+          return st.artifact_manifest_id === ws.artifact_manifest_id ? st : null;
+        },
+        30_000,
+        `${r.name} to activate`,
+      );
+      log(
+        `${r.name} fetched symbols from peers and activated ${s.generation_id}  manifest ${s.artifact_manifest_id}  (${s.health}, lag ${s.lag_commits} commits)`,
+      );
     }
     const queries: [string, string][] = [
       ['erasure coding repair symbols', 'hybrid'],
@@ -129,11 +195,19 @@ export async function runDemo(argv: string[]): Promise<number> {
     for (const [i, [q, mode]] of queries.entries()) {
       const p = procs[i];
       const r = (await getJson(`${p.url}/v1/search?q=${encodeURIComponent(q)}&k=3&mode=${mode}`)).json;
-      log(`search on ${p.name.padEnd(9)} ${JSON.stringify(q)} [${mode}] ${r.generation_id}: ${r.hits.map((h: any) => `${h.doc_id}(${h.score.toFixed(3)})`).join(', ')}`);
+      log(
+        `search on ${p.name.padEnd(9)} ${JSON.stringify(q)} [${mode}] ${r.generation_id}: ${r.hits.map((h: any) => `${h.doc_id}(${h.score.toFixed(3)})`).join(', ')}`,
+      );
     }
-    const tt = (await getJson(`${replicas[1].url}/v1/search?q=domestic+cat&k=3&mode=lexical&as_of_commit_seq=${a1.commit_seq}`)).json;
+    const tt = (
+      await getJson(
+        `${replicas[1].url}/v1/search?q=domestic+cat&k=3&mode=lexical&as_of_commit_seq=${a1.commit_seq}`,
+      )
+    ).json;
     const now = (await getJson(`${replicas[1].url}/v1/search?q=domestic+cat&k=3&mode=lexical`)).json;
-    log(`time travel on replica-2: as_of_commit_seq=${a1.commit_seq} → ${tt.generation_id}: ${tt.hits.map((h: any) => h.doc_id).join(', ') || '(none)'}; latest ${now.generation_id}: ${now.hits.map((h: any) => h.doc_id).join(', ') || '(none)'}`);
+    log(
+      `time travel on replica-2: as_of_commit_seq=${a1.commit_seq} → ${tt.generation_id}: ${tt.hits.map((h: any) => h.doc_id).join(', ') || '(none)'}; latest ${now.generation_id}: ${now.hits.map((h: any) => h.doc_id).join(', ') || '(none)'}`,
+    );
     log('');
     log('try by hand:');
     log(`  curl '${replicas[0].url}/v1/search?q=gossip+peers&k=5'`);

@@ -43,6 +43,8 @@ export interface EngineConfig {
   bm25: Bm25Params;
   reranker?: Reranker;
   log_segment_max_bytes: number;
+  /** 'writer' builds generations from its log; 'replica' receives them from peers. */
+  role: 'writer' | 'replica';
   /** Vector shards with at least this many rows also get an HNSW graph artifact. */
   hnsw_min_rows: number;
 }
@@ -61,6 +63,7 @@ export function defaultEngineConfig(over: Partial<EngineConfig> = {}): EngineCon
     bm25: DEFAULT_BM25,
     log_segment_max_bytes: 64 << 20,
     hnsw_min_rows: 20_000,
+    role: 'writer',
     ...over,
   };
 }
@@ -133,7 +136,9 @@ export class LocalEngine {
       retention: config.retention,
     });
     const active = generations.active;
-    if (active && active.commit_seq_high > log.commitSeqHigh) {
+    // A writer builds generations from its own log, so its log always covers the active one.
+    // A replica activates generations fetched from peers (Option B) and its log may lag: fine.
+    if (config.role === 'writer' && active && active.commit_seq_high > log.commitSeqHigh) {
       throw new FsmeshError(
         'corrupt_data',
         `active generation ${active.generation_id} covers commit_seq ${active.commit_seq_high} but the log ends at ${log.commitSeqHigh}`,

@@ -4,6 +4,7 @@
  * (quorum durability), and on replicas bootstraps, catches up and repairs from peers.
  */
 import type { PrivateKey } from '@libp2p/interface';
+import { UNSAFE } from '../core/buggify.ts';
 import { toHex } from '../core/bytes.ts';
 import { FsmeshError } from '../core/errors.ts';
 import { decodeManifest, manifestIdOf } from '../core/manifest.ts';
@@ -221,8 +222,13 @@ export class ClusterNode {
         out.push(recordBytes(encodeMarker(rec.marker), rec.capsule_bytes));
       return out;
     });
-    this.transport.handle(PROTO.replicate, async (req) => {
+    this.transport.handle(PROTO.replicate, async (req, from) => {
       if (this.opts.role !== 'replica') throw new FsmeshError('conflict', 'not a replica');
+      // Only the shard's trusted writer may extend our log (found by the simulator: an empty
+      // replica would otherwise accept a rogue writer's chain starting at genesis).
+      if ((!this.trusted || from !== this.trusted) && !UNSAFE.skip_marker_chain_check) {
+        throw new FsmeshError('conflict', `replicate refused: ${from} is not the trusted writer`);
+      }
       if (req.length <= MARKER_BYTES) throw new FsmeshError('invalid_input', 'replicate: frame too short');
       const marker = decodeMarker(req.subarray(0, MARKER_BYTES));
       const head = this.engine.log.commitSeqHigh;
@@ -396,7 +402,7 @@ export class ClusterNode {
           if (id && !known.has(id)) void this.transport.dial(a).catch(() => {});
         }
         if (h.record) await this.acceptRecord(encodeSignedRecord(h.record), p);
-        if (h.record && h.record.record.writer === this.trusted) {
+        if (h.record && h.record.record.writer === this.trusted && p === this.trusted) {
           this.noteWriterHead(h.commit_seq_high);
           await this.pullCapsules(p, h.commit_seq_high);
         }
@@ -431,6 +437,7 @@ export class ClusterNode {
       return false;
     }
     if (s.record.cluster !== this.opts.cluster || s.record.shard !== this.engine.config.shard) return false;
+    if (UNSAFE.skip_record_signature_check) return true; // planted bug (simulator only)
     if (!(await verifyRecordSignature(s))) return false;
     if (this.trusted && s.record.writer !== this.trusted) {
       if (!this.warnedWriters.has(s.record.writer)) {

@@ -48,7 +48,11 @@ export class FrameDecoder {
         if (this.length < 4) break;
         const h = this.take(4);
         this.need = new DataView(h.buffer).getUint32(0, true);
-        if (this.need > MAX_FRAME_BYTES) throw new FsmeshError('invalid_input', `peer sent a frame of ${this.need} bytes (limit ${MAX_FRAME_BYTES})`);
+        if (this.need > MAX_FRAME_BYTES)
+          throw new FsmeshError(
+            'invalid_input',
+            `peer sent a frame of ${this.need} bytes (limit ${MAX_FRAME_BYTES})`,
+          );
       }
       if (this.length < this.need) break;
       out.push(this.take(this.need));

@@ -70,6 +70,7 @@ export async function fetchObjectFromPeers(
   }
   const got = new Map<number, Uint8Array>();
   const bad = new Set<string>();
+  const failures = new Map<string, number>();
   let rr = 0;
   const pickPeer = (): string | null => {
     const good = holders.filter((p) => !bad.has(p));
@@ -77,7 +78,10 @@ export async function fetchObjectFromPeers(
     return good[rr++ % good.length];
   };
   const fetchRange = async (from: number, to: number): Promise<void> => {
-    for (let attempt = 0; attempt < holders.length; attempt++) {
+    // A lost message or a slow peer is not fatal: retry, moving to another holder; a peer is
+    // only skipped after two failures in a row, and if every holder failed we try them all again.
+    for (let attempt = 0; attempt < Math.max(4, 3 * holders.length); attempt++) {
+      if (holders.every((p) => bad.has(p))) bad.clear();
       const peer = pickPeer();
       if (!peer) return;
       try {
@@ -85,8 +89,9 @@ export async function fetchObjectFromPeers(
           peer,
           PROTO.symbols,
           jsonFrame({ object_id: objectId, kind: 'artifact', ranges: [[from, to]] }),
-          { timeout_ms: 30_000 },
+          { timeout_ms: 10_000 },
         );
+        failures.delete(peer);
         for (const f of frames.slice(1)) {
           const { id, data } = parseSymbolFrame(f);
           // Only what we asked for, of the right size: a peer cannot push arbitrary symbols.
@@ -98,7 +103,9 @@ export async function fetchObjectFromPeers(
         progress?.(prog);
         return;
       } catch {
-        bad.add(peer);
+        const n = (failures.get(peer) ?? 0) + 1;
+        failures.set(peer, n);
+        if (n >= 2) bad.add(peer);
       }
     }
   };

@@ -10,6 +10,7 @@
  * corruption: an error naming file and offset, never silently dropping acknowledged commits.
  */
 import { crc32 } from 'node:zlib';
+import { UNSAFE } from '../core/buggify.ts';
 import { ByteReader, ByteWriter, bytesEqual, concatBytes } from '../core/bytes.ts';
 import { type CommitCapsule, commitIdOf, decodeCapsule, encodeCapsule } from '../core/capsule.ts';
 import { FsmeshError, invariant } from '../core/errors.ts';
@@ -336,6 +337,14 @@ export class CapsuleLog {
         new FsmeshError('invalid_input', 'replicated commit: commit_id does not match capsule bytes'),
       );
     }
+    if (UNSAFE.skip_marker_chain_check && marker.commit_seq <= this.headSeq) {
+      // Planted bug (simulator only): overwrite nothing, but pretend the record fits.
+      return this.enqueue(
+        { ...marker, commit_seq: this.headSeq + 1, prev_marker_id: this.headMarkerId },
+        capsuleBytes,
+        capsule.idempotency_key,
+      );
+    }
     if (marker.commit_seq <= this.headSeq) {
       const loc = this.locs[marker.commit_seq - 1];
       if (loc.marker_id === markerIdOf(marker)) {
@@ -361,7 +370,7 @@ export class CapsuleLog {
         ),
       );
     }
-    if (marker.prev_marker_id !== this.headMarkerId) {
+    if (marker.prev_marker_id !== this.headMarkerId && !UNSAFE.skip_marker_chain_check) {
       return Promise.reject(
         new FsmeshError(
           'conflict',

@@ -168,7 +168,11 @@ export class SymbolStore {
       spanStart = lo * layout.symbol_size;
       try {
         if ((await this.objects.size(kind, id)) === layout.length) {
-          span = await this.storage.readRange(objectPath(kind, id), spanStart, Math.min(layout.length, (hi + 1) * layout.symbol_size) - spanStart);
+          span = await this.storage.readRange(
+            objectPath(kind, id),
+            spanStart,
+            Math.min(layout.length, (hi + 1) * layout.symbol_size) - spanStart,
+          );
         }
       } catch (err) {
         if (!isNotFound(err)) throw err;

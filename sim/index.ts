@@ -1,0 +1,21 @@
+/**
+ * Public API of the simulator, for use in your own tests:
+ *
+ *   import { runSimulation } from 'fsmesh/sim';
+ *   const r = await runSimulation({ seed: 7, nodes: 3, steps: 200, faults: ['crash', 'partition'] });
+ *   assert.deepEqual(r.violations, []);
+ *
+ * Same seed, same trace_hash. See docs/simulation.md.
+ */
+export { VirtualClock } from './clock.ts';
+export { SimDisk } from './disk.ts';
+export { SimNetwork, SimTransport } from './network.ts';
+export {
+  FAULTS,
+  type Fault,
+  runSimulation,
+  type SimConfig,
+  type SimResult,
+  type Violation,
+} from './simulation.ts';
+export { runSwarm, swarmConfig } from './swarm.ts';

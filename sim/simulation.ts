@@ -1,0 +1,475 @@
+/**
+ * Deterministic cluster simulation (issue 8): the production node (actors, machines, engine,
+ * cluster protocol) runs over a virtual clock, seeded randomness, simulated disks and a simulated
+ * network. A seeded workload mixes ingest, deletes and queries in every read mode with faults
+ * (crashes, data loss, bit flips, partitions, a rogue writer). Invariants are checked as the run
+ * goes and at the end; the trace hash makes a run reproducible: same seed, same hash.
+ */
+import { generateKeyPairFromSeed } from '@libp2p/crypto/keys';
+import type { PrivateKey } from '@libp2p/interface';
+import { blake3Hex } from '../src/core/ids.ts';
+import { createNode, type FsmeshNode } from '../src/node.ts';
+import { ClusterNode } from '../src/p2p/cluster.ts';
+import { peerIdOf } from '../src/p2p/identity.ts';
+import { type Random, seededRandom } from '../src/runtime/index.ts';
+import { VirtualClock } from './clock.ts';
+import { SimDisk } from './disk.ts';
+import { SimNetwork } from './network.ts';
+
+export const FAULTS = ['crash', 'wipe', 'corrupt', 'partition', 'rogue_writer', 'drop'] as const;
+export type Fault = (typeof FAULTS)[number];
+
+export interface SimConfig {
+  seed: number;
+  nodes: number;
+  steps: number;
+  faults: Fault[];
+  /** Virtual ms between workload steps. */
+  step_ms?: number;
+  /** Virtual ms allowed for convergence after faults stop (liveness bound). */
+  quiet_ms?: number;
+}
+
+export interface Violation {
+  kind: 'safety' | 'liveness';
+  invariant: string;
+  detail: string;
+  at_ms: number;
+}
+
+export interface SimResult {
+  seed: number;
+  steps: number;
+  trace_hash: string;
+  violations: Violation[];
+  stats: Record<string, number>;
+  /** The shortest useful trace: events up to the first violation (bounded). */
+  trace_excerpt?: string[];
+}
+
+interface SimNodeSlot {
+  name: string;
+  role: 'writer' | 'replica';
+  disk: SimDisk;
+  key: PrivateKey;
+  peer_id: string;
+  node: FsmeshNode | null;
+  cluster: ClusterNode | null;
+  down_until: number | null;
+  rogue?: boolean;
+}
+
+const settle = async (rounds = 12) => {
+  for (let i = 0; i < rounds; i++) await new Promise((r) => setImmediate(r));
+};
+
+export async function runSimulation(cfg: SimConfig): Promise<SimResult> {
+  const rng: Random = seededRandom(cfg.seed);
+  const clock = new VirtualClock();
+  const net = new SimNetwork(clock, rng.fork());
+  const stepMs = cfg.step_ms ?? 50;
+  const quietMs = cfg.quiet_ms ?? 30_000;
+  const trace: string[] = [];
+  const violations: Violation[] = [];
+  const stats: Record<string, number> = {
+    ingests: 0,
+    acked: 0,
+    queries: 0,
+    query_errors: 0,
+    crashes: 0,
+    wipes: 0,
+    corruptions: 0,
+    partitions: 0,
+    activations: 0,
+  };
+  const log = (s: string) => trace.push(`${clock.nowMs() - 1_700_000_000_000} ${s}`);
+  const seenViolations = new Set<string>();
+  const violate = (kind: Violation['kind'], invariant: string, detail: string) => {
+    // One report per invariant and node: the first occurrence is the one to debug.
+    const key = `${invariant}|${detail.split(' ')[0]}`;
+    if (seenViolations.has(key)) return;
+    seenViolations.add(key);
+    violations.push({ kind, invariant, detail, at_ms: clock.nowMs() - 1_700_000_000_000 });
+    log(`VIOLATION ${kind} ${invariant}: ${detail}`);
+  };
+  const has = (f: Fault) => cfg.faults.includes(f);
+
+  const slots: SimNodeSlot[] = [];
+  for (let i = 0; i < cfg.nodes + (has('rogue_writer') ? 1 : 0); i++) {
+    const key = await generateKeyPairFromSeed('Ed25519', rng.bytes(32));
+    const rogue = i === cfg.nodes;
+    slots.push({
+      name: rogue ? 'rogue' : i === 0 ? 'writer' : `replica-${i}`,
+      role: i === 0 || rogue ? 'writer' : 'replica',
+      disk: new SimDisk(rng.fork()),
+      key,
+      peer_id: peerIdOf(key),
+      node: null,
+      cluster: null,
+      down_until: null,
+      rogue,
+    });
+  }
+  const writerId = slots[0].peer_id;
+  const trustedManifests = new Set<string>(); // manifests the trusted writer activated
+  const answers = new Map<string, string>(); // manifest|query -> hits
+  let maxAcked = 0;
+
+  async function boot(s: SimNodeSlot): Promise<void> {
+    try {
+      await bootOnce(s);
+    } catch (err) {
+      // A node that cannot reopen its own data directory lost or corrupted accepted state.
+      violate(
+        'safety',
+        'node_restarts_from_its_data',
+        `${s.name} failed to restart: ${(err as Error).message.slice(0, 160)}`,
+      );
+      s.down_until = null;
+    }
+  }
+
+  async function bootOnce(s: SimNodeSlot): Promise<void> {
+    const node = await createNode({
+      node_name: s.name,
+      role: s.role,
+      runtime: { clock, random: rng.fork(), storage: s.disk.mount() },
+      build: { batch_max_commits: 8, build_interval_ms: 100 },
+      scrub_interval_ms: 0,
+      health_policy: { max_activation_failures: 1000, max_corruptions: 1000 },
+      engine: {
+        hnsw_min_rows: 1e9,
+        repair: { symbol_size: 256, overhead_ratio: 0.25, max_block_symbols: 64, min_repair_per_block: 2 },
+        retention: { keep_last: 4, keep_newer_than_ms: 0 },
+        max_segments: 4,
+      },
+    });
+    const cluster = new ClusterNode(node, net.transport(s.peer_id), s.key, {
+      cluster: 'sim',
+      role: s.role,
+      durability: 'local',
+      members: cfg.nodes,
+      trusted_writer: s.role === 'replica' ? writerId : undefined,
+      lag_alert_commits: 1000,
+      announce_interval_ms: 200,
+      quorum_timeout_ms: 5000,
+    });
+    await cluster.start();
+    node.events.on((e) => {
+      if (e.event === 'generation_activation_succeeded') {
+        stats.activations++;
+        if (s.name === 'writer') trustedManifests.add(String(e.artifact_manifest_id));
+        log(`${s.name} activated ${e.generation_id} ${String(e.artifact_manifest_id).slice(0, 12)}`);
+      }
+      if (e.event === 'generation_activation_failed')
+        log(`${s.name} activation of ${e.generation_id} failed: ${String(e.reason).slice(0, 100)}`);
+    });
+    s.node = node;
+    s.cluster = cluster;
+    s.down_until = null;
+    log(
+      `${s.name} up (log ${node.engine.log.commitSeqHigh}, active ${node.engine.generations.active?.generation_id ?? '-'})`,
+    );
+    if (s.name === 'writer' && node.engine.log.commitSeqHigh < maxAcked) {
+      violate(
+        'safety',
+        'acknowledged_commits_never_lost',
+        `writer restarted with log head ${node.engine.log.commitSeqHigh} < acknowledged ${maxAcked}`,
+      );
+    }
+  }
+
+  async function kill(s: SimNodeSlot, how: 'crash' | 'wipe'): Promise<void> {
+    if (!s.node) return;
+    const node = s.node;
+    const cluster = s.cluster!;
+    s.node = null;
+    s.cluster = null;
+    // Crash first, so nothing of the dying incarnation reaches the disk afterwards.
+    if (how === 'crash') s.disk.crash(rng.next() < 0.5);
+    else s.disk.wipe();
+    // A crash is not a graceful stop: detach from the network and cancel the node's timers
+    // (synchronously, first thing in stop()); whatever it still had in flight fails on the dead disk.
+    void cluster.stop().catch(() => {});
+    void node.stop().catch(() => {});
+    await settle();
+    log(`${s.name} ${how}`);
+  }
+
+  /** Await a promise while driving virtual time (work that needs timers cannot deadlock the run). */
+  async function drive<T>(p: Promise<T>, limitMs = 30_000): Promise<T | undefined> {
+    let done = false;
+    p.then(
+      () => (done = true),
+      () => (done = true),
+    );
+    const end = clock.nowMs() + limitMs;
+    while (!done) {
+      await settle();
+      if (done) break;
+      if (!clock.step(end)) {
+        await settle();
+        if (!done) return undefined;
+      }
+    }
+    return p.catch(() => undefined);
+  }
+
+  for (const s of slots) await boot(s);
+  // Give the rogue writer something of its own to announce.
+  const rogue = slots.find((s) => s.rogue);
+
+  const docText = (i: number) =>
+    `simulated document ${i} about ${['rivers', 'hills', 'lakes', 'roads', 'towns'][i % 5]} number ${i % 17}`;
+  let docCounter = 0;
+  const pending: Promise<unknown>[] = [];
+
+  const checkActive = () => {
+    for (const s of slots) {
+      if (!s.node || s.rogue) continue;
+      const a = s.node.engine.generations.active;
+      if (a && s.name !== 'writer' && !trustedManifests.has(a.artifact_manifest_id)) {
+        violate(
+          'safety',
+          'only_trusted_signed_manifests_activate',
+          `${s.name} activated ${a.generation_id} ${a.artifact_manifest_id.slice(0, 12)} which the trusted writer never activated`,
+        );
+      }
+    }
+  };
+
+  const query = (s: SimNodeSlot) => {
+    const node = s.node!;
+    const mode = (['lexical', 'vector', 'hybrid'] as const)[rng.int(3)];
+    const q = ['rivers', 'hills number 3', 'lakes roads', 'towns', 'document 12'][rng.int(5)];
+    const k = 1 + rng.int(10);
+    const readMode = rng.int(3);
+    const head = node.engine.generations.active?.commit_seq_high ?? 0;
+    const opts =
+      readMode === 1
+        ? { min_commit_seq: Math.max(1, head), timeout_ms: 2000 }
+        : readMode === 2 && head > 0
+          ? { as_of_commit_seq: rng.int(head + 1) }
+          : {};
+    stats.queries++;
+    const p = node
+      .search({ q, mode, k, ...opts })
+      .then((r) => {
+        const key = `${r.artifact_manifest_id}|${q}|${mode}|${k}`;
+        const hits = JSON.stringify(r.hits.map((h) => [h.doc_id, Number(h.score.toFixed(9))]));
+        const seen = answers.get(key);
+        if (seen === undefined) answers.set(key, hits);
+        else if (seen !== hits)
+          violate('safety', 'same_generation_same_answer', `${s.name} ${key}: ${hits} != ${seen}`);
+        if ('min_commit_seq' in opts && r.commit_seq_high < (opts.min_commit_seq as number))
+          violate(
+            'safety',
+            'strict_read_respects_min_commit_seq',
+            `${s.name} answered from ${r.commit_seq_high} < ${opts.min_commit_seq}`,
+          );
+        if ('as_of_commit_seq' in opts && r.commit_seq_high > (opts.as_of_commit_seq as number))
+          violate(
+            'safety',
+            'time_travel_not_after_as_of',
+            `${s.name} answered from ${r.commit_seq_high} > ${opts.as_of_commit_seq}`,
+          );
+        if (!s.rogue && s.name !== 'writer' && !trustedManifests.has(r.artifact_manifest_id))
+          violate(
+            'safety',
+            'only_trusted_signed_manifests_activate',
+            `${s.name} answered from untrusted manifest ${r.artifact_manifest_id.slice(0, 12)}`,
+          );
+        log(
+          `${s.name} q "${q}" ${mode} k${k} ${JSON.stringify(opts)} -> ${r.generation_id} [${r.hits.map((h) => h.doc_id).join(',')}]`,
+        );
+      })
+      .catch((err) => {
+        stats.query_errors++;
+        log(`${s.name} q error ${(err as Error).message.slice(0, 80)}`);
+      });
+    pending.push(p);
+  };
+
+  // ---------------- workload with faults ----------------
+  for (let step = 0; step < cfg.steps; step++) {
+    const up = slots.filter((s) => s.node && !s.rogue);
+    const r = rng.next();
+    const writer = slots[0];
+    if (r < 0.45 && writer.node) {
+      const ops = Array.from({ length: 1 + rng.int(4) }, () => {
+        const i = docCounter++;
+        return rng.next() < 0.15 && i > 5
+          ? { op: 'delete' as const, doc_id: `d${rng.int(i)}` }
+          : { op: 'upsert' as const, doc_id: `d${i % 60}`, text: docText(i) };
+      });
+      stats.ingests++;
+      const node = writer.node;
+      pending.push(
+        node.ingestOps(ops).then(
+          (ack) => {
+            stats.acked++;
+            maxAcked = Math.max(maxAcked, ack.commit_seq);
+            log(`writer ack ${ack.commit_seq}`);
+          },
+          (err) => log(`writer ingest error ${(err as Error).message.slice(0, 60)}`),
+        ),
+      );
+    } else if (r < 0.8 && up.length) {
+      query(up[rng.int(up.length)]);
+    } else if (r < 0.9 && cfg.faults.length) {
+      const f = cfg.faults[rng.int(cfg.faults.length)];
+      const victim = slots[rng.int(cfg.nodes)];
+      if (f === 'crash' && victim.node) {
+        stats.crashes++;
+        await kill(victim, 'crash');
+        victim.down_until = clock.nowMs() + 200 + rng.int(2000);
+      } else if (f === 'wipe' && victim.node && victim.role === 'replica') {
+        stats.wipes++;
+        await kill(victim, 'wipe');
+        victim.down_until = clock.nowMs() + 200 + rng.int(1000);
+      } else if (f === 'corrupt') {
+        const p = victim.disk.flipBitInArtifact();
+        if (p) {
+          stats.corruptions++;
+          log(`${victim.name} bit flip ${p.slice(-16)}`);
+        }
+      } else if (f === 'partition') {
+        const other = slots[rng.int(cfg.nodes)];
+        if (other !== victim) {
+          stats.partitions++;
+          net.partition(victim.peer_id, other.peer_id, rng.next() < 0.3);
+          log(`partition ${victim.name} / ${other.name}`);
+          clock.setTimeout(() => {
+            net.heal();
+            log('heal');
+          }, 500 + rng.int(3000));
+        }
+      } else if (f === 'drop') {
+        net.faults = { ...net.faults, drop: 0.05, duplicate: 0.05 };
+      } else if (f === 'rogue_writer' && rogue?.node) {
+        pending.push(
+          rogue.node
+            .ingestOps([{ op: 'upsert', doc_id: `rogue${step}`, text: 'rogue content rivers' }])
+            .catch(() => {}),
+        );
+        log('rogue writer commits');
+      }
+    }
+    // Restart nodes whose downtime is over.
+    for (const s of slots)
+      if (!s.node && s.down_until !== null && s.down_until <= clock.nowMs()) await boot(s);
+    const end = clock.nowMs() + stepMs;
+    while (clock.step(end)) await settle();
+    await settle();
+    checkActive();
+  }
+
+  // ---------------- quiet period: liveness ----------------
+  net.heal();
+  net.faults = { ...net.faults, drop: 0, duplicate: 0 };
+  for (const s of slots) if (!s.node) await boot(s);
+  log('faults stopped');
+  const quietEnd = clock.nowMs() + quietMs;
+  const converged = () => {
+    const w = slots[0].node?.engine;
+    if (!w) return false;
+    if (w.generations.active?.commit_seq_high !== w.log.commitSeqHigh) return false;
+    const target = w.generations.active?.artifact_manifest_id;
+    return slots.every((s) => s.rogue || s.node?.engine.generations.active?.artifact_manifest_id === target);
+  };
+  let lastScrub = 0;
+  while (clock.nowMs() < quietEnd && !converged()) {
+    if (!clock.step(quietEnd)) break;
+    await settle();
+    if (clock.nowMs() - lastScrub > 2000) {
+      lastScrub = clock.nowMs();
+      for (const s of slots) if (s.node && !s.rogue) pending.push(s.node.scrub().catch(() => {}));
+    }
+  }
+  await drive(Promise.allSettled(pending));
+  await settle();
+  checkActive();
+  if (!converged()) {
+    const w = slots[0].node!.engine;
+    violate(
+      'liveness',
+      'healthy_nodes_converge',
+      `after ${quietMs} ms quiet: writer ${w.generations.active?.generation_id}@${w.generations.active?.commit_seq_high}/${w.log.commitSeqHigh}; ${slots
+        .filter((s) => !s.rogue)
+        .map((s) => `${s.name}=${s.node?.engine.generations.active?.generation_id ?? '-'}`)
+        .join(' ')}`,
+    );
+  } else {
+    // Converged nodes hold byte-identical objects for the generation (content-addressed + verified).
+    const w = slots[0].node!.engine;
+    const m = await w.generations.loadManifest(w.generations.active!.artifact_manifest_id);
+    for (const s of slots) {
+      if (s.rogue || !s.node) continue;
+      for (const a of [...m.lexical_artifacts, ...m.vector_artifacts]) {
+        if ((await s.node.engine.objects.check('artifact', a.object_id)) !== 'ok') {
+          // A bit flip the scrub has not reached yet is repaired at read time; check by reading.
+          const rep = await drive(s.node.engine.symbols.checkAndRepairLocally('artifact', a.object_id));
+          if (
+            rep?.outcome !== 'repaired' &&
+            (await drive(s.node.requestRepair(a.object_id))) !== 'repaired'
+          ) {
+            violate(
+              'liveness',
+              'converged_nodes_hold_identical_objects',
+              `${s.name} cannot produce a verified copy of ${a.object_id.slice(0, 12)}`,
+            );
+          }
+        }
+      }
+    }
+  }
+  // Commit history: replicas' markers equal the writer's (gap-free, same chain).
+  const wlog = slots[0].node!.engine.log;
+  for (const s of slots) {
+    if (s.rogue || !s.node || s === slots[0]) continue;
+    const l = s.node.engine.log;
+    for (let seq = 1; seq <= Math.min(l.commitSeqHigh, wlog.commitSeqHigh); seq++) {
+      if (l.markerIdAt(seq) !== wlog.markerIdAt(seq)) {
+        violate(
+          'safety',
+          'commit_history_matches_writer',
+          `${s.name} commit_seq ${seq} marker differs from the writer's`,
+        );
+        break;
+      }
+    }
+    if (l.commitSeqHigh > wlog.commitSeqHigh)
+      violate(
+        'safety',
+        'commit_history_matches_writer',
+        `${s.name} log is ahead of the writer (${l.commitSeqHigh} > ${wlog.commitSeqHigh})`,
+      );
+  }
+  if (wlog.commitSeqHigh < maxAcked)
+    violate(
+      'safety',
+      'acknowledged_commits_never_lost',
+      `writer log ${wlog.commitSeqHigh} < acknowledged ${maxAcked}`,
+    );
+  for (const s of slots) {
+    if (s.node) {
+      await drive(s.cluster!.stop());
+      await drive(s.node.stop());
+    }
+  }
+  stats.virtual_ms = clock.nowMs() - 1_700_000_000_000;
+  stats.messages = net.messages;
+  stats.messages_dropped = net.dropped;
+  stats.max_acked_commit_seq = maxAcked;
+  const firstViolation = trace.findIndex((t) => t.includes('VIOLATION'));
+  return {
+    seed: cfg.seed,
+    steps: cfg.steps,
+    trace_hash: blake3Hex(new TextEncoder().encode(trace.join('\n'))),
+    violations,
+    stats,
+    ...(firstViolation >= 0
+      ? { trace_excerpt: trace.slice(Math.max(0, firstViolation - 40), firstViolation + 1) }
+      : {}),
+  };
+}

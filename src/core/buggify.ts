@@ -1,0 +1,11 @@
+/**
+ * Safety checks the simulator can switch off, one at a time, to prove it finds the violation
+ * (issue 8's planted-bug test, in the spirit of FoundationDB's "buggify"). Always false in
+ * production; nothing but sim/ and its tests may set them.
+ */
+export const UNSAFE = {
+  /** Accept gossiped generation records without checking signature and trusted writer. */
+  skip_record_signature_check: false,
+  /** Accept replicated commits without checking the marker chain (prev_marker_id, divergence). */
+  skip_marker_chain_check: false,
+};
