@@ -9,6 +9,7 @@
 import { type Ref, spawn } from 'nact';
 import { FsmeshError } from '../core/errors.ts';
 import { startGenerationLifecycle } from '../fsm/generation-lifecycle.ts';
+import { LifecycleTrace } from '../obs/tracing.ts';
 import type { TimerHandle } from '../runtime/index.ts';
 import type { ActorDeps } from './context.ts';
 import type { Replyable } from './supervision.ts';
@@ -48,6 +49,7 @@ export async function runBuild(deps: ActorDeps, st: BuilderState): Promise<Build
   const lc = startGenerationLifecycle(clock, `gen-${nextSeq}`);
   const t0 = clock.monotonicMs();
   lc.send({ type: 'BUILD' });
+  const tr = new LifecycleTrace(`gen-${nextSeq}`, { shard: engine.config.shard, role: 'writer' });
   events.emit('generation_build_started', {
     generation_id: `gen-${nextSeq}`,
     commit_seq: engine.log.commitSeqHigh,
@@ -56,8 +58,11 @@ export async function runBuild(deps: ActorDeps, st: BuilderState): Promise<Build
   let cand: Awaited<ReturnType<typeof engine.buildCandidate>> = null;
   let flipped = false;
   try {
-    cand = await engine.buildCandidate();
-    if (!cand) return { built: false, state: 'up_to_date' };
+    cand = await tr.child('encode', () => engine.buildCandidate());
+    if (!cand) {
+      tr.end('up_to_date');
+      return { built: false, state: 'up_to_date' };
+    }
     lc.send({ type: 'BUILT', manifest_id: cand.manifest_id });
     events.emit('generation_build_completed', {
       generation_id: cand.manifest.generation_id,
@@ -68,7 +73,10 @@ export async function runBuild(deps: ActorDeps, st: BuilderState): Promise<Build
     });
     const ta = clock.monotonicMs();
     lc.send({ type: 'VERIFY' });
-    const warmed = await engine.verifyAndWarm(cand.manifest_id);
+    const manifestId = cand.manifest_id;
+    const warmed = await tr.child('verify', () => engine.verifyAndWarm(manifestId), {
+      artifact_manifest_id: manifestId,
+    });
     try {
       lc.send({ type: 'VERIFIED' });
       if (st.fail_next) {
@@ -78,7 +86,7 @@ export async function runBuild(deps: ActorDeps, st: BuilderState): Promise<Build
       }
       if (!lc.canFlip())
         throw new FsmeshError('internal', `lifecycle refused the flip from state ${lc.state()}`);
-      const ref = await engine.flip(cand.manifest_id, ta);
+      const ref = await tr.child('activate', () => engine.flip(manifestId, ta));
       flipped = true;
       lc.send({ type: 'ACTIVATE' });
       const activateMs = clock.monotonicMs() - ta;
@@ -92,6 +100,10 @@ export async function runBuild(deps: ActorDeps, st: BuilderState): Promise<Build
       }
       st.oldest_pending_ms = null;
       health.send({ type: 'ACTIVATION_SUCCEEDED' });
+      tr.end('active', {
+        commit_seq_high: ref.commit_seq_high,
+        artifact_manifest_id: ref.artifact_manifest_id,
+      });
       events.emit('generation_activation_succeeded', {
         generation_id: ref.generation_id,
         commit_seq: ref.commit_seq_high,
@@ -112,6 +124,7 @@ export async function runBuild(deps: ActorDeps, st: BuilderState): Promise<Build
   } catch (err) {
     const reason = (err as Error).message;
     lc.send({ type: 'FAIL', reason });
+    tr.end('failed', { reason });
     // §14: if the pointer already moved, move it back atomically; otherwise it never moved.
     if (flipped) await engine.rollback().catch(() => {});
     health.send({ type: 'ACTIVATION_FAILED', reason });

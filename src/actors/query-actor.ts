@@ -5,6 +5,7 @@
  */
 import { type Ref, spawn } from 'nact';
 import type { ReadOptions } from '../engine/local-engine.ts';
+import { querySpan } from '../obs/tracing.ts';
 import type { SearchOptions, SearchResult } from '../search/searcher.ts';
 import type { ActorDeps } from './context.ts';
 import type { Replyable } from './supervision.ts';
@@ -30,6 +31,12 @@ export function spawnQueryActor(
     (state: null, msg: QueryMsg) => {
       if (msg.type === 'crash') throw new Error('injected fault in query actor');
       const t0 = deps.clock.monotonicMs();
+      const span = querySpan({
+        mode: msg.opts.mode ?? 'hybrid',
+        read_mode: readModeOf(msg.opts),
+        as_of_commit_seq: msg.opts.as_of_commit_seq,
+        min_commit_seq: msg.opts.min_commit_seq,
+      });
       deps.engine
         .search(msg.opts)
         .then((r: SearchResult) => {
@@ -39,9 +46,20 @@ export function spawnQueryActor(
           );
           const used = Number(r.generation_id.slice(4));
           deps.metrics.query_generation_skew.observe(Math.max(0, deps.latest_known_generation_seq() - used));
+          span.setAttributes({
+            generation_id: r.generation_id,
+            commit_seq_high: r.commit_seq_high,
+            hits: r.hits.length,
+          });
+          span.end();
           msg.reply?.({ ok: true, value: r });
         })
-        .catch((error: Error) => msg.reply?.({ ok: false, error }));
+        .catch((error: Error) => {
+          span.recordException(error);
+          span.setStatus({ code: 2, message: error.message });
+          span.end();
+          msg.reply?.({ ok: false, error });
+        });
       return state;
     },
     'query',

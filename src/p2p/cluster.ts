@@ -11,6 +11,7 @@ import { decodeManifest, manifestIdOf } from '../core/manifest.ts';
 import { decodeMarker, encodeMarker, MARKER_BYTES } from '../core/marker.ts';
 import { startGenerationLifecycle } from '../fsm/generation-lifecycle.ts';
 import type { FsmeshNode } from '../node.ts';
+import { LifecycleTrace } from '../obs/tracing.ts';
 import { isNotFound, type Transport, writeFileAtomic } from '../runtime/index.ts';
 import type { AppendAck } from '../storage/capsule-log.ts';
 import {
@@ -151,6 +152,8 @@ export class ClusterNode {
         commit_seq_high: this.engine.log.commitSeqHigh,
         head_marker_id: this.engine.log.headMarker,
         record: this.currentRecord(),
+        // The shard writer says so; the stream is authenticated, so `writer === peer` cannot be forged.
+        writer: this.opts.role === 'writer' ? this.transport.peerId : this.trusted,
         // Peer exchange: replicas learn each other, so symbols can come from several peers.
         peers: (await this.transport.peerAddrs()).filter((a) => a.startsWith('/ip')).slice(0, 32),
       }),
@@ -317,7 +320,19 @@ export class ClusterNode {
 
   private enqueueReplica(peer: string, upTo: number): void {
     const prev = this.replicaChains.get(peer) ?? Promise.resolve();
-    const next = prev.then(() => this.sendTo(peer, upTo)).catch(() => {});
+    // A refused or lost push (e.g. the replica has not pinned its trusted writer yet) is retried
+    // with back-off while the peer is connected; the replica also pulls missed commits itself.
+    const attempt = async (): Promise<void> => {
+      for (let i = 0; i < 20 && !this.stopped; i++) {
+        try {
+          return await this.sendTo(peer, upTo);
+        } catch {
+          if (!this.transport.peers().includes(peer)) return;
+          await this.clock.sleep(Math.min(2000, 50 * 2 ** i));
+        }
+      }
+    };
+    const next = prev.then(attempt).catch(() => {});
     this.replicaChains.set(peer, next);
   }
 
@@ -392,10 +407,13 @@ export class ClusterNode {
     for (const p of this.transport.peers()) {
       try {
         const [f] = await this.transport.request(p, PROTO.head, jsonFrame({}), { timeout_ms: 5000 });
-        const h = parseJsonFrame<{ commit_seq_high: number; record: SignedRecord | null; peers?: string[] }>(
-          f,
-          'head response',
-        );
+        const h = parseJsonFrame<{
+          commit_seq_high: number;
+          record: SignedRecord | null;
+          peers?: string[];
+          writer?: string | null;
+        }>(f, 'head response');
+        if (!this.trusted && h.writer === p) await this.pinWriter(p);
         const known = new Set([...this.transport.peers(), this.transport.peerId]);
         for (const a of (h.peers ?? []).slice(0, 32)) {
           const id = a.split('/p2p/')[1];
@@ -464,15 +482,7 @@ export class ClusterNode {
       return;
     }
     const s = decodeSignedRecord(data);
-    if (!this.trusted) {
-      // Trust on first use: pin the first writer learned through our seeds.
-      this.trusted = s.record.writer;
-      await writeFileAtomic(
-        this.engine.runtime.storage,
-        TRUST_FILE,
-        new TextEncoder().encode(`${this.trusted}\n`),
-      );
-    }
+    if (!this.trusted) await this.pinWriter(s.record.writer);
     const prev = this.seen.get(s.record.generation_id);
     if (prev && prev !== s.record.artifact_manifest_id) {
       this.node.events.emit('manifest_divergence_detected', {
@@ -489,6 +499,13 @@ export class ClusterNode {
     this.noteWriterHead(s.record.commit_seq_high);
     if (!this.latest || s.record.generation_seq > this.latest.record.generation_seq) this.latest = s;
     void this.kick();
+  }
+
+  /** Trust on first use: pin the first writer learned through our seeds (stored in the data dir). */
+  private async pinWriter(writer: string): Promise<void> {
+    if (this.trusted) return;
+    this.trusted = writer;
+    await writeFileAtomic(this.engine.runtime.storage, TRUST_FILE, new TextEncoder().encode(`${writer}\n`));
   }
 
   private async kick(): Promise<void> {
@@ -518,6 +535,11 @@ export class ClusterNode {
     const { engine, events, metrics, health } = this.node;
     const rec = s.record;
     const lc = startGenerationLifecycle(this.clock, rec.generation_id, rec.artifact_manifest_id);
+    const tr = new LifecycleTrace(rec.generation_id, {
+      shard: rec.shard,
+      role: 'replica',
+      artifact_manifest_id: rec.artifact_manifest_id,
+    });
     const t0 = this.clock.monotonicMs();
     const wasEmpty = !engine.generations.active;
     if (!wasEmpty) health.send({ type: 'FELL_BEHIND' });
@@ -589,36 +611,43 @@ export class ClusterNode {
             peers: peerSet.size,
           });
         report('fetch');
-        await Promise.all(
-          missing.map(async (id) => {
-            let last = 0;
-            await fetchObjectFromPeers(
-              this.transport,
-              engine.symbols,
-              id,
-              this.fetchPeers(),
-              (p: FetchProgress) => {
-                bytes += p.bytes - last;
-                last = p.bytes;
-                for (const x of p.peers) peerSet.add(x);
+        await tr.child(
+          'transfer',
+          () =>
+            Promise.all(
+              missing.map(async (id) => {
+                let last = 0;
+                await fetchObjectFromPeers(
+                  this.transport,
+                  engine.symbols,
+                  id,
+                  this.fetchPeers(),
+                  (p: FetchProgress) => {
+                    bytes += p.bytes - last;
+                    last = p.bytes;
+                    for (const x of p.peers) peerSet.add(x);
+                    report('fetch');
+                  },
+                  (fn) => tr.child('decode', fn, { object_id: id }),
+                );
+                done++;
                 report('fetch');
-              },
-            );
-            done++;
-            report('fetch');
-          }),
+              }),
+            ),
+          { objects: missing.length },
         );
         for (const id of ids) await engine.symbols.ensure('artifact', id);
         // 3. Verify, warm, flip: the lifecycle machine gates the pointer.
         lc.send({ type: 'VERIFY' });
-        const warmed = await engine.verifyAndWarm(rec.artifact_manifest_id);
+        const warmed = await tr.child('verify', () => engine.verifyAndWarm(rec.artifact_manifest_id));
         try {
           lc.send({ type: 'VERIFIED' });
           if (!lc.canFlip())
             throw new FsmeshError('internal', `lifecycle refused the flip from ${lc.state()}`);
           const ta = this.clock.monotonicMs();
-          const ref = await engine.flip(rec.artifact_manifest_id, ta);
+          const ref = await tr.child('activate', () => engine.flip(rec.artifact_manifest_id, ta));
           lc.send({ type: 'ACTIVATE' });
+          tr.end('active', { fetched_objects: missing.length, fetched_bytes: bytes });
           metrics.generation_activate_ms.observe(this.clock.monotonicMs() - ta);
           metrics.active_generation_seq.set(ref.generation_seq);
           metrics.active_commit_seq_high.set(ref.commit_seq_high);
@@ -648,6 +677,7 @@ export class ClusterNode {
       }
     } catch (err) {
       if (lc.state() !== 'quarantined') lc.send({ type: 'FAIL', reason: (err as Error).message });
+      tr.end(lc.state(), { reason: (err as Error).message });
       health.send({ type: 'ACTIVATION_FAILED', reason: (err as Error).message });
       events.emit('generation_activation_failed', {
         generation_id: rec.generation_id,

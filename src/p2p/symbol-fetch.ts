@@ -34,6 +34,8 @@ export async function fetchObjectFromPeers(
   objectId: ObjectId,
   peers: string[],
   progress?: (p: FetchProgress) => void,
+  /** Wraps the decode step (tracing). */
+  decodeWrap: <T>(fn: () => Promise<T>) => Promise<T> = (fn) => fn(),
 ): Promise<Uint8Array> {
   if (peers.length === 0) throw new FsmeshError('not_found', `no peers to fetch ${objectId} from`);
   const prog: FetchProgress = { bytes: 0, peers: new Set() };
@@ -127,7 +129,7 @@ export async function fetchObjectFromPeers(
       );
   }
   // 4. Decode, verify against the id, store (replacing any corrupt local copy).
-  const bytes = await symbols.reconstruct('artifact', objectId, layout, got);
+  const bytes = await decodeWrap(() => symbols.reconstruct('artifact', objectId, layout, got));
   if (!bytes)
     throw new FsmeshError('not_found', `not enough symbols for ${objectId} from ${holders.length} peer(s)`);
   await symbols.ensure('artifact', objectId, bytes);

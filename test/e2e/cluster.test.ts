@@ -62,8 +62,13 @@ test('3 nodes: replicas activate the same manifest and answer identically; node 
     await c.replicas[1].kill('SIGKILL');
     fs.rmSync(c.dirs[2], { recursive: true, force: true });
     c.replicas[1] = await startReplica(c.dirs[2], c.httpPorts[2], c.p2pPorts[2], [c.writerAddr]);
-    const rehydrated = await waitForManifest(c.replicas[1], ws.artifact_manifest_id);
-    assert.equal(rehydrated.health, 'healthy');
+    await waitForManifest(c.replicas[1], ws.artifact_manifest_id);
+    // The flip comes first, then the health machine leaves `bootstrapping`.
+    await waitFor(
+      async () => ((await status(c.replicas[1])).health === 'healthy' ? true : null),
+      10_000,
+      'rehydrated replica healthy',
+    );
     assert.deepEqual((await http('GET', `${c.replicas[1].url}${q}`)).json.hits, answers[0].hits);
 
     // Corruption (§8.1): flip bytes in an artifact on a replica and remove its local symbols,
@@ -112,8 +117,12 @@ test('SIGKILL a replica during bootstrap: after restart it completes and matches
     await new Promise((r) => setTimeout(r, 150));
     await late.kill('SIGKILL');
     late = await startReplica(dir, hp, pp, [c.writerAddr]);
-    const st = await waitForManifest(late, ws.artifact_manifest_id, 60_000);
-    assert.equal(st.health, 'healthy');
+    await waitForManifest(late, ws.artifact_manifest_id, 60_000);
+    await waitFor(
+      async () => ((await status(late)).health === 'healthy' ? true : null),
+      10_000,
+      'late replica healthy',
+    );
     await late.kill('SIGTERM');
     assert.equal(cli(['verify', '--data', dir]).code, 0);
   } finally {
