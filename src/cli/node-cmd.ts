@@ -10,7 +10,7 @@ import { createNode } from '../node.ts';
 import { intFlag, parse, requireFlag, UsageError } from './args.ts';
 
 export const NODE_START_USAGE =
-  'fsmesh node start --data DIR --http HOST:PORT [--listen /ip4/127.0.0.1/tcp/PORT] [--seed MULTIADDR ...] [--role writer|replica] [--cluster-key FILE] [--trusted-writer PEER_ID] [--cluster NAME] [--durability local|quorum] [--members N] [--name NAME] [--shard S] [--fsync per_commit|group] [--group-commit-ms N] [--batch-max-commits N] [--build-interval-ms N] [--scrub-interval-ms N] [--quiet]';
+  'fsmesh node start --data DIR --http HOST:PORT [--listen /ip4/127.0.0.1/tcp/PORT] [--seed MULTIADDR ...] [--role writer|replica] [--cluster-key FILE] [--trusted-writer PEER_ID] [--cluster NAME] [--durability local|quorum] [--members N] [--name NAME] [--shard S] [--fsync per_commit|group] [--group-commit-ms N] [--batch-max-commits N] [--build-interval-ms N] [--scrub-interval-ms N] [--trace none|console|OTLP_URL] [--quiet]';
 
 export function parseHostPort(v: string, flag: string): { host: string; port: number } {
   const m = /^([^:]+):(\d{1,5})$/.exec(v);
@@ -44,6 +44,7 @@ export async function cmdNode(argv: string[]): Promise<number> {
       durability: { type: 'string' },
       members: { type: 'string' },
       'fetch-peers': { type: 'string' },
+      trace: { type: 'string' },
     },
     NODE_START_USAGE,
   );
@@ -81,6 +82,12 @@ export async function cmdNode(argv: string[]): Promise<number> {
   }
   const p2p = listen !== undefined || seeds.length > 0;
   fs.mkdirSync(dir, { recursive: true });
+  const traceOpt = a.values.trace as string | undefined;
+  if (traceOpt !== undefined && traceOpt !== 'none' && traceOpt !== 'console' && !/^https?:\/\//.test(traceOpt)) {
+    throw new UsageError(`--trace: none, console or an OTLP/HTTP collector URL, got ${JSON.stringify(traceOpt)}`);
+  }
+  const { configureTracing } = await import('../obs/tracing.ts');
+  const tracing = await configureTracing(traceOpt === undefined || traceOpt === 'none' ? 'none' : traceOpt === 'console' ? 'console' : { otlp_url: traceOpt });
   const node = await createNode({
     data_dir: dir,
     node_name: (a.values.name as string | undefined) ?? `node-${port}`,
@@ -131,6 +138,7 @@ export async function cmdNode(argv: string[]): Promise<number> {
   await http.close();
   await cluster?.stop();
   await node.stop();
+  await tracing.shutdown();
   process.stdout.write(`${JSON.stringify({ stopped: true, node: node.name })}\n`);
   return 0;
 }
