@@ -14,11 +14,18 @@ import { arg, benchDir, nowMs, report, round } from './util.ts';
 
 const N = arg('docs', 20_000);
 const Q = arg('queries', 2000);
-const docs = loadCorpus(50_000).slice(0, N).map((d) => ({ id: d.id, title: d.title, text: d.text }));
-const queries = Array.from({ length: Q }, (_, i) => docs[(i * 7919) % docs.length].text.split(' ').slice(1, 3).join(' '));
+const docs = loadCorpus(50_000)
+  .slice(0, N)
+  .map((d) => ({ id: d.id, title: d.title, text: d.text }));
+const queries = Array.from({ length: Q }, (_, i) =>
+  docs[(i * 7919) % docs.length].text.split(' ').slice(1, 3).join(' '),
+);
 
 async function run(label: string) {
-  const node = await createNode({ data_dir: path.join(benchDir(`obs-${label}`), 'd'), build: { batch_max_commits: 100_000, build_interval_ms: 3_600_000 } });
+  const node = await createNode({
+    data_dir: path.join(benchDir(`obs-${label}`), 'd'),
+    build: { batch_max_commits: 100_000, build_interval_ms: 3_600_000 },
+  });
   let t = nowMs();
   for (let i = 0; i < docs.length; i += 200) await node.ingest(docs.slice(i, i + 200));
   const ingestMs = nowMs() - t;
@@ -33,9 +40,13 @@ async function run(label: string) {
 
 // Alternate off/on twice and keep the best of each, to damp noise on a shared machine.
 const off1 = await run('off');
-const { BasicTracerProvider, BatchSpanProcessor, InMemorySpanExporter } = await import('@opentelemetry/sdk-trace-base');
+const { BasicTracerProvider, BatchSpanProcessor, InMemorySpanExporter } = await import(
+  '@opentelemetry/sdk-trace-base'
+);
 const exporter = new InMemorySpanExporter();
-const provider = new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(exporter, { maxQueueSize: 100_000 })] });
+const provider = new BasicTracerProvider({
+  spanProcessors: [new BatchSpanProcessor(exporter, { maxQueueSize: 100_000 })],
+});
 trace.setGlobalTracerProvider(provider);
 const on1 = await run('on');
 trace.disable();
@@ -46,12 +57,18 @@ await provider.forceFlush();
 const spans = exporter.getFinishedSpans().length;
 await provider.shutdown();
 const best = (a: number, b: number) => Math.max(a, b);
-const off = { ingest: best(off1.ingest_docs_per_s, off2.ingest_docs_per_s), query: best(off1.queries_per_s, off2.queries_per_s) };
-const on = { ingest: best(on1.ingest_docs_per_s, on2.ingest_docs_per_s), query: best(on1.queries_per_s, on2.queries_per_s) };
+const off = {
+  ingest: best(off1.ingest_docs_per_s, off2.ingest_docs_per_s),
+  query: best(off1.queries_per_s, off2.queries_per_s),
+};
+const on = {
+  ingest: best(on1.ingest_docs_per_s, on2.ingest_docs_per_s),
+  query: best(on1.queries_per_s, on2.queries_per_s),
+};
 
 // Per-query metric updates (latency histogram + skew histogram), timed directly.
 const m = new NodeMetrics({ node: 'bench', shard: 'default' });
-let t = nowMs();
+const t = nowMs();
 for (let i = 0; i < 200_000; i++) {
   m.query_latency_ms.observe({ mode: 'latest' }, 0.3);
   m.query_generation_skew.observe(0);
@@ -63,7 +80,11 @@ report('obs', {
   docs: N,
   queries: Q,
   tracing_off: { ingest_docs_per_s: round(off.ingest, 0), queries_per_s: round(off.query, 0) },
-  tracing_on: { ingest_docs_per_s: round(on.ingest, 0), queries_per_s: round(on.query, 0), spans_exported: spans },
+  tracing_on: {
+    ingest_docs_per_s: round(on.ingest, 0),
+    queries_per_s: round(on.query, 0),
+    spans_exported: spans,
+  },
   overhead: {
     tracing_query_pct: round((1 - on.query / off.query) * 100, 2),
     tracing_ingest_pct: round((1 - on.ingest / off.ingest) * 100, 2),

@@ -23,6 +23,10 @@ export class SimDisk {
   private durable = new Map<string, FileState>(); // namespace as of the last dir fsyncs
   private incarnation = 0;
   enospc = false;
+  /** Extra virtual latency per operation (slow disk fault); 0 = immediate. */
+  slow_ms = 0;
+  /** Supplied by the simulator: waits on virtual time. */
+  sleep: (ms: number) => Promise<void> = async () => {};
   readonly random: Random;
   bytes_written = 0;
 
@@ -35,6 +39,11 @@ export class SimDisk {
     const inc = this.incarnation;
     const check = () => {
       if (inc !== this.incarnation) throw new StorageError('EIO', 'disk detached (node crashed)');
+    };
+    // A slow disk delays every operation on virtual time (then re-checks the node is still alive).
+    const slow = async () => {
+      if (this.slow_ms > 0) await this.sleep(this.slow_ms);
+      check();
     };
     const get = (p: string): FileState => {
       const f = this.files.get(p);
@@ -53,6 +62,7 @@ export class SimDisk {
       root,
       async readFile(p) {
         check();
+        await slow();
         return get(p).data.slice();
       },
       async readRange(p, offset, length) {
@@ -61,6 +71,7 @@ export class SimDisk {
       },
       async writeFile(p, data, opts) {
         check();
+        await slow();
         write(p, data, !!opts?.sync);
       },
       async openAppend(p) {
@@ -82,6 +93,7 @@ export class SimDisk {
           },
           async sync() {
             check();
+            await slow();
             const f = get(p);
             f.synced = f.data;
           },

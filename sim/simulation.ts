@@ -16,7 +16,16 @@ import { VirtualClock } from './clock.ts';
 import { SimDisk } from './disk.ts';
 import { SimNetwork } from './network.ts';
 
-export const FAULTS = ['crash', 'wipe', 'corrupt', 'partition', 'rogue_writer', 'drop'] as const;
+export const FAULTS = [
+  'crash',
+  'wipe',
+  'corrupt',
+  'partition',
+  'rogue_writer',
+  'drop',
+  'enospc',
+  'slow_disk',
+] as const;
 export type Fault = (typeof FAULTS)[number];
 
 export interface SimConfig {
@@ -98,10 +107,12 @@ export async function runSimulation(cfg: SimConfig): Promise<SimResult> {
   for (let i = 0; i < cfg.nodes + (has('rogue_writer') ? 1 : 0); i++) {
     const key = await generateKeyPairFromSeed('Ed25519', rng.bytes(32));
     const rogue = i === cfg.nodes;
+    const disk = new SimDisk(rng.fork());
+    disk.sleep = (ms) => clock.sleep(ms);
     slots.push({
       name: rogue ? 'rogue' : i === 0 ? 'writer' : `replica-${i}`,
       role: i === 0 || rogue ? 'writer' : 'replica',
-      disk: new SimDisk(rng.fork()),
+      disk,
       key,
       peer_id: peerIdOf(key),
       node: null,
@@ -119,6 +130,12 @@ export async function runSimulation(cfg: SimConfig): Promise<SimResult> {
     try {
       await bootOnce(s);
     } catch (err) {
+      if ((err as { code?: string }).code === 'ENOSPC') {
+        // A full disk refuses the restart with a clear error; try again later.
+        log(`${s.name} restart refused: disk full`);
+        s.down_until = clock.nowMs() + 500;
+        return;
+      }
       // A node that cannot reopen its own data directory lost or corrupted accepted state.
       violate(
         'safety',
@@ -215,7 +232,7 @@ export async function runSimulation(cfg: SimConfig): Promise<SimResult> {
     return p.catch(() => undefined);
   }
 
-  for (const s of slots) await boot(s);
+  for (const s of slots) await drive(boot(s));
   // Give the rogue writer something of its own to announce.
   const rogue = slots.find((s) => s.rogue);
 
@@ -344,6 +361,20 @@ export async function runSimulation(cfg: SimConfig): Promise<SimResult> {
             log('heal');
           }, 500 + rng.int(3000));
         }
+      } else if (f === 'enospc') {
+        // The disk fills up for a while: appends, builds and fetches fail cleanly, nothing acknowledged is lost.
+        victim.disk.enospc = true;
+        log(`${victim.name} disk full`);
+        clock.setTimeout(() => {
+          victim.disk.enospc = false;
+          log(`${victim.name} disk has space again`);
+        }, 300 + rng.int(2000));
+      } else if (f === 'slow_disk') {
+        victim.disk.slow_ms = 5 + rng.int(50);
+        log(`${victim.name} disk slow ${victim.disk.slow_ms} ms/op`);
+        clock.setTimeout(() => {
+          victim.disk.slow_ms = 0;
+        }, 500 + rng.int(3000));
       } else if (f === 'drop') {
         net.faults = { ...net.faults, drop: 0.05, duplicate: 0.05 };
       } else if (f === 'rogue_writer' && rogue?.node) {
@@ -357,7 +388,7 @@ export async function runSimulation(cfg: SimConfig): Promise<SimResult> {
     }
     // Restart nodes whose downtime is over.
     for (const s of slots)
-      if (!s.node && s.down_until !== null && s.down_until <= clock.nowMs()) await boot(s);
+      if (!s.node && s.down_until !== null && s.down_until <= clock.nowMs()) await drive(boot(s));
     const end = clock.nowMs() + stepMs;
     while (clock.step(end)) await settle();
     await settle();
@@ -367,7 +398,11 @@ export async function runSimulation(cfg: SimConfig): Promise<SimResult> {
   // ---------------- quiet period: liveness ----------------
   net.heal();
   net.faults = { ...net.faults, drop: 0, duplicate: 0 };
-  for (const s of slots) if (!s.node) await boot(s);
+  for (const s of slots) {
+    s.disk.enospc = false;
+    s.disk.slow_ms = 0;
+  }
+  for (const s of slots) if (!s.node) await drive(boot(s));
   log('faults stopped');
   const quietEnd = clock.nowMs() + quietMs;
   const converged = () => {

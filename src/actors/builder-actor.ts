@@ -27,6 +27,8 @@ interface BuilderState {
   oldest_pending_ms: number | null;
   timer: TimerHandle | null;
   fail_next: string | null;
+  /** Back-off before retrying a failed build (0 = none pending). */
+  retry_ms: number;
 }
 
 export interface BuildOutcome {
@@ -174,6 +176,13 @@ export function spawnBuilderActor(
           st.timer = null;
           st.pending = 0;
           const out = await runBuild(deps, st);
+          // A failed build (disk full, a peer-held object missing, ...) is retried with back-off
+          // until it succeeds: commits never wait for the next ingest to become searchable (found
+          // by the simulator's ENOSPC fault).
+          if (out.state === 'failed' && deps.role === 'writer') {
+            st.retry_ms = Math.min(30_000, Math.max(250, st.retry_ms * 2));
+            st.timer = deps.clock.setTimeout(() => deps.refs.builder?.tell({ type: 'build' }), st.retry_ms);
+          } else if (out.built || out.state === 'up_to_date') st.retry_ms = 0;
           msg.reply?.({ ok: true, value: out });
           return st;
         }
@@ -182,7 +191,13 @@ export function spawnBuilderActor(
     'builder',
     {
       onCrash,
-      initialStateFunc: () => ({ pending: 0, oldest_pending_ms: null, timer: null, fail_next: null }),
+      initialStateFunc: () => ({
+        pending: 0,
+        oldest_pending_ms: null,
+        timer: null,
+        fail_next: null,
+        retry_ms: 0,
+      }),
     },
   ) as Ref<BuilderMsg>;
   return self.ref;

@@ -83,11 +83,24 @@ export async function cmdNode(argv: string[]): Promise<number> {
   const p2p = listen !== undefined || seeds.length > 0;
   fs.mkdirSync(dir, { recursive: true });
   const traceOpt = a.values.trace as string | undefined;
-  if (traceOpt !== undefined && traceOpt !== 'none' && traceOpt !== 'console' && !/^https?:\/\//.test(traceOpt)) {
-    throw new UsageError(`--trace: none, console or an OTLP/HTTP collector URL, got ${JSON.stringify(traceOpt)}`);
+  if (
+    traceOpt !== undefined &&
+    traceOpt !== 'none' &&
+    traceOpt !== 'console' &&
+    !/^https?:\/\//.test(traceOpt)
+  ) {
+    throw new UsageError(
+      `--trace: none, console or an OTLP/HTTP collector URL, got ${JSON.stringify(traceOpt)}`,
+    );
   }
   const { configureTracing } = await import('../obs/tracing.ts');
-  const tracing = await configureTracing(traceOpt === undefined || traceOpt === 'none' ? 'none' : traceOpt === 'console' ? 'console' : { otlp_url: traceOpt });
+  const tracing = await configureTracing(
+    traceOpt === undefined || traceOpt === 'none'
+      ? 'none'
+      : traceOpt === 'console'
+        ? 'console'
+        : { otlp_url: traceOpt },
+  );
   const node = await createNode({
     data_dir: dir,
     node_name: (a.values.name as string | undefined) ?? `node-${port}`,
