@@ -25,7 +25,11 @@ export class VirtualClock implements Clock {
   setTimeout(fn: () => void, delayMs: number): TimerHandle {
     const t: Timer = { at: this.now + Math.max(0, delayMs), seq: this.seq++, fn, cancelled: false };
     this.push(t);
-    return { cancel: () => void (t.cancelled = true) };
+    return {
+      cancel: () => {
+        t.cancelled = true;
+      },
+    };
   }
   sleep(delayMs: number): Promise<void> {
     return new Promise((r) => this.setTimeout(r, delayMs));
