@@ -218,7 +218,12 @@ export async function createNode(config: NodeConfig): Promise<FsmeshNode> {
         fn();
       }, ms);
       timers.add(h);
-      return { cancel: () => (timers.delete(h), h.cancel()) };
+      return {
+        cancel: () => {
+          timers.delete(h);
+          h.cancel();
+        },
+      };
     },
     sleep: (ms) => baseClock.sleep(ms),
   };

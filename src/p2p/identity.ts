@@ -45,7 +45,7 @@ export async function verifyByPeerId(
   data: Uint8Array,
   signature: Uint8Array,
 ): Promise<boolean> {
-  let pub;
+  let pub: ReturnType<typeof peerIdFromString>['publicKey'];
   try {
     pub = peerIdFromString(peerId).publicKey;
   } catch {
@@ -58,5 +58,3 @@ export async function verifyByPeerId(
     return false;
   }
 }
-
-export { publicKeyFromRaw };
