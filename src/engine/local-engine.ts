@@ -7,7 +7,7 @@ import type { CommitCapsule, DocOp } from '../core/capsule.ts';
 import { FsmeshError, invariant } from '../core/errors.ts';
 import { type ObjectId, objectIdOf } from '../core/ids.ts';
 import type { GenerationManifest } from '../core/manifest.ts';
-import type { Runtime } from '../runtime/index.ts';
+import { type Runtime, writeFileAtomic } from '../runtime/index.ts';
 import { type BuildConfig, buildGeneration } from '../search/builder.ts';
 import { type Bm25Params, DEFAULT_BM25, GenerationReader } from '../search/generation-reader.ts';
 import { DEFAULT_REPAIR, describeRepair, type RepairParams } from '../search/repair-descriptor.ts';
@@ -119,16 +119,36 @@ export class LocalEngine {
     this.symbols = new SymbolStore(runtime.storage, objects, config.repair);
   }
 
+  /** Protection of sealed log segments runs in the background; close() waits for it. */
+  sealing: { q: Promise<unknown> } = { q: Promise.resolve() };
+
+  /** Scrub sealed log segments too (they are protected objects). */
+  async sealedSegmentIds(): Promise<ObjectId[]> {
+    return this.objects.list('log_segment');
+  }
+
   static async open(runtime: Runtime, config: EngineConfig, events: EngineEvents = {}): Promise<LocalEngine> {
     await openDataDir(runtime.storage);
+    const objects = await ObjectStore.open(runtime.storage);
+    const symbols = new SymbolStore(runtime.storage, objects, config.repair);
+    // Sealed log segments are durable objects with repair symbols (§3): heal them before the log
+    // verifies its chain, so a damaged sealed segment is repaired instead of being fatal.
+    await repairSealedSegments(runtime, objects, symbols, events.warn);
+    const sealing = { q: Promise.resolve() as Promise<unknown> };
     const log = await CapsuleLog.open({
       storage: runtime.storage,
       clock: runtime.clock,
       durability: config.durability,
       segment_max_bytes: config.log_segment_max_bytes,
       warn: events.warn,
+      onSealed: (name) => {
+        sealing.q = sealing.q
+          .then(() => protectSealedSegment(runtime, objects, symbols, name))
+          .catch((err) =>
+            events.warn?.('could not protect a sealed log segment', { segment: name, error: String(err) }),
+          );
+      },
     });
-    const objects = await ObjectStore.open(runtime.storage);
     const generations = await GenerationStore.open({
       storage: runtime.storage,
       objects,
@@ -144,7 +164,9 @@ export class LocalEngine {
         `active generation ${active.generation_id} covers commit_seq ${active.commit_seq_high} but the log ends at ${log.commitSeqHigh}`,
       );
     }
-    return new LocalEngine(runtime, config, log, objects, generations, events);
+    const engine = new LocalEngine(runtime, config, log, objects, generations, events);
+    engine.sealing = sealing;
+    return engine;
   }
 
   /** Append one capsule of ops; resolves once durable (per the log's durability policy). */
@@ -417,7 +439,11 @@ export class LocalEngine {
     const { artifacts } = await this.generations.referencedObjects();
     const r = await scrub(this.objects, this.symbols, this.runtime.clock, {
       bytes_per_s: opts.bytes_per_s ?? 0,
-      ids: new Map([['artifact', [...artifacts].sort()]]),
+      kinds: ['artifact', 'log_segment'],
+      ids: new Map([
+        ['artifact', [...artifacts].sort()],
+        ['log_segment', await this.objects.list('log_segment')],
+      ]),
       onProgress: opts.onProgress,
     });
     this.repaired_objects_total += r.repaired;
@@ -559,5 +585,48 @@ export class LocalEngine {
   async close(): Promise<void> {
     await this.building;
     await this.log.close();
+    await this.sealing.q;
+  }
+}
+
+/** Store a sealed segment as a `log_segment` object with repair symbols; record its id beside it. */
+export async function protectSealedSegment(
+  runtime: Runtime,
+  objects: ObjectStore,
+  symbols: SymbolStore,
+  name: string,
+): Promise<void> {
+  const bytes = await runtime.storage.readFile(`log/${name}`);
+  const id = await objects.put('log_segment', bytes);
+  await objects.syncDirs();
+  await symbols.ensure('log_segment', id, bytes);
+  await writeFileAtomic(runtime.storage, `log/${name}.id`, new TextEncoder().encode(`${id}\n`));
+}
+
+/** Before the log opens: every sealed segment must hash to its recorded id; rebuild it if not. */
+export async function repairSealedSegments(
+  runtime: Runtime,
+  objects: ObjectStore,
+  symbols: SymbolStore,
+  warn?: (msg: string, d: Record<string, unknown>) => void,
+): Promise<void> {
+  const st = runtime.storage;
+  for (const f of await st.list('log')) {
+    if (!f.endsWith('.log.id')) continue;
+    const name = f.slice(0, -3);
+    const id = new TextDecoder().decode(await st.readFile(`log/${f}`)).trim();
+    const bytes = await st.readFile(`log/${name}`).catch(() => null);
+    if (bytes && objectIdOf('log_segment', bytes) === id) continue;
+    const r = await symbols.checkAndRepairLocally('log_segment', id);
+    if (r.outcome !== 'ok' && r.outcome !== 'repaired') {
+      warn?.('sealed log segment is damaged and cannot be rebuilt locally', {
+        segment: name,
+        object_id: id,
+        outcome: r.outcome,
+      });
+      continue; // the log's own checks will report it precisely
+    }
+    await writeFileAtomic(st, `log/${name}`, await objects.get('log_segment', id));
+    warn?.('sealed log segment repaired from its protected copy', { segment: name, object_id: id });
   }
 }

@@ -43,6 +43,8 @@ export interface LogOptions {
   segment_max_bytes?: number;
   /** Called for recoverable oddities (torn tail cut). */
   warn?: (msg: string, details: Record<string, unknown>) => void;
+  /** Called with a segment's file name once it is sealed (full, fsync'd, never written again). */
+  onSealed?: (segment: string) => void;
 }
 
 export interface AppendAck {
@@ -98,6 +100,7 @@ export class CapsuleLog {
   private readonly durability: DurabilityPolicy;
   private readonly segmentMaxBytes: number;
   private readonly warn: (msg: string, details: Record<string, unknown>) => void;
+  private readonly onSealed?: (segment: string) => void;
 
   private readonly locs: RecordLoc[] = []; // index i holds commit_seq i + 1
   private readonly idempotency = new Map<string, { commit_seq: number; commit_id: ObjectId }>();
@@ -123,6 +126,7 @@ export class CapsuleLog {
     this.durability = opts.durability ?? { mode: 'fsync' };
     this.segmentMaxBytes = opts.segment_max_bytes ?? 64 << 20;
     this.warn = opts.warn ?? (() => {});
+    this.onSealed = opts.onSealed;
   }
 
   static async open(opts: LogOptions): Promise<CapsuleLog> {
@@ -477,6 +481,7 @@ export class CapsuleLog {
   private async ensureSegmentFor(seq: number, buffered: Uint8Array[]): Promise<void> {
     const pendingBytes = buffered.reduce((n, r) => n + r.length, 0);
     if (this.handle && this.handle.size + pendingBytes < this.segmentMaxBytes) return;
+    const sealed = this.handle ? this.segments[this.segments.length - 1].name : null;
     if (this.handle) {
       if (buffered.length) {
         await this.handle.append(concatBytes(buffered.splice(0)));
@@ -484,6 +489,7 @@ export class CapsuleLog {
       await this.handle.sync();
       await this.handle.close();
     }
+    if (sealed) this.onSealed?.(sealed);
     const name = segmentName(seq);
     const path = `${LOG_DIR}/${name}`;
     await this.storage.writeFile(path, encodeHeader(seq), { sync: true });

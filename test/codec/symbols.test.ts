@@ -225,3 +225,38 @@ test('fsmesh repair: JSON report; exit 1 naming what cannot be repaired locally'
   assert.deepEqual(r.json.unrepairable, [lost]);
   assert.match(r.stderr, new RegExp(lost));
 });
+
+test('sealed capsule-log segments are protected objects: a damaged sealed segment is rebuilt on open', async () => {
+  const dir = tmpDir();
+  const e = await openEngine(dir, { log_segment_max_bytes: 2048, repair: SMALL });
+  for (let i = 0; i < 40; i++)
+    await e.ingest([{ op: 'upsert', doc_id: `s${i}`, text: `sealed segment test ${i} `.repeat(4) }]);
+  await e.buildAndActivate();
+  await e.close();
+  const logDir = path.join(dir, 'log');
+  const sealed = fs.readdirSync(logDir).filter((f) => f.endsWith('.log.id'));
+  assert.ok(sealed.length >= 3, `sealed segments: ${sealed}`);
+  // Damage a sealed segment in the middle of the log: without protection this is fatal corruption.
+  const victim = path.join(logDir, sealed[1].slice(0, -3));
+  const b = fs.readFileSync(victim);
+  b[Math.floor(b.length / 2)] ^= 0x40;
+  fs.writeFileSync(victim, b);
+  const warnings: string[] = [];
+  const { LocalEngine, defaultEngineConfig } = await import('../../src/engine/local-engine.ts');
+  const { runtimeAt } = await import('../helpers/tmp.ts');
+  const e2 = await LocalEngine.open(
+    runtimeAt(dir),
+    defaultEngineConfig({ log_segment_max_bytes: 2048, repair: SMALL }),
+    { warn: (m) => warnings.push(m) },
+  );
+  assert.ok(
+    warnings.some((w) => /repaired from its protected copy/.test(w)),
+    warnings.join('; '),
+  );
+  assert.equal(e2.log.commitSeqHigh, 40);
+  assert.equal((await e2.log.read(20)).capsule.ops[0].doc_id, 's19');
+  const r = await e2.scrub();
+  assert.ok(r.objects_checked >= sealed.length);
+  assert.deepEqual(r.unrepairable, []);
+  await e2.close();
+});
