@@ -206,6 +206,8 @@ export class LocalEngine {
    */
   async buildCandidate(
     upTo?: number,
+    /** Replay (§7.3 fallback): rebuild exactly the writer's generation — its identity and number. */
+    as?: { created_by: string; generation_seq: number },
   ): Promise<{ manifest_id: ObjectId; manifest: GenerationManifest; release: () => void } | null> {
     const active = this.generations.active;
     const high = Math.min(upTo ?? this.log.commitSeqHigh, this.log.commitSeqHigh);
@@ -216,10 +218,11 @@ export class LocalEngine {
       const commits = [];
       for await (const r of this.log.range(from, high))
         commits.push({ commit_seq: r.commit_seq, marker_id: r.marker_id, capsule: r.capsule });
-      const nextSeq = Math.max(0, ...this.generations.retained.map((r) => r.generation_seq)) + 1;
+      const nextSeq =
+        as?.generation_seq ?? Math.max(0, ...this.generations.retained.map((r) => r.generation_seq)) + 1;
       const cfg: BuildConfig = {
         shard: this.config.shard,
-        created_by: this.config.created_by,
+        created_by: as?.created_by ?? this.config.created_by,
         embedder: this.config.embedder,
         quantization: this.config.quantization,
         repair: this.config.repair,

@@ -522,6 +522,17 @@ export class ClusterNode {
           failures = 0;
         } catch {
           failures++;
+          // §7.3 fallback: when the generation delta cannot be fetched, replay the commit stream.
+          if (
+            failures >= 2 &&
+            (await this.replayTo(target).then(
+              () => true,
+              () => false,
+            ))
+          ) {
+            failures = 0;
+            continue;
+          }
           await this.clock.sleep(200 * failures);
         }
       }
@@ -686,6 +697,91 @@ export class ClusterNode {
         serving_generation_id: engine.generations.active?.generation_id ?? null,
       });
       throw err;
+    }
+  }
+
+  /**
+   * Capsule replay (§7.3 fallback, Option A inside Option B): rebuild the writer's generation from
+   * the replicated commits on top of our active generation. Builds are deterministic, so the result
+   * must hash to the signed manifest id — anything else is refused, never activated.
+   */
+  async replayTo(s: SignedRecord): Promise<void> {
+    const { engine, events, metrics, health } = this.node;
+    const rec = s.record;
+    let manifestBytes: Uint8Array | null = (await engine.objects.has('manifest', rec.artifact_manifest_id))
+      ? await engine.objects.get('manifest', rec.artifact_manifest_id)
+      : null;
+    for (const p of this.transport.peers()) {
+      if (manifestBytes) break;
+      try {
+        const [f] = await this.transport.request(
+          p,
+          PROTO.manifest,
+          jsonFrame({ artifact_manifest_id: rec.artifact_manifest_id }),
+          { timeout_ms: 10_000 },
+        );
+        if (manifestIdOf(f) === rec.artifact_manifest_id) manifestBytes = f;
+      } catch {
+        // next peer
+      }
+    }
+    if (!manifestBytes)
+      throw new FsmeshError('not_found', `replay: no peer served manifest ${rec.artifact_manifest_id}`);
+    const manifest = decodeManifest(manifestBytes);
+    const active = engine.generations.active;
+    if (
+      (active?.generation_id ?? null) !== manifest.parent_generation_id ||
+      (active?.commit_seq_high ?? 0) + 1 !== manifest.commit_range.from_commit_seq
+    ) {
+      throw new FsmeshError(
+        'conflict',
+        `replay needs parent ${manifest.parent_generation_id}; this node is on ${active?.generation_id ?? 'nothing'}`,
+      );
+    }
+    if (this.trusted && engine.log.commitSeqHigh < manifest.commit_seq_high)
+      await this.pullCapsules(this.trusted, manifest.commit_seq_high);
+    if (engine.log.commitSeqHigh < manifest.commit_seq_high)
+      throw new FsmeshError('not_found', `replay: commits up to ${manifest.commit_seq_high} are not local`);
+    const lc = startGenerationLifecycle(this.clock, rec.generation_id, rec.artifact_manifest_id);
+    lc.send({ type: 'BUILD' });
+    const cand = await engine.buildCandidate(manifest.commit_seq_high, {
+      created_by: manifest.created_by,
+      generation_seq: manifest.generation_seq,
+    });
+    if (!cand) throw new FsmeshError('internal', 'replay built nothing');
+    try {
+      if (cand.manifest_id !== rec.artifact_manifest_id) {
+        lc.send({ type: 'FAIL', reason: 'replayed manifest differs from the signed one' });
+        throw new FsmeshError(
+          'conflict',
+          `replayed generation ${cand.manifest_id.slice(0, 12)} differs from the signed ${rec.artifact_manifest_id.slice(0, 12)} (different build configuration?)`,
+        );
+      }
+      lc.send({ type: 'BUILT', manifest_id: cand.manifest_id });
+      lc.send({ type: 'VERIFY' });
+      const warmed = await engine.verifyAndWarm(cand.manifest_id);
+      try {
+        lc.send({ type: 'VERIFIED' });
+        if (!lc.canFlip()) throw new FsmeshError('internal', `lifecycle refused the flip from ${lc.state()}`);
+        const ta = this.clock.monotonicMs();
+        const ref = await engine.flip(cand.manifest_id, ta);
+        lc.send({ type: 'ACTIVATE' });
+        metrics.generation_activate_ms.observe(this.clock.monotonicMs() - ta);
+        metrics.active_generation_seq.set(ref.generation_seq);
+        metrics.active_commit_seq_high.set(ref.commit_seq_high);
+        events.emit('generation_activation_succeeded', {
+          generation_id: ref.generation_id,
+          commit_seq: ref.commit_seq_high,
+          artifact_manifest_id: ref.artifact_manifest_id,
+          source: 'capsule_replay',
+        });
+        health.send({ type: 'CAUGHT_UP' });
+        health.send({ type: 'ACTIVATION_SUCCEEDED' });
+      } finally {
+        warmed.release();
+      }
+    } finally {
+      cand.release();
     }
   }
 
