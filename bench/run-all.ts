@@ -5,7 +5,15 @@ import { fileURLToPath } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const only = process.argv.slice(2);
-const BENCHES = ['capsule-append.ts', 'search.ts', 'codec.ts', 'http.ts', 'bootstrap.ts', 'obs.ts'];
+const BENCHES = [
+  'capsule-append.ts',
+  'search.ts',
+  'codec.ts',
+  'http.ts',
+  'bootstrap.ts',
+  'obs.ts',
+  'two-tier.ts',
+];
 for (const b of BENCHES) {
   if (only.length && !only.some((o) => b.startsWith(o))) continue;
   const r = spawnSync(process.execPath, [path.join(here, b)], { stdio: 'inherit' });

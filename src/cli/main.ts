@@ -57,10 +57,15 @@ function out(obj: unknown): void {
 }
 
 async function cmdIngest(argv: string[]): Promise<number> {
-  const usage = 'fsmesh ingest --data DIR [--batch N] [--shard NAME] FILE.jsonl';
+  const usage = 'fsmesh ingest --data DIR [--batch N] [--shard NAME] [--semantic] FILE.jsonl';
   const a = parse(
     argv,
-    { data: { type: 'string' }, batch: { type: 'string' }, shard: { type: 'string' } },
+    {
+      data: { type: 'string' },
+      batch: { type: 'string' },
+      shard: { type: 'string' },
+      semantic: { type: 'boolean' },
+    },
     usage,
   );
   const dir = requireFlag(a.values.data, 'data', usage);
@@ -75,7 +80,10 @@ async function cmdIngest(argv: string[]): Promise<number> {
   }
   // Parse the whole file first: a bad line means nothing from this file is committed.
   const ops = parseDocsJsonl(text, path.basename(file));
-  const over: Partial<EngineConfig> = typeof a.values.shard === 'string' ? { shard: a.values.shard } : {};
+  const over: Partial<EngineConfig> = {
+    ...(typeof a.values.shard === 'string' ? { shard: a.values.shard } : {}),
+    ...(a.values.semantic ? { quality_embedder: await semanticEmbedder() } : {}),
+  };
   return withEngine(
     dir,
     async (engine) => {
@@ -99,7 +107,7 @@ async function cmdIngest(argv: string[]): Promise<number> {
 
 async function cmdSearch(argv: string[]): Promise<number> {
   const usage =
-    'fsmesh search --data DIR "query" [--k N] [--mode lexical|vector|hybrid] [--as-of-commit-seq S] [--min-commit-seq S --timeout-ms T]';
+    'fsmesh search --data DIR "query" [--k N] [--mode lexical|vector|hybrid] [--as-of-commit-seq S] [--min-commit-seq S --timeout-ms T] [--semantic [--tier fast|refined]]';
   const a = parse(
     argv,
     {
@@ -109,24 +117,43 @@ async function cmdSearch(argv: string[]): Promise<number> {
       'as-of-commit-seq': { type: 'string' },
       'min-commit-seq': { type: 'string' },
       'timeout-ms': { type: 'string' },
+      semantic: { type: 'boolean' },
+      tier: { type: 'string' },
     },
     usage,
   );
   const dir = requireFlag(a.values.data, 'data', usage);
   if (a.positionals.length !== 1) throw new UsageError(`expected exactly one query\nusage: ${usage}`);
+  const over: Partial<EngineConfig> = a.values.semantic ? { quality_embedder: await semanticEmbedder() } : {};
   const k = typeof a.values.k === 'string' ? intFlagSigned(a.values.k, 'k') : undefined;
-  return withEngine(dir, async (engine) => {
-    const r = await engine.search({
-      q: a.positionals[0],
-      k,
-      mode: a.values.mode as SearchMode | undefined,
-      as_of_commit_seq: intFlag(a.values['as-of-commit-seq'], 'as-of-commit-seq'),
-      min_commit_seq: intFlag(a.values['min-commit-seq'], 'min-commit-seq'),
-      timeout_ms: intFlag(a.values['timeout-ms'], 'timeout-ms'),
-    });
-    out(r);
-    return 0;
-  });
+  return withEngine(
+    dir,
+    async (engine) => {
+      const r = await engine.search({
+        q: a.positionals[0],
+        k,
+        mode: a.values.mode as SearchMode | undefined,
+        as_of_commit_seq: intFlag(a.values['as-of-commit-seq'], 'as-of-commit-seq'),
+        min_commit_seq: intFlag(a.values['min-commit-seq'], 'min-commit-seq'),
+        timeout_ms: intFlag(a.values['timeout-ms'], 'timeout-ms'),
+        tier: a.values.tier as 'fast' | 'refined' | undefined,
+      });
+      out(r);
+      return 0;
+    },
+    over,
+  );
+}
+
+/** The semantic quality tier; its converted table is cached beside the installed packages. */
+async function semanticEmbedder() {
+  const { StaticEmbedder } = await import('../search/vector/static-embedder.ts');
+  const { fileURLToPath } = await import('node:url');
+  const cacheDir =
+    process.env.FSMESH_CACHE_DIR ??
+    path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../node_modules/.cache/fsmesh');
+  fs.mkdirSync(cacheDir, { recursive: true });
+  return StaticEmbedder.load(nodeFsStorage(cacheDir));
 }
 
 function intFlagSigned(v: string, name: string): number {

@@ -27,6 +27,8 @@ export interface VectorArtifact {
   /** The lexical segment whose documents this shard embeds (same doc order). */
   segment_object_id: ObjectId;
   shard_object_id?: ObjectId;
+  /** 'quality': a shard of the quality-tier embedder (TwoTierSearcher); absent = fast tier. */
+  tier?: 'quality';
   dims: number;
   quantization: Quantization;
   count: number;
@@ -78,6 +80,8 @@ export interface GenerationManifest {
   head_marker_id: ObjectId;
   doc_count: number;
   embedder: EmbedderIdentity;
+  /** The quality-tier (semantic) embedder, when the generation carries quality shards. */
+  quality_embedder?: EmbedderIdentity;
   vector_artifacts: VectorArtifact[];
   lexical_artifacts: LexicalArtifact[];
   repair: { symbol_size: number; overhead_ratio: number; descriptors: RepairDescriptor[] };
@@ -142,9 +146,22 @@ export function manifestProblems(m: unknown): string[] {
       'repair',
       'activation_invariants',
     ],
-    [],
+    ['quality_embedder'],
     p,
   );
+  let qdims = -1;
+  if (m.quality_embedder !== undefined) {
+    const q = m.quality_embedder;
+    if (
+      !isObj(q) ||
+      typeof q.id !== 'string' ||
+      typeof q.revision_hash !== 'string' ||
+      !/^[0-9a-f]{16,64}$/.test(q.revision_hash) ||
+      !(isNat(q.dims) && q.dims >= 1 && q.dims <= 4096)
+    ) {
+      p.push('$.quality_embedder: must be {id, revision_hash (16-64 hex), dims (1..4096)}');
+    } else qdims = q.dims as number;
+  }
   if ('shard' in m && !isValidShard(m.shard)) p.push('$.shard: must match [a-z0-9][a-z0-9_-]{0,63}');
   if ('generation_seq' in m && !(isNat(m.generation_seq) && m.generation_seq >= 1))
     p.push('$.generation_seq: must be an integer >= 1');
@@ -255,9 +272,12 @@ export function manifestProblems(m: unknown): string[] {
           a,
           at,
           ['object_id', 'role', 'segment_object_id', 'dims', 'quantization', 'count', 'size_bytes'],
-          ['shard_object_id'],
+          ['shard_object_id', 'tier'],
           p,
         );
+        if (a.tier !== undefined && (a.tier !== 'quality' || a.role !== 'fsvi' || qdims < 0)) {
+          p.push(`${at}.tier: only "quality" on an fsvi shard of a manifest with quality_embedder`);
+        }
         if (!isObjectId(a.object_id)) p.push(`${at}.object_id: must be 64 lowercase hex characters`);
         else if (artifactIds.has(a.object_id)) p.push(`${at}.object_id: listed twice`);
         else artifactIds.add(a.object_id);
@@ -268,7 +288,10 @@ export function manifestProblems(m: unknown): string[] {
         if (a.role === 'hnsw' && (!isObjectId(a.shard_object_id) || !shardIds.has(a.shard_object_id))) {
           p.push(`${at}.shard_object_id: an hnsw artifact must name an fsvi shard of this manifest`);
         }
-        if (!isNat(a.dims) || (dims > 0 && a.dims !== dims)) p.push(`${at}.dims: must equal embedder.dims`);
+        const wantDims = a.tier === 'quality' ? qdims : dims;
+        if (!isNat(a.dims) || (wantDims > 0 && a.dims !== wantDims)) {
+          p.push(`${at}.dims: must equal ${a.tier === 'quality' ? 'quality_embedder' : 'embedder'}.dims`);
+        }
         if (a.quantization !== 'f16' && a.quantization !== 'f32')
           p.push(`${at}.quantization: must be "f16" or "f32"`);
         if (!isNat(a.count)) p.push(`${at}.count: must be a non-negative integer`);

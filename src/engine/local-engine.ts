@@ -15,7 +15,7 @@ import {
   type Reranker,
   type SearchOptions,
   type SearchResult,
-  searchGeneration,
+  searchTwoTier,
   validateSearchOptions,
 } from '../search/searcher.ts';
 import { type Embedder, HashedEmbedder } from '../search/vector/embedder.ts';
@@ -42,6 +42,9 @@ export interface EngineConfig {
   embedder_revision_overrides: string[];
   bm25: Bm25Params;
   reranker?: Reranker;
+  /** TwoTierSearcher quality tier (e.g. StaticEmbedder): builds quality shards and refines answers. */
+  quality_embedder?: Embedder;
+  quality_weight: number;
   log_segment_max_bytes: number;
   /** 'writer' builds generations from its log; 'replica' receives them from peers. */
   role: 'writer' | 'replica';
@@ -63,6 +66,7 @@ export function defaultEngineConfig(over: Partial<EngineConfig> = {}): EngineCon
     bm25: DEFAULT_BM25,
     log_segment_max_bytes: 64 << 20,
     hnsw_min_rows: 20_000,
+    quality_weight: 0.6,
     role: 'writer',
     ...over,
   };
@@ -227,6 +231,7 @@ export class LocalEngine {
         quantization: this.config.quantization,
         repair: this.config.repair,
         max_segments: this.config.max_segments,
+        quality_embedder: this.config.quality_embedder,
       };
       const out = buildGeneration(
         {
@@ -260,7 +265,7 @@ export class LocalEngine {
     const m = out.manifest;
     const added = [];
     for (const a of m.vector_artifacts) {
-      if (a.role !== 'fsvi' || a.count < this.config.hnsw_min_rows) continue;
+      if (a.role !== 'fsvi' || a.tier === 'quality' || a.count < this.config.hnsw_min_rows) continue;
       const prev = parent?.manifest.vector_artifacts.find(
         (p) => p.role === 'hnsw' && p.shard_object_id === a.object_id,
       );
@@ -342,6 +347,16 @@ export class LocalEngine {
   }
 
   checkEmbedderGate(m: GenerationManifest): void {
+    const q = m.quality_embedder;
+    if (q) {
+      const mine = this.config.quality_embedder?.revision_hash;
+      if (mine !== q.revision_hash && !this.config.embedder_revision_overrides.includes(q.revision_hash)) {
+        throw new FsmeshError(
+          'embedder_mismatch',
+          `generation ${m.generation_id} carries quality-tier vectors from ${q.id} revision ${q.revision_hash}; this node runs ${mine ? `revision ${mine}` : 'no quality embedder'}; activation blocked (override with that revision)`,
+        );
+      }
+    }
     const ours = this.config.embedder.revision_hash;
     if (
       m.embedder.revision_hash !== ours &&
@@ -539,7 +554,11 @@ export class LocalEngine {
     validateSearchOptions(opts);
     const pinned = await this.acquire(opts);
     try {
-      return searchGeneration(pinned.reader, opts, this.config.embedder, this.config.reranker);
+      const q = this.config.quality_embedder
+        ? { embedder: this.config.quality_embedder, weight: this.config.quality_weight }
+        : undefined;
+      const r = searchTwoTier(pinned.reader, opts, this.config.embedder, q, this.config.reranker);
+      return r.refined ?? r.initial;
     } finally {
       pinned.release();
     }

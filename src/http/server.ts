@@ -180,6 +180,7 @@ export function createHttpHandler(node: FsmeshNode, opts: HttpOptions = {}) {
           as_of_commit_seq: intParam(url, 'as_of_commit_seq'),
           min_commit_seq: intParam(url, 'min_commit_seq'),
           timeout_ms: intParam(url, 'timeout_ms'),
+          tier: (url.searchParams.get('tier') ?? undefined) as 'fast' | 'refined' | undefined,
         });
         return send(res, 200, r);
       }

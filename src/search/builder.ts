@@ -31,6 +31,8 @@ export interface BuildConfig {
   repair: RepairParams;
   /** Merge when a generation would have more segments than this. */
   max_segments: number;
+  /** Quality-tier (semantic) embedder: each segment also gets a quality shard (TwoTierSearcher). */
+  quality_embedder?: Embedder;
 }
 
 export interface BuildInput {
@@ -65,13 +67,7 @@ export function buildGeneration(input: BuildInput, cfg: BuildConfig, artifactId:
   }
   // 2. Carry over the parent's segments and deletions, then delete every touched doc.
   const deletes = new DeleteBitmap();
-  let segments: {
-    seg: Segment;
-    vectors: Float32Array[] | null;
-    docnums: number[] | null;
-    shardId?: ObjectId;
-    shardBytes?: number;
-  }[] = [];
+  let segments: SegEntry[] = [];
   if (parent) {
     parent.segments.forEach((seg, si) => {
       const prevBits = parent.deletes.bySegment.get(seg.object_id);
@@ -81,12 +77,19 @@ export function buildGeneration(input: BuildInput, cfg: BuildConfig, artifactId:
       const va = parent.manifest.vector_artifacts.find(
         (a) => a.role === 'fsvi' && a.segment_object_id === seg.object_id,
       );
+      const qshard = parent.qshards[si];
+      const qa = parent.manifest.vector_artifacts.find(
+        (a) => a.tier === 'quality' && a.segment_object_id === seg.object_id,
+      );
       segments.push({
         seg,
         vectors: null,
+        qvectors: null,
         docnums: null,
         shardId: shard?.object_id,
         shardBytes: va?.size_bytes,
+        qShardId: qshard?.object_id,
+        qShardBytes: qa?.size_bytes,
       });
     });
     for (const { seg } of segments) {
@@ -106,6 +109,7 @@ export function buildGeneration(input: BuildInput, cfg: BuildConfig, artifactId:
         embedTexts(cfg.embedder, upserts),
         newArtifacts,
         artifactId,
+        cfg.quality_embedder ? embedTexts(cfg.quality_embedder, upserts) : null,
       ),
     );
   // 4. Merge policy: fold the smallest segments together when there are too many.
@@ -166,6 +170,38 @@ export function buildGeneration(input: BuildInput, cfg: BuildConfig, artifactId:
       size_bytes: size,
     });
   }
+  const q = cfg.quality_embedder;
+  if (q) {
+    for (const s of segments) {
+      let id = s.qShardId;
+      let size = s.qShardBytes;
+      if (s.qvectors && s.docnums) {
+        const bytes = encodeFsvi({
+          dims: q.dims,
+          quantization: 'f16',
+          embedder_id: q.id,
+          revision_hash: q.revision_hash,
+          segment_object_id: s.seg.object_id,
+          docnums: s.docnums,
+          vectors: s.qvectors,
+        });
+        id = artifactId(bytes);
+        size = bytes.length;
+        newArtifacts.set(id, bytes);
+      }
+      invariant(id && size !== undefined, `segment ${s.seg.object_id} lacks a quality shard`);
+      vector.push({
+        object_id: id,
+        role: 'fsvi',
+        tier: 'quality',
+        segment_object_id: s.seg.object_id,
+        dims: q.dims,
+        quantization: 'f16',
+        count: s.seg.doc_count,
+        size_bytes: size,
+      });
+    }
+  }
   const parentId = parent ? parent.generation_id : null;
   const seq = input.next_generation_seq;
   const sizeOf = (id: ObjectId): number =>
@@ -182,6 +218,15 @@ export function buildGeneration(input: BuildInput, cfg: BuildConfig, artifactId:
     head_marker_id: input.head_marker_id,
     doc_count: docCount,
     embedder: { id: cfg.embedder.id, revision_hash: cfg.embedder.revision_hash, dims: cfg.embedder.dims },
+    ...(cfg.quality_embedder
+      ? {
+          quality_embedder: {
+            id: cfg.quality_embedder.id,
+            revision_hash: cfg.quality_embedder.revision_hash,
+            dims: cfg.quality_embedder.dims,
+          },
+        }
+      : {}),
     vector_artifacts: vector,
     lexical_artifacts: lexical,
     repair: {
@@ -205,12 +250,24 @@ function embedTexts(e: Embedder, docs: { title?: string; text: string }[]): Floa
   return e.embed(docs.map((d) => (d.title ? `${d.title}\n${d.text}` : d.text)));
 }
 
+interface SegEntry {
+  seg: Segment;
+  vectors: Float32Array[] | null;
+  qvectors: Float32Array[] | null;
+  docnums: number[] | null;
+  shardId?: ObjectId;
+  shardBytes?: number;
+  qShardId?: ObjectId;
+  qShardBytes?: number;
+}
+
 function makeSegment(
   docs: IndexedDoc[],
   vectorsInInputOrder: Float32Array[],
   out: Map<ObjectId, Uint8Array>,
   artifactId: ObjectIdFn,
-) {
+  qualityInInputOrder: Float32Array[] | null = null,
+): SegEntry {
   const bytes = buildSegment(docs);
   const id = artifactId(bytes);
   out.set(id, bytes);
@@ -221,17 +278,19 @@ function makeSegment(
     vectors[seg.docnumOf(d.doc_id)] = vectorsInInputOrder[i];
   });
   const docnums = vectors.map((_, i) => i);
-  return { seg, vectors, docnums };
+  let qvectors: Float32Array[] | null = null;
+  if (qualityInInputOrder) {
+    const qv: Float32Array[] = new Array(seg.doc_count);
+    docs.forEach((d, i) => {
+      qv[seg.docnumOf(d.doc_id)] = qualityInInputOrder[i];
+    });
+    qvectors = qv;
+  }
+  return { seg, vectors, qvectors, docnums };
 }
 
 function mergeSmallest(
-  segments: {
-    seg: Segment;
-    vectors: Float32Array[] | null;
-    docnums: number[] | null;
-    shardId?: ObjectId;
-    shardBytes?: number;
-  }[],
+  segments: SegEntry[],
   deletes: DeleteBitmap,
   cfg: BuildConfig,
   parent: GenerationReader | null,
@@ -247,6 +306,8 @@ function mergeSmallest(
   const chosen = new Set(ranked.map((r) => r.i));
   const docs: IndexedDoc[] = [];
   const vecs: Float32Array[] = [];
+  const qvecs: Float32Array[] = [];
+  const quality = !!cfg.quality_embedder;
   for (const { s } of ranked) {
     const segId = s.seg.object_id;
     const live = (d: number) => !deletes.isDeleted(segId, d);
@@ -263,9 +324,21 @@ function mergeSmallest(
         rowVec.set(shard.docnums[r], shard.vectors.subarray(r * shard.dims, (r + 1) * shard.dims));
     }
     for (let d = 0; d < s.seg.doc_count; d++) if (live(d)) vecs.push(rowVec.get(d)!);
+    if (quality) {
+      const qRow = new Map<number, Float32Array>();
+      if (s.qvectors && s.docnums) s.docnums.forEach((d, r) => qRow.set(d, s.qvectors![r]));
+      else {
+        const si = parent?.segments.findIndex((p) => p.object_id === segId) ?? -1;
+        const qs = si >= 0 ? parent!.qshards[si] : undefined;
+        invariant(qs, `segment ${segId} has no quality shard to merge`);
+        for (let r = 0; r < qs.count; r++)
+          qRow.set(qs.docnums[r], qs.vectors.subarray(r * qs.dims, (r + 1) * qs.dims));
+      }
+      for (let d = 0; d < s.seg.doc_count; d++) if (live(d)) qvecs.push(qRow.get(d)!);
+    }
     deletes.bySegment.delete(segId);
   }
-  const merged = makeSegment(docs, vecs, out, artifactId);
+  const merged = makeSegment(docs, vecs, out, artifactId, quality ? qvecs : null);
   const firstIdx = Math.min(...chosen);
   const result: typeof segments = [];
   segments.forEach((s, i) => {

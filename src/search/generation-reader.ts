@@ -35,6 +35,8 @@ export class GenerationReader {
   readonly deletes: DeleteBitmap;
   /** Vector shard per segment index (undefined when a segment has none). */
   readonly shards: (VectorShard | undefined)[];
+  /** Quality-tier shard per segment index (TwoTierSearcher), when the generation has them. */
+  readonly qshards: (VectorShard | undefined)[] = [];
   /** HNSW graph per segment index, when the shard has one. */
   readonly graphs: (HnswGraph | undefined)[] = [];
   readonly bm25: Bm25Params;
@@ -101,7 +103,7 @@ export class GenerationReader {
     }
     const shards: (VectorShard | undefined)[] = segments.map(() => undefined);
     for (const a of manifest.vector_artifacts) {
-      if (a.role !== 'fsvi') continue;
+      if (a.role !== 'fsvi' || a.tier === 'quality') continue;
       const bytes = await objects.get('artifact', a.object_id);
       const shard = VectorShard.open(a.object_id, bytes);
       if (
@@ -124,6 +126,24 @@ export class GenerationReader {
       shards[si] = shard;
     }
     const reader = new GenerationReader(manifest, id, segments, deletes, shards, bm25);
+    for (const a of manifest.vector_artifacts) {
+      if (a.tier !== 'quality') continue;
+      const shard = VectorShard.open(a.object_id, await objects.get('artifact', a.object_id));
+      const si = segments.findIndex((s) => s.object_id === a.segment_object_id);
+      if (
+        si < 0 ||
+        shard.count !== a.count ||
+        shard.dims !== a.dims ||
+        shard.revision_hash !== manifest.quality_embedder?.revision_hash
+      ) {
+        throw new FsmeshError(
+          'corrupt_data',
+          `quality shard ${a.object_id} does not match its manifest entry`,
+          { object_id: a.object_id },
+        );
+      }
+      reader.qshards[si] = shard;
+    }
     for (const a of manifest.vector_artifacts) {
       if (a.role !== 'hnsw' || !storage) continue;
       const si = shards.findIndex((s) => s?.object_id === a.shard_object_id);
@@ -269,6 +289,43 @@ export class GenerationReader {
       }
       shard.scan(query, (row, score) => {
         const d = shard.docnums[row];
+        if (this.deletes.isDeleted(s.object_id, d)) return;
+        if (top.admits(score)) top.push(score, s.doc_ids[d], d);
+      });
+    });
+    return top.sorted().map((e) => ({ doc_id: e.key, score: e.score }));
+  }
+
+  get has_quality_tier(): boolean {
+    return this.qshards.some((q) => q !== undefined);
+  }
+
+  /** Quality-tier cosine of the query with each given document (undefined when absent or deleted). */
+  qualityScores(query: Float32Array, docIds: string[]): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const docId of docIds) {
+      for (let si = 0; si < this.segments.length; si++) {
+        const s = this.segments[si];
+        const d = s.docnumOf(docId);
+        const q = this.qshards[si];
+        if (d < 0 || !q || this.deletes.isDeleted(s.object_id, d)) continue;
+        let dot = 0;
+        const base = d * q.dims; // quality shard rows are segment docnums in order
+        for (let j = 0; j < q.dims; j++) dot += q.vectors[base + j] * query[j];
+        out.set(docId, dot);
+      }
+    }
+    return out;
+  }
+
+  /** Quality-tier nearest neighbours (exact scan), skipping deleted rows. */
+  searchQuality(query: Float32Array, k: number): ScoredDoc[] {
+    const top = new TopK<number>(k);
+    this.segments.forEach((s, si) => {
+      const q = this.qshards[si];
+      if (!q) return;
+      q.scan(query, (row, score) => {
+        const d = q.docnums[row];
         if (this.deletes.isDeleted(s.object_id, d)) return;
         if (top.admits(score)) top.push(score, s.doc_ids[d], d);
       });

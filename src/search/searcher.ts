@@ -19,6 +19,15 @@ export interface SearchOptions {
   k?: number;
   mode?: SearchMode;
   rrf_k?: number;
+  /** 'fast' returns the initial phase only; default: the refined answer when a quality tier exists. */
+  tier?: 'fast' | 'refined';
+}
+
+/** The quality tier of the TwoTierSearcher: a semantic embedder and its blend weight. */
+export interface QualityTier {
+  embedder: Embedder;
+  /** Weight of the semantic score against the fast tier's normalised fused score (0..1). */
+  weight: number;
 }
 
 export interface Hit {
@@ -34,6 +43,8 @@ export interface SearchResult {
   mode: SearchMode;
   query_class: QueryClass;
   tiers: string[];
+  /** 'initial' (fast tier) or 'refined' (quality tier applied). */
+  phase: 'initial' | 'refined';
   hits: Hit[];
 }
 
@@ -43,7 +54,9 @@ export interface Reranker {
   rerank(query: string, hits: ScoredDoc[], reader: GenerationReader): ScoredDoc[];
 }
 
-export function validateSearchOptions(o: SearchOptions): Required<SearchOptions> {
+export function validateSearchOptions(
+  o: SearchOptions,
+): Required<Omit<SearchOptions, 'tier'>> & { tier?: 'fast' | 'refined' } {
   if (typeof o.q !== 'string' || o.q.trim() === '')
     throw new FsmeshError('invalid_input', 'query: must be a non-empty string');
   if (o.q.length > MAX_QUERY_CHARS)
@@ -60,7 +73,12 @@ export function validateSearchOptions(o: SearchOptions): Required<SearchOptions>
   const rrf_k = o.rrf_k ?? 60;
   if (!(typeof rrf_k === 'number' && rrf_k > 0 && Number.isFinite(rrf_k)))
     throw new FsmeshError('invalid_input', 'rrf_k: must be a positive number');
-  return { q: o.q, k, mode, rrf_k };
+  if (o.tier !== undefined && o.tier !== 'fast' && o.tier !== 'refined')
+    throw new FsmeshError(
+      'invalid_input',
+      `tier: must be "fast" or "refined", got ${JSON.stringify(o.tier)}`,
+    );
+  return { q: o.q, k, mode, rrf_k, tier: o.tier };
 }
 
 /** Identifiers and quoted phrases lean lexical; natural language leans on vectors too. */
@@ -88,6 +106,53 @@ export function reciprocalRankFusion(
   return [...acc.entries()]
     .map(([doc_id, score]) => ({ doc_id, score }))
     .sort((a, b) => b.score - a.score || (a.doc_id < b.doc_id ? -1 : a.doc_id > b.doc_id ? 1 : 0));
+}
+
+/**
+ * TwoTierSearcher (§11 behaviour kept): the fast tier (lexical + fast embedder, fused by RRF)
+ * answers first; the quality tier fuses the fast ranking with the semantic embedder's nearest
+ * neighbours by weighted reciprocal rank, (1 − w)·2/(k + rank_fast) + w·2/(k + rank_semantic), so
+ * documents both tiers agree on rise and a strong semantic match with no shared word can surface;
+ * then the optional rerank runs.
+ * `onInitial` receives the fast answer as soon as it exists.
+ */
+export function searchTwoTier(
+  reader: GenerationReader,
+  opts: SearchOptions,
+  embedder: Embedder,
+  quality: QualityTier | undefined,
+  reranker?: Reranker,
+  onInitial?: (r: SearchResult) => void,
+): { initial: SearchResult; refined: SearchResult | null } {
+  const o = validateSearchOptions(opts);
+  const useQuality = !!quality && reader.has_quality_tier && o.mode === 'hybrid' && o.tier !== 'fast';
+  const initial = searchGeneration(reader, opts, embedder, useQuality ? undefined : reranker);
+  onInitial?.(initial);
+  if (!useQuality || !quality) return { initial, refined: null };
+  const depth = Math.max(o.k * 3, 30);
+  const fast = searchGeneration(reader, { ...opts, k: depth }, embedder);
+  const qv = quality.embedder.embed([o.q])[0];
+  const semantic = reader.searchQuality(qv, depth);
+  const w = quality.weight;
+  let scored = reciprocalRankFusion(
+    [
+      { hits: fast.hits.map((h) => ({ doc_id: h.doc_id, score: h.score })), weight: 2 * (1 - w) },
+      { hits: semantic, weight: 2 * w },
+    ],
+    o.rrf_k,
+  );
+  const tiers = [...initial.tiers, `quality:${quality.embedder.id}`];
+  if (reranker) {
+    scored = reranker.rerank(o.q, scored, reader);
+    tiers.push(`rerank:${reranker.name}`);
+  }
+  const refined: SearchResult = {
+    ...initial,
+    tiers,
+    phase: 'refined',
+    hits: scored.slice(0, o.k).map((h, i) => ({ doc_id: h.doc_id, score: h.score, rank: i + 1 })),
+  };
+  return { initial, refined };
 }
 
 export function searchGeneration(
@@ -131,6 +196,7 @@ export function searchGeneration(
     mode: o.mode,
     query_class: cls,
     tiers,
+    phase: 'initial',
     hits: scored.slice(0, o.k).map((h, i) => ({ doc_id: h.doc_id, score: h.score, rank: i + 1 })),
   };
 }
