@@ -555,38 +555,8 @@ export class ClusterNode {
     const wasEmpty = !engine.generations.active;
     if (!wasEmpty) health.send({ type: 'FELL_BEHIND' });
     try {
-      const peers = this.transport.peers();
       // 1. The manifest, from any peer; its bytes must hash to the signed id.
-      let manifestBytes: Uint8Array | null = null;
-      if (await engine.objects.has('manifest', rec.artifact_manifest_id))
-        manifestBytes = await engine.objects.get('manifest', rec.artifact_manifest_id);
-      for (const p of peers) {
-        if (manifestBytes) break;
-        try {
-          const [f] = await this.transport.request(
-            p,
-            PROTO.manifest,
-            jsonFrame({ artifact_manifest_id: rec.artifact_manifest_id }),
-            { timeout_ms: 10_000 },
-          );
-          if (manifestIdOf(f) !== rec.artifact_manifest_id) {
-            await this.quarantine(f, `peer ${p} served bytes that do not hash to the signed manifest id`);
-            events.emit('manifest_divergence_detected', {
-              generation_id: rec.generation_id,
-              commit_seq: rec.commit_seq_high,
-              signed_manifest_id: rec.artifact_manifest_id,
-              served_manifest_id: manifestIdOf(f),
-              from: p,
-            });
-            continue;
-          }
-          manifestBytes = f;
-        } catch {
-          // try the next peer
-        }
-      }
-      if (!manifestBytes)
-        throw new FsmeshError('not_found', `no peer served manifest ${rec.artifact_manifest_id}`);
+      const manifestBytes = await this.fetchManifestBytes(rec);
       const manifest = decodeManifest(manifestBytes); // full validation: every problem named
       if (
         manifest.generation_id !== rec.generation_id ||
@@ -701,18 +671,14 @@ export class ClusterNode {
   }
 
   /**
-   * Capsule replay (§7.3 fallback, Option A inside Option B): rebuild the writer's generation from
-   * the replicated commits on top of our active generation. Builds are deterministic, so the result
-   * must hash to the signed manifest id — anything else is refused, never activated.
+   * The manifest a signed record names, from the local store or any peer. Bytes must hash to the
+   * signed id; a peer serving anything else is reported and its bytes quarantined.
    */
-  async replayTo(s: SignedRecord): Promise<void> {
-    const { engine, events, metrics, health } = this.node;
-    const rec = s.record;
-    let manifestBytes: Uint8Array | null = (await engine.objects.has('manifest', rec.artifact_manifest_id))
-      ? await engine.objects.get('manifest', rec.artifact_manifest_id)
-      : null;
+  private async fetchManifestBytes(rec: SignedRecord['record']): Promise<Uint8Array> {
+    const { engine, events } = this.node;
+    if (await engine.objects.has('manifest', rec.artifact_manifest_id))
+      return engine.objects.get('manifest', rec.artifact_manifest_id);
     for (const p of this.transport.peers()) {
-      if (manifestBytes) break;
       try {
         const [f] = await this.transport.request(
           p,
@@ -720,13 +686,31 @@ export class ClusterNode {
           jsonFrame({ artifact_manifest_id: rec.artifact_manifest_id }),
           { timeout_ms: 10_000 },
         );
-        if (manifestIdOf(f) === rec.artifact_manifest_id) manifestBytes = f;
+        if (manifestIdOf(f) === rec.artifact_manifest_id) return f;
+        await this.quarantine(f, `peer ${p} served bytes that do not hash to the signed manifest id`);
+        events.emit('manifest_divergence_detected', {
+          generation_id: rec.generation_id,
+          commit_seq: rec.commit_seq_high,
+          signed_manifest_id: rec.artifact_manifest_id,
+          served_manifest_id: manifestIdOf(f),
+          from: p,
+        });
       } catch {
-        // next peer
+        // try the next peer
       }
     }
-    if (!manifestBytes)
-      throw new FsmeshError('not_found', `replay: no peer served manifest ${rec.artifact_manifest_id}`);
+    throw new FsmeshError('not_found', `no peer served manifest ${rec.artifact_manifest_id}`);
+  }
+
+  /**
+   * Capsule replay (§7.3 fallback, Option A inside Option B): rebuild the writer's generation from
+   * the replicated commits on top of our active generation. Builds are deterministic, so the result
+   * must hash to the signed manifest id — anything else is refused, never activated.
+   */
+  async replayTo(s: SignedRecord): Promise<void> {
+    const { engine, events, metrics, health } = this.node;
+    const rec = s.record;
+    const manifestBytes = await this.fetchManifestBytes(rec);
     const manifest = decodeManifest(manifestBytes);
     const active = engine.generations.active;
     if (
