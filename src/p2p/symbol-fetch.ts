@@ -26,7 +26,7 @@ export interface FetchProgress {
   peers: Set<string>;
 }
 
-const CHUNK = 256;
+const CHUNK = 1024;
 
 export async function fetchObjectFromPeers(
   transport: Transport,
@@ -115,7 +115,7 @@ export async function fetchObjectFromPeers(
   const ranges: [number, number][] = [];
   for (let s = 0; s < layout.source_symbols; s += CHUNK)
     ranges.push([s, Math.min(layout.source_symbols, s + CHUNK)]);
-  const parallel = Math.max(2, holders.length * 2);
+  const parallel = Math.max(4, holders.length * 4);
   for (let i = 0; i < ranges.length; i += parallel)
     await Promise.all(ranges.slice(i, i + parallel).map(([a, b]) => fetchRange(a, b)));
   // 3. Blocks still short of source symbols: ask for their repair symbols.
