@@ -9,11 +9,12 @@ import { toHex } from '../core/bytes.ts';
 import { FsmeshError } from '../core/errors.ts';
 import { decodeManifest, manifestIdOf } from '../core/manifest.ts';
 import { decodeMarker, encodeMarker, MARKER_BYTES } from '../core/marker.ts';
-import { startGenerationLifecycle } from '../fsm/generation-lifecycle.ts';
+import { type GenerationLifecycle, startGenerationLifecycle } from '../fsm/generation-lifecycle.ts';
 import type { FsmeshNode } from '../node.ts';
 import { LifecycleTrace } from '../obs/tracing.ts';
 import { isNotFound, type Transport, writeFileAtomic } from '../runtime/index.ts';
 import type { AppendAck } from '../storage/capsule-log.ts';
+import type { GenerationRef } from '../storage/generations.ts';
 import {
   jsonFrame,
   MAX_CAPSULES_PER_REQUEST,
@@ -619,40 +620,26 @@ export class ClusterNode {
         );
         for (const id of ids) await engine.symbols.ensure('artifact', id);
         // 3. Verify, warm, flip: the lifecycle machine gates the pointer.
-        lc.send({ type: 'VERIFY' });
-        const warmed = await tr.child('verify', () => engine.verifyAndWarm(rec.artifact_manifest_id));
-        try {
-          lc.send({ type: 'VERIFIED' });
-          if (!lc.canFlip())
-            throw new FsmeshError('internal', `lifecycle refused the flip from ${lc.state()}`);
-          const ta = this.clock.monotonicMs();
-          const ref = await tr.child('activate', () => engine.flip(rec.artifact_manifest_id, ta));
-          lc.send({ type: 'ACTIVATE' });
-          tr.end('active', { fetched_objects: missing.length, fetched_bytes: bytes });
-          metrics.generation_activate_ms.observe(this.clock.monotonicMs() - ta);
-          metrics.active_generation_seq.set(ref.generation_seq);
-          metrics.active_commit_seq_high.set(ref.commit_seq_high);
-          events.emit('generation_activation_succeeded', {
-            generation_id: ref.generation_id,
-            commit_seq: ref.commit_seq_high,
-            artifact_manifest_id: ref.artifact_manifest_id,
-            fetched_objects: missing.length,
-            fetched_bytes: bytes,
-            peers: peerSet.size,
-            sync_ms: this.clock.monotonicMs() - t0,
-          });
-          if (this.bootstrapStartMs !== null) {
-            const ms = this.clock.monotonicMs() - this.bootstrapStartMs;
-            metrics.snapshot_bootstrap_ms.observe(ms);
-            this.bootstrapStartMs = null;
-            health.send({ type: 'BOOTSTRAPPED' });
-            report('done');
-          }
-          health.send({ type: 'CAUGHT_UP' });
-          health.send({ type: 'ACTIVATION_SUCCEEDED' });
-        } finally {
-          warmed.release();
+        const ref = await this.verifyWarmFlip(lc, rec.artifact_manifest_id, tr);
+        tr.end('active', { fetched_objects: missing.length, fetched_bytes: bytes });
+        events.emit('generation_activation_succeeded', {
+          generation_id: ref.generation_id,
+          commit_seq: ref.commit_seq_high,
+          artifact_manifest_id: ref.artifact_manifest_id,
+          fetched_objects: missing.length,
+          fetched_bytes: bytes,
+          peers: peerSet.size,
+          sync_ms: this.clock.monotonicMs() - t0,
+        });
+        if (this.bootstrapStartMs !== null) {
+          const ms = this.clock.monotonicMs() - this.bootstrapStartMs;
+          metrics.snapshot_bootstrap_ms.observe(ms);
+          this.bootstrapStartMs = null;
+          health.send({ type: 'BOOTSTRAPPED' });
+          report('done');
         }
+        health.send({ type: 'CAUGHT_UP' });
+        health.send({ type: 'ACTIVATION_SUCCEEDED' });
       } finally {
         release();
       }
@@ -742,30 +729,45 @@ export class ClusterNode {
         );
       }
       lc.send({ type: 'BUILT', manifest_id: cand.manifest_id });
-      lc.send({ type: 'VERIFY' });
-      const warmed = await engine.verifyAndWarm(cand.manifest_id);
-      try {
-        lc.send({ type: 'VERIFIED' });
-        if (!lc.canFlip()) throw new FsmeshError('internal', `lifecycle refused the flip from ${lc.state()}`);
-        const ta = this.clock.monotonicMs();
-        const ref = await engine.flip(cand.manifest_id, ta);
-        lc.send({ type: 'ACTIVATE' });
-        metrics.generation_activate_ms.observe(this.clock.monotonicMs() - ta);
-        metrics.active_generation_seq.set(ref.generation_seq);
-        metrics.active_commit_seq_high.set(ref.commit_seq_high);
-        events.emit('generation_activation_succeeded', {
-          generation_id: ref.generation_id,
-          commit_seq: ref.commit_seq_high,
-          artifact_manifest_id: ref.artifact_manifest_id,
-          source: 'capsule_replay',
-        });
-        health.send({ type: 'CAUGHT_UP' });
-        health.send({ type: 'ACTIVATION_SUCCEEDED' });
-      } finally {
-        warmed.release();
-      }
+      const ref = await this.verifyWarmFlip(lc, cand.manifest_id);
+      events.emit('generation_activation_succeeded', {
+        generation_id: ref.generation_id,
+        commit_seq: ref.commit_seq_high,
+        artifact_manifest_id: ref.artifact_manifest_id,
+        source: 'capsule_replay',
+      });
+      health.send({ type: 'CAUGHT_UP' });
+      health.send({ type: 'ACTIVATION_SUCCEEDED' });
     } finally {
       cand.release();
+    }
+  }
+
+  /**
+   * The activation gate shared by peer sync and replay: verify + warm, then the flip — allowed by
+   * the lifecycle machine only from `warming` — and the activation metrics.
+   */
+  private async verifyWarmFlip(
+    lc: GenerationLifecycle,
+    manifestId: string,
+    tr?: LifecycleTrace,
+  ): Promise<GenerationRef> {
+    const { engine, metrics } = this.node;
+    const step = <T>(name: 'verify' | 'activate', fn: () => Promise<T>) => (tr ? tr.child(name, fn) : fn());
+    lc.send({ type: 'VERIFY' });
+    const warmed = await step('verify', () => engine.verifyAndWarm(manifestId));
+    try {
+      lc.send({ type: 'VERIFIED' });
+      if (!lc.canFlip()) throw new FsmeshError('internal', `lifecycle refused the flip from ${lc.state()}`);
+      const ta = this.clock.monotonicMs();
+      const ref = await step('activate', () => engine.flip(manifestId, ta));
+      lc.send({ type: 'ACTIVATE' });
+      metrics.generation_activate_ms.observe(this.clock.monotonicMs() - ta);
+      metrics.active_generation_seq.set(ref.generation_seq);
+      metrics.active_commit_seq_high.set(ref.commit_seq_high);
+      return ref;
+    } finally {
+      warmed.release();
     }
   }
 
