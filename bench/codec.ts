@@ -4,10 +4,11 @@
  * the same bytes, measured in the same run.
  *   node bench/codec.ts [--max-mib 256]
  */
+
+import { DEFAULT_REPAIR } from '../src/codec/repair-descriptor.ts';
 import { encodeRepairSymbols, layoutFor, reconstructObject, sourceSymbol } from '../src/codec/symbols.ts';
 import { BLAKE3_BACKEND, blake3Bytes, objectIdOf } from '../src/core/ids.ts';
 import { seededRandom } from '../src/runtime/index.ts';
-import { DEFAULT_REPAIR } from '../src/search/repair-descriptor.ts';
 import { arg, nowMs, report, round } from './util.ts';
 
 const maxMiB = arg('max-mib', 256);

@@ -5,9 +5,8 @@
  *   node bench/http.ts [--docs 20000] [--batch 100] [--queries 400]
  */
 import * as path from 'node:path';
+import { composeNode } from '../src/compose/compose-node.ts';
 import { defaultEngineConfig, LocalEngine } from '../src/engine/local-engine.ts';
-import { startHttpServer } from '../src/http/server.ts';
-import { createNode } from '../src/node.ts';
 import { nodeFsStorage, seededRandom, systemClock } from '../src/runtime/index.ts';
 import { loadCorpus } from './corpus.ts';
 import { arg, benchDir, nowMs, report, round, summarize } from './util.ts';
@@ -51,11 +50,15 @@ await libChurn;
 await lib.close();
 
 // ---- HTTP: node (actors) + HTTP server in this process, over loopback ----
-const node = await createNode({
-  data_dir: path.join(benchDir('http'), 'd'),
-  build: { batch_max_commits: 20, build_interval_ms: 50 },
+const composed = await composeNode({
+  node: {
+    data_dir: path.join(benchDir('http'), 'd'),
+    build: { batch_max_commits: 20, build_interval_ms: 50 },
+  },
+  http: {},
 });
-const server = await startHttpServer(node);
+const node = composed.node;
+const server = composed.http!;
 t = nowMs();
 for (const b of batches) {
   const r = await fetch(`${server.url}/v1/docs`, {

@@ -7,7 +7,7 @@
  */
 import * as path from 'node:path';
 import { trace } from '@opentelemetry/api';
-import { createNode } from '../src/node.ts';
+import { composeNode } from '../src/compose/compose-node.ts';
 import { NodeMetrics } from '../src/obs/metrics.ts';
 import { loadCorpus } from './corpus.ts';
 import { arg, benchDir, nowMs, report, round } from './util.ts';
@@ -22,9 +22,11 @@ const queries = Array.from({ length: Q }, (_, i) =>
 );
 
 async function run(label: string) {
-  const node = await createNode({
-    data_dir: path.join(benchDir(`obs-${label}`), 'd'),
-    build: { batch_max_commits: 100_000, build_interval_ms: 3_600_000 },
+  const { node } = await composeNode({
+    node: {
+      data_dir: path.join(benchDir(`obs-${label}`), 'd'),
+      build: { batch_max_commits: 100_000, build_interval_ms: 3_600_000 },
+    },
   });
   let t = nowMs();
   for (let i = 0; i < docs.length; i += 200) await node.ingest(docs.slice(i, i + 200));

@@ -7,9 +7,10 @@
  */
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys';
 import type { PrivateKey } from '@libp2p/interface';
+import { composeNode } from '../src/compose/compose-node.ts';
 import { blake3Hex } from '../src/core/ids.ts';
-import { createNode, type FsmeshNode } from '../src/node.ts';
-import { ClusterNode } from '../src/p2p/cluster.ts';
+import type { FsmeshNode } from '../src/node/index.ts';
+import type { ClusterService } from '../src/p2p/cluster.ts';
 import { peerIdOf } from '../src/p2p/identity.ts';
 import { type Random, seededRandom } from '../src/runtime/index.ts';
 import { VirtualClock } from './clock.ts';
@@ -63,7 +64,7 @@ interface SimNodeSlot {
   key: PrivateKey;
   peer_id: string;
   node: FsmeshNode | null;
-  cluster: ClusterNode | null;
+  cluster: ClusterService | null;
   down_until: number | null;
   rogue?: boolean;
 }
@@ -147,31 +148,34 @@ export async function runSimulation(cfg: SimConfig): Promise<SimResult> {
   }
 
   async function bootOnce(s: SimNodeSlot): Promise<void> {
-    const node = await createNode({
-      node_name: s.name,
-      role: s.role,
-      runtime: { clock, random: rng.fork(), storage: s.disk.mount() },
-      build: { batch_max_commits: 8, build_interval_ms: 100 },
-      scrub_interval_ms: 0,
-      health_policy: { max_activation_failures: 1000, max_corruptions: 1000 },
-      engine: {
-        hnsw_min_rows: 1e9,
-        repair: { symbol_size: 256, overhead_ratio: 0.25, max_block_symbols: 64, min_repair_per_block: 2 },
-        retention: { keep_last: 4, keep_newer_than_ms: 0 },
-        max_segments: 4,
+    const { node, cluster } = await composeNode({
+      node: {
+        node_name: s.name,
+        role: s.role,
+        runtime: { clock, random: rng.fork(), storage: s.disk.mount() },
+        build: { batch_max_commits: 8, build_interval_ms: 100 },
+        scrub_interval_ms: 0,
+        health_policy: { max_activation_failures: 1000, max_corruptions: 1000 },
+        engine: {
+          hnsw_min_rows: 1e9,
+          repair: { symbol_size: 256, overhead_ratio: 0.25, max_block_symbols: 64, min_repair_per_block: 2 },
+          retention: { keep_last: 4, keep_newer_than_ms: 0 },
+          max_segments: 4,
+        },
+      },
+      cluster: {
+        transport: net.transport(s.peer_id),
+        private_key: s.key,
+        cluster: 'sim',
+        role: s.role,
+        durability: 'local',
+        members: cfg.nodes,
+        trusted_writer: s.role === 'replica' ? writerId : undefined,
+        lag_alert_commits: 1000,
+        announce_interval_ms: 200,
+        quorum_timeout_ms: 5000,
       },
     });
-    const cluster = new ClusterNode(node, net.transport(s.peer_id), s.key, {
-      cluster: 'sim',
-      role: s.role,
-      durability: 'local',
-      members: cfg.nodes,
-      trusted_writer: s.role === 'replica' ? writerId : undefined,
-      lag_alert_commits: 1000,
-      announce_interval_ms: 200,
-      quorum_timeout_ms: 5000,
-    });
-    await cluster.start();
     node.events.on((e) => {
       if (e.event === 'generation_activation_succeeded') {
         stats.activations++;
@@ -182,7 +186,7 @@ export async function runSimulation(cfg: SimConfig): Promise<SimResult> {
         log(`${s.name} activation of ${e.generation_id} failed: ${String(e.reason).slice(0, 100)}`);
     });
     s.node = node;
-    s.cluster = cluster;
+    s.cluster = cluster!;
     s.down_until = null;
     log(
       `${s.name} up (log ${node.engine.log.commitSeqHigh}, active ${node.engine.generations.active?.generation_id ?? '-'})`,
@@ -199,15 +203,13 @@ export async function runSimulation(cfg: SimConfig): Promise<SimResult> {
   async function kill(s: SimNodeSlot, how: 'crash' | 'wipe'): Promise<void> {
     if (!s.node) return;
     const node = s.node;
-    const cluster = s.cluster!;
     s.node = null;
     s.cluster = null;
     // Crash first, so nothing of the dying incarnation reaches the disk afterwards.
     if (how === 'crash') s.disk.crash(rng.next() < 0.5);
     else s.disk.wipe();
-    // A crash is not a graceful stop: detach from the network and cancel the node's timers
-    // (synchronously, first thing in stop()); whatever it still had in flight fails on the dead disk.
-    void cluster.stop().catch(() => {});
+    // A crash is not a graceful stop: stop() detaches the cluster from the network and cancels the
+    // node's timers synchronously, first thing; whatever was still in flight fails on the dead disk.
     void node.stop().catch(() => {});
     await settle();
     log(`${s.name} ${how}`);
@@ -488,7 +490,6 @@ export async function runSimulation(cfg: SimConfig): Promise<SimResult> {
     );
   for (const s of slots) {
     if (s.node) {
-      await drive(s.cluster!.stop());
       await drive(s.node.stop());
     }
   }

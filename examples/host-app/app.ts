@@ -9,7 +9,7 @@ import * as http from 'node:http';
 import { parseArgs } from 'node:util';
 import { dispatch, query, spawn, start, stop } from 'nact';
 import { createHttpHandler } from '../../src/http/server.ts';
-import { createNode } from '../../src/node.ts';
+import { composeNode } from '../../src/index.ts';
 
 const { values } = parseArgs({
   options: { data: { type: 'string' }, port: { type: 'string', default: '0' } },
@@ -36,11 +36,13 @@ const noteCounter = spawn(
 );
 
 // The fsmesh node, its actors spawned under the host's supervisor.
-const node = await createNode({
-  data_dir: values.data,
-  node_name: 'host-app',
-  actor_parent: hostSupervisor,
-  build: { build_interval_ms: 20 },
+const { node } = await composeNode({
+  node: {
+    data_dir: values.data,
+    node_name: 'host-app',
+    actor_parent: hostSupervisor,
+    build: { build_interval_ms: 20 },
+  },
 });
 const fsmesh = createHttpHandler(node, {
   extraRoutes: async (req, res, url) => {

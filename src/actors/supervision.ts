@@ -5,6 +5,7 @@
  * reported. The crashing message's caller gets an error instead of hanging.
  */
 
+import { NODE_DEFAULTS } from '../core/defaults.ts';
 import { FsmeshError } from '../core/errors.ts';
 import type { Clock } from '../runtime/index.ts';
 
@@ -15,10 +16,10 @@ export interface RestartPolicy {
   backoff_max_ms: number;
 }
 export const DEFAULT_RESTART_POLICY: RestartPolicy = {
-  max_restarts: 5,
-  window_ms: 60_000,
-  backoff_base_ms: 10,
-  backoff_max_ms: 2_000,
+  max_restarts: NODE_DEFAULTS.restart_max_restarts,
+  window_ms: NODE_DEFAULTS.restart_window_ms,
+  backoff_base_ms: NODE_DEFAULTS.restart_backoff_base_ms,
+  backoff_max_ms: NODE_DEFAULTS.restart_backoff_max_ms,
 };
 
 export interface CrashReport {

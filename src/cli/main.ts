@@ -3,11 +3,13 @@
  * readable, stable keys) and a clear message on stderr on failure.
  * Exit codes: 0 ok, 1 the operation found a problem (invalid manifest, corruption, ...), 2 usage error.
  */
+
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseDocsJsonl } from '../core/docs-input.ts';
 import { FsmeshError } from '../core/errors.ts';
 import { manifestProblems } from '../core/manifest.ts';
+import type { EngineEvent } from '../engine/engine-events.ts';
 import { defaultEngineConfig, type EngineConfig, LocalEngine } from '../engine/local-engine.ts';
 import { nodeFsStorage, type Runtime, seededRandom, systemClock } from '../runtime/index.ts';
 import type { SearchMode } from '../search/searcher.ts';
@@ -35,8 +37,25 @@ function runtimeFor(dir: string): Runtime {
   return { clock: systemClock, random: seededRandom(1), storage: nodeFsStorage(path.resolve(dir)) };
 }
 
-function warn(msg: string, details: Record<string, unknown>): void {
-  process.stderr.write(`fsmesh: warning: ${msg} ${JSON.stringify(details)}\n`);
+/** What each engine event means to a person reading stderr (activations are reported by each command). */
+const EVENT_TEXT: Partial<Record<EngineEvent['type'], string>> = {
+  log_torn_tail_cut: 'capsule log: cutting torn tail after crash',
+  log_torn_segment_removed: 'capsule log: removing segment with a torn header',
+  log_segment_repaired: 'sealed log segment repaired from its protected copy',
+  log_segment_unrepairable: 'sealed log segment is damaged and cannot be rebuilt locally',
+  log_segment_protect_failed: 'could not protect a sealed log segment',
+  artifact_repair_failed: 'artifact could not be repaired locally',
+  generation_activation_failed: 'activation failed',
+};
+
+function onEvent(e: EngineEvent): void {
+  const text =
+    e.type === 'artifact_repair_completed'
+      ? `artifact repaired from ${e.source === 'peers' ? 'peers' : 'local symbols'}`
+      : EVENT_TEXT[e.type];
+  if (!text) return;
+  const { type, ...fields } = e;
+  process.stderr.write(`fsmesh: warning: ${text} ${JSON.stringify({ event: type, ...fields })}\n`);
 }
 
 async function withEngine<T>(
@@ -44,7 +63,7 @@ async function withEngine<T>(
   fn: (e: LocalEngine) => Promise<T>,
   over: Partial<EngineConfig> = {},
 ): Promise<T> {
-  const engine = await LocalEngine.open(runtimeFor(dir), defaultEngineConfig(over), { warn });
+  const engine = await LocalEngine.open(runtimeFor(dir), defaultEngineConfig(over), { onEvent });
   try {
     return await fn(engine);
   } finally {

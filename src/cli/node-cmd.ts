@@ -5,8 +5,9 @@
  */
 import * as fs from 'node:fs';
 import pino from 'pino';
-import { startHttpServer } from '../http/server.ts';
-import { createNode } from '../node.ts';
+import { composeNode } from '../compose/compose-node.ts';
+import { NODE_DEFAULTS } from '../core/defaults.ts';
+import type { BootstrapProgress } from '../p2p/cluster-options.ts';
 import { intFlag, parse, requireFlag, UsageError } from './args.ts';
 
 export const NODE_START_USAGE =
@@ -101,7 +102,7 @@ export async function cmdNode(argv: string[]): Promise<number> {
         ? 'console'
         : { otlp_url: traceOpt },
   );
-  const node = await createNode({
+  const nodeConfig = {
     data_dir: dir,
     node_name: (a.values.name as string | undefined) ?? `node-${port}`,
     shard: a.values.shard as string | undefined,
@@ -116,42 +117,51 @@ export async function cmdNode(argv: string[]): Promise<number> {
         ? { build_interval_ms: intFlag(a.values['build-interval-ms'], 'build-interval-ms') }
         : {}),
     },
-    scrub_interval_ms: intFlag(a.values['scrub-interval-ms'], 'scrub-interval-ms') ?? 600_000,
+    scrub_interval_ms:
+      intFlag(a.values['scrub-interval-ms'], 'scrub-interval-ms') ?? NODE_DEFAULTS.cli_scrub_interval_ms,
+  } as const;
+  if (!p2p && durability === 'quorum')
+    throw new UsageError('--durability quorum needs a cluster (--listen / --seed)');
+  const { node, cluster, http, stop } = await composeNode({
+    node: nodeConfig,
+    cluster: p2p
+      ? {
+          listen: [listen ?? '/ip4/127.0.0.1/tcp/0'],
+          seeds,
+          cluster_key: clusterKey,
+          cluster: a.values.cluster as string | undefined,
+          role,
+          durability,
+          members: intFlag(a.values.members, 'members', 1) ?? seeds.length + 1,
+          trusted_writer: a.values['trusted-writer'] as string | undefined,
+          fetch_peers: intFlag(a.values['fetch-peers'], 'fetch-peers', 1),
+          onProgress: a.values.quiet ? undefined : printBootstrapProgress,
+        }
+      : undefined,
+    http: { host, port },
   });
   if (!a.values.quiet) {
     const log = pino({ base: undefined, timestamp: false, messageKey: 'msg' });
+    // Events from start-up (log recovery at open, cluster start) first, then live ones.
+    for (const e of node.events.recent) log.info(e);
     node.events.on((e) => log.info(e));
   }
-  let cluster: import('../p2p/cluster.ts').ClusterNode | null = null;
-  if (p2p) {
-    const { startCluster } = await import('../p2p/start.ts');
-    cluster = await startCluster(node, {
-      listen: [listen ?? '/ip4/127.0.0.1/tcp/0'],
-      seeds,
-      cluster_key: clusterKey,
-      cluster: (a.values.cluster as string | undefined) ?? 'fsmesh',
-      role,
-      durability,
-      members: intFlag(a.values.members, 'members', 1) ?? seeds.length + 1,
-      trusted_writer: a.values['trusted-writer'] as string | undefined,
-      fetch_peers: intFlag(a.values['fetch-peers'], 'fetch-peers', 1),
-      progress: !a.values.quiet,
-    });
-  } else if (durability === 'quorum')
-    throw new UsageError('--durability quorum needs a cluster (--listen / --seed)');
-  const http = await startHttpServer(node, { host, port, statusExtra: () => cluster?.status() ?? {} });
   process.stdout.write(
-    `${JSON.stringify({ ready: true, node: node.name, http: http.url, data: dir, role, pid: process.pid, ...(cluster ? { peer_id: cluster.transport.peerId, multiaddrs: cluster.status().multiaddrs } : {}) })}\n`,
+    `${JSON.stringify({ ready: true, node: node.name, http: http!.url, data: dir, role, pid: process.pid, ...(cluster ? { peer_id: cluster.transport.peerId, multiaddrs: cluster.status().multiaddrs } : {}) })}\n`,
   );
   await new Promise<void>((resolve) => {
     const stop = () => resolve();
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
   });
-  await http.close();
-  await cluster?.stop();
-  await node.stop();
+  await stop();
   await tracing.shutdown();
   process.stdout.write(`${JSON.stringify({ stopped: true, node: node.name })}\n`);
   return 0;
+}
+
+function printBootstrapProgress(p: BootstrapProgress): void {
+  process.stderr.write(
+    `\r[fsmesh ${p.phase}] objects ${p.objects_done}/${p.objects_total}  bytes ${(p.bytes / 1048576).toFixed(1)} MiB  peers ${p.peers}${p.phase === 'done' ? '\n' : ''}`,
+  );
 }

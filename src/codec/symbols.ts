@@ -1,6 +1,6 @@
 /**
  * Object-level symbol coding (§7.1). An object of `length` bytes is cut into source blocks of at
- * most `max_block_symbols` symbols (layout in src/search/repair-descriptor.ts, shared with the
+ * most `max_block_symbols` symbols (layout in src/codec/repair-descriptor.ts, shared with the
  * manifest); each block is RaptorQ-encoded with max(min_repair_per_block, ⌈K·overhead⌉) repair
  * symbols. Symbol ids are global: source symbols 0..S-1 in object order, then repair symbols
  * S..S+R-1 block by block. The last source symbol is zero-padded to the symbol size.
@@ -8,13 +8,8 @@
 import { FsmeshError } from '../core/errors.ts';
 import { type ObjectId, type ObjectKind, objectIdOf } from '../core/ids.ts';
 import type { RepairDescriptor } from '../core/manifest.ts';
-import {
-  blockLayout,
-  describeRepair,
-  type RepairParams,
-  repairCountForBlock,
-} from '../search/repair-descriptor.ts';
 import { decodeBlock, encodeBlockRepair } from './raptorq.ts';
+import { blockLayout, describeRepair, type RepairParams, repairCountForBlock } from './repair-descriptor.ts';
 
 export interface SymbolLayout {
   length: number;

@@ -3,14 +3,16 @@
  * layers — capsule log, object store, generation store, builder, and pinned readers. The actors
  * (src/actors) and the CLI drive it; it holds no timers of its own beyond strict-mode waits.
  */
+
+import { DEFAULT_REPAIR, describeRepair, type RepairParams } from '../codec/repair-descriptor.ts';
 import type { CommitCapsule, DocOp } from '../core/capsule.ts';
+import { ENGINE_DEFAULTS } from '../core/defaults.ts';
 import { FsmeshError, invariant } from '../core/errors.ts';
 import { type ObjectId, objectIdOf } from '../core/ids.ts';
 import type { GenerationManifest } from '../core/manifest.ts';
-import { type Runtime, writeFileAtomic } from '../runtime/index.ts';
+import type { Runtime } from '../runtime/index.ts';
 import { type BuildConfig, buildGeneration } from '../search/builder.ts';
 import { type Bm25Params, DEFAULT_BM25, GenerationReader } from '../search/generation-reader.ts';
-import { DEFAULT_REPAIR, describeRepair, type RepairParams } from '../search/repair-descriptor.ts';
 import {
   type Reranker,
   type SearchOptions,
@@ -27,6 +29,9 @@ import { type GenerationRef, GenerationStore, type RetentionPolicy } from '../st
 import { ObjectStore } from '../storage/object-store.ts';
 import { type ScrubReport, scrub } from '../storage/scrubber.ts';
 import { SymbolStore } from '../storage/symbol-store.ts';
+import { ActivationGate } from './activation-gate.ts';
+import type { ActivationSource, EngineEvent, EngineEventListener } from './engine-events.ts';
+import { protectSealedSegment, repairSealedSegments } from './sealed-segments.ts';
 
 export interface EngineConfig {
   shard: string;
@@ -54,19 +59,22 @@ export interface EngineConfig {
 
 export function defaultEngineConfig(over: Partial<EngineConfig> = {}): EngineConfig {
   return {
-    shard: 'default',
-    created_by: 'local',
+    shard: ENGINE_DEFAULTS.shard,
+    created_by: ENGINE_DEFAULTS.created_by,
     durability: { mode: 'fsync' },
-    embedder: new HashedEmbedder(256),
-    quantization: 'f16',
+    embedder: new HashedEmbedder(ENGINE_DEFAULTS.hashed_embedder_dims),
+    quantization: ENGINE_DEFAULTS.quantization,
     repair: DEFAULT_REPAIR,
-    max_segments: 8,
-    retention: { keep_last: 8, keep_newer_than_ms: 0 },
+    max_segments: ENGINE_DEFAULTS.max_segments,
+    retention: {
+      keep_last: ENGINE_DEFAULTS.retention_keep_last,
+      keep_newer_than_ms: ENGINE_DEFAULTS.retention_keep_newer_than_ms,
+    },
     embedder_revision_overrides: [],
     bm25: DEFAULT_BM25,
-    log_segment_max_bytes: 64 << 20,
-    hnsw_min_rows: 20_000,
-    quality_weight: 0.6,
+    log_segment_max_bytes: ENGINE_DEFAULTS.log_segment_max_bytes,
+    hnsw_min_rows: ENGINE_DEFAULTS.hnsw_min_rows,
+    quality_weight: ENGINE_DEFAULTS.quality_weight,
     role: 'writer',
     ...over,
   };
@@ -85,9 +93,11 @@ export interface Pinned {
   release(): void;
 }
 
-export interface EngineEvents {
-  warn?: (msg: string, details: Record<string, unknown>) => void;
-  generation_activated?: (ref: GenerationRef, manifest: GenerationManifest, activate_ms: number) => void;
+export interface EngineOptions {
+  /** Every typed engine event, from the first one during open (log recovery) on. */
+  onEvent?: EngineEventListener;
+  /** Restore an object from peers when local symbols cannot (§8.1); the node wires its services. */
+  peer_repair?: (objectId: ObjectId) => Promise<boolean>;
 }
 
 export class LocalEngine {
@@ -100,11 +110,11 @@ export class LocalEngine {
   /** Read-time verification failures that local symbols could not repair (§8.1). */
   repair_failures_total = 0;
   repaired_objects_total = 0;
-  /** Set by the p2p layer: fetch an object's symbols from peers when local repair fails (§8.1). */
-  peer_repair?: (objectId: ObjectId) => Promise<boolean>;
   private readonly readers = new Map<ObjectId, { reader: Promise<GenerationReader>; refs: number }>();
   private building: Promise<unknown> = Promise.resolve();
-  private readonly events: EngineEvents;
+  private readonly events: EngineOptions;
+  /** The one path by which a generation becomes live (src/engine/activation-gate.ts). */
+  readonly gate: ActivationGate;
 
   private constructor(
     runtime: Runtime,
@@ -112,7 +122,7 @@ export class LocalEngine {
     log: CapsuleLog,
     objects: ObjectStore,
     generations: GenerationStore,
-    events: EngineEvents,
+    events: EngineOptions,
   ) {
     this.runtime = runtime;
     this.config = config;
@@ -121,6 +131,24 @@ export class LocalEngine {
     this.generations = generations;
     this.events = events;
     this.symbols = new SymbolStore(runtime.storage, objects, config.repair);
+    this.gate = new ActivationGate({
+      clock: runtime.clock,
+      active: () => this.generations.active,
+      loadManifest: (id) => this.generations.loadManifest(id),
+      verifyAndWarm: (id) => this.verifyAndWarm(id),
+      flipPointer: (id) => this.generations.activate(id),
+      rollbackTarget: () => this.generations.rollbackTarget(),
+      rollbackPointer: () => this.generations.rollback(),
+      afterFlip: async () => {
+        // Reclaiming space is not part of the flip: a failure here is retried by the next one.
+        await this.collectGarbage().catch(() => 0);
+      },
+      emit: (e) => this.emit(e),
+    });
+  }
+
+  emit(e: EngineEvent): void {
+    this.events.onEvent?.(e);
   }
 
   /** Protection of sealed log segments runs in the background; close() waits for it. */
@@ -131,26 +159,29 @@ export class LocalEngine {
     return this.objects.list('log_segment');
   }
 
-  static async open(runtime: Runtime, config: EngineConfig, events: EngineEvents = {}): Promise<LocalEngine> {
+  static async open(
+    runtime: Runtime,
+    config: EngineConfig,
+    events: EngineOptions = {},
+  ): Promise<LocalEngine> {
     await openDataDir(runtime.storage);
     const objects = await ObjectStore.open(runtime.storage);
     const symbols = new SymbolStore(runtime.storage, objects, config.repair);
     // Sealed log segments are durable objects with repair symbols (§3): heal them before the log
     // verifies its chain, so a damaged sealed segment is repaired instead of being fatal.
-    await repairSealedSegments(runtime, objects, symbols, events.warn);
+    const emit = (e: EngineEvent) => events.onEvent?.(e);
+    await repairSealedSegments(runtime, objects, symbols, emit);
     const sealing = { q: Promise.resolve() as Promise<unknown> };
     const log = await CapsuleLog.open({
       storage: runtime.storage,
       clock: runtime.clock,
       durability: config.durability,
       segment_max_bytes: config.log_segment_max_bytes,
-      warn: events.warn,
+      onRecovery: emit,
       onSealed: (name) => {
         sealing.q = sealing.q
           .then(() => protectSealedSegment(runtime, objects, symbols, name))
-          .catch((err) =>
-            events.warn?.('could not protect a sealed log segment', { segment: name, error: String(err) }),
-          );
+          .catch((err) => emit({ type: 'log_segment_protect_failed', segment: name, error: String(err) }));
       },
     });
     const generations = await GenerationStore.open({
@@ -196,7 +227,7 @@ export class LocalEngine {
     const cand = await this.buildCandidate(upTo);
     if (!cand) return null;
     try {
-      const ref = await this.activateManifest(cand.manifest_id);
+      const ref = await this.gate.activate({ manifest_id: cand.manifest_id, source: 'cli_ingest' });
       return { ref, manifest: cand.manifest };
     } finally {
       cand.release();
@@ -293,23 +324,13 @@ export class LocalEngine {
       m.repair.descriptors.push(describeRepair(a.object_id, a.size_bytes, this.config.repair));
   }
 
-  /**
-   * Verify and activate a stored manifest: every artifact present and matching (re-hashed when
-   * the reader opens), embedder revision gate, then the atomic pointer flip. Used by the builder
-   * and (later) by replicas after fetching a generation.
-   */
-  async activateManifest(manifestId: ObjectId): Promise<GenerationRef> {
-    const t0 = this.runtime.clock.monotonicMs();
-    const warmed = await this.verifyAndWarm(manifestId);
-    try {
-      return await this.flip(manifestId, t0);
-    } finally {
-      warmed.release();
-    }
+  /** Activate a stored manifest through the gate (library and CLI use: no node, no actors). */
+  activateManifest(manifestId: ObjectId, source: ActivationSource = 'cli_ingest'): Promise<GenerationRef> {
+    return this.gate.activate({ manifest_id: manifestId, source });
   }
 
   /**
-   * Activation gate, before any flip: manifest loads and validates, shard and embedder revision
+   * The gate's checks, before any flip: manifest loads and validates, shard and embedder revision
    * match (§8.5), every artifact is present and re-hashed (opening the reader), and the reader is
    * warmed by a probe query. Returns the pinned reader; the caller releases it.
    */
@@ -325,19 +346,6 @@ export class LocalEngine {
     const pinned = await this.pin(manifestId);
     pinned.reader.searchLexical(['fsmesh'], 1);
     return pinned;
-  }
-
-  /** The one atomic step that makes a verified generation live (then old objects are collected). */
-  async flip(manifestId: ObjectId, startedMs = this.runtime.clock.monotonicMs()): Promise<GenerationRef> {
-    const manifest = await this.generations.loadManifest(manifestId);
-    const ref = await this.generations.activate(manifestId);
-    invariant(
-      this.generations.active?.artifact_manifest_id === manifestId,
-      'pointer flipped to the activated manifest',
-    );
-    this.events.generation_activated?.(ref, manifest, this.runtime.clock.monotonicMs() - startedMs);
-    await this.collectGarbage();
-    return ref;
   }
 
   async collectGarbage(): Promise<number> {
@@ -426,21 +434,25 @@ export class LocalEngine {
           !['corrupt_data', 'not_found'].includes(err.code)
         )
           throw err;
+        this.emit({ type: 'artifact_repair_started', object_id: id, trigger: 'read' });
         const r = await this.symbols.checkAndRepairLocally('artifact', id);
         if (r.outcome === 'repaired') {
           this.repaired_objects_total++;
-          this.events.warn?.('artifact repaired from local symbols', {
+          this.emit({
+            type: 'artifact_repair_completed',
             object_id: id,
+            source: 'local_symbols',
             repaired_bytes: r.repaired_bytes,
           });
           continue;
         }
-        if (this.peer_repair && (await this.peer_repair(id))) {
+        if (this.events.peer_repair && (await this.events.peer_repair(id))) {
           this.repaired_objects_total++;
-          this.events.warn?.('artifact repaired from peers', { object_id: id });
+          this.emit({ type: 'artifact_repair_completed', object_id: id, source: 'peers' });
           continue;
         }
         this.repair_failures_total++;
+        this.emit({ type: 'artifact_repair_failed', object_id: id, outcome: r.outcome });
         throw new FsmeshError(
           err.code,
           `${err.message}; local repair impossible (${r.outcome}): symbols from peers are needed`,
@@ -516,7 +528,7 @@ export class LocalEngine {
       const min = opts.min_commit_seq;
       if (!Number.isSafeInteger(min) || min < 0)
         throw new FsmeshError('invalid_input', `min_commit_seq: must be a non-negative integer, got ${min}`);
-      await this.waitForCommit(min, opts.timeout_ms ?? 5000);
+      await this.waitForCommit(min, opts.timeout_ms ?? ENGINE_DEFAULTS.strict_read_timeout_ms);
     }
     // Re-read after any wait and pin immediately: one generation for the whole request.
     for (;;) {
@@ -565,7 +577,7 @@ export class LocalEngine {
   }
 
   async rollback() {
-    const r = await this.generations.rollback();
+    const r = await this.gate.rollback();
     this.evictUnretained();
     return r;
   }
@@ -608,47 +620,5 @@ export class LocalEngine {
     await this.building;
     await this.log.close();
     await this.sealing.q;
-  }
-}
-
-/** Store a sealed segment as a `log_segment` object with repair symbols; record its id beside it. */
-export async function protectSealedSegment(
-  runtime: Runtime,
-  objects: ObjectStore,
-  symbols: SymbolStore,
-  name: string,
-): Promise<void> {
-  const bytes = await runtime.storage.readFile(`log/${name}`);
-  const id = await objects.put('log_segment', bytes);
-  await objects.syncDirs();
-  await symbols.ensure('log_segment', id, bytes);
-  await writeFileAtomic(runtime.storage, `log/${name}.id`, new TextEncoder().encode(`${id}\n`));
-}
-
-/** Before the log opens: every sealed segment must hash to its recorded id; rebuild it if not. */
-export async function repairSealedSegments(
-  runtime: Runtime,
-  objects: ObjectStore,
-  symbols: SymbolStore,
-  warn?: (msg: string, d: Record<string, unknown>) => void,
-): Promise<void> {
-  const st = runtime.storage;
-  for (const f of await st.list('log')) {
-    if (!f.endsWith('.log.id')) continue;
-    const name = f.slice(0, -3);
-    const id = new TextDecoder().decode(await st.readFile(`log/${f}`)).trim();
-    const bytes = await st.readFile(`log/${name}`).catch(() => null);
-    if (bytes && objectIdOf('log_segment', bytes) === id) continue;
-    const r = await symbols.checkAndRepairLocally('log_segment', id);
-    if (r.outcome !== 'ok' && r.outcome !== 'repaired') {
-      warn?.('sealed log segment is damaged and cannot be rebuilt locally', {
-        segment: name,
-        object_id: id,
-        outcome: r.outcome,
-      });
-      continue; // the log's own checks will report it precisely
-    }
-    await writeFileAtomic(st, `log/${name}`, await objects.get('log_segment', id));
-    warn?.('sealed log segment repaired from its protected copy', { segment: name, object_id: id });
   }
 }

@@ -6,6 +6,7 @@
  * policy thresholds and leaves when a repair succeeds.
  */
 import { assign, createActor, setup } from 'xstate';
+import { NODE_DEFAULTS } from '../core/defaults.ts';
 import type { Clock } from '../runtime/index.ts';
 import { xstateClock } from './clock-adapter.ts';
 
@@ -17,8 +18,13 @@ export interface HealthPolicy {
   max_activation_failures: number;
   /** Unrepaired corrupt objects that demote the node. */
   max_corruptions: number;
+  /** While degraded, probe (scrub, retry activation) this often; 0 = never (an operator repairs). */
+  degraded_probe_interval_ms?: number;
 }
-export const DEFAULT_HEALTH_POLICY: HealthPolicy = { max_activation_failures: 3, max_corruptions: 1 };
+export const DEFAULT_HEALTH_POLICY: HealthPolicy = {
+  max_activation_failures: NODE_DEFAULTS.max_activation_failures,
+  max_corruptions: NODE_DEFAULTS.max_corruptions,
+};
 
 export type HealthEvent =
   | { type: 'BOOTSTRAPPED' }
@@ -27,7 +33,9 @@ export type HealthEvent =
   | { type: 'ACTIVATION_SUCCEEDED' }
   | { type: 'ACTIVATION_FAILED'; reason: string }
   | { type: 'CORRUPTION_DETECTED'; object_id: string }
-  | { type: 'REPAIR_SUCCEEDED' };
+  | { type: 'REPAIR_SUCCEEDED' }
+  /** A degraded-mode probe found every artifact sound and activation working again. */
+  | { type: 'PROBE_SUCCEEDED' };
 
 export interface HealthContext {
   policy: HealthPolicy;
@@ -35,15 +43,22 @@ export interface HealthContext {
   activation_failures: number;
   corruptions: number;
   reason: string | null;
+  probes: number;
+  onProbe: (() => void) | null;
 }
 
 export const nodeHealthMachine = setup({
   types: {} as {
     context: HealthContext;
     events: HealthEvent;
-    input: { policy: HealthPolicy; initial?: 'bootstrapping' | 'healthy' };
+    input: { policy: HealthPolicy; initial?: 'bootstrapping' | 'healthy'; onProbe?: () => void };
+  },
+  delays: {
+    degraded_probe: ({ context }) => context.policy.degraded_probe_interval_ms ?? 0,
   },
   guards: {
+    probingEnabled: ({ context }) =>
+      context.onProbe !== null && (context.policy.degraded_probe_interval_ms ?? 0) > 0,
     startsBootstrapping: ({ context }) => context.start_in === 'bootstrapping',
     activationFailuresPastThreshold: ({ context }) =>
       context.activation_failures + 1 >= context.policy.max_activation_failures,
@@ -61,7 +76,13 @@ export const nodeHealthMachine = setup({
         event.type === 'CORRUPTION_DETECTED' ? `unrepaired corruption in ${event.object_id}` : null,
     }),
     resetActivationFailures: assign({ activation_failures: 0 }),
-    resetCounters: assign({ activation_failures: 0, corruptions: 0, reason: null }),
+    resetCounters: assign({ activation_failures: 0, corruptions: 0, reason: null, probes: 0 }),
+    probe: assign({
+      probes: ({ context }) => {
+        context.onProbe?.();
+        return context.probes + 1;
+      },
+    }),
   },
 }).createMachine({
   id: 'node_health',
@@ -72,6 +93,8 @@ export const nodeHealthMachine = setup({
     activation_failures: 0,
     corruptions: 0,
     reason: null,
+    probes: 0,
+    onProbe: input.onProbe ?? null,
   }),
   states: {
     starting: { always: [{ guard: 'startsBootstrapping', target: 'bootstrapping' }, { target: 'healthy' }] },
@@ -94,30 +117,49 @@ export const nodeHealthMachine = setup({
         REPAIR_SUCCEEDED: { actions: 'resetCounters' },
       },
     },
+    // §14: serve the last healthy generation; activations are suspended. With probing enabled the
+    // machine asks for a probe every interval (on the injected clock); a passing probe heals.
     degraded: {
+      initial: 'choosing',
+      states: {
+        choosing: { always: [{ guard: 'probingEnabled', target: 'waiting' }, { target: 'manual' }] },
+        waiting: { after: { degraded_probe: { target: 'waiting', reenter: true, actions: 'probe' } } },
+        manual: {},
+      },
       on: {
         ACTIVATION_FAILED: { actions: 'countActivationFailure' },
         CORRUPTION_DETECTED: { actions: 'countCorruption' },
         REPAIR_SUCCEEDED: { target: 'healthy', actions: 'resetCounters' },
+        PROBE_SUCCEEDED: { target: 'healthy', actions: 'resetCounters' },
       },
     },
   },
 });
 
+/** The top-level state name (degraded has sub-states for its probing policy). */
+export function healthStateOf(value: unknown): HealthState {
+  return (typeof value === 'string' ? value : Object.keys(value as object)[0]) as HealthState;
+}
+
 export function startNodeHealth(
   clock: Clock,
-  policy: HealthPolicy = DEFAULT_HEALTH_POLICY,
+  policy: Partial<HealthPolicy> = DEFAULT_HEALTH_POLICY,
   initial: 'bootstrapping' | 'healthy' = 'healthy',
+  onProbe?: () => void,
 ) {
-  const actor = createActor(nodeHealthMachine, { input: { policy, initial }, clock: xstateClock(clock) });
+  const actor = createActor(nodeHealthMachine, {
+    input: { policy: { ...DEFAULT_HEALTH_POLICY, ...policy }, initial, onProbe },
+    clock: xstateClock(clock),
+  });
   actor.start();
+  const state = (): HealthState => healthStateOf(actor.getSnapshot().value);
   return {
     actor,
     send: (e: HealthEvent) => actor.send(e),
-    state: (): HealthState => actor.getSnapshot().value as HealthState,
+    state,
     context: () => actor.getSnapshot().context,
     /** Activations are suspended while degraded (§14). */
-    canActivate: () => actor.getSnapshot().value !== 'degraded',
+    canActivate: () => state() !== 'degraded',
   };
 }
 export type NodeHealth = ReturnType<typeof startNodeHealth>;

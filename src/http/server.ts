@@ -11,15 +11,16 @@
  */
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { HTTP_DEFAULTS } from '../core/defaults.ts';
 import { FsmeshError } from '../core/errors.ts';
-import type { FsmeshNode } from '../node.ts';
+import type { FsmeshNode } from '../node/index.ts';
 import type { SearchMode } from '../search/searcher.ts';
 
 export interface HttpOptions {
   host?: string;
   port?: number;
   max_body_bytes?: number;
-  /** Extra fields for /v1/status (the p2p layer adds peer_id and multiaddrs). */
+  /** Extra fields for /v1/status (default: the node's services, e.g. the cluster's peer_id). */
   statusExtra?: () => Record<string, unknown>;
   /** Extra routes (a host application's own, or p2p admin). Return true when handled. */
   extraRoutes?: (req: http.IncomingMessage, res: http.ServerResponse, url: URL) => Promise<boolean> | boolean;
@@ -63,6 +64,32 @@ function send(
   if (status === 413) headers.connection = 'close';
   res.writeHead(status, headers);
   res.end(text);
+}
+
+/** Read and drop the rest of a request body, up to a byte and time bound; true when it ended. */
+function drainRequest(req: http.IncomingMessage): Promise<boolean> {
+  if (req.complete || req.destroyed) return Promise.resolve(req.complete);
+  return new Promise((resolve) => {
+    let dropped = 0;
+    const done = (ended: boolean) => {
+      clearTimeout(timer);
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('close', onEnd);
+      resolve(ended);
+    };
+    const onData = (c: Buffer) => {
+      dropped += c.length;
+      if (dropped > HTTP_DEFAULTS.drain_max_bytes) done(false);
+    };
+    const onEnd = () => done(req.complete);
+    const timer = setTimeout(() => done(false), HTTP_DEFAULTS.drain_timeout_ms);
+    timer.unref();
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('close', onEnd);
+    req.resume();
+  });
 }
 
 function readBody(req: http.IncomingMessage, limit: number): Promise<string> {
@@ -140,7 +167,7 @@ function intParam(url: URL, name: string, min = 0): number | undefined {
 }
 
 export function createHttpHandler(node: FsmeshNode, opts: HttpOptions = {}) {
-  const limit = opts.max_body_bytes ?? 16 << 20;
+  const limit = opts.max_body_bytes ?? HTTP_DEFAULTS.max_body_bytes;
   return async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
     try {
       const url = new URL(req.url ?? '/', 'http://localhost');
@@ -184,7 +211,8 @@ export function createHttpHandler(node: FsmeshNode, opts: HttpOptions = {}) {
         });
         return send(res, 200, r);
       }
-      if (p === '/v1/status') return send(res, 200, { ...node.status(), ...opts.statusExtra?.() });
+      if (p === '/v1/status')
+        return send(res, 200, { ...node.status(), ...(opts.statusExtra ?? node.serviceStatus)() });
       if (p === '/v1/generations') {
         const active = node.engine.generations.active?.artifact_manifest_id;
         return send(res, 200, {
@@ -198,8 +226,12 @@ export function createHttpHandler(node: FsmeshNode, opts: HttpOptions = {}) {
       if (p === '/metrics') return send(res, 200, await node.metrics.text(), 'text/plain; version=0.0.4');
       throw new HttpError(404, 'not_found', `no route ${p}`);
     } catch (err) {
-      if (err instanceof HttpError)
+      if (err instanceof HttpError) {
+        // Answer an oversized body only once the client has finished sending it (bounded), so it
+        // reads the 413 instead of a reset while still writing (EPIPE).
+        if (err.status === 413) await drainRequest(req);
         return send(res, err.status, { error: { code: err.code, message: err.message } });
+      }
       if (err instanceof FsmeshError) {
         return send(res, STATUS_BY_CODE[err.code] ?? 500, {
           error: {
@@ -220,10 +252,10 @@ export async function startHttpServer(
 ): Promise<{ server: http.Server; url: string; close(): Promise<void> }> {
   const handler = createHttpHandler(node, opts);
   const server = http.createServer((req, res) => void handler(req, res));
-  server.requestTimeout = 120_000;
+  server.requestTimeout = HTTP_DEFAULTS.request_timeout_ms;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => resolve());
+    server.listen(opts.port ?? HTTP_DEFAULTS.port, opts.host ?? HTTP_DEFAULTS.host, () => resolve());
   });
   const addr = server.address() as AddressInfo;
   return {

@@ -23,10 +23,19 @@ export const CRITICAL_EVENTS = [
   'writer_key_changed',
 ] as const;
 export const ALERT_EVENTS = ['commit_lag_alert'] as const;
+/** What recovery at open and the protection of sealed log segments did (beyond §9). */
+export const RECOVERY_EVENTS = [
+  'log_torn_tail_cut',
+  'log_torn_segment_removed',
+  'log_segment_repaired',
+  'log_segment_unrepairable',
+  'log_segment_protect_failed',
+] as const;
 export type NodeEventName =
   | (typeof SPEC_EVENTS)[number]
   | (typeof CRITICAL_EVENTS)[number]
-  | (typeof ALERT_EVENTS)[number];
+  | (typeof ALERT_EVENTS)[number]
+  | (typeof RECOVERY_EVENTS)[number];
 
 export interface NodeEvent {
   event: NodeEventName;
@@ -62,7 +71,11 @@ export class NodeEvents {
   ): NodeEvent {
     const severity = (CRITICAL_EVENTS as readonly string[]).includes(event)
       ? 'critical'
-      : event.endsWith('_failed') || event === 'read_degraded_mode_entered' || event === 'commit_lag_alert'
+      : event.endsWith('_failed') ||
+          event.endsWith('_unrepairable') ||
+          event.startsWith('log_torn_') ||
+          event === 'read_degraded_mode_entered' ||
+          event === 'commit_lag_alert'
         ? 'warn'
         : 'info';
     const e: NodeEvent = {

@@ -11,10 +11,11 @@ import {
 } from '@libp2p/crypto/keys';
 import type { PrivateKey } from '@libp2p/interface';
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id';
+import { DATA_DIR } from '../core/data-dir-layout.ts';
 import { FsmeshError } from '../core/errors.ts';
 import { isNotFound, type Storage, secureRandomBytes, writeFileAtomic } from '../runtime/index.ts';
 
-export const KEY_FILE = 'node.key';
+export const KEY_FILE = DATA_DIR.node_key_file;
 
 export async function loadOrCreateIdentity(storage: Storage, seed?: Uint8Array): Promise<PrivateKey> {
   try {

@@ -4,7 +4,10 @@
  * of the parent by object id, so a new generation adds only new objects. A merge policy compacts
  * small segments; merged output is deterministic (sorted docs and terms; f16 round-trips exactly).
  */
+
+import { describeRepair, type RepairParams } from '../codec/repair-descriptor.ts';
 import type { CommitCapsule, UpsertOp } from '../core/capsule.ts';
+import { crc32Checksum } from '../core/checksum.ts';
 import { invariant } from '../core/errors.ts';
 import type { ObjectId } from '../core/ids.ts';
 import {
@@ -15,11 +18,9 @@ import {
   type Quantization,
   type VectorArtifact,
 } from '../core/manifest.ts';
-import { crc32Checksum } from '../storage/object-store.ts';
 import type { GenerationReader } from './generation-reader.ts';
 import { DeleteBitmap } from './lexical/deletes.ts';
 import { buildSegment, type IndexedDoc, indexDoc, Segment } from './lexical/segment.ts';
-import { describeRepair, type RepairParams } from './repair-descriptor.ts';
 import type { Embedder } from './vector/embedder.ts';
 import { encodeFsvi } from './vector/fsvi.ts';
 

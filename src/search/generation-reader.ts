@@ -4,12 +4,13 @@
  * generation (§5.3). BM25 statistics are over the generation's *live* documents, so a document
  * scores the same whether it sits in one segment or many.
  */
+
+import { crc32Checksum } from '../core/checksum.ts';
 import { FsmeshError } from '../core/errors.ts';
 import type { ObjectId } from '../core/ids.ts';
 import type { GenerationManifest } from '../core/manifest.ts';
 import type { Storage } from '../runtime/index.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
-import { crc32Checksum } from '../storage/object-store.ts';
 import { DeleteBitmap } from './lexical/deletes.ts';
 import { Segment } from './lexical/segment.ts';
 import { TopK } from './topk.ts';

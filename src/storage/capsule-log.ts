@@ -13,6 +13,7 @@ import { crc32 } from 'node:zlib';
 import { UNSAFE } from '../core/buggify.ts';
 import { ByteReader, ByteWriter, bytesEqual, concatBytes } from '../core/bytes.ts';
 import { type CommitCapsule, commitIdOf, decodeCapsule, encodeCapsule } from '../core/capsule.ts';
+import { DATA_DIR } from '../core/data-dir-layout.ts';
 import { FsmeshError, invariant } from '../core/errors.ts';
 import type { ObjectId } from '../core/ids.ts';
 import {
@@ -25,7 +26,7 @@ import {
 } from '../core/marker.ts';
 import type { AppendHandle, Clock, Storage } from '../runtime/index.ts';
 
-export const LOG_DIR = 'log';
+export const LOG_DIR = DATA_DIR.log_dir;
 export const LOG_FORMAT_VERSION = 1;
 const MAGIC = new Uint8Array([0x46, 0x53, 0x4d, 0x4c, 0x4f, 0x47, 0x0d, 0x0a]); // "FSMLOG\r\n"
 export const LOG_HEADER_BYTES = 24;
@@ -36,13 +37,18 @@ export type DurabilityPolicy =
   | { mode: 'fsync' }
   | { mode: 'group'; group_commit_ms: number; max_batch_bytes?: number };
 
+/** What opening the log repaired: a crash mid-append left a torn tail or a torn segment header. */
+export type LogRecoveryEvent =
+  | { type: 'log_torn_tail_cut'; file: string; offset: number; size_bytes: number; reason: string }
+  | { type: 'log_torn_segment_removed'; file: string; size_bytes: number };
+
 export interface LogOptions {
   storage: Storage;
   clock: Clock;
   durability?: DurabilityPolicy;
   segment_max_bytes?: number;
-  /** Called for recoverable oddities (torn tail cut). */
-  warn?: (msg: string, details: Record<string, unknown>) => void;
+  /** Called for what recovery did at open (a torn tail cut, a torn segment removed). */
+  onRecovery?: (e: LogRecoveryEvent) => void;
   /** Called with a segment's file name once it is sealed (full, fsync'd, never written again). */
   onSealed?: (segment: string) => void;
 }
@@ -99,7 +105,7 @@ export class CapsuleLog {
   private readonly clock: Clock;
   private readonly durability: DurabilityPolicy;
   private readonly segmentMaxBytes: number;
-  private readonly warn: (msg: string, details: Record<string, unknown>) => void;
+  private readonly onRecovery: (e: LogRecoveryEvent) => void;
   private readonly onSealed?: (segment: string) => void;
 
   private readonly locs: RecordLoc[] = []; // index i holds commit_seq i + 1
@@ -125,7 +131,7 @@ export class CapsuleLog {
     this.clock = opts.clock;
     this.durability = opts.durability ?? { mode: 'fsync' };
     this.segmentMaxBytes = opts.segment_max_bytes ?? 64 << 20;
-    this.warn = opts.warn ?? (() => {});
+    this.onRecovery = opts.onRecovery ?? (() => {});
     this.onSealed = opts.onSealed;
   }
 
@@ -164,7 +170,8 @@ export class CapsuleLog {
       if (bytes.length < LOG_HEADER_BYTES) {
         if (isLast) {
           // A crash while creating the segment: it holds no acknowledged record.
-          this.warn('capsule log: removing segment with a torn header', {
+          this.onRecovery({
+            type: 'log_torn_segment_removed',
             file: path,
             size_bytes: bytes.length,
           });
@@ -220,7 +227,8 @@ export class CapsuleLog {
               },
             );
           }
-          this.warn('capsule log: cutting torn tail after crash', {
+          this.onRecovery({
+            type: 'log_torn_tail_cut',
             file: path,
             offset: off,
             size_bytes: bytes.length - off,

@@ -3,11 +3,12 @@
  * newer format is refused with a clear message instead of being misread.
  */
 import { decodeUtf8, utf8 } from '../core/bytes.ts';
+import { DATA_DIR, PRE_FORMAT_ENTRIES } from '../core/data-dir-layout.ts';
 import { FsmeshError } from '../core/errors.ts';
 import { isNotFound, type Storage, writeFileAtomic } from '../runtime/index.ts';
 
 export const DATA_FORMAT_VERSION = 1;
-const FORMAT_FILE = 'FORMAT';
+const FORMAT_FILE = DATA_DIR.format_file;
 
 export async function openDataDir(storage: Storage): Promise<void> {
   await storage.mkdirp('');
@@ -17,7 +18,7 @@ export async function openDataDir(storage: Storage): Promise<void> {
   } catch (err) {
     if (!isNotFound(err)) throw err;
     const entries = (await storage.list('')).filter((n) => !n.startsWith('.'));
-    if (entries.length > 0 && !entries.every((n) => ['log', 'objects', 'CURRENT', 'node.json'].includes(n))) {
+    if (entries.length > 0 && !entries.every((n) => PRE_FORMAT_ENTRIES.includes(n))) {
       throw new FsmeshError(
         'invalid_input',
         `${storage.root} is not empty and is not an fsmesh data directory (no FORMAT file)`,

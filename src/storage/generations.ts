@@ -12,13 +12,14 @@
 import { crc32 } from 'node:zlib';
 import { decodeUtf8, utf8 } from '../core/bytes.ts';
 import { canonicalStringify } from '../core/canonical-json.ts';
+import { DATA_DIR } from '../core/data-dir-layout.ts';
 import { FsmeshError, invariant } from '../core/errors.ts';
 import type { ObjectId } from '../core/ids.ts';
 import { decodeManifest, encodeManifest, type GenerationManifest, manifestIdOf } from '../core/manifest.ts';
 import { type Clock, isNotFound, type Storage, writeFileAtomic } from '../runtime/index.ts';
 import type { ObjectStore } from './object-store.ts';
 
-export const POINTER_FILE = 'CURRENT';
+export const POINTER_FILE = DATA_DIR.pointer_file;
 export const POINTER_VERSION = 1;
 const POINTER_MAGIC = `fsmesh-current v${POINTER_VERSION}`;
 
@@ -198,20 +199,27 @@ export class GenerationStore {
     });
   }
 
+  /** The generation a rollback would make active (throws when there is none). */
+  rollbackTarget(): GenerationRef {
+    const cur = this.pointer.active;
+    if (!cur) throw new FsmeshError('not_found', 'no active generation to roll back from');
+    const target =
+      this.pointer.previous ??
+      this.pointer.retained.find((r) => r.generation_seq < cur.generation_seq && !r.rolled_back) ??
+      null;
+    if (!target)
+      throw new FsmeshError(
+        'not_found',
+        `no retained generation older than ${cur.generation_id} to roll back to`,
+      );
+    return target;
+  }
+
   /** §14: atomically make the previous retained generation active again. */
   rollback(): Promise<{ from: GenerationRef; to: GenerationRef }> {
     return this.serialize(async () => {
-      const cur = this.pointer.active;
-      if (!cur) throw new FsmeshError('not_found', 'no active generation to roll back from');
-      const target =
-        this.pointer.previous ??
-        this.pointer.retained.find((r) => r.generation_seq < cur.generation_seq && !r.rolled_back) ??
-        null;
-      if (!target)
-        throw new FsmeshError(
-          'not_found',
-          `no retained generation older than ${cur.generation_id} to roll back to`,
-        );
+      const target = this.rollbackTarget();
+      const cur = this.pointer.active!;
       // The target must still be complete before it becomes live again.
       await this.loadManifest(target.artifact_manifest_id);
       const from: GenerationRef = { ...cur, rolled_back: true };

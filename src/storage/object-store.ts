@@ -4,20 +4,16 @@
  * are fsync'd, then renamed into place, so a crash never leaves a partial object under its id.
  * Directory fsyncs are batched: call syncDirs() before publishing anything that references new objects.
  */
-import { crc32 } from 'node:zlib';
+import { DATA_DIR, objectPath as layoutObjectPath } from '../core/data-dir-layout.ts';
 import { FsmeshError } from '../core/errors.ts';
 import { isObjectId, type ObjectId, type ObjectKind, objectIdOf } from '../core/ids.ts';
 import { isNotFound, parentDir, type Storage } from '../runtime/index.ts';
 
-const ROOT = 'objects';
-const TMP = `${ROOT}/tmp`;
+const ROOT = DATA_DIR.objects_dir;
+const TMP = DATA_DIR.objects_tmp_dir;
 
 export function objectPath(kind: ObjectKind, id: ObjectId): string {
-  return `${ROOT}/${kind}/${id.slice(0, 2)}/${id}`;
-}
-
-export function crc32Checksum(bytes: Uint8Array): string {
-  return `crc32:${crc32(bytes).toString(16).padStart(8, '0')}`;
+  return layoutObjectPath(kind, id);
 }
 
 export class ObjectStore {

@@ -12,6 +12,7 @@
  *   | u32 crc32 of all preceding bytes | repair symbol bytes (repair_symbols × symbol_size)
  */
 import { crc32 } from 'node:zlib';
+import type { RepairParams } from '../codec/repair-descriptor.ts';
 import {
   encodeRepairSymbols,
   layoutFor,
@@ -20,17 +21,17 @@ import {
   sourceSymbol,
 } from '../codec/symbols.ts';
 import { ByteReader, ByteWriter, bytesEqual, fromHex, toHex, utf8 } from '../core/bytes.ts';
+import { symbolPath as layoutSymbolPath } from '../core/data-dir-layout.ts';
 import { FsmeshError } from '../core/errors.ts';
 import type { ObjectId, ObjectKind } from '../core/ids.ts';
 import { isNotFound, parentDir, type Storage, writeFileAtomic } from '../runtime/index.ts';
-import type { RepairParams } from '../search/repair-descriptor.ts';
 import { type ObjectStore, objectPath } from './object-store.ts';
 
 const MAGIC = utf8.encode('FSSYM001');
 const VERSION = 1;
 
 export function symbolPath(kind: ObjectKind, id: ObjectId): string {
-  return `symbols/${kind}/${id.slice(0, 2)}/${id}`;
+  return layoutSymbolPath(kind, id);
 }
 
 interface SymbolFile {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { createNode } from '../../src/node.ts';
+import { createNode } from '../../src/node/index.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 
 const docs = (n: number, from = 0) =>

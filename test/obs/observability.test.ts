@@ -8,10 +8,9 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { createNode } from '../../src/node.ts';
+import { composeNode } from '../../src/compose/compose-node.ts';
 import { SPEC_EVENTS } from '../../src/obs/events.ts';
 import { configureTracing } from '../../src/obs/tracing.ts';
-import { startCluster } from '../../src/p2p/start.ts';
 import { waitFor } from '../helpers/proc.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 
@@ -34,19 +33,14 @@ test('every §9 metric and event appears with sane values; spans have the lifecy
   const exporter = tracing.exporter as { getFinishedSpans(): any[] };
   const root = tmpDir();
   const wdir = path.join(root, 'w');
-  const writer = await createNode({
-    data_dir: wdir,
-    node_name: 'w',
-    build: { batch_max_commits: 1000, build_interval_ms: 60_000 },
-    health_policy: { max_corruptions: 1 },
-  });
-  const wc: any = await startCluster(writer, {
-    listen: ['/ip4/127.0.0.1/tcp/0'],
-    seeds: [],
-    cluster: 'obs',
-    role: 'writer',
-    durability: 'local',
-    members: 2,
+  const { node: writer, cluster: wc } = await composeNode({
+    node: {
+      data_dir: wdir,
+      node_name: 'w',
+      build: { batch_max_commits: 1000, build_interval_ms: 60_000 },
+      health_policy: { max_corruptions: 1 },
+    },
+    cluster: { cluster: 'obs', durability: 'local', members: 2 },
   });
   const events: string[] = [];
   writer.events.on((e) => events.push(e.event));
@@ -64,14 +58,14 @@ test('every §9 metric and event appears with sane values; spans have the lifecy
     assert.equal((await writer.buildNow()).built, false);
     assert.equal((await writer.buildNow()).built, true);
     // A replica bootstraps from the writer.
-    const replica = await createNode({ data_dir: path.join(root, 'r'), node_name: 'r', role: 'replica' });
-    const rc = await startCluster(replica, {
-      listen: ['/ip4/127.0.0.1/tcp/0'],
-      seeds: [wc.status().multiaddrs[0]],
-      cluster: 'obs',
-      role: 'replica',
-      durability: 'local',
-      members: 2,
+    const { node: replica } = await composeNode({
+      node: { data_dir: path.join(root, 'r'), node_name: 'r', role: 'replica' },
+      cluster: {
+        seeds: [(wc!.status().multiaddrs as string[])[0]],
+        cluster: 'obs',
+        durability: 'local',
+        members: 2,
+      },
     });
     replica.events.on((e) => events.push(e.event));
     await waitFor(
@@ -92,7 +86,6 @@ test('every §9 metric and event appears with sane values; spans have the lifecy
     assert.equal(await writer.requestRepair(seg), 'repaired');
     // Unrepairable here and on peers? The replica holds it, so remove the replica from the picture:
     // corrupt it and its symbols on the writer, stop the replica: the repair fails, the node degrades.
-    await rc.stop();
     await replica.stop();
     const symFile = path.join(wdir, 'symbols/artifact', seg.slice(0, 2), seg);
     const sym = fs.readFileSync(symFile);
@@ -161,7 +154,6 @@ test('every §9 metric and event appears with sane values; spans have the lifecy
     }
     assert.ok(q.some((s) => s.attributes.as_of_commit_seq === 1));
   } finally {
-    await wc.stop();
     await writer.stop();
     await tracing.shutdown();
   }

@@ -10,9 +10,8 @@ import { generateKeyPairFromSeed } from '@libp2p/crypto/keys';
 import { VirtualClock } from '../../sim/clock.ts';
 import { SimDisk } from '../../sim/disk.ts';
 import { SimNetwork } from '../../sim/network.ts';
+import { composeNode } from '../../src/compose/compose-node.ts';
 import { FsmeshError } from '../../src/core/errors.ts';
-import { createNode } from '../../src/node.ts';
-import { ClusterNode } from '../../src/p2p/cluster.ts';
 import { peerIdOf } from '../../src/p2p/identity.ts';
 import { PROTO } from '../../src/p2p/protocols.ts';
 import { seededRandom } from '../../src/runtime/index.ts';
@@ -24,25 +23,27 @@ test('a replica that cannot fetch the generation delta replays capsules to the i
   const mk = async (name: string, role: 'writer' | 'replica', trusted?: string) => {
     const key = await generateKeyPairFromSeed('Ed25519', rng.bytes(32));
     const disk = new SimDisk(rng.fork());
-    const node = await createNode({
-      node_name: name,
-      role,
-      runtime: { clock, random: rng.fork(), storage: disk.mount() },
-      build: { batch_max_commits: 1, build_interval_ms: 10 },
-    });
     const transport = net.transport(peerIdOf(key));
-    const cluster = new ClusterNode(node, transport, key, {
-      cluster: 'c',
-      role,
-      durability: 'local',
-      members: 2,
-      trusted_writer: trusted,
-      lag_alert_commits: 100,
-      announce_interval_ms: 100,
-      quorum_timeout_ms: 1000,
+    const { node } = await composeNode({
+      node: {
+        node_name: name,
+        role,
+        runtime: { clock, random: rng.fork(), storage: disk.mount() },
+        build: { batch_max_commits: 1, build_interval_ms: 10 },
+      },
+      cluster: {
+        transport,
+        private_key: key,
+        cluster: 'c',
+        durability: 'local',
+        members: 2,
+        trusted_writer: trusted,
+        lag_alert_commits: 100,
+        announce_interval_ms: 100,
+        quorum_timeout_ms: 1000,
+      },
     });
-    await cluster.start();
-    return { node, cluster, transport, peer: peerIdOf(key) };
+    return { node, transport, peer: peerIdOf(key) };
   };
   const settle = async () => {
     for (let i = 0; i < 12; i++) await new Promise((r) => setImmediate(r));
@@ -87,6 +88,6 @@ test('a replica that cannot fetch the generation delta replays capsules to the i
     hits.hits.map((h) => h.doc_id),
     ['b'],
   );
-  await r.cluster.stop();
-  await w.cluster.stop();
+  await r.node.stop();
+  await w.node.stop();
 });

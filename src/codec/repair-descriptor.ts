@@ -3,6 +3,7 @@
  * into source blocks and symbols, and how many repair symbols the overhead target asks for.
  * Shared by the builder (manifest) and the codec (src/codec), so both always agree.
  */
+import { REPAIR_DEFAULTS } from '../core/defaults.ts';
 import type { ObjectId } from '../core/ids.ts';
 import type { RepairDescriptor } from '../core/manifest.ts';
 
@@ -14,12 +15,7 @@ export interface RepairParams {
   min_repair_per_block: number;
 }
 
-export const DEFAULT_REPAIR: RepairParams = {
-  symbol_size: 4096,
-  overhead_ratio: 0.2,
-  max_block_symbols: 256,
-  min_repair_per_block: 2,
-};
+export const DEFAULT_REPAIR: RepairParams = { ...REPAIR_DEFAULTS };
 
 export function blockLayout(length: number, p: RepairParams): { source_symbols: number; blocks: number[] } {
   const k = Math.max(1, Math.ceil(length / p.symbol_size));

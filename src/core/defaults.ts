@@ -1,0 +1,92 @@
+/**
+ * Every default of fsmesh in one place, with its unit in its name. Engine, node, cluster and HTTP
+ * code read their defaults from here; the CLI's flags override them. Plain values only (this
+ * module is at the bottom layer), so the types that use them live with their modules.
+ */
+
+export const ENGINE_DEFAULTS = {
+  shard: 'default',
+  created_by: 'local',
+  quantization: 'f16',
+  hashed_embedder_dims: 256,
+  max_segments: 8,
+  retention_keep_last: 8,
+  retention_keep_newer_than_ms: 0,
+  log_segment_max_bytes: 64 << 20,
+  hnsw_min_rows: 20_000,
+  quality_weight: 0.6,
+  /** Strict reads (min_commit_seq) wait at most this long unless the request says otherwise. */
+  strict_read_timeout_ms: 5000,
+  /** Group commit window when `fsync: group` is chosen without a window. */
+  group_commit_ms: 2,
+} as const;
+
+/** §7.1 repair symbols: frankensearch's defaults (4 KiB symbols, 20 % overhead, >= 2 per block). */
+export const REPAIR_DEFAULTS = {
+  symbol_size: 4096,
+  overhead_ratio: 0.2,
+  max_block_symbols: 256,
+  min_repair_per_block: 2,
+} as const;
+
+export const NODE_DEFAULTS = {
+  node_name: 'node',
+  role: 'writer',
+  mailbox_bound: 1024,
+  batch_max_commits: 64,
+  build_interval_ms: 200,
+  /** Library nodes do not scrub unless asked; `fsmesh node start` scrubs every 10 minutes. */
+  scrub_interval_ms: 0,
+  cli_scrub_interval_ms: 600_000,
+  scrub_bytes_per_s: 64 << 20,
+  max_activation_failures: 3,
+  max_corruptions: 1,
+  /** Failed builds are retried with exponential back-off between these bounds (lifecycle policy). */
+  build_retry_min_ms: 250,
+  build_retry_max_ms: 30_000,
+  /** A degraded node probes (scrub + retry activation) this often; 0 disables probing. */
+  degraded_probe_interval_ms: 30_000,
+  /** Actor restarts: at most this many within the window, each after the back-off. */
+  restart_max_restarts: 5,
+  restart_window_ms: 60_000,
+  restart_backoff_base_ms: 10,
+  restart_backoff_max_ms: 2000,
+} as const;
+
+export const CLUSTER_DEFAULTS = {
+  cluster: 'fsmesh',
+  durability: 'local',
+  lag_alert_commits: 1000,
+  /** Writers re-announce and replicas poll heads this often (gossip is not persistent). */
+  announce_interval_ms: 500,
+  quorum_timeout_ms: 10_000,
+  head_request_timeout_ms: 5000,
+  manifest_request_timeout_ms: 10_000,
+  replicate_request_timeout_ms: 10_000,
+  capsules_request_timeout_ms: 30_000,
+  symbols_request_timeout_ms: 10_000,
+  /** Replica sync: consecutive failures before giving up until the next announcement. */
+  sync_max_failures: 5,
+  /** Replica sync retries back off linearly by this step (200, 400, ... ms). */
+  sync_retry_step_ms: 200,
+  /** After this many failed syncs in a row, try capsule replay (§7.3 fallback). */
+  sync_failures_before_replay: 2,
+  /** Writer → replica pushes: attempts and capped exponential back-off. */
+  push_max_attempts: 20,
+  push_retry_base_ms: 50,
+  push_retry_max_ms: 2000,
+  /** Peer exchange: at most this many addresses per head answer. */
+  peer_exchange_max_addrs: 32,
+  dial_timeout_ms: 10_000,
+  request_timeout_ms: 30_000,
+} as const;
+
+export const HTTP_DEFAULTS = {
+  host: '127.0.0.1',
+  port: 0,
+  max_body_bytes: 16 << 20,
+  request_timeout_ms: 120_000,
+  /** An oversized body is read and dropped up to this much / this long before the 413 is sent. */
+  drain_max_bytes: 64 << 20,
+  drain_timeout_ms: 10_000,
+} as const;

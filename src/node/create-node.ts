@@ -1,0 +1,314 @@
+/**
+ * One fsmesh node: a LocalEngine driven by supervised nact actors (ingest, builder, repair,
+ * query), the generation-lifecycle and node-health xstate machines, the observability sinks, and
+ * the services composed into it (the cluster, when there is one). `createNode(config)` validates
+ * the config, opens the data directory and starts the actors — under a fresh nact system, or under
+ * a host application's own actor (`actor_parent`).
+ */
+import * as path from 'node:path';
+import { type Ref, spawnStateless, start as startSystem, stop as stopActor } from 'nact';
+import { type BuilderMsg, type BuildOutcome, spawnBuilderActor } from '../actors/builder-actor.ts';
+import type { ActorDeps, NodeHooks } from '../actors/context.ts';
+import { type IngestMsg, spawnIngestActor } from '../actors/ingest-actor.ts';
+import { BoundedRef } from '../actors/mailbox.ts';
+import { type QueryMsg, spawnQueryActor } from '../actors/query-actor.ts';
+import { createRepairQueue, type RepairMsg, spawnRepairActor } from '../actors/repair-actor.ts';
+import { type CrashReport, DEFAULT_RESTART_POLICY, restartPolicy } from '../actors/supervision.ts';
+import type { DocOp } from '../core/capsule.ts';
+import { ENGINE_DEFAULTS, NODE_DEFAULTS } from '../core/defaults.ts';
+import { FsmeshError, invariant } from '../core/errors.ts';
+import type { EngineEvent } from '../engine/engine-events.ts';
+import { defaultEngineConfig, LocalEngine, type ReadOptions } from '../engine/local-engine.ts';
+import {
+  DEFAULT_HEALTH_POLICY,
+  HEALTH_STATES,
+  type NodeHealth,
+  startNodeHealth,
+} from '../fsm/node-health.ts';
+import { NodeEvents } from '../obs/events.ts';
+import { NodeMetrics } from '../obs/metrics.ts';
+import { nodeFsStorage, type Runtime, systemClock, systemRandom } from '../runtime/index.ts';
+import type { SearchOptions, SearchResult } from '../search/searcher.ts';
+import type { AppendAck } from '../storage/capsule-log.ts';
+import type { GenerationRef } from '../storage/generations.ts';
+import { type DocInput, docsToOps } from './doc-input.ts';
+import { bridgeEngineEvent } from './engine-event-bridge.ts';
+import { type NodeConfig, validateNodeConfig } from './node-config.ts';
+import type { NodeComponents, NodeService } from './services.ts';
+import { buildNodeStatus, type NodeStatus } from './status.ts';
+import { trackedClock } from './tracked-clock.ts';
+
+export interface FsmeshNode {
+  readonly name: string;
+  readonly engine: LocalEngine;
+  readonly events: NodeEvents;
+  readonly metrics: NodeMetrics;
+  ingest(docs: DocInput[], opts?: { idempotency_key?: string }): Promise<AppendAck>;
+  ingestOps(ops: DocOp[], opts?: { idempotency_key?: string }): Promise<AppendAck>;
+  delete(docId: string): Promise<AppendAck>;
+  search(opts: SearchOptions & ReadOptions): Promise<SearchResult>;
+  status(): NodeStatus;
+  /** Status fields of the composed services (the cluster's peers, trust, durability ...). */
+  serviceStatus(): Record<string, unknown>;
+  generations(): GenerationRef[];
+  /** Build and activate now (writer), instead of waiting for the batch trigger. */
+  buildNow(): Promise<BuildOutcome>;
+  scrub(): Promise<unknown>;
+  requestRepair(objectId: string): Promise<unknown>;
+  /** Test hook: crash an actor with an injected fault (it is restarted by its supervisor). */
+  injectFault(actor: 'ingest' | 'builder' | 'repair' | 'query'): void;
+  /** Test hook: make the next activation fail after verification (exercises §14 revert). */
+  failNextActivation(reason: string): Promise<void>;
+  /** Raise the highest generation known in the cluster (p2p), for skew metrics. */
+  noteLatestGeneration(seq: number): void;
+  readonly health: NodeHealth;
+  /** The composed services, by name. */
+  readonly services: ReadonlyMap<string, NodeService>;
+  /** The node's actor tree root (for a host that wants to watch or stop it). */
+  readonly supervisor: Ref<any>;
+  stop(): Promise<void>;
+}
+
+export async function createNode(config: NodeConfig): Promise<FsmeshNode> {
+  const problems = validateNodeConfig(config);
+  if (problems.length)
+    throw new FsmeshError('invalid_input', `invalid node config: ${problems.join('; ')}`, { problems });
+  // Every timer the node starts goes through this clock, so stop() can cancel them all.
+  const timers = trackedClock(config.runtime?.clock ?? systemClock);
+  const clock = timers.clock;
+  const runtime: Runtime = {
+    clock,
+    random: config.runtime?.random ?? systemRandom(),
+    storage: config.runtime?.storage ?? nodeFsStorage(path.resolve(config.data_dir!)),
+  };
+  const name = config.node_name ?? NODE_DEFAULTS.node_name;
+  const shard = config.shard ?? config.engine?.shard ?? ENGINE_DEFAULTS.shard;
+  const role = config.role ?? NODE_DEFAULTS.role;
+  const events = new NodeEvents(clock, name, shard);
+  const metrics = new NodeMetrics({ node: name, shard });
+  const services: NodeService[] = [];
+  // Engine events before the health machine exists (log recovery at open) are evented only.
+  let onEngineEvent: (e: EngineEvent) => void = (e) =>
+    bridgeEngineEvent({ events, metrics, health: noHealth, active: () => null }, e);
+  const engine = await LocalEngine.open(
+    runtime,
+    defaultEngineConfig({
+      shard,
+      created_by: name,
+      role,
+      durability:
+        config.fsync === 'group'
+          ? { mode: 'group', group_commit_ms: config.group_commit_ms ?? ENGINE_DEFAULTS.group_commit_ms }
+          : { mode: 'fsync' },
+      ...config.engine,
+    }),
+    { onEvent: (e) => onEngineEvent(e), peer_repair: (id) => fetchFromServices(services, id) },
+  );
+  let probe: () => void = () => {};
+  const health = startNodeHealth(
+    clock,
+    {
+      ...DEFAULT_HEALTH_POLICY,
+      degraded_probe_interval_ms: NODE_DEFAULTS.degraded_probe_interval_ms,
+      ...config.health_policy,
+    },
+    role === 'replica' && engine.generations.active === null ? 'bootstrapping' : 'healthy',
+    () => probe(),
+  );
+  onEngineEvent = (e) =>
+    bridgeEngineEvent({ events, metrics, health, active: () => engine.generations.active }, e);
+  observeHealth(health, events, metrics, () => engine.generations.active);
+  let latestKnown = engine.generations.active?.generation_seq ?? 0;
+  const hooks: NodeHooks = {
+    afterLocalCommit: async (ack) => {
+      for (const s of services) if (s.awaitDurable) await s.awaitDurable(ack);
+    },
+    fetchFromPeers: (id) => fetchFromServices(services, id),
+  };
+  const deps: ActorDeps = {
+    engine,
+    clock,
+    events,
+    metrics,
+    health,
+    role,
+    build: {
+      batch_max_commits: NODE_DEFAULTS.batch_max_commits,
+      build_interval_ms: NODE_DEFAULTS.build_interval_ms,
+      ...config.build,
+    },
+    scrub_interval_ms: config.scrub_interval_ms ?? NODE_DEFAULTS.scrub_interval_ms,
+    scrub_bytes_per_s: config.scrub_bytes_per_s ?? NODE_DEFAULTS.scrub_bytes_per_s,
+    refs: {},
+    hooks: { ...hooks, fetchFromPeers: config.repair_hooks?.fetchFromPeers ?? hooks.fetchFromPeers },
+    latest_known_generation_seq: () => Math.max(latestKnown, engine.generations.active?.generation_seq ?? 0),
+  };
+  const actors = spawnActors(config, deps);
+  const { ingest, builder, repair, query, repairQueue, crashes, supervisor, ownSystem } = actors;
+  // §14 degraded-mode probe: scrub (repairs what it can); a writer then tries one activation.
+  probe = () => void probeDegraded(deps, repair, builder).catch(() => {});
+  const active0 = engine.generations.active;
+  metrics.active_generation_seq.set(active0?.generation_seq ?? 0);
+  metrics.active_commit_seq_high.set(active0?.commit_seq_high ?? 0);
+  metrics.commit_seq_high.set(engine.log.commitSeqHigh);
+
+  const components: NodeComponents = {
+    name,
+    shard,
+    role,
+    clock,
+    random: runtime.random,
+    storage: runtime.storage,
+    log: engine.log,
+    objects: engine.objects,
+    symbols: engine.symbols,
+    generations: engine.generations,
+    gate: engine.gate,
+    builds: engine,
+    events,
+    metrics,
+    health,
+    noteLatestGeneration: (seq) => {
+      latestKnown = Math.max(latestKnown, seq);
+    },
+  };
+  for (const factory of config.services ?? []) services.push(factory(components));
+  const byName = new Map(services.map((s) => [s.name, s]));
+  invariant(byName.size === services.length, 'service names are unique');
+
+  let stopped = false;
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    // Services detach first (synchronously up to their first await), then timers and actors.
+    const serviceStops = services.map((s) => s.stop?.().catch(() => {}));
+    for (const b of [ingest, builder, repair, query]) b.ref = null;
+    timers.cancelAll();
+    await Promise.all(serviceStops);
+    await repairQueue.idle();
+    stopActor(supervisor);
+    if (ownSystem) stopActor(ownSystem);
+    await engine.close();
+    health.actor.stop();
+  };
+  try {
+    for (const s of services) await s.start?.();
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  // §8.3: commits after the active generation's watermark (a crash mid-build) are built now.
+  if (role === 'writer' && engine.log.commitSeqHigh > (active0?.commit_seq_high ?? 0))
+    builder.tell({ type: 'build' });
+
+  return {
+    name,
+    engine,
+    events,
+    metrics,
+    supervisor,
+    health,
+    services: byName,
+    ingest: async (docs, opts = {}) =>
+      ingest.ask<AppendAck>({ type: 'ingest', ops: docsToOps(docs), idempotency_key: opts.idempotency_key }),
+    ingestOps: (ops, opts = {}) =>
+      ingest.ask<AppendAck>({ type: 'ingest', ops, idempotency_key: opts.idempotency_key }),
+    delete: async (docId) =>
+      ingest.ask<AppendAck>({ type: 'ingest', ops: docsToOps([{ id: docId, delete: true }]) }),
+    search: (opts) => query.ask<SearchResult>({ type: 'search', opts }),
+    status: () =>
+      buildNodeStatus({ name, shard, role, engine, health, repairQueue, crashes }, [
+        ingest,
+        builder,
+        repair,
+        query,
+      ]),
+    serviceStatus: () => Object.assign({}, ...services.map((s) => s.status?.() ?? {})),
+    generations: () => [...engine.generations.retained],
+    buildNow: () => builder.ask<BuildOutcome>({ type: 'build' }),
+    scrub: () => repair.ask({ type: 'scrub' }),
+    requestRepair: (objectId) => repair.ask({ type: 'repair', object_id: objectId }),
+    injectFault: (actor) => deps.refs[actor]?.tell({ type: 'crash' }),
+    failNextActivation: async (reason) => engine.gate.injectFault('warm', reason),
+    noteLatestGeneration: components.noteLatestGeneration,
+    stop,
+  };
+}
+
+const noHealth = { send: () => {} } as unknown as NodeHealth;
+
+async function fetchFromServices(services: NodeService[], objectId: string): Promise<boolean> {
+  for (const s of services) if (s.fetchObject && (await s.fetchObject(objectId))) return true;
+  return false;
+}
+
+/** The supervisor and its four workers, each with its own restart policy and bounded mailbox. */
+function spawnActors(config: NodeConfig, deps: ActorDeps) {
+  const ownSystem = config.actor_parent ? null : startSystem();
+  const parent = config.actor_parent ?? ownSystem!;
+  const bound = config.mailbox_bound ?? NODE_DEFAULTS.mailbox_bound;
+  const policy = { ...DEFAULT_RESTART_POLICY, ...config.restart_policy };
+  const crashes: CrashReport[] = [];
+  const report = (r: CrashReport) => {
+    crashes.push(r);
+    if (crashes.length > 100) crashes.shift();
+  };
+  const supervisor = spawnStateless(parent, () => {}, `fsmesh-${deps.events.node}`);
+  const ingest = new BoundedRef<IngestMsg>('ingest', bound);
+  const builder = new BoundedRef<BuilderMsg>('builder', bound);
+  const repair = new BoundedRef<RepairMsg>('repair', bound);
+  const query = new BoundedRef<QueryMsg>('query', bound);
+  deps.refs = { ingest, builder, repair, query };
+  const repairQueue = createRepairQueue(deps, deps.hooks);
+  const onCrash = (actor: string) => restartPolicy(deps.clock, actor, policy, report);
+  ingest.ref = spawnIngestActor(supervisor, deps, onCrash('ingest'));
+  builder.ref = spawnBuilderActor(supervisor, deps, onCrash('builder'));
+  repair.ref = spawnRepairActor(supervisor, deps, repairQueue, onCrash('repair'));
+  query.ref = spawnQueryActor(supervisor, deps, onCrash('query'));
+  return { ingest, builder, repair, query, repairQueue, crashes, supervisor, ownSystem };
+}
+
+/** Degraded-mode entry/exit events (§9) and the health gauge follow the machine. */
+function observeHealth(
+  health: NodeHealth,
+  events: NodeEvents,
+  metrics: NodeMetrics,
+  active: () => GenerationRef | null,
+): void {
+  metrics.setHealth(health.state(), HEALTH_STATES);
+  let last = health.state();
+  health.actor.subscribe((snap) => {
+    const st = health.state();
+    if (st === last) return;
+    const a = active();
+    if (st === 'degraded')
+      events.emit('read_degraded_mode_entered', {
+        generation_id: a?.generation_id,
+        commit_seq: a?.commit_seq_high,
+        reason: snap.context.reason,
+      });
+    if (last === 'degraded')
+      events.emit('read_degraded_mode_exited', {
+        generation_id: a?.generation_id,
+        commit_seq: a?.commit_seq_high,
+        new_state: st,
+      });
+    last = st;
+    metrics.setHealth(st, HEALTH_STATES);
+  });
+}
+
+/** One degraded-mode probe: every retained artifact sound (after repairs) and, on a writer, one activation. */
+async function probeDegraded(
+  deps: ActorDeps,
+  repair: BoundedRef<RepairMsg>,
+  builder: BoundedRef<BuilderMsg>,
+): Promise<void> {
+  const scrub = await repair.ask<{ results: Record<string, string> }>({ type: 'scrub' });
+  if (Object.values(scrub.results).some((r) => r !== 'repaired' && r !== 'ok')) return;
+  if (deps.role === 'writer') {
+    const out = await builder.ask<BuildOutcome>({ type: 'build', probe: true });
+    if (!out.built && out.state !== 'up_to_date') return;
+  }
+  deps.health.send({ type: 'PROBE_SUCCEEDED' });
+}

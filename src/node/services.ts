@@ -1,0 +1,54 @@
+/**
+ * Services composed into a node, the way js-libp2p composes its own: each capability (the cluster,
+ * a host's extension) is a factory that receives the node's components and returns the few
+ * capabilities it provides. The node calls them through this interface only; no service reaches
+ * into another's internals or replaces another's hooks.
+ */
+import type { ActivationGate } from '../engine/activation-gate.ts';
+import type { LocalEngine } from '../engine/local-engine.ts';
+import type { NodeHealth } from '../fsm/node-health.ts';
+import type { NodeEvents } from '../obs/events.ts';
+import type { NodeMetrics } from '../obs/metrics.ts';
+import type { Clock, Random, Storage } from '../runtime/index.ts';
+import type { AppendAck, CapsuleLog } from '../storage/capsule-log.ts';
+import type { GenerationStore } from '../storage/generations.ts';
+import type { ObjectStore } from '../storage/object-store.ts';
+import type { SymbolStore } from '../storage/symbol-store.ts';
+
+/** What a service may use. Each service declares the subset it needs (see src/p2p/services/). */
+export interface NodeComponents {
+  name: string;
+  shard: string;
+  role: 'writer' | 'replica';
+  clock: Clock;
+  random: Random;
+  storage: Storage;
+  log: CapsuleLog;
+  objects: ObjectStore;
+  symbols: SymbolStore;
+  generations: GenerationStore;
+  gate: ActivationGate;
+  /** Build a candidate and check embedder gates (capsule replay); nothing else of the engine. */
+  builds: Pick<LocalEngine, 'buildCandidate' | 'checkEmbedderGate'>;
+  events: NodeEvents;
+  metrics: NodeMetrics;
+  health: NodeHealth;
+  /** Raise the highest generation known in the cluster (query skew metric). */
+  noteLatestGeneration(generation_seq: number): void;
+}
+
+export interface NodeService {
+  readonly name: string;
+  /** After the actors run; a failure fails node creation. */
+  start?(): Promise<void>;
+  /** Called first when the node stops; detaches synchronously before its first await. */
+  stop?(): Promise<void>;
+  /** Durability (§6): awaited after each local commit before the write is acknowledged. */
+  awaitDurable?(ack: AppendAck): Promise<void>;
+  /** Peer repair (§8.1): restore an object from elsewhere; true when restored. */
+  fetchObject?(objectId: string): Promise<boolean>;
+  /** Fields merged into the node's `/v1/status`. */
+  status?(): Record<string, unknown>;
+}
+
+export type ServiceFactory = (components: NodeComponents) => NodeService;

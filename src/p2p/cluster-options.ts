@@ -1,0 +1,37 @@
+/** Options of a node's cluster membership, with defaults from src/core/defaults.ts. */
+import { CLUSTER_DEFAULTS } from '../core/defaults.ts';
+
+export interface BootstrapProgress {
+  phase: string;
+  objects_done: number;
+  objects_total: number;
+  bytes: number;
+  peers: number;
+}
+
+export interface ClusterOptions {
+  cluster: string;
+  role: 'writer' | 'replica';
+  durability: 'local' | 'quorum';
+  /** Configured members of the shard, writer included (quorum = majority of these). */
+  members: number;
+  trusted_writer?: string;
+  lag_alert_commits: number;
+  announce_interval_ms: number;
+  quorum_timeout_ms: number;
+  /** Use at most this many peers for symbol fetches (0 = all); benchmarks compare 1, 2, 4. */
+  fetch_peers?: number;
+  onProgress?: (p: BootstrapProgress) => void;
+}
+
+export function clusterOptions(o: Partial<ClusterOptions> & Pick<ClusterOptions, 'role'>): ClusterOptions {
+  return {
+    cluster: CLUSTER_DEFAULTS.cluster,
+    durability: CLUSTER_DEFAULTS.durability,
+    members: 1,
+    lag_alert_commits: CLUSTER_DEFAULTS.lag_alert_commits,
+    announce_interval_ms: CLUSTER_DEFAULTS.announce_interval_ms,
+    quorum_timeout_ms: CLUSTER_DEFAULTS.quorum_timeout_ms,
+    ...Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)),
+  } as ClusterOptions;
+}

@@ -1,0 +1,146 @@
+/**
+ * Trust and membership (§8.4): who the shard's writer is (configured, or pinned on first use and
+ * kept in the data dir), which generation records are acceptable (structure, cluster and shard,
+ * signature, trusted writer, no divergence from what we saw), the writer's commit head with the
+ * lag alert (§7.3), and the quarantine of divergent manifests.
+ */
+
+import { UNSAFE } from '../../core/buggify.ts';
+import { DATA_DIR, quarantinePath } from '../../core/data-dir-layout.ts';
+import { manifestIdOf } from '../../core/manifest.ts';
+import type { NodeComponents } from '../../node/services.ts';
+import { isNotFound, type Transport, writeFileAtomic } from '../../runtime/index.ts';
+import type { ClusterOptions } from '../cluster-options.ts';
+import { decodeSignedRecord, type SignedRecord, verifyRecordSignature } from '../records.ts';
+
+export type MembershipComponents = Pick<
+  NodeComponents,
+  'storage' | 'events' | 'generations' | 'shard' | 'noteLatestGeneration'
+> & { transport: Transport };
+
+export class Membership {
+  private readonly c: MembershipComponents;
+  private readonly opts: ClusterOptions;
+  trusted: string | null = null;
+  /** The newest acceptable record from the trusted writer. */
+  latest: SignedRecord | null = null;
+  writer_head = 0;
+  private lagAlerted = false;
+  private readonly seen = new Map<string, string>(); // generation_id -> manifest id (trusted records)
+  private readonly warnedWriters = new Set<string>();
+
+  constructor(c: MembershipComponents, opts: ClusterOptions) {
+    this.c = c;
+    this.opts = opts;
+  }
+
+  /** Writers trust themselves; replicas the configured writer, else the pinned one. */
+  async load(): Promise<void> {
+    if (this.opts.role === 'writer') this.trusted = this.c.transport.peerId;
+    else if (this.opts.trusted_writer) this.trusted = this.opts.trusted_writer;
+    else {
+      try {
+        const text = new TextDecoder().decode(await this.c.storage.readFile(DATA_DIR.trusted_writer_file));
+        this.trusted = text.trim() || null;
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+      }
+    }
+  }
+
+  /** Trust on first use: pin the first writer learned through our seeds (stored in the data dir). */
+  async pinWriter(writer: string): Promise<void> {
+    if (this.trusted) return;
+    this.trusted = writer;
+    await writeFileAtomic(
+      this.c.storage,
+      DATA_DIR.trusted_writer_file,
+      new TextEncoder().encode(`${writer}\n`),
+    );
+  }
+
+  /** Gossip validator: structure, size, trusted writer signature. Divergence is checked on admit. */
+  async checkRecord(data: Uint8Array): Promise<boolean> {
+    let s: SignedRecord;
+    try {
+      s = decodeSignedRecord(data);
+    } catch {
+      return false;
+    }
+    if (s.record.cluster !== this.opts.cluster || s.record.shard !== this.c.shard) return false;
+    if (UNSAFE.skip_record_signature_check) return true; // planted bug (simulator only)
+    if (!(await verifyRecordSignature(s))) return false;
+    if (this.trusted && s.record.writer !== this.trusted) {
+      if (!this.warnedWriters.has(s.record.writer)) {
+        this.warnedWriters.add(s.record.writer);
+        this.c.events.emit('writer_key_changed', {
+          generation_id: s.record.generation_id,
+          commit_seq: s.record.commit_seq_high,
+          trusted_writer: this.trusted,
+          offered_writer: s.record.writer,
+        });
+      }
+      return false;
+    }
+    return true;
+  }
+
+  /**
+   * A record offered by `from` (gossip or a head answer): validated, the writer pinned on first
+   * use, checked against what we saw for the same generation. True when it is new and acceptable.
+   */
+  async admitRecord(data: Uint8Array, from: string): Promise<boolean> {
+    if (!(await this.checkRecord(data))) {
+      this.c.events.emit('manifest_rejected', {
+        reason: 'invalid record or signature, or untrusted writer',
+        from,
+      });
+      return false;
+    }
+    const s = decodeSignedRecord(data);
+    if (!this.trusted) await this.pinWriter(s.record.writer);
+    const prev = this.seen.get(s.record.generation_id);
+    if (prev && prev !== s.record.artifact_manifest_id) {
+      this.c.events.emit('manifest_divergence_detected', {
+        generation_id: s.record.generation_id,
+        commit_seq: s.record.commit_seq_high,
+        known_manifest_id: prev,
+        offered_manifest_id: s.record.artifact_manifest_id,
+        from,
+      });
+      return false;
+    }
+    this.seen.set(s.record.generation_id, s.record.artifact_manifest_id);
+    this.c.noteLatestGeneration(s.record.generation_seq);
+    this.noteWriterHead(s.record.commit_seq_high);
+    if (!this.latest || s.record.generation_seq > this.latest.record.generation_seq) this.latest = s;
+    return true;
+  }
+
+  /** The writer's commit head as heard; raises the lag alert past the threshold (§7.3). */
+  noteWriterHead(high: number): void {
+    if (!Number.isSafeInteger(high)) return;
+    this.writer_head = Math.max(this.writer_head, high);
+    const active = this.c.generations.active;
+    const activeHigh = active?.commit_seq_high ?? 0;
+    const lag = this.writer_head - activeHigh;
+    if (lag > this.opts.lag_alert_commits && !this.lagAlerted) {
+      this.lagAlerted = true;
+      this.c.events.emit('commit_lag_alert', {
+        generation_id: active?.generation_id,
+        commit_seq: activeHigh,
+        lag_commits: lag,
+        threshold_commits: this.opts.lag_alert_commits,
+      });
+    } else if (lag <= this.opts.lag_alert_commits) this.lagAlerted = false;
+  }
+
+  /** §8.4: keep divergent manifest bytes aside for inspection, never activated. */
+  async quarantine(bytes: Uint8Array, reason: string): Promise<void> {
+    const st = this.c.storage;
+    const id = manifestIdOf(bytes);
+    await st.mkdirp(DATA_DIR.quarantine_dir);
+    await st.writeFile(quarantinePath(id), bytes, { sync: true });
+    await st.writeFile(quarantinePath(`${id}.reason`), new TextEncoder().encode(`${reason}\n`));
+  }
+}

@@ -1,0 +1,129 @@
+/**
+ * The five request/response protocols a node serves (docs/protocols.md): head (commit head, the
+ * current signed record, peer exchange), manifest, symbols, capsules, replicate. Each request is
+ * validated before any work proportional to it.
+ */
+import { UNSAFE } from '../../core/buggify.ts';
+import { CLUSTER_DEFAULTS } from '../../core/defaults.ts';
+import { FsmeshError } from '../../core/errors.ts';
+import { decodeMarker, encodeMarker, MARKER_BYTES } from '../../core/marker.ts';
+import type { NodeComponents } from '../../node/services.ts';
+import type { Transport } from '../../runtime/index.ts';
+import {
+  jsonFrame,
+  MAX_CAPSULES_PER_REQUEST,
+  MAX_SYMBOLS_PER_REQUEST,
+  PROTO,
+  parseJsonFrame,
+  symbolFrame,
+} from '../protocols.ts';
+import type { SignedRecord } from '../records.ts';
+
+export type ProtocolServerComponents = Pick<NodeComponents, 'log' | 'objects' | 'symbols' | 'metrics'> & {
+  transport: Transport;
+  role: 'writer' | 'replica';
+  /** The writer we trust (replicas), for head answers and to refuse foreign replication. */
+  trustedWriter(): string | null;
+  /** The signed record of the generation we would hand a new peer. */
+  currentRecord(): SignedRecord | null;
+};
+
+export function serveProtocols(c: ProtocolServerComponents): void {
+  const { transport } = c;
+  transport.handle(PROTO.head, async () => [
+    jsonFrame({
+      commit_seq_high: c.log.commitSeqHigh,
+      head_marker_id: c.log.headMarker,
+      record: c.currentRecord(),
+      // The shard writer says so; the stream is authenticated, so `writer === peer` cannot be forged.
+      writer: c.role === 'writer' ? transport.peerId : c.trustedWriter(),
+      // Peer exchange: replicas learn each other, so symbols can come from several peers.
+      peers: (await transport.peerAddrs())
+        .filter((a) => a.startsWith('/ip'))
+        .slice(0, CLUSTER_DEFAULTS.peer_exchange_max_addrs),
+    }),
+  ]);
+  transport.handle(PROTO.manifest, async (req) => {
+    const { artifact_manifest_id } = parseJsonFrame<{ artifact_manifest_id: string }>(
+      req,
+      'manifest request',
+    );
+    return [await c.objects.get('manifest', artifact_manifest_id)];
+  });
+  transport.handle(PROTO.symbols, (req) => serveSymbols(c, req));
+  transport.handle(PROTO.capsules, async (req) => {
+    const r = parseJsonFrame<{ from: number; to: number }>(req, 'capsules request');
+    if (!Number.isSafeInteger(r.from) || !Number.isSafeInteger(r.to) || r.from < 1 || r.to < r.from)
+      throw new FsmeshError('invalid_input', 'capsules request: bad range');
+    const out: Uint8Array[] = [];
+    for await (const rec of c.log.range(r.from, Math.min(r.to, r.from + MAX_CAPSULES_PER_REQUEST - 1)))
+      out.push(recordBytes(encodeMarker(rec.marker), rec.capsule_bytes));
+    return out;
+  });
+  transport.handle(PROTO.replicate, async (req, from) => {
+    if (c.role !== 'replica') throw new FsmeshError('conflict', 'not a replica');
+    // Only the shard's trusted writer may extend our log (found by the simulator: an empty
+    // replica would otherwise accept a rogue writer's chain starting at genesis).
+    const trusted = c.trustedWriter();
+    if ((!trusted || from !== trusted) && !UNSAFE.skip_marker_chain_check) {
+      throw new FsmeshError('conflict', `replicate refused: ${from} is not the trusted writer`);
+    }
+    if (req.length <= MARKER_BYTES) throw new FsmeshError('invalid_input', 'replicate: frame too short');
+    const marker = decodeMarker(req.subarray(0, MARKER_BYTES));
+    const head = c.log.commitSeqHigh;
+    if (marker.commit_seq > head + 1) return [jsonFrame({ gap: head })];
+    // appendReplicated refuses anything that does not extend our chain exactly.
+    const ack = await c.log.appendReplicated(marker, req.slice(MARKER_BYTES));
+    c.metrics.commit_seq_high.set(c.log.commitSeqHigh);
+    return [jsonFrame({ ok: true, commit_seq: ack.commit_seq })];
+  });
+}
+
+async function serveSymbols(c: ProtocolServerComponents, req: Uint8Array): Promise<Uint8Array[]> {
+  const r = parseJsonFrame<{ object_id: string; kind: string; ranges: [number, number][] }>(
+    req,
+    'symbols request',
+  );
+  if (r.kind !== 'artifact' || !Array.isArray(r.ranges))
+    throw new FsmeshError('invalid_input', 'symbols request: kind must be "artifact" and ranges an array');
+  const ids: number[] = [];
+  for (const rg of r.ranges) {
+    if (
+      !Array.isArray(rg) ||
+      rg.length !== 2 ||
+      !Number.isInteger(rg[0]) ||
+      !Number.isInteger(rg[1]) ||
+      rg[0] < 0 ||
+      rg[1] < rg[0]
+    ) {
+      throw new FsmeshError('invalid_input', `symbols request: bad range ${JSON.stringify(rg)}`);
+    }
+    for (let i = rg[0]; i < rg[1]; i++) ids.push(i);
+    if (ids.length > MAX_SYMBOLS_PER_REQUEST)
+      throw new FsmeshError('invalid_input', `symbols request: more than ${MAX_SYMBOLS_PER_REQUEST} symbols`);
+  }
+  if (!(await c.objects.has('artifact', r.object_id)))
+    throw new FsmeshError('not_found', `object ${r.object_id} not held here`);
+  await c.symbols.ensure('artifact', r.object_id);
+  const layout = await c.symbols.layout('artifact', r.object_id);
+  const p = c.symbols.params;
+  const header = jsonFrame({
+    length: layout.length,
+    symbol_size: layout.symbol_size,
+    overhead_ratio: p.overhead_ratio,
+    max_block_symbols: p.max_block_symbols,
+    min_repair_per_block: p.min_repair_per_block,
+    source_symbols: layout.source_symbols,
+    repair_symbols: layout.repair_symbols,
+  });
+  const syms = ids.length ? await c.symbols.getSymbols('artifact', r.object_id, ids) : new Map();
+  return [header, ...[...syms.entries()].map(([id, d]) => symbolFrame(id, d))];
+}
+
+/** A capsule on the wire: its 80-byte marker then the capsule bytes (docs/protocols.md). */
+export function recordBytes(marker: Uint8Array, capsule: Uint8Array): Uint8Array {
+  const out = new Uint8Array(marker.length + capsule.length);
+  out.set(marker);
+  out.set(capsule, marker.length);
+  return out;
+}

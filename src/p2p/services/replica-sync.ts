@@ -1,0 +1,269 @@
+/**
+ * The replica side (§7.2 bootstrap, §7.3 catch-up): poll peers' heads (gossip is not persistent),
+ * learn peers (peer exchange), pull missed commits, and bring the active generation up to the
+ * trusted writer's latest record — fetching only the objects we lack as repair symbols from any
+ * peers, then through the activation gate. Failed syncs are retried by the retry/back-off machine;
+ * after repeated failures the commit stream is replayed instead (§7.3 fallback).
+ */
+import { CLUSTER_DEFAULTS } from '../../core/defaults.ts';
+import { FsmeshError } from '../../core/errors.ts';
+import { decodeManifest } from '../../core/manifest.ts';
+import { startGenerationLifecycle } from '../../fsm/generation-lifecycle.ts';
+import { startRetryBackoff } from '../../fsm/retry-backoff.ts';
+import { LifecycleTrace } from '../../obs/tracing.ts';
+import type { ClusterOptions } from '../cluster-options.ts';
+import { jsonFrame, PROTO, parseJsonFrame } from '../protocols.ts';
+import { encodeSignedRecord, type SignedRecord } from '../records.ts';
+import { type FetchProgress, fetchObjectFromPeers } from '../symbol-fetch.ts';
+import { pullCapsules, type ReplayComponents, replayTo } from './capsule-replay.ts';
+import { fetchManifestBytes } from './manifest-fetch.ts';
+import type { Membership } from './membership.ts';
+
+export type ReplicaSyncComponents = Omit<ReplayComponents, 'membership' | 'trustedWriter' | 'stopped'> &
+  Pick<import('../../node/services.ts').NodeComponents, 'symbols' | 'metrics'> & { membership: Membership };
+
+export class ReplicaSync {
+  private readonly c: ReplicaSyncComponents;
+  private readonly opts: ClusterOptions;
+  private readonly replay: ReplayComponents;
+  private syncing = false;
+  stopped = false;
+  private bootstrapStartMs: number | null = null;
+  private readonly retry;
+
+  constructor(c: ReplicaSyncComponents, opts: ClusterOptions) {
+    this.c = c;
+    this.opts = opts;
+    this.replay = {
+      ...c,
+      trustedWriter: () => c.membership.trusted,
+      stopped: () => this.stopped,
+    };
+    this.retry = startRetryBackoff(
+      c.clock,
+      {
+        base_ms: CLUSTER_DEFAULTS.sync_retry_step_ms,
+        max_ms: CLUSTER_DEFAULTS.sync_retry_step_ms * CLUSTER_DEFAULTS.sync_max_failures,
+        growth: 'linear',
+        max_attempts: CLUSTER_DEFAULTS.sync_max_failures,
+      },
+      () => void this.kick(),
+    );
+    if (!c.generations.active) this.bootstrapStartMs = c.clock.monotonicMs();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.retry.stop();
+  }
+
+  /** A head published on gossip: only the trusted writer's counts. */
+  onHead(data: Uint8Array): void {
+    try {
+      const h = parseJsonFrame<{ commit_seq_high: number; writer: string }>(data, 'head');
+      const trusted = this.c.membership.trusted;
+      if (trusted && h.writer !== trusted) return;
+      this.c.membership.noteWriterHead(h.commit_seq_high);
+    } catch {
+      // malformed heads are dropped (and rejected by the validator)
+    }
+  }
+
+  /** A record from gossip or a head answer. */
+  async onRecord(data: Uint8Array, from: string): Promise<void> {
+    if (await this.c.membership.admitRecord(data, from)) void this.kick();
+  }
+
+  async pollHeads(): Promise<void> {
+    const { transport, membership } = this.c;
+    this.c.metrics.peers_connected.set(transport.peers().length);
+    for (const p of transport.peers()) {
+      try {
+        const [f] = await transport.request(p, PROTO.head, jsonFrame({}), {
+          timeout_ms: CLUSTER_DEFAULTS.head_request_timeout_ms,
+        });
+        const h = parseJsonFrame<{
+          commit_seq_high: number;
+          record: SignedRecord | null;
+          peers?: string[];
+          writer?: string | null;
+        }>(f, 'head response');
+        if (!membership.trusted && h.writer === p) await membership.pinWriter(p);
+        const known = new Set([...transport.peers(), transport.peerId]);
+        for (const a of (h.peers ?? []).slice(0, CLUSTER_DEFAULTS.peer_exchange_max_addrs)) {
+          const id = a.split('/p2p/')[1];
+          if (id && !known.has(id)) void transport.dial(a).catch(() => {});
+        }
+        if (h.record) await this.onRecord(encodeSignedRecord(h.record), p);
+        if (h.record && h.record.record.writer === membership.trusted && p === membership.trusted) {
+          membership.noteWriterHead(h.commit_seq_high);
+          await pullCapsules(this.replay, p, h.commit_seq_high);
+        }
+      } catch {
+        // peer without the protocol or unreachable: try the next
+      }
+    }
+  }
+
+  /** Bring the active generation up to the latest trusted record (one loop at a time). */
+  async kick(): Promise<void> {
+    if (this.syncing || this.stopped) return;
+    if (this.retry.state() === 'backing_off') return; // the machine kicks when the wait is over
+    if (this.retry.state() === 'gave_up') this.retry.send({ type: 'RESET' }); // a new record: try again
+    this.syncing = true;
+    try {
+      while (!this.stopped) {
+        const target = this.c.membership.latest;
+        const active = this.c.generations.active;
+        if (!target || target.record.artifact_manifest_id === active?.artifact_manifest_id) break;
+        if (active && target.record.commit_seq_high < active.commit_seq_high) break;
+        try {
+          await this.syncTo(target);
+          this.retry.send({ type: 'SUCCEEDED' });
+        } catch {
+          // §7.3 fallback: when the generation delta cannot be fetched, replay the commit stream.
+          const failures = this.retry.failures() + 1;
+          if (
+            failures >= CLUSTER_DEFAULTS.sync_failures_before_replay &&
+            (await replayTo(this.replay, target).then(
+              () => true,
+              () => false,
+            ))
+          ) {
+            this.retry.send({ type: 'SUCCEEDED' });
+            continue;
+          }
+          this.retry.send({ type: 'FAILED' });
+          break;
+        }
+      }
+    } finally {
+      this.syncing = false;
+    }
+  }
+
+  /** Fetch the generation named by a trusted record (only the objects we lack), then the gate. */
+  private async syncTo(s: SignedRecord): Promise<void> {
+    const { c } = this;
+    const rec = s.record;
+    const lc = startGenerationLifecycle(c.clock, rec.generation_id, rec.artifact_manifest_id);
+    const tr = new LifecycleTrace(rec.generation_id, {
+      shard: rec.shard,
+      role: 'replica',
+      artifact_manifest_id: rec.artifact_manifest_id,
+    });
+    const t0 = c.clock.monotonicMs();
+    if (c.generations.active) c.health.send({ type: 'FELL_BEHIND' });
+    const failure = { source: 'peer_sync' as const, lifecycle: lc, trace: tr };
+    try {
+      // 1. The manifest, from any peer; its bytes must hash to the signed id.
+      const manifestBytes = await fetchManifestBytes(c, rec);
+      const manifest = decodeManifest(manifestBytes); // full validation: every problem named
+      if (
+        manifest.generation_id !== rec.generation_id ||
+        manifest.commit_seq_high !== rec.commit_seq_high ||
+        manifest.shard !== rec.shard
+      ) {
+        lc.send({ type: 'QUARANTINE', reason: 'manifest contradicts its signed record' });
+        await c.membership.quarantine(manifestBytes, 'manifest contradicts its signed record');
+        c.events.emit('manifest_divergence_detected', {
+          generation_id: rec.generation_id,
+          commit_seq: rec.commit_seq_high,
+          signed_manifest_id: rec.artifact_manifest_id,
+        });
+        throw new FsmeshError('invalid_manifest', 'manifest contradicts its signed record');
+      }
+      c.builds.checkEmbedderGate(manifest);
+      await c.objects.put('manifest', manifestBytes);
+      const release = c.generations.lease(rec.artifact_manifest_id);
+      try {
+        // 2. Only the objects we lack: the generation delta (§7.3).
+        const ids = [...manifest.lexical_artifacts, ...manifest.vector_artifacts].map((a) => a.object_id);
+        const fetched = await this.fetchMissing(ids, tr);
+        for (const id of ids) await c.symbols.ensure('artifact', id);
+        // 3. Verify, warm, flip: the gate, through the lifecycle machine.
+        await c.gate.activate({
+          manifest_id: rec.artifact_manifest_id,
+          source: 'peer_sync',
+          lifecycle: lc,
+          trace: tr,
+          details: { ...fetched, sync_ms: c.clock.monotonicMs() - t0 },
+        });
+        if (this.bootstrapStartMs !== null) {
+          c.metrics.snapshot_bootstrap_ms.observe(c.clock.monotonicMs() - this.bootstrapStartMs);
+          this.bootstrapStartMs = null;
+          c.health.send({ type: 'BOOTSTRAPPED' });
+          this.opts.onProgress?.({
+            phase: 'done',
+            objects_done: fetched.fetched_objects,
+            objects_total: fetched.fetched_objects,
+            bytes: fetched.fetched_bytes,
+            peers: fetched.peers,
+          });
+        }
+        c.health.send({ type: 'CAUGHT_UP' });
+      } finally {
+        release();
+      }
+    } catch (err) {
+      c.gate.reportFailure(
+        { ...failure, generation_id: rec.generation_id, commit_seq: rec.commit_seq_high },
+        err,
+      );
+      throw err;
+    }
+  }
+
+  /** Fetch the objects we lack from peers, in parallel, reporting progress. */
+  private async fetchMissing(
+    ids: string[],
+    tr: LifecycleTrace,
+  ): Promise<{ fetched_objects: number; fetched_bytes: number; peers: number }> {
+    const { c } = this;
+    const missing: string[] = [];
+    for (const id of ids) if ((await c.objects.check('artifact', id)) !== 'ok') missing.push(id);
+    let done = 0;
+    let bytes = 0;
+    const peerSet = new Set<string>();
+    const report = () =>
+      this.opts.onProgress?.({
+        phase: 'fetch',
+        objects_done: done,
+        objects_total: missing.length,
+        bytes,
+        peers: peerSet.size,
+      });
+    report();
+    await tr.child(
+      'transfer',
+      () =>
+        Promise.all(
+          missing.map(async (id) => {
+            let last = 0;
+            await fetchObjectFromPeers(
+              c.transport,
+              c.symbols,
+              id,
+              this.fetchPeers(),
+              (p: FetchProgress) => {
+                bytes += p.bytes - last;
+                last = p.bytes;
+                for (const x of p.peers) peerSet.add(x);
+                report();
+              },
+              (fn) => tr.child('decode', fn, { object_id: id }),
+            );
+            done++;
+            report();
+          }),
+        ),
+      { objects: missing.length },
+    );
+    return { fetched_objects: missing.length, fetched_bytes: bytes, peers: peerSet.size };
+  }
+
+  private fetchPeers(): string[] {
+    const all = [...this.c.transport.peers()].sort();
+    return this.opts.fetch_peers ? all.slice(0, this.opts.fetch_peers) : all;
+  }
+}
