@@ -5,8 +5,10 @@
  */
 import * as fs from 'node:fs';
 import pino from 'pino';
-import { composeNode } from '../compose/compose-node.ts';
+import { type ComposeOptions, composeNode } from '../compose/compose-node.ts';
 import { NODE_DEFAULTS } from '../core/defaults.ts';
+import type { NodeConfig } from '../node/index.ts';
+import type { ClusterServiceConfig } from '../p2p/cluster.ts';
 import type { BootstrapProgress } from '../p2p/cluster-options.ts';
 import { intFlag, parse, requireFlag, UsageError } from './args.ts';
 
@@ -20,139 +22,138 @@ export function parseHostPort(v: string, flag: string): { host: string; port: nu
   return { host: m[1], port: Number(m[2]) };
 }
 
-export async function cmdNode(argv: string[]): Promise<number> {
-  const [sub, ...rest] = argv;
-  if (sub !== 'start') throw new UsageError(`usage: ${NODE_START_USAGE}`);
-  const a = parse(
-    rest,
-    {
-      data: { type: 'string' },
-      http: { type: 'string' },
-      name: { type: 'string' },
-      shard: { type: 'string' },
-      role: { type: 'string' },
-      fsync: { type: 'string' },
-      'group-commit-ms': { type: 'string' },
-      'batch-max-commits': { type: 'string' },
-      'build-interval-ms': { type: 'string' },
-      'scrub-interval-ms': { type: 'string' },
-      quiet: { type: 'boolean' },
-      listen: { type: 'string' },
-      seed: { type: 'string', multiple: true },
-      'cluster-key': { type: 'string' },
-      'trusted-writer': { type: 'string' },
-      cluster: { type: 'string' },
-      durability: { type: 'string' },
-      members: { type: 'string' },
-      'fetch-peers': { type: 'string' },
-      trace: { type: 'string' },
-    },
-    NODE_START_USAGE,
+const NODE_START_FLAGS = {
+  data: { type: 'string' },
+  http: { type: 'string' },
+  name: { type: 'string' },
+  shard: { type: 'string' },
+  role: { type: 'string' },
+  fsync: { type: 'string' },
+  'group-commit-ms': { type: 'string' },
+  'batch-max-commits': { type: 'string' },
+  'build-interval-ms': { type: 'string' },
+  'scrub-interval-ms': { type: 'string' },
+  quiet: { type: 'boolean' },
+  listen: { type: 'string' },
+  seed: { type: 'string', multiple: true },
+  'cluster-key': { type: 'string' },
+  'trusted-writer': { type: 'string' },
+  cluster: { type: 'string' },
+  durability: { type: 'string' },
+  members: { type: 'string' },
+  'fetch-peers': { type: 'string' },
+  trace: { type: 'string' },
+} as const;
+
+type Flags = Record<string, string | string[] | boolean | undefined>;
+
+function oneOf<T extends string>(v: unknown, flag: string, allowed: readonly T[], dflt: T): T {
+  const x = (v as string | undefined) ?? dflt;
+  if (!allowed.includes(x as T))
+    throw new UsageError(`--${flag}: must be ${allowed.join(' or ')}, got ${JSON.stringify(x)}`);
+  return x as T;
+}
+
+function readClusterKey(file: string): Uint8Array {
+  let key: Uint8Array;
+  try {
+    key = new Uint8Array(fs.readFileSync(file));
+  } catch (err) {
+    throw new UsageError(`--cluster-key: cannot read ${file}: ${(err as Error).message}`);
+  }
+  if (!new TextDecoder().decode(key).startsWith('/key/swarm/psk/1.0.0/'))
+    throw new UsageError(
+      '--cluster-key: not a libp2p swarm key (expected /key/swarm/psk/1.0.0/ header; create one with `fsmesh cluster-key FILE`)',
+    );
+  return key;
+}
+
+function parseTrace(v: string | undefined): 'none' | 'console' | { otlp_url: string } {
+  if (v === undefined || v === 'none') return 'none';
+  if (v === 'console') return 'console';
+  if (/^https?:\/\//.test(v)) return { otlp_url: v };
+  throw new UsageError(`--trace: none, console or an OTLP/HTTP collector URL, got ${JSON.stringify(v)}`);
+}
+
+/** Every flag checked (each error names its flag) and turned into composition options. */
+function planNodeStart(v: Flags): {
+  dir: string;
+  trace: ReturnType<typeof parseTrace>;
+  compose: ComposeOptions;
+} {
+  const dir = requireFlag(v.data as string | undefined, 'data', NODE_START_USAGE);
+  const { host, port } = parseHostPort(
+    requireFlag(v.http as string | undefined, 'http', NODE_START_USAGE),
+    'http',
   );
-  const dir = requireFlag(a.values.data, 'data', NODE_START_USAGE);
-  const { host, port } = parseHostPort(requireFlag(a.values.http, 'http', NODE_START_USAGE), 'http');
-  const role = a.values.role ?? 'writer';
-  if (role !== 'writer' && role !== 'replica')
-    throw new UsageError(`--role: must be writer or replica, got ${JSON.stringify(role)}`);
-  const fsyncMode = a.values.fsync ?? 'per_commit';
-  if (fsyncMode !== 'per_commit' && fsyncMode !== 'group')
-    throw new UsageError(`--fsync: must be per_commit or group`);
-  const durability = (a.values.durability as string | undefined) ?? 'local';
-  if (durability !== 'local' && durability !== 'quorum')
-    throw new UsageError(`--durability: must be local or quorum, got ${JSON.stringify(durability)}`);
-  const seeds = (a.values.seed as string[] | undefined) ?? [];
+  const role = oneOf(v.role, 'role', ['writer', 'replica'] as const, 'writer');
+  const fsync = oneOf(v.fsync, 'fsync', ['per_commit', 'group'] as const, 'per_commit');
+  const durability = oneOf(v.durability, 'durability', ['local', 'quorum'] as const, 'local');
+  const seeds = (v.seed as string[] | undefined) ?? [];
   for (const s of seeds)
     if (!/^\/ip[46]\/[^/]+\/tcp\/\d+\/p2p\/\w+$/.test(s))
       throw new UsageError(`--seed: expected /ip4/HOST/tcp/PORT/p2p/PEER_ID, got ${JSON.stringify(s)}`);
-  const listen = a.values.listen as string | undefined;
+  const listen = v.listen as string | undefined;
   if (listen !== undefined && !/^\/ip[46]\/[^/]+\/tcp\/\d+$/.test(listen))
     throw new UsageError(`--listen: expected /ip4/HOST/tcp/PORT, got ${JSON.stringify(listen)}`);
-  let clusterKey: Uint8Array | undefined;
-  if (typeof a.values['cluster-key'] === 'string') {
-    try {
-      clusterKey = new Uint8Array(fs.readFileSync(a.values['cluster-key']));
-    } catch (err) {
-      throw new UsageError(
-        `--cluster-key: cannot read ${a.values['cluster-key']}: ${(err as Error).message}`,
-      );
-    }
-    if (!new TextDecoder().decode(clusterKey).startsWith('/key/swarm/psk/1.0.0/'))
-      throw new UsageError(
-        '--cluster-key: not a libp2p swarm key (expected /key/swarm/psk/1.0.0/ header; create one with `fsmesh cluster-key FILE`)',
-      );
-  }
+  const clusterKey = typeof v['cluster-key'] === 'string' ? readClusterKey(v['cluster-key']) : undefined;
   const p2p = listen !== undefined || seeds.length > 0;
-  fs.mkdirSync(dir, { recursive: true });
-  const traceOpt = a.values.trace as string | undefined;
-  if (
-    traceOpt !== undefined &&
-    traceOpt !== 'none' &&
-    traceOpt !== 'console' &&
-    !/^https?:\/\//.test(traceOpt)
-  ) {
-    throw new UsageError(
-      `--trace: none, console or an OTLP/HTTP collector URL, got ${JSON.stringify(traceOpt)}`,
-    );
-  }
-  const { configureTracing } = await import('../obs/tracing.ts');
-  const tracing = await configureTracing(
-    traceOpt === undefined || traceOpt === 'none'
-      ? 'none'
-      : traceOpt === 'console'
-        ? 'console'
-        : { otlp_url: traceOpt },
-  );
-  const nodeConfig = {
-    data_dir: dir,
-    node_name: (a.values.name as string | undefined) ?? `node-${port}`,
-    shard: a.values.shard as string | undefined,
-    role,
-    fsync: fsyncMode,
-    group_commit_ms: intFlag(a.values['group-commit-ms'], 'group-commit-ms'),
-    build: {
-      ...(a.values['batch-max-commits']
-        ? { batch_max_commits: intFlag(a.values['batch-max-commits'], 'batch-max-commits', 1) }
-        : {}),
-      ...(a.values['build-interval-ms']
-        ? { build_interval_ms: intFlag(a.values['build-interval-ms'], 'build-interval-ms') }
-        : {}),
-    },
-    scrub_interval_ms:
-      intFlag(a.values['scrub-interval-ms'], 'scrub-interval-ms') ?? NODE_DEFAULTS.cli_scrub_interval_ms,
-  } as const;
   if (!p2p && durability === 'quorum')
     throw new UsageError('--durability quorum needs a cluster (--listen / --seed)');
-  const { node, cluster, http, stop } = await composeNode({
-    node: nodeConfig,
-    cluster: p2p
-      ? {
-          listen: [listen ?? '/ip4/127.0.0.1/tcp/0'],
-          seeds,
-          cluster_key: clusterKey,
-          cluster: a.values.cluster as string | undefined,
-          role,
-          durability,
-          members: intFlag(a.values.members, 'members', 1) ?? seeds.length + 1,
-          trusted_writer: a.values['trusted-writer'] as string | undefined,
-          fetch_peers: intFlag(a.values['fetch-peers'], 'fetch-peers', 1),
-          onProgress: a.values.quiet ? undefined : printBootstrapProgress,
-        }
-      : undefined,
-    http: { host, port },
-  });
+  const int = (flag: string, min?: number) => intFlag(v[flag] as string | undefined, flag, min);
+  const trace = parseTrace(v.trace as string | undefined);
+  const node: NodeConfig = {
+    data_dir: dir,
+    node_name: (v.name as string | undefined) ?? `node-${port}`,
+    shard: v.shard as string | undefined,
+    role,
+    fsync,
+    group_commit_ms: int('group-commit-ms'),
+    build: {
+      ...(v['batch-max-commits'] ? { batch_max_commits: int('batch-max-commits', 1) } : {}),
+      ...(v['build-interval-ms'] ? { build_interval_ms: int('build-interval-ms') } : {}),
+    },
+    scrub_interval_ms: int('scrub-interval-ms') ?? NODE_DEFAULTS.cli_scrub_interval_ms,
+  };
+  const cluster: ClusterServiceConfig | undefined = p2p
+    ? {
+        listen: [listen ?? '/ip4/127.0.0.1/tcp/0'],
+        seeds,
+        cluster_key: clusterKey,
+        cluster: v.cluster as string | undefined,
+        role,
+        durability,
+        members: int('members', 1) ?? seeds.length + 1,
+        trusted_writer: v['trusted-writer'] as string | undefined,
+        fetch_peers: int('fetch-peers', 1),
+        onProgress: v.quiet ? undefined : printBootstrapProgress,
+      }
+    : undefined;
+  return { dir, trace, compose: { node, cluster, http: { host, port } } };
+}
+
+export async function cmdNode(argv: string[]): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (sub !== 'start') throw new UsageError(`usage: ${NODE_START_USAGE}`);
+  const a = parse(rest, NODE_START_FLAGS, NODE_START_USAGE);
+  const plan = planNodeStart(a.values as Flags);
+  fs.mkdirSync(plan.dir, { recursive: true });
+  const { configureTracing } = await import('../obs/tracing.ts');
+  const tracing = await configureTracing(plan.trace);
+  const { node, cluster, http, stop } = await composeNode(plan.compose);
   if (!a.values.quiet) {
     const log = pino({ base: undefined, timestamp: false, messageKey: 'msg' });
     // Events from start-up (log recovery at open, cluster start) first, then live ones.
     for (const e of node.events.recent) log.info(e);
     node.events.on((e) => log.info(e));
   }
+  const p2p = cluster ? { peer_id: cluster.transport.peerId, multiaddrs: cluster.status().multiaddrs } : {};
   process.stdout.write(
-    `${JSON.stringify({ ready: true, node: node.name, http: http!.url, data: dir, role, pid: process.pid, ...(cluster ? { peer_id: cluster.transport.peerId, multiaddrs: cluster.status().multiaddrs } : {}) })}\n`,
+    `${JSON.stringify({ ready: true, node: node.name, http: http!.url, data: plan.dir, role: plan.compose.node.role, pid: process.pid, ...p2p })}\n`,
   );
   await new Promise<void>((resolve) => {
-    const stop = () => resolve();
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
   });
   await stop();
   await tracing.shutdown();

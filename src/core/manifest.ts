@@ -114,7 +114,7 @@ function checkKeys(
     if (!required.includes(k) && !optional.includes(k)) p.push(`${at}.${k}: unknown field`);
 }
 
-/** Every problem as "path: message"; [] when the manifest is valid. */
+/** Every problem as "path: message"; [] when the manifest is valid. Table-like: one check per field. */
 export function manifestProblems(m: unknown): string[] {
   const p: string[] = [];
   if (!isObj(m)) return ['$: manifest must be a JSON object'];

@@ -2,83 +2,41 @@
  * LocalEngine: one shard's durable state on one node, composed from the storage and search
  * layers — capsule log, object store, generation store, builder, and pinned readers. The actors
  * (src/actors) and the CLI drive it; it holds no timers of its own beyond strict-mode waits.
+ *
+ * Length: ~460 lines because the reader cache (pin, read-time repair, eviction) and the candidate
+ * build share the engine's private state; the pieces that need none of it live beside this file.
  */
 
-import { DEFAULT_REPAIR, describeRepair, type RepairParams } from '../codec/repair-descriptor.ts';
 import type { CommitCapsule, DocOp } from '../core/capsule.ts';
 import { ENGINE_DEFAULTS } from '../core/defaults.ts';
-import { FsmeshError, invariant } from '../core/errors.ts';
+import { FsmeshError } from '../core/errors.ts';
 import { type ObjectId, objectIdOf } from '../core/ids.ts';
 import type { GenerationManifest } from '../core/manifest.ts';
 import type { Runtime } from '../runtime/index.ts';
 import { type BuildConfig, buildGeneration } from '../search/builder.ts';
-import { type Bm25Params, DEFAULT_BM25, GenerationReader } from '../search/generation-reader.ts';
+import { GenerationReader } from '../search/generation-reader.ts';
 import {
-  type Reranker,
   type SearchOptions,
   type SearchResult,
   searchTwoTier,
   validateSearchOptions,
 } from '../search/searcher.ts';
-import { type Embedder, HashedEmbedder } from '../search/vector/embedder.ts';
-import { VectorShard } from '../search/vector/fsvi.ts';
-import { buildHnsw } from '../search/vector/hnsw.ts';
-import { type AppendAck, CapsuleLog, type DurabilityPolicy } from '../storage/capsule-log.ts';
+import { type AppendAck, CapsuleLog } from '../storage/capsule-log.ts';
 import { openDataDir } from '../storage/data-dir.ts';
-import { type GenerationRef, GenerationStore, type RetentionPolicy } from '../storage/generations.ts';
+import { type GenerationRef, GenerationStore } from '../storage/generations.ts';
 import { ObjectStore } from '../storage/object-store.ts';
 import { type ScrubReport, scrub } from '../storage/scrubber.ts';
 import { SymbolStore } from '../storage/symbol-store.ts';
 import { ActivationGate } from './activation-gate.ts';
+import { checkEmbedderRevision } from './embedder-gate.ts';
+import { defaultEngineConfig, type EngineConfig } from './engine-config.ts';
 import type { ActivationSource, EngineEvent, EngineEventListener } from './engine-events.ts';
+import { addHnswGraphs } from './hnsw-graphs.ts';
+import { selectAsOf, waitForActivation } from './read-path.ts';
 import { protectSealedSegment, repairSealedSegments } from './sealed-segments.ts';
+import { type VerifyReport, verifyObjects } from './verify.ts';
 
-export interface EngineConfig {
-  shard: string;
-  /** Identity written into manifests as created_by (the writer's name or peer id). */
-  created_by: string;
-  durability: DurabilityPolicy;
-  embedder: Embedder;
-  quantization: 'f16' | 'f32';
-  repair: RepairParams;
-  max_segments: number;
-  retention: RetentionPolicy;
-  /** Embedder revisions explicitly allowed to activate although they differ from ours (§8.5). */
-  embedder_revision_overrides: string[];
-  bm25: Bm25Params;
-  reranker?: Reranker;
-  /** TwoTierSearcher quality tier (e.g. StaticEmbedder): builds quality shards and refines answers. */
-  quality_embedder?: Embedder;
-  quality_weight: number;
-  log_segment_max_bytes: number;
-  /** 'writer' builds generations from its log; 'replica' receives them from peers. */
-  role: 'writer' | 'replica';
-  /** Vector shards with at least this many rows also get an HNSW graph artifact. */
-  hnsw_min_rows: number;
-}
-
-export function defaultEngineConfig(over: Partial<EngineConfig> = {}): EngineConfig {
-  return {
-    shard: ENGINE_DEFAULTS.shard,
-    created_by: ENGINE_DEFAULTS.created_by,
-    durability: { mode: 'fsync' },
-    embedder: new HashedEmbedder(ENGINE_DEFAULTS.hashed_embedder_dims),
-    quantization: ENGINE_DEFAULTS.quantization,
-    repair: DEFAULT_REPAIR,
-    max_segments: ENGINE_DEFAULTS.max_segments,
-    retention: {
-      keep_last: ENGINE_DEFAULTS.retention_keep_last,
-      keep_newer_than_ms: ENGINE_DEFAULTS.retention_keep_newer_than_ms,
-    },
-    embedder_revision_overrides: [],
-    bm25: DEFAULT_BM25,
-    log_segment_max_bytes: ENGINE_DEFAULTS.log_segment_max_bytes,
-    hnsw_min_rows: ENGINE_DEFAULTS.hnsw_min_rows,
-    quality_weight: ENGINE_DEFAULTS.quality_weight,
-    role: 'writer',
-    ...over,
-  };
-}
+export { defaultEngineConfig, type EngineConfig };
 
 export interface ReadOptions {
   /** Time travel (§6): newest retained generation with commit_seq_high <= this. */
@@ -275,7 +233,12 @@ export class LocalEngine {
         cfg,
         (bytes) => objectIdOf('artifact', bytes),
       );
-      await this.addHnswGraphs(out, parentPin?.reader ?? null);
+      await addHnswGraphs(out, parentPin?.reader ?? null, {
+        storage: this.runtime.storage,
+        objects: this.objects,
+        hnsw_min_rows: this.config.hnsw_min_rows,
+        repair: this.config.repair,
+      });
       for (const [id, bytes] of out.new_artifacts) {
         await this.objects.putVerified('artifact', id, bytes);
         await this.symbols.ensure('artifact', id, bytes);
@@ -286,42 +249,6 @@ export class LocalEngine {
     } finally {
       parentPin?.release();
     }
-  }
-
-  /** Attach HNSW graphs to large shards: reuse the parent's graph for a reused shard, else build. */
-  private async addHnswGraphs(
-    out: { manifest: GenerationManifest; new_artifacts: Map<ObjectId, Uint8Array> },
-    parent: GenerationReader | null,
-  ): Promise<void> {
-    const m = out.manifest;
-    const added = [];
-    for (const a of m.vector_artifacts) {
-      if (a.role !== 'fsvi' || a.tier === 'quality' || a.count < this.config.hnsw_min_rows) continue;
-      const prev = parent?.manifest.vector_artifacts.find(
-        (p) => p.role === 'hnsw' && p.shard_object_id === a.object_id,
-      );
-      if (prev) {
-        added.push(prev);
-        continue;
-      }
-      const shardBytes =
-        out.new_artifacts.get(a.object_id) ?? (await this.objects.get('artifact', a.object_id));
-      const graph = await buildHnsw(this.runtime.storage, VectorShard.open(a.object_id, shardBytes));
-      if (!graph) continue;
-      const id = objectIdOf('artifact', graph);
-      out.new_artifacts.set(id, graph);
-      added.push({
-        ...a,
-        object_id: id,
-        role: 'hnsw' as const,
-        shard_object_id: a.object_id,
-        size_bytes: graph.length,
-      });
-    }
-    if (added.length === 0) return;
-    m.vector_artifacts.push(...added);
-    for (const a of added)
-      m.repair.descriptors.push(describeRepair(a.object_id, a.size_bytes, this.config.repair));
   }
 
   /** Activate a stored manifest through the gate (library and CLI use: no node, no actors). */
@@ -354,27 +281,9 @@ export class LocalEngine {
     return n;
   }
 
+  /** §8.5: activation is blocked when the manifest's embedder revisions differ from this node's. */
   checkEmbedderGate(m: GenerationManifest): void {
-    const q = m.quality_embedder;
-    if (q) {
-      const mine = this.config.quality_embedder?.revision_hash;
-      if (mine !== q.revision_hash && !this.config.embedder_revision_overrides.includes(q.revision_hash)) {
-        throw new FsmeshError(
-          'embedder_mismatch',
-          `generation ${m.generation_id} carries quality-tier vectors from ${q.id} revision ${q.revision_hash}; this node runs ${mine ? `revision ${mine}` : 'no quality embedder'}; activation blocked (override with that revision)`,
-        );
-      }
-    }
-    const ours = this.config.embedder.revision_hash;
-    if (
-      m.embedder.revision_hash !== ours &&
-      !this.config.embedder_revision_overrides.includes(m.embedder.revision_hash)
-    ) {
-      throw new FsmeshError(
-        'embedder_mismatch',
-        `generation ${m.generation_id} was built with embedder ${m.embedder.id} revision ${m.embedder.revision_hash}, this node runs ${this.config.embedder.id} revision ${ours}; activation blocked (override with --allow-embedder-revision ${m.embedder.revision_hash})`,
-      );
-    }
+    checkEmbedderRevision(m, this.config);
   }
 
   /** Pin a generation's reader for the duration of one request (§5.3). */
@@ -496,39 +405,20 @@ export class LocalEngine {
     if (opts.as_of_commit_seq !== undefined && opts.min_commit_seq !== undefined) {
       throw new FsmeshError('invalid_input', 'as_of_commit_seq and min_commit_seq cannot be combined');
     }
-    if (opts.as_of_commit_seq !== undefined) {
-      const asOf = opts.as_of_commit_seq;
-      if (!Number.isSafeInteger(asOf) || asOf < 0)
-        throw new FsmeshError(
-          'invalid_input',
-          `as_of_commit_seq: must be a non-negative integer, got ${asOf}`,
-        );
-      const head = this.generations.active?.commit_seq_high ?? 0;
-      if (asOf > this.log.commitSeqHigh && asOf > head) {
-        throw new FsmeshError(
-          'invalid_input',
-          `as_of_commit_seq ${asOf} is beyond the head (commit_seq_high ${Math.max(head, this.log.commitSeqHigh)})`,
-        );
-      }
-      const ref = this.generations.findAsOf(asOf);
-      if (!ref) {
-        const oldest = [...this.generations.retained]
-          .filter((r) => !r.rolled_back)
-          .sort((a, b) => a.commit_seq_high - b.commit_seq_high)[0];
-        throw new FsmeshError(
-          'retention_dropped',
-          oldest
-            ? `no retained generation at or before commit_seq ${asOf}: the oldest retained is ${oldest.generation_id} (commit_seq_high ${oldest.commit_seq_high})`
-            : 'no generation has been activated yet',
-        );
-      }
-      return this.pin(ref.artifact_manifest_id);
-    }
+    if (opts.as_of_commit_seq !== undefined)
+      return this.pin(
+        selectAsOf(this.generations, this.log.commitSeqHigh, opts.as_of_commit_seq).artifact_manifest_id,
+      );
     if (opts.min_commit_seq !== undefined) {
       const min = opts.min_commit_seq;
       if (!Number.isSafeInteger(min) || min < 0)
         throw new FsmeshError('invalid_input', `min_commit_seq: must be a non-negative integer, got ${min}`);
-      await this.waitForCommit(min, opts.timeout_ms ?? ENGINE_DEFAULTS.strict_read_timeout_ms);
+      await waitForActivation(
+        this.generations,
+        this.runtime.clock,
+        min,
+        opts.timeout_ms ?? ENGINE_DEFAULTS.strict_read_timeout_ms,
+      );
     }
     // Re-read after any wait and pin immediately: one generation for the whole request.
     for (;;) {
@@ -538,28 +428,6 @@ export class LocalEngine {
       if (opts.min_commit_seq === undefined || p.reader.commit_seq_high >= opts.min_commit_seq) return p;
       p.release();
     }
-  }
-
-  waitForCommit(min: number, timeoutMs: number): Promise<void> {
-    if ((this.generations.active?.commit_seq_high ?? 0) >= min) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const timer = this.runtime.clock.setTimeout(() => {
-        off();
-        reject(
-          new FsmeshError(
-            'timeout',
-            `strict read timed out after ${timeoutMs} ms: commit_seq ${min} is not active yet (active commit_seq_high ${this.generations.active?.commit_seq_high ?? 0})`,
-          ),
-        );
-      }, timeoutMs);
-      const off = this.generations.onActivate((ref) => {
-        if (ref && ref.commit_seq_high >= min) {
-          off();
-          timer.cancel();
-          resolve();
-        }
-      });
-    });
   }
 
   async search(opts: SearchOptions & ReadOptions): Promise<SearchResult> {
@@ -583,37 +451,8 @@ export class LocalEngine {
   }
 
   /** Re-hash every stored object and check every referenced one exists; the log was verified at open. */
-  async verify(): Promise<{
-    objects_checked: number;
-    corrupt: { kind: string; object_id: ObjectId }[];
-    missing: { kind: string; object_id: ObjectId }[];
-    commit_seq_high: number;
-  }> {
-    const corrupt: { kind: string; object_id: ObjectId }[] = [];
-    const missing: { kind: string; object_id: ObjectId }[] = [];
-    let checked = 0;
-    for (const kind of ['manifest', 'artifact'] as const) {
-      for (const id of await this.objects.list(kind)) {
-        checked++;
-        if ((await this.objects.check(kind, id)) === 'corrupt') corrupt.push({ kind, object_id: id });
-      }
-    }
-    for (const r of this.generations.retained) {
-      if ((await this.objects.check('manifest', r.artifact_manifest_id)) !== 'ok') {
-        if (!corrupt.some((c) => c.object_id === r.artifact_manifest_id))
-          missing.push({ kind: 'manifest', object_id: r.artifact_manifest_id });
-        continue;
-      }
-      const m = await this.generations.loadManifest(r.artifact_manifest_id);
-      for (const a of [...m.lexical_artifacts, ...m.vector_artifacts]) {
-        if (
-          !(await this.objects.has('artifact', a.object_id)) &&
-          !missing.some((x) => x.object_id === a.object_id)
-        )
-          missing.push({ kind: 'artifact', object_id: a.object_id });
-      }
-    }
-    return { objects_checked: checked, corrupt, missing, commit_seq_high: this.log.commitSeqHigh };
+  verify(): Promise<VerifyReport> {
+    return verifyObjects(this.objects, this.generations, this.log.commitSeqHigh);
   }
 
   async close(): Promise<void> {

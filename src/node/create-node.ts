@@ -73,105 +73,18 @@ export async function createNode(config: NodeConfig): Promise<FsmeshNode> {
   const problems = validateNodeConfig(config);
   if (problems.length)
     throw new FsmeshError('invalid_input', `invalid node config: ${problems.join('; ')}`, { problems });
-  // Every timer the node starts goes through this clock, so stop() can cancel them all.
-  const timers = trackedClock(config.runtime?.clock ?? systemClock);
-  const clock = timers.clock;
-  const runtime: Runtime = {
-    clock,
-    random: config.runtime?.random ?? systemRandom(),
-    storage: config.runtime?.storage ?? nodeFsStorage(path.resolve(config.data_dir!)),
-  };
-  const name = config.node_name ?? NODE_DEFAULTS.node_name;
-  const shard = config.shard ?? config.engine?.shard ?? ENGINE_DEFAULTS.shard;
-  const role = config.role ?? NODE_DEFAULTS.role;
-  const events = new NodeEvents(clock, name, shard);
-  const metrics = new NodeMetrics({ node: name, shard });
-  const services: NodeService[] = [];
-  // Engine events before the health machine exists (log recovery at open) are evented only.
-  let onEngineEvent: (e: EngineEvent) => void = (e) =>
-    bridgeEngineEvent({ events, metrics, health: noHealth, active: () => null }, e);
-  const engine = await LocalEngine.open(
-    runtime,
-    defaultEngineConfig({
-      shard,
-      created_by: name,
-      role,
-      durability:
-        config.fsync === 'group'
-          ? { mode: 'group', group_commit_ms: config.group_commit_ms ?? ENGINE_DEFAULTS.group_commit_ms }
-          : { mode: 'fsync' },
-      ...config.engine,
-    }),
-    { onEvent: (e) => onEngineEvent(e), peer_repair: (id) => fetchFromServices(services, id) },
-  );
-  let probe: () => void = () => {};
-  const health = startNodeHealth(
-    clock,
-    {
-      ...DEFAULT_HEALTH_POLICY,
-      degraded_probe_interval_ms: NODE_DEFAULTS.degraded_probe_interval_ms,
-      ...config.health_policy,
-    },
-    role === 'replica' && engine.generations.active === null ? 'bootstrapping' : 'healthy',
-    () => probe(),
-  );
-  onEngineEvent = (e) =>
-    bridgeEngineEvent({ events, metrics, health, active: () => engine.generations.active }, e);
-  observeHealth(health, events, metrics, () => engine.generations.active);
-  let latestKnown = engine.generations.active?.generation_seq ?? 0;
-  const hooks: NodeHooks = {
-    afterLocalCommit: async (ack) => {
-      for (const s of services) if (s.awaitDurable) await s.awaitDurable(ack);
-    },
-    fetchFromPeers: (id) => fetchFromServices(services, id),
-  };
-  const deps: ActorDeps = {
-    engine,
-    clock,
-    events,
-    metrics,
-    health,
-    role,
-    build: {
-      batch_max_commits: NODE_DEFAULTS.batch_max_commits,
-      build_interval_ms: NODE_DEFAULTS.build_interval_ms,
-      ...config.build,
-    },
-    scrub_interval_ms: config.scrub_interval_ms ?? NODE_DEFAULTS.scrub_interval_ms,
-    scrub_bytes_per_s: config.scrub_bytes_per_s ?? NODE_DEFAULTS.scrub_bytes_per_s,
-    refs: {},
-    hooks: { ...hooks, fetchFromPeers: config.repair_hooks?.fetchFromPeers ?? hooks.fetchFromPeers },
-    latest_known_generation_seq: () => Math.max(latestKnown, engine.generations.active?.generation_seq ?? 0),
-  };
+  const local = await openLocalNode(config);
+  const { engine, events, metrics, health, services, timers, name, shard, role } = local;
+  const deps = actorDeps(config, local);
   const actors = spawnActors(config, deps);
   const { ingest, builder, repair, query, repairQueue, crashes, supervisor, ownSystem } = actors;
   // §14 degraded-mode probe: scrub (repairs what it can); a writer then tries one activation.
-  probe = () => void probeDegraded(deps, repair, builder).catch(() => {});
+  local.probe = () => void probeDegraded(deps, repair, builder).catch(() => {});
   const active0 = engine.generations.active;
   metrics.active_generation_seq.set(active0?.generation_seq ?? 0);
   metrics.active_commit_seq_high.set(active0?.commit_seq_high ?? 0);
   metrics.commit_seq_high.set(engine.log.commitSeqHigh);
-
-  const components: NodeComponents = {
-    name,
-    shard,
-    role,
-    clock,
-    random: runtime.random,
-    storage: runtime.storage,
-    log: engine.log,
-    objects: engine.objects,
-    symbols: engine.symbols,
-    generations: engine.generations,
-    gate: engine.gate,
-    builds: engine,
-    events,
-    metrics,
-    health,
-    noteLatestGeneration: (seq) => {
-      latestKnown = Math.max(latestKnown, seq);
-    },
-  };
+  const components = nodeComponents(local);
   for (const factory of config.services ?? []) services.push(factory(components));
   const byName = new Map(services.map((s) => [s.name, s]));
   invariant(byName.size === services.length, 'service names are unique');
@@ -232,6 +145,138 @@ export async function createNode(config: NodeConfig): Promise<FsmeshNode> {
     failNextActivation: async (reason) => engine.gate.injectFault('warm', reason),
     noteLatestGeneration: components.noteLatestGeneration,
     stop,
+  };
+}
+
+/** The local parts before any actor runs: effects, observability, the engine, the health machine. */
+interface LocalNode {
+  name: string;
+  shard: string;
+  role: 'writer' | 'replica';
+  timers: ReturnType<typeof trackedClock>;
+  runtime: Runtime;
+  events: NodeEvents;
+  metrics: NodeMetrics;
+  engine: LocalEngine;
+  health: NodeHealth;
+  services: NodeService[];
+  latest_known_generation_seq: number;
+  probe: () => void;
+}
+
+async function openLocalNode(config: NodeConfig): Promise<LocalNode> {
+  // Every timer the node starts goes through this clock, so stop() can cancel them all.
+  const timers = trackedClock(config.runtime?.clock ?? systemClock);
+  const clock = timers.clock;
+  const runtime: Runtime = {
+    clock,
+    random: config.runtime?.random ?? systemRandom(),
+    storage: config.runtime?.storage ?? nodeFsStorage(path.resolve(config.data_dir!)),
+  };
+  const name = config.node_name ?? NODE_DEFAULTS.node_name;
+  const shard = config.shard ?? config.engine?.shard ?? ENGINE_DEFAULTS.shard;
+  const role = config.role ?? NODE_DEFAULTS.role;
+  const events = new NodeEvents(clock, name, shard);
+  const metrics = new NodeMetrics({ node: name, shard });
+  const services: NodeService[] = [];
+  // Engine events before the health machine exists (log recovery at open) are evented only.
+  let onEngineEvent: (e: EngineEvent) => void = (e) =>
+    bridgeEngineEvent({ events, metrics, health: noHealth, active: () => null }, e);
+  const engine = await LocalEngine.open(
+    runtime,
+    defaultEngineConfig({
+      shard,
+      created_by: name,
+      role,
+      durability:
+        config.fsync === 'group'
+          ? { mode: 'group', group_commit_ms: config.group_commit_ms ?? ENGINE_DEFAULTS.group_commit_ms }
+          : { mode: 'fsync' },
+      ...config.engine,
+    }),
+    { onEvent: (e) => onEngineEvent(e), peer_repair: (id) => fetchFromServices(services, id) },
+  );
+  const local: LocalNode = {
+    name,
+    shard,
+    role,
+    timers,
+    runtime,
+    events,
+    metrics,
+    engine,
+    services,
+    health: noHealth,
+    latest_known_generation_seq: engine.generations.active?.generation_seq ?? 0,
+    probe: () => {},
+  };
+  local.health = startNodeHealth(
+    clock,
+    {
+      ...DEFAULT_HEALTH_POLICY,
+      degraded_probe_interval_ms: NODE_DEFAULTS.degraded_probe_interval_ms,
+      ...config.health_policy,
+    },
+    role === 'replica' && engine.generations.active === null ? 'bootstrapping' : 'healthy',
+    () => local.probe(),
+  );
+  const health = local.health;
+  onEngineEvent = (e) =>
+    bridgeEngineEvent({ events, metrics, health, active: () => engine.generations.active }, e);
+  observeHealth(health, events, metrics, () => engine.generations.active);
+  return local;
+}
+
+function actorDeps(config: NodeConfig, n: LocalNode): ActorDeps {
+  const { engine, services } = n;
+  const hooks: NodeHooks = {
+    afterLocalCommit: async (ack) => {
+      for (const s of services) if (s.awaitDurable) await s.awaitDurable(ack);
+    },
+    fetchFromPeers: config.repair_hooks?.fetchFromPeers ?? ((id) => fetchFromServices(services, id)),
+  };
+  return {
+    engine,
+    clock: n.timers.clock,
+    events: n.events,
+    metrics: n.metrics,
+    health: n.health,
+    role: n.role,
+    build: {
+      batch_max_commits: NODE_DEFAULTS.batch_max_commits,
+      build_interval_ms: NODE_DEFAULTS.build_interval_ms,
+      ...config.build,
+    },
+    scrub_interval_ms: config.scrub_interval_ms ?? NODE_DEFAULTS.scrub_interval_ms,
+    scrub_bytes_per_s: config.scrub_bytes_per_s ?? NODE_DEFAULTS.scrub_bytes_per_s,
+    refs: {},
+    hooks,
+    latest_known_generation_seq: () =>
+      Math.max(n.latest_known_generation_seq, engine.generations.active?.generation_seq ?? 0),
+  };
+}
+
+function nodeComponents(n: LocalNode): NodeComponents {
+  const { engine } = n;
+  return {
+    name: n.name,
+    shard: n.shard,
+    role: n.role,
+    clock: n.timers.clock,
+    random: n.runtime.random,
+    storage: n.runtime.storage,
+    log: engine.log,
+    objects: engine.objects,
+    symbols: engine.symbols,
+    generations: engine.generations,
+    gate: engine.gate,
+    builds: engine,
+    events: n.events,
+    metrics: n.metrics,
+    health: n.health,
+    noteLatestGeneration: (seq) => {
+      n.latest_known_generation_seq = Math.max(n.latest_known_generation_seq, seq);
+    },
   };
 }
 

@@ -35,6 +35,7 @@ export class NodeMetrics {
   private repairedBytes = 0;
   private checkedBytes = 0;
 
+  // table-like: one definition per metric.
   constructor(labels: { node: string; shard: string }) {
     const r = this.registry;
     r.setDefaultLabels(labels);

@@ -3,12 +3,7 @@
  * encoding), created on first start. The peer id is derived from it; the writer signs manifest
  * records with it, and replicas verify with the public key embedded in the writer's peer id.
  */
-import {
-  generateKeyPairFromSeed,
-  privateKeyFromProtobuf,
-  privateKeyToProtobuf,
-  publicKeyFromRaw,
-} from '@libp2p/crypto/keys';
+import { generateKeyPairFromSeed, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys';
 import type { PrivateKey } from '@libp2p/interface';
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id';
 import { DATA_DIR } from '../core/data-dir-layout.ts';

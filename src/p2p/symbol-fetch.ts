@@ -5,6 +5,7 @@
  * reconstructed. No peer is a single point: any peer holding the object can serve any symbol.
  */
 import { layoutFor, type SymbolLayout } from '../codec/symbols.ts';
+import { CLUSTER_DEFAULTS } from '../core/defaults.ts';
 import { FsmeshError } from '../core/errors.ts';
 import type { ObjectId } from '../core/ids.ts';
 import type { Transport } from '../runtime/index.ts';
@@ -38,79 +39,11 @@ export async function fetchObjectFromPeers(
   decodeWrap: <T>(fn: () => Promise<T>) => Promise<T> = (fn) => fn(),
 ): Promise<Uint8Array> {
   if (peers.length === 0) throw new FsmeshError('not_found', `no peers to fetch ${objectId} from`);
-  const prog: FetchProgress = { bytes: 0, peers: new Set() };
   // 1. Layout from the first peer that has the object.
-  let header: SymbolHeader | null = null;
-  const holders: string[] = [];
-  await Promise.all(
-    peers.map(async (p) => {
-      try {
-        const frames = await transport.request(
-          p,
-          PROTO.symbols,
-          jsonFrame({ object_id: objectId, kind: 'artifact', ranges: [] }),
-          { timeout_ms: 10_000 },
-        );
-        const h = parseJsonFrame<SymbolHeader>(frames[0], 'symbol header');
-        header ??= h;
-        holders.push(p);
-      } catch {
-        // this peer does not hold it (or is unreachable)
-      }
-    }),
-  );
-  if (!header || holders.length === 0) throw new FsmeshError('not_found', `no peer holds object ${objectId}`);
-  const h = header as SymbolHeader;
-  const layout: SymbolLayout = layoutFor(h.length, {
-    symbol_size: h.symbol_size,
-    overhead_ratio: h.overhead_ratio,
-    max_block_symbols: h.max_block_symbols,
-    min_repair_per_block: h.min_repair_per_block,
-  });
-  if (layout.source_symbols !== h.source_symbols || layout.repair_symbols !== h.repair_symbols) {
-    throw new FsmeshError('corrupt_data', `peer described ${objectId} with an inconsistent symbol layout`);
-  }
+  const { header, holders } = await findHolders(transport, objectId, peers);
+  const layout = layoutOf(header, objectId);
   const got = new Map<number, Uint8Array>();
-  const bad = new Set<string>();
-  const failures = new Map<string, number>();
-  let rr = 0;
-  const pickPeer = (): string | null => {
-    const good = holders.filter((p) => !bad.has(p));
-    if (good.length === 0) return null;
-    return good[rr++ % good.length];
-  };
-  const fetchRange = async (from: number, to: number): Promise<void> => {
-    // A lost message or a slow peer is not fatal: retry, moving to another holder; a peer is
-    // only skipped after two failures in a row, and if every holder failed we try them all again.
-    for (let attempt = 0; attempt < Math.max(4, 3 * holders.length); attempt++) {
-      if (holders.every((p) => bad.has(p))) bad.clear();
-      const peer = pickPeer();
-      if (!peer) return;
-      try {
-        const frames = await transport.request(
-          peer,
-          PROTO.symbols,
-          jsonFrame({ object_id: objectId, kind: 'artifact', ranges: [[from, to]] }),
-          { timeout_ms: 10_000 },
-        );
-        failures.delete(peer);
-        for (const f of frames.slice(1)) {
-          const { id, data } = parseSymbolFrame(f);
-          // Only what we asked for, of the right size: a peer cannot push arbitrary symbols.
-          if (id < from || id >= to || data.length !== layout.symbol_size) continue;
-          got.set(id, data.slice());
-          prog.bytes += data.length;
-        }
-        prog.peers.add(peer);
-        progress?.(prog);
-        return;
-      } catch {
-        const n = (failures.get(peer) ?? 0) + 1;
-        failures.set(peer, n);
-        if (n >= 2) bad.add(peer);
-      }
-    }
-  };
+  const fetchRange = rangeFetcher(transport, objectId, layout, holders, got, progress);
   // 2. Source symbols, spread over the holders, a few requests in flight per peer.
   const ranges: [number, number][] = [];
   for (let s = 0; s < layout.source_symbols; s += CHUNK)
@@ -134,4 +67,101 @@ export async function fetchObjectFromPeers(
     throw new FsmeshError('not_found', `not enough symbols for ${objectId} from ${holders.length} peer(s)`);
   await symbols.ensure('artifact', objectId, bytes);
   return bytes;
+}
+
+/** Ask every peer for the object's symbol header (no symbols): who holds it, and its layout. */
+async function findHolders(
+  transport: Transport,
+  objectId: ObjectId,
+  peers: string[],
+): Promise<{ header: SymbolHeader; holders: string[] }> {
+  let header: SymbolHeader | null = null;
+  const holders: string[] = [];
+  await Promise.all(
+    peers.map(async (p) => {
+      try {
+        const frames = await transport.request(
+          p,
+          PROTO.symbols,
+          jsonFrame({ object_id: objectId, kind: 'artifact', ranges: [] }),
+          { timeout_ms: CLUSTER_DEFAULTS.symbols_request_timeout_ms },
+        );
+        const h = parseJsonFrame<SymbolHeader>(frames[0], 'symbol header');
+        header ??= h;
+        holders.push(p);
+      } catch {
+        // this peer does not hold it (or is unreachable)
+      }
+    }),
+  );
+  if (!header || holders.length === 0) throw new FsmeshError('not_found', `no peer holds object ${objectId}`);
+  return { header, holders };
+}
+
+/** The layout a header implies; its own counts must agree with it. */
+function layoutOf(h: SymbolHeader, objectId: ObjectId): SymbolLayout {
+  const layout = layoutFor(h.length, {
+    symbol_size: h.symbol_size,
+    overhead_ratio: h.overhead_ratio,
+    max_block_symbols: h.max_block_symbols,
+    min_repair_per_block: h.min_repair_per_block,
+  });
+  if (layout.source_symbols !== h.source_symbols || layout.repair_symbols !== h.repair_symbols) {
+    throw new FsmeshError('corrupt_data', `peer described ${objectId} with an inconsistent symbol layout`);
+  }
+  return layout;
+}
+
+/**
+ * Fetch one symbol range from some holder into `got`. A lost message or a slow peer is not fatal:
+ * retry, moving to another holder; a peer is only skipped after two failures in a row, and if every
+ * holder failed we try them all again.
+ */
+function rangeFetcher(
+  transport: Transport,
+  objectId: ObjectId,
+  layout: SymbolLayout,
+  holders: string[],
+  got: Map<number, Uint8Array>,
+  progress?: (p: FetchProgress) => void,
+): (from: number, to: number) => Promise<void> {
+  const prog: FetchProgress = { bytes: 0, peers: new Set() };
+  const bad = new Set<string>();
+  const failures = new Map<string, number>();
+  let rr = 0;
+  const pickPeer = (): string | null => {
+    const good = holders.filter((p) => !bad.has(p));
+    if (good.length === 0) return null;
+    return good[rr++ % good.length];
+  };
+  return async (from, to) => {
+    for (let attempt = 0; attempt < Math.max(4, 3 * holders.length); attempt++) {
+      if (holders.every((p) => bad.has(p))) bad.clear();
+      const peer = pickPeer();
+      if (!peer) return;
+      try {
+        const frames = await transport.request(
+          peer,
+          PROTO.symbols,
+          jsonFrame({ object_id: objectId, kind: 'artifact', ranges: [[from, to]] }),
+          { timeout_ms: CLUSTER_DEFAULTS.symbols_request_timeout_ms },
+        );
+        failures.delete(peer);
+        for (const f of frames.slice(1)) {
+          const { id, data } = parseSymbolFrame(f);
+          // Only what we asked for, of the right size: a peer cannot push arbitrary symbols.
+          if (id < from || id >= to || data.length !== layout.symbol_size) continue;
+          got.set(id, data.slice());
+          prog.bytes += data.length;
+        }
+        prog.peers.add(peer);
+        progress?.(prog);
+        return;
+      } catch {
+        const n = (failures.get(peer) ?? 0) + 1;
+        failures.set(peer, n);
+        if (n >= 2) bad.add(peer);
+      }
+    }
+  };
 }

@@ -69,6 +69,7 @@ export async function writeFileAtomic(storage: Storage, p: string, data: Uint8Ar
   await storage.syncDir(parentDir(p));
 }
 
+/** The Storage seam over node:fs. Table-like: one small method per operation. */
 export function nodeFsStorage(root: string): Storage {
   const abs = (p: string): string => {
     if (p.includes('\0')) throw new StorageError('EINVAL', `invalid path ${JSON.stringify(p)}`);

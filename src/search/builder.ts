@@ -68,38 +68,7 @@ export function buildGeneration(input: BuildInput, cfg: BuildConfig, artifactId:
   }
   // 2. Carry over the parent's segments and deletions, then delete every touched doc.
   const deletes = new DeleteBitmap();
-  let segments: SegEntry[] = [];
-  if (parent) {
-    parent.segments.forEach((seg, si) => {
-      const prevBits = parent.deletes.bySegment.get(seg.object_id);
-      if (prevBits)
-        deletes.bySegment.set(seg.object_id, { doc_count: prevBits.doc_count, bits: prevBits.bits.slice() });
-      const shard = parent.shards[si];
-      const va = parent.manifest.vector_artifacts.find(
-        (a) => a.role === 'fsvi' && a.segment_object_id === seg.object_id,
-      );
-      const qshard = parent.qshards[si];
-      const qa = parent.manifest.vector_artifacts.find(
-        (a) => a.tier === 'quality' && a.segment_object_id === seg.object_id,
-      );
-      segments.push({
-        seg,
-        vectors: null,
-        qvectors: null,
-        docnums: null,
-        shardId: shard?.object_id,
-        shardBytes: va?.size_bytes,
-        qShardId: qshard?.object_id,
-        qShardBytes: qa?.size_bytes,
-      });
-    });
-    for (const { seg } of segments) {
-      for (const docId of finalOps.keys()) {
-        const d = seg.docnumOf(docId);
-        if (d >= 0) deletes.mark(seg.object_id, seg.doc_count, d);
-      }
-    }
-  }
+  let segments = parent ? carryParentSegments(parent, deletes, finalOps) : [];
   const newArtifacts = new Map<ObjectId, Uint8Array>();
   // 3. New segment + vector shard for the upserted docs.
   const upserts = [...finalOps.values()].filter((o): o is UpsertOp => o !== null);
@@ -116,13 +85,67 @@ export function buildGeneration(input: BuildInput, cfg: BuildConfig, artifactId:
   // 4. Merge policy: fold the smallest segments together when there are too many.
   if (segments.length > cfg.max_segments)
     segments = mergeSmallest(segments, deletes, cfg, parent, newArtifacts, artifactId);
-  // 5. Assemble the manifest.
+  // 5. Artifacts and the manifest.
+  const { lexical, doc_count } = lexicalArtifacts(segments, deletes, newArtifacts, artifactId);
+  const vector = vectorArtifacts(segments, cfg.embedder, cfg.quantization, 'fast', newArtifacts, artifactId);
+  if (cfg.quality_embedder)
+    vector.push(
+      ...vectorArtifacts(segments, cfg.quality_embedder, 'f16', 'quality', newArtifacts, artifactId),
+    );
+  const manifest = assembleManifest(input, cfg, { from, lexical, vector, doc_count });
+  return { manifest, new_artifacts: newArtifacts };
+}
+
+/** The parent's segments (reused as they are) with its deletions, plus every doc this window touches. */
+function carryParentSegments(
+  parent: GenerationReader,
+  deletes: DeleteBitmap,
+  finalOps: Map<string, UpsertOp | null>,
+): SegEntry[] {
+  const segments: SegEntry[] = [];
+  parent.segments.forEach((seg, si) => {
+    const prevBits = parent.deletes.bySegment.get(seg.object_id);
+    if (prevBits)
+      deletes.bySegment.set(seg.object_id, { doc_count: prevBits.doc_count, bits: prevBits.bits.slice() });
+    const shard = parent.shards[si];
+    const va = parent.manifest.vector_artifacts.find(
+      (a) => a.role === 'fsvi' && a.segment_object_id === seg.object_id,
+    );
+    const qshard = parent.qshards[si];
+    const qa = parent.manifest.vector_artifacts.find(
+      (a) => a.tier === 'quality' && a.segment_object_id === seg.object_id,
+    );
+    segments.push({
+      seg,
+      vectors: null,
+      qvectors: null,
+      docnums: null,
+      shardId: shard?.object_id,
+      shardBytes: va?.size_bytes,
+      qShardId: qshard?.object_id,
+      qShardBytes: qa?.size_bytes,
+    });
+  });
+  for (const { seg } of segments) {
+    for (const docId of finalOps.keys()) {
+      const d = seg.docnumOf(docId);
+      if (d >= 0) deletes.mark(seg.object_id, seg.doc_count, d);
+    }
+  }
+  return segments;
+}
+
+/** One `segment` artifact per segment, then the generation's `deletes` bitmap. */
+function lexicalArtifacts(
+  segments: SegEntry[],
+  deletes: DeleteBitmap,
+  newArtifacts: Map<ObjectId, Uint8Array>,
+  artifactId: ObjectIdFn,
+): { lexical: LexicalArtifact[]; doc_count: number } {
   const lexical: LexicalArtifact[] = [];
-  const vector: VectorArtifact[] = [];
   let docCount = 0;
   for (const s of segments) {
-    const live = s.seg.doc_count - deletes.deletedCount(s.seg.object_id);
-    docCount += live;
+    docCount += s.seg.doc_count - deletes.deletedCount(s.seg.object_id);
     lexical.push({
       object_id: s.seg.object_id,
       role: 'segment',
@@ -143,81 +166,80 @@ export function buildGeneration(input: BuildInput, cfg: BuildConfig, artifactId:
     checksum: crc32Checksum(delBytes),
     doc_count: docCount,
   });
+  return { lexical, doc_count: docCount };
+}
+
+/**
+ * One FSVI shard per segment for a tier: reused from the parent when the segment is, else encoded
+ * from the new vectors. The fast tier may lack a shard (an empty segment); the quality tier may not.
+ */
+function vectorArtifacts(
+  segments: SegEntry[],
+  e: Embedder,
+  quantization: 'f16' | 'f32',
+  tier: 'fast' | 'quality',
+  newArtifacts: Map<ObjectId, Uint8Array>,
+  artifactId: ObjectIdFn,
+): VectorArtifact[] {
+  const out: VectorArtifact[] = [];
   for (const s of segments) {
-    let shardId = s.shardId;
-    let size = s.shardBytes;
-    if (s.vectors && s.docnums) {
+    let id = tier === 'fast' ? s.shardId : s.qShardId;
+    let size = tier === 'fast' ? s.shardBytes : s.qShardBytes;
+    const vectors = tier === 'fast' ? s.vectors : s.qvectors;
+    if (vectors && s.docnums) {
       const bytes = encodeFsvi({
-        dims: cfg.embedder.dims,
-        quantization: cfg.quantization,
-        embedder_id: cfg.embedder.id,
-        revision_hash: cfg.embedder.revision_hash,
+        dims: e.dims,
+        quantization,
+        embedder_id: e.id,
+        revision_hash: e.revision_hash,
         segment_object_id: s.seg.object_id,
         docnums: s.docnums,
-        vectors: s.vectors,
+        vectors,
       });
-      shardId = artifactId(bytes);
+      id = artifactId(bytes);
       size = bytes.length;
-      newArtifacts.set(shardId, bytes);
+      newArtifacts.set(id, bytes);
     }
-    if (!shardId || size === undefined) continue;
-    vector.push({
-      object_id: shardId,
+    if (tier === 'quality')
+      invariant(id && size !== undefined, `segment ${s.seg.object_id} lacks a quality shard`);
+    if (!id || size === undefined) continue;
+    out.push({
+      object_id: id,
       role: 'fsvi',
+      ...(tier === 'quality' ? { tier: 'quality' as const } : {}),
       segment_object_id: s.seg.object_id,
-      dims: cfg.embedder.dims,
-      quantization: cfg.quantization,
+      dims: e.dims,
+      quantization,
       count: s.seg.doc_count,
       size_bytes: size,
     });
   }
-  const q = cfg.quality_embedder;
-  if (q) {
-    for (const s of segments) {
-      let id = s.qShardId;
-      let size = s.qShardBytes;
-      if (s.qvectors && s.docnums) {
-        const bytes = encodeFsvi({
-          dims: q.dims,
-          quantization: 'f16',
-          embedder_id: q.id,
-          revision_hash: q.revision_hash,
-          segment_object_id: s.seg.object_id,
-          docnums: s.docnums,
-          vectors: s.qvectors,
-        });
-        id = artifactId(bytes);
-        size = bytes.length;
-        newArtifacts.set(id, bytes);
-      }
-      invariant(id && size !== undefined, `segment ${s.seg.object_id} lacks a quality shard`);
-      vector.push({
-        object_id: id,
-        role: 'fsvi',
-        tier: 'quality',
-        segment_object_id: s.seg.object_id,
-        dims: q.dims,
-        quantization: 'f16',
-        count: s.seg.doc_count,
-        size_bytes: size,
-      });
-    }
-  }
+  return out;
+}
+
+/** Every §5.2 item: commit range, embedder identity, artifacts, repair descriptors, invariants. */
+function assembleManifest(
+  input: BuildInput,
+  cfg: BuildConfig,
+  a: { from: number; lexical: LexicalArtifact[]; vector: VectorArtifact[]; doc_count: number },
+): GenerationManifest {
+  const parent = input.parent;
   const parentId = parent ? parent.generation_id : null;
   const seq = input.next_generation_seq;
   const sizeOf = (id: ObjectId): number =>
-    lexical.find((a) => a.object_id === id)?.size_bytes ?? vector.find((a) => a.object_id === id)!.size_bytes;
-  const manifest: GenerationManifest = {
+    a.lexical.find((x) => x.object_id === id)?.size_bytes ??
+    a.vector.find((x) => x.object_id === id)!.size_bytes;
+  return {
     manifest_version: MANIFEST_VERSION,
     shard: cfg.shard,
     generation_id: generationIdFor(seq),
     generation_seq: seq,
     parent_generation_id: parentId,
     created_by: cfg.created_by,
-    commit_range: { from_commit_seq: from, to_commit_seq: input.commit_seq_high },
+    commit_range: { from_commit_seq: a.from, to_commit_seq: input.commit_seq_high },
     commit_seq_high: input.commit_seq_high,
     head_marker_id: input.head_marker_id,
-    doc_count: docCount,
+    doc_count: a.doc_count,
     embedder: { id: cfg.embedder.id, revision_hash: cfg.embedder.revision_hash, dims: cfg.embedder.dims },
     ...(cfg.quality_embedder
       ? {
@@ -228,13 +250,13 @@ export function buildGeneration(input: BuildInput, cfg: BuildConfig, artifactId:
           },
         }
       : {}),
-    vector_artifacts: vector,
-    lexical_artifacts: lexical,
+    vector_artifacts: a.vector,
+    lexical_artifacts: a.lexical,
     repair: {
       symbol_size: cfg.repair.symbol_size,
       overhead_ratio: cfg.repair.overhead_ratio,
-      descriptors: [...lexical, ...vector].map((a) =>
-        describeRepair(a.object_id, sizeOf(a.object_id), cfg.repair),
+      descriptors: [...a.lexical, ...a.vector].map((x) =>
+        describeRepair(x.object_id, sizeOf(x.object_id), cfg.repair),
       ),
     },
     activation_invariants: {
@@ -244,7 +266,6 @@ export function buildGeneration(input: BuildInput, cfg: BuildConfig, artifactId:
       require_parent_generation_id: parentId,
     },
   };
-  return { manifest, new_artifacts: newArtifacts };
 }
 
 function embedTexts(e: Embedder, docs: { title?: string; text: string }[]): Float32Array[] {

@@ -88,20 +88,7 @@ export class GenerationReader {
     bm25: Bm25Params = DEFAULT_BM25,
     storage?: Storage,
   ): Promise<GenerationReader> {
-    const segments: Segment[] = [];
-    let deletes = new DeleteBitmap();
-    for (const a of manifest.lexical_artifacts) {
-      const bytes = await objects.get('artifact', a.object_id);
-      if (bytes.length !== a.size_bytes || crc32Checksum(bytes) !== a.checksum) {
-        throw new FsmeshError(
-          'corrupt_data',
-          `artifact ${a.object_id} does not match its manifest entry (size or checksum)`,
-          { object_id: a.object_id },
-        );
-      }
-      if (a.role === 'segment') segments.push(Segment.open(a.object_id, bytes));
-      else deletes = DeleteBitmap.decode(a.object_id, bytes);
-    }
+    const { segments, deletes } = await openLexical(objects, manifest);
     const shards: (VectorShard | undefined)[] = segments.map(() => undefined);
     for (const a of manifest.vector_artifacts) {
       if (a.role !== 'fsvi' || a.tier === 'quality') continue;
@@ -345,4 +332,26 @@ export class GenerationReader {
   get total_rows(): number {
     return this.totalDocs;
   }
+}
+
+/** The lexical artifacts: each must match its manifest entry (size, checksum) before it is decoded. */
+async function openLexical(
+  objects: ObjectStore,
+  manifest: GenerationManifest,
+): Promise<{ segments: Segment[]; deletes: DeleteBitmap }> {
+  const segments: Segment[] = [];
+  let deletes = new DeleteBitmap();
+  for (const a of manifest.lexical_artifacts) {
+    const bytes = await objects.get('artifact', a.object_id);
+    if (bytes.length !== a.size_bytes || crc32Checksum(bytes) !== a.checksum) {
+      throw new FsmeshError(
+        'corrupt_data',
+        `artifact ${a.object_id} does not match its manifest entry (size or checksum)`,
+        { object_id: a.object_id },
+      );
+    }
+    if (a.role === 'segment') segments.push(Segment.open(a.object_id, bytes));
+    else deletes = DeleteBitmap.decode(a.object_id, bytes);
+  }
+  return { segments, deletes };
 }

@@ -8,10 +8,14 @@
  * contiguous commit_seq, prev_marker_id links). A damaged *last* record is a torn tail (a crash
  * mid-append, never acknowledged): it is cut with a warning. Damage followed by more bytes is
  * corruption: an error naming file and offset, never silently dropping acknowledged commits.
+ * The bytes themselves are in log-format.ts.
+ *
+ * Length: ~490 lines because the append queue, group commit and replicated appends share one
+ * ordering and one set of durable watermarks; splitting them would expose that state.
  */
 import { crc32 } from 'node:zlib';
 import { UNSAFE } from '../core/buggify.ts';
-import { ByteReader, ByteWriter, bytesEqual, concatBytes } from '../core/bytes.ts';
+import { concatBytes } from '../core/bytes.ts';
 import { type CommitCapsule, commitIdOf, decodeCapsule, encodeCapsule } from '../core/capsule.ts';
 import { DATA_DIR } from '../core/data-dir-layout.ts';
 import { FsmeshError, invariant } from '../core/errors.ts';
@@ -19,20 +23,28 @@ import type { ObjectId } from '../core/ids.ts';
 import {
   type CommitMarker,
   decodeMarker,
-  encodeMarker,
   GENESIS_MARKER_ID,
   MARKER_BYTES,
   markerIdOf,
 } from '../core/marker.ts';
 import type { AppendHandle, Clock, Storage } from '../runtime/index.ts';
+import {
+  encodeHeader,
+  encodeRecord,
+  LOG_HEADER_BYTES,
+  RECORD_HEADER_BYTES,
+  scanSegment,
+  segmentName,
+} from './log-format.ts';
 
 export const LOG_DIR = DATA_DIR.log_dir;
-export const LOG_FORMAT_VERSION = 1;
-const MAGIC = new Uint8Array([0x46, 0x53, 0x4d, 0x4c, 0x4f, 0x47, 0x0d, 0x0a]); // "FSMLOG\r\n"
-export const LOG_HEADER_BYTES = 24;
-export const RECORD_HEADER_BYTES = 8;
-export const MAX_RECORD_BODY_BYTES = 256 << 20;
-
+export {
+  encodeRecord,
+  LOG_FORMAT_VERSION,
+  LOG_HEADER_BYTES,
+  RECORD_HEADER_BYTES,
+  segmentName,
+} from './log-format.ts';
 export type DurabilityPolicy =
   | { mode: 'fsync' }
   | { mode: 'group'; group_commit_ms: number; max_batch_bytes?: number };
@@ -76,28 +88,6 @@ interface Pending {
   idempotency_key?: string;
   resolve: (a: AppendAck) => void;
   reject: (e: unknown) => void;
-}
-
-export function segmentName(firstSeq: number): string {
-  return `${String(firstSeq).padStart(20, '0')}.log`;
-}
-
-export function encodeRecord(marker: CommitMarker, capsuleBytes: Uint8Array): Uint8Array {
-  const body = concatBytes([encodeMarker(marker), capsuleBytes]);
-  const w = new ByteWriter(body.length + RECORD_HEADER_BYTES);
-  w.u32(body.length);
-  w.u32(crc32(body));
-  w.bytes(body);
-  return w.finish();
-}
-
-function encodeHeader(firstSeq: number): Uint8Array {
-  const w = new ByteWriter(LOG_HEADER_BYTES);
-  w.bytes(MAGIC);
-  w.u32(LOG_FORMAT_VERSION);
-  w.u32(0);
-  w.u64(firstSeq);
-  return w.finish();
 }
 
 export class CapsuleLog {
@@ -167,134 +157,33 @@ export class CapsuleLog {
       const path = `${LOG_DIR}/${name}`;
       const isLast = si === names.length - 1;
       const bytes = await this.storage.readFile(path);
-      if (bytes.length < LOG_HEADER_BYTES) {
-        if (isLast) {
-          // A crash while creating the segment: it holds no acknowledged record.
-          this.onRecovery({
-            type: 'log_torn_segment_removed',
-            file: path,
-            size_bytes: bytes.length,
-          });
-          await this.storage.remove(path);
-          continue;
-        }
-        throw new FsmeshError(
-          'corrupt_data',
-          `capsule log ${path}: header truncated (${bytes.length} bytes)`,
-          { file: path, offset: 0 },
-        );
+      if (bytes.length < LOG_HEADER_BYTES && isLast) {
+        // A crash while creating the segment: it holds no acknowledged record.
+        this.onRecovery({ type: 'log_torn_segment_removed', file: path, size_bytes: bytes.length });
+        await this.storage.remove(path);
+        continue;
       }
-      const hr = new ByteReader(bytes, path);
-      if (!bytesEqual(hr.bytes(8), MAGIC))
-        throw new FsmeshError('corrupt_data', `capsule log ${path}: bad magic at offset 0`, {
-          file: path,
-          offset: 0,
-        });
-      const version = hr.u32();
-      if (version > LOG_FORMAT_VERSION) {
-        throw new FsmeshError(
-          'unsupported_version',
-          `capsule log ${path} was written by a newer fsmesh (format ${version}; this build reads ${LOG_FORMAT_VERSION})`,
-        );
-      }
-      hr.u32();
-      const firstSeq = hr.u64();
-      if (firstSeq !== expectSeq) {
-        throw new FsmeshError(
-          'corrupt_data',
-          `capsule log ${path}: starts at commit_seq ${firstSeq}, expected ${expectSeq} (gap in history)`,
-          { file: path, offset: 16 },
-        );
-      }
-      this.segments.push({ name, first_seq: firstSeq });
-      let off = LOG_HEADER_BYTES;
-      while (off < bytes.length) {
-        const problem = this.checkRecord(bytes, off, expectSeq, prev);
-        if (typeof problem === 'string') {
-          const recordEnd =
-            bytes.length >= off + RECORD_HEADER_BYTES
-              ? off + RECORD_HEADER_BYTES + new DataView(bytes.buffer, bytes.byteOffset).getUint32(off, true)
-              : Infinity;
-          const isTail = isLast && recordEnd >= bytes.length;
-          if (!isTail) {
-            throw new FsmeshError(
-              'corrupt_data',
-              `capsule log ${path}: corrupt record at offset ${off} (commit_seq ${expectSeq}): ${problem}`,
-              {
-                file: path,
-                offset: off,
-                commit_seq: expectSeq,
-              },
-            );
-          }
-          this.onRecovery({
-            type: 'log_torn_tail_cut',
-            file: path,
-            offset: off,
-            size_bytes: bytes.length - off,
-            reason: problem,
-          });
-          await this.storage.truncate(path, off);
-          break;
-        }
-        this.locs.push({
-          segment: name,
-          offset: off,
-          body_len: problem.body_len,
-          marker_id: problem.marker_id,
-          commit_id: problem.commit_id,
-        });
-        if (problem.idempotency_key)
-          this.idempotency.set(problem.idempotency_key, {
-            commit_seq: expectSeq,
-            commit_id: problem.commit_id,
-          });
-        prev = problem.marker_id;
+      const scan = scanSegment(bytes, path, isLast, expectSeq, prev);
+      this.segments.push({ name, first_seq: expectSeq });
+      for (const r of scan.records) {
+        this.locs.push({ segment: name, ...r });
+        if (r.idempotency_key)
+          this.idempotency.set(r.idempotency_key, { commit_seq: expectSeq, commit_id: r.commit_id });
+        prev = r.marker_id;
         expectSeq++;
-        off += RECORD_HEADER_BYTES + problem.body_len;
+      }
+      if (scan.torn) {
+        this.onRecovery({ type: 'log_torn_tail_cut', file: path, ...scan.torn });
+        await this.storage.truncate(path, scan.torn.offset);
       }
     }
     this.headSeq = this.durableSeq = expectSeq - 1;
     this.headMarkerId = this.durableMarkerId = prev;
+    invariant(this.locs.length === this.headSeq, 'one record location per commit_seq');
     if (this.segments.length > 0) {
       const last = this.segments[this.segments.length - 1];
       this.handle = await this.storage.openAppend(`${LOG_DIR}/${last.name}`);
     }
-  }
-
-  private checkRecord(
-    bytes: Uint8Array,
-    off: number,
-    expectSeq: number,
-    prev: ObjectId,
-  ): string | { body_len: number; marker_id: ObjectId; commit_id: ObjectId; idempotency_key?: string } {
-    if (bytes.length - off < RECORD_HEADER_BYTES) return 'record header truncated';
-    const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    const len = dv.getUint32(off, true);
-    const crc = dv.getUint32(off + 4, true);
-    if (len < MARKER_BYTES || len > MAX_RECORD_BODY_BYTES) return `implausible body length ${len}`;
-    if (off + RECORD_HEADER_BYTES + len > bytes.length) return 'record body truncated';
-    const body = bytes.subarray(off + RECORD_HEADER_BYTES, off + RECORD_HEADER_BYTES + len);
-    if (crc32(body) !== crc) return 'checksum mismatch';
-    let marker: CommitMarker;
-    let capsule: CommitCapsule;
-    try {
-      marker = decodeMarker(body.subarray(0, MARKER_BYTES));
-      capsule = decodeCapsule(body.subarray(MARKER_BYTES));
-    } catch (err) {
-      return (err as Error).message;
-    }
-    if (marker.commit_seq !== expectSeq)
-      return `commit_seq ${marker.commit_seq} where ${expectSeq} was expected`;
-    if (marker.prev_marker_id !== prev) return 'prev_marker_id does not link to the previous marker';
-    const commitId = commitIdOf(body.subarray(MARKER_BYTES));
-    if (commitId !== marker.commit_id) return 'commit_id does not match the capsule bytes';
-    return {
-      body_len: len,
-      marker_id: markerIdOf(marker),
-      commit_id: commitId,
-      idempotency_key: capsule.idempotency_key,
-    };
   }
 
   /** Append a new capsule as the writer: assigns the next commit_seq; resolves once durable. */

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { VirtualClock } from '../../sim/clock.ts';
 import { startGenerationLifecycle } from '../../src/fsm/generation-lifecycle.ts';
 import { startNodeHealth } from '../../src/fsm/node-health.ts';
+import { backoffDelayMs, startRetryBackoff } from '../../src/fsm/retry-backoff.ts';
 import { systemClock } from '../../src/runtime/index.ts';
 
 test('generation lifecycle: the happy path, and only warming may flip', () => {
@@ -77,4 +79,58 @@ test('node health: degraded past thresholds, back to healthy on repair; bootstra
   assert.equal(b.state(), 'catching_up');
   b.send({ type: 'CAUGHT_UP' });
   assert.equal(b.state(), 'healthy');
+});
+
+test('retry/back-off machine: delays grow per policy on the injected clock, reset on success, give up after max attempts', () => {
+  const clock = new VirtualClock();
+  const t0 = clock.nowMs();
+  const fired: number[] = [];
+  const r = startRetryBackoff(
+    clock,
+    { base_ms: 100, max_ms: 350, growth: 'exponential', max_attempts: 4 },
+    () => fired.push(clock.nowMs() - t0),
+  );
+  assert.equal(r.state(), 'idle');
+  r.send({ type: 'FAILED' });
+  assert.equal(r.state(), 'backing_off');
+  while (clock.step()) {}
+  r.send({ type: 'FAILED' });
+  while (clock.step()) {}
+  r.send({ type: 'FAILED' });
+  while (clock.step()) {}
+  // 100, then +200, then +350 (capped): the retries fired at 100, 300, 650.
+  assert.deepEqual(fired, [100, 300, 650]);
+  r.send({ type: 'FAILED' });
+  assert.equal(r.state(), 'gave_up', 'the 4th consecutive failure gives up');
+  r.send({ type: 'RESET' });
+  assert.equal(r.failures(), 0);
+  r.send({ type: 'FAILED' });
+  r.send({ type: 'SUCCEEDED' });
+  assert.equal(r.state(), 'idle');
+  assert.equal(clock.pending, 0, 'success cancels the pending retry');
+  assert.equal(backoffDelayMs({ base_ms: 200, max_ms: 1000, growth: 'linear', max_attempts: 5 }, 3), 600);
+});
+
+test('node health: a degraded node probes on its interval (injected clock) and a passing probe heals it', () => {
+  const clock = new VirtualClock();
+  let probes = 0;
+  const h = startNodeHealth(
+    clock,
+    { max_activation_failures: 1, degraded_probe_interval_ms: 1000 },
+    'healthy',
+    () => probes++,
+  );
+  h.send({ type: 'ACTIVATION_FAILED', reason: 'x' });
+  assert.equal(h.state(), 'degraded');
+  clock.step();
+  clock.step();
+  assert.equal(probes, 2, 'a probe per interval while degraded');
+  h.send({ type: 'PROBE_SUCCEEDED' });
+  assert.equal(h.state(), 'healthy');
+  assert.equal(clock.pending, 0, 'no probing timer outside degraded');
+  // Without a probe callback (or with interval 0) the machine waits for an operator's repair.
+  const manual = startNodeHealth(clock, { max_activation_failures: 1 });
+  manual.send({ type: 'ACTIVATION_FAILED', reason: 'x' });
+  assert.equal(manual.state(), 'degraded');
+  assert.equal(clock.pending, 0);
 });

@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { createNode } from '../../src/node/index.ts';
+import { waitFor } from '../helpers/proc.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 
 const docs = (n: number, from = 0) =>
@@ -186,5 +187,25 @@ test('bounded mailboxes answer busy instead of growing', async () => {
   );
   assert.equal(busy.length, 4);
   assert.equal(node.status().mailboxes.query.rejected, 4);
+  await node.stop();
+});
+
+test('a node degraded by failed activations probes itself and leaves degraded mode once activation works', async () => {
+  const node = await createNode({
+    data_dir: tmpDir(),
+    build: { batch_max_commits: 1000, build_interval_ms: 60_000 },
+    health_policy: { max_activation_failures: 1, degraded_probe_interval_ms: 50 },
+  });
+  const seen: string[] = [];
+  node.events.on((e) => seen.push(e.event));
+  await node.ingest(docs(3));
+  await node.failNextActivation('planted once');
+  assert.equal((await node.buildNow()).built, false);
+  assert.equal(node.status().health, 'degraded');
+  assert.equal((await node.buildNow()).state, 'suspended');
+  // The probe (scrub + one activation attempt) passes: healthy again, the commits are live.
+  await waitFor(async () => node.status().health === 'healthy', 10_000, 'the probe to heal the node');
+  assert.equal(node.status().active_commit_seq_high, node.status().commit_seq_high);
+  assert.ok(seen.includes('read_degraded_mode_exited'));
   await node.stop();
 });

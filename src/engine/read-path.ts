@@ -1,0 +1,56 @@
+/** Read modes (§6): which retained generation a time-travel read uses; waiting for a strict read. */
+import { FsmeshError } from '../core/errors.ts';
+import type { Clock } from '../runtime/index.ts';
+import type { GenerationRef, GenerationStore } from '../storage/generations.ts';
+
+/** The newest retained generation with commit_seq_high <= asOf, or an error saying why there is none. */
+export function selectAsOf(generations: GenerationStore, logHigh: number, asOf: number): GenerationRef {
+  if (!Number.isSafeInteger(asOf) || asOf < 0)
+    throw new FsmeshError('invalid_input', `as_of_commit_seq: must be a non-negative integer, got ${asOf}`);
+  const head = generations.active?.commit_seq_high ?? 0;
+  if (asOf > logHigh && asOf > head) {
+    throw new FsmeshError(
+      'invalid_input',
+      `as_of_commit_seq ${asOf} is beyond the head (commit_seq_high ${Math.max(head, logHigh)})`,
+    );
+  }
+  const ref = generations.findAsOf(asOf);
+  if (ref) return ref;
+  const oldest = [...generations.retained]
+    .filter((r) => !r.rolled_back)
+    .sort((a, b) => a.commit_seq_high - b.commit_seq_high)[0];
+  throw new FsmeshError(
+    'retention_dropped',
+    oldest
+      ? `no retained generation at or before commit_seq ${asOf}: the oldest retained is ${oldest.generation_id} (commit_seq_high ${oldest.commit_seq_high})`
+      : 'no generation has been activated yet',
+  );
+}
+
+/** Strict mode: resolve once a generation covering `min` is active, or time out (injected clock). */
+export function waitForActivation(
+  generations: GenerationStore,
+  clock: Clock,
+  min: number,
+  timeoutMs: number,
+): Promise<void> {
+  if ((generations.active?.commit_seq_high ?? 0) >= min) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const timer = clock.setTimeout(() => {
+      off();
+      reject(
+        new FsmeshError(
+          'timeout',
+          `strict read timed out after ${timeoutMs} ms: commit_seq ${min} is not active yet (active commit_seq_high ${generations.active?.commit_seq_high ?? 0})`,
+        ),
+      );
+    }, timeoutMs);
+    const off = generations.onActivate((ref) => {
+      if (ref && ref.commit_seq_high >= min) {
+        off();
+        timer.cancel();
+        resolve();
+      }
+    });
+  });
+}
