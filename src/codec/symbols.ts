@@ -5,7 +5,7 @@
  * symbols. Symbol ids are global: source symbols 0..S-1 in object order, then repair symbols
  * S..S+R-1 block by block. The last source symbol is zero-padded to the symbol size.
  */
-import { FsmeshError } from '../core/errors.ts';
+import { FsmeshError, invariant } from '../core/errors.ts';
 import { type ObjectId, type ObjectKind, objectIdOf } from '../core/ids.ts';
 import type { RepairDescriptor } from '../core/manifest.ts';
 import { decodeBlock, encodeBlockRepair } from './raptorq.ts';
@@ -46,6 +46,10 @@ export function layoutFor(length: number, p: RepairParams): SymbolLayout {
     src += k;
     rep += r;
   }
+  // Postconditions: the blocks cover every source symbol, in order, and at least the policy's
+  // minimum of repair symbols per block (§7.1).
+  invariant(src === source_symbols, 'blocks cover every source symbol');
+  invariant(rep - source_symbols >= out.length * p.min_repair_per_block, 'minimum repair symbols per block');
   return {
     length,
     symbol_size: p.symbol_size,

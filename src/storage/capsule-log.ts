@@ -289,6 +289,8 @@ export class CapsuleLog {
   ): Promise<AppendAck> {
     const markerId = markerIdOf(marker);
     invariant(marker.commit_seq === this.headSeq + 1, 'commit_seq must be gap-free');
+    invariant(marker.prev_marker_id === this.headMarkerId, 'the marker chain links to the head marker');
+    invariant(this.durableSeq <= this.headSeq, 'nothing is durable beyond the head');
     this.headSeq = marker.commit_seq;
     this.headMarkerId = markerId;
     this.locs.push({
@@ -354,6 +356,7 @@ export class CapsuleLog {
       if (records.length) await this.handle!.append(concatBytes(records));
       await this.handle!.sync();
       const last = batch[batch.length - 1];
+      invariant(last.marker.commit_seq > this.durableSeq, 'the durable watermark only moves forward');
       this.durableSeq = last.marker.commit_seq;
       this.durableMarkerId = last.marker_id;
       for (const p of batch) {

@@ -194,6 +194,17 @@ export class GenerationStore {
         previous: cur && cur.artifact_manifest_id !== manifestId ? cur : this.pointer.previous,
         retained: this.applyRetention(retained, ref, cur),
       };
+      // Retention never drops the live generation or its rollback target (§14).
+      invariant(
+        next.retained.some((r) => r.artifact_manifest_id === manifestId),
+        'the active generation is retained',
+      );
+      invariant(
+        !cur ||
+          cur.artifact_manifest_id === manifestId ||
+          next.retained.some((r) => r.artifact_manifest_id === cur.artifact_manifest_id),
+        'the generation it replaces is retained as the rollback target',
+      );
       await this.writePointer(next);
       return ref;
     });
@@ -220,6 +231,10 @@ export class GenerationStore {
     return this.serialize(async () => {
       const target = this.rollbackTarget();
       const cur = this.pointer.active!;
+      invariant(
+        target.artifact_manifest_id !== cur.artifact_manifest_id,
+        'a rollback changes the generation',
+      );
       // The target must still be complete before it becomes live again.
       await this.loadManifest(target.artifact_manifest_id);
       const from: GenerationRef = { ...cur, rolled_back: true };

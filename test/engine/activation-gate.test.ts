@@ -6,15 +6,10 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { generateKeyPairFromSeed } from '@libp2p/crypto/keys';
-import { VirtualClock } from '../../sim/clock.ts';
-import { SimDisk } from '../../sim/disk.ts';
-import { SimNetwork } from '../../sim/network.ts';
 import { composeNode } from '../../src/compose/compose-node.ts';
 import type { EngineEvent } from '../../src/engine/engine-events.ts';
 import { defaultEngineConfig, LocalEngine } from '../../src/engine/local-engine.ts';
-import { peerIdOf } from '../../src/p2p/identity.ts';
-import { seededRandom } from '../../src/runtime/index.ts';
+import { simCluster } from '../helpers/sim-cluster.ts';
 import { runtimeAt, tmpDir } from '../helpers/tmp.ts';
 
 const docs = (n: number, from = 0) =>
@@ -77,38 +72,10 @@ test('local paths: build, CLI ingest, manual activation and rollback all stop at
 });
 
 test('replica paths: peer sync and capsule replay stop at a failing warm-up, then succeed once it heals', async () => {
-  const rng = seededRandom(11);
-  const clock = new VirtualClock();
-  const net = new SimNetwork(clock, rng.fork());
-  const mk = async (name: string, role: 'writer' | 'replica', trusted?: string) => {
-    const key = await generateKeyPairFromSeed('Ed25519', rng.bytes(32));
-    const { node } = await composeNode({
-      node: {
-        node_name: name,
-        role,
-        runtime: { clock, random: rng.fork(), storage: new SimDisk(rng.fork()).mount() },
-        build: { batch_max_commits: 1, build_interval_ms: 10 },
-        health_policy: { max_activation_failures: 1000 },
-      },
-      cluster: {
-        transport: net.transport(peerIdOf(key)),
-        private_key: key,
-        cluster: 'gate',
-        members: 2,
-        trusted_writer: trusted,
-        announce_interval_ms: 100,
-      },
-    });
-    return { node, peer: peerIdOf(key) };
-  };
-  const settle = async () => {
-    for (let i = 0; i < 12; i++) await new Promise((r) => setImmediate(r));
-  };
-  const runFor = async (ms: number) => {
-    const end = clock.nowMs() + ms;
-    while (clock.step(end)) await settle();
-    await settle();
-  };
+  const sim = simCluster(11, { cluster: 'gate' });
+  const mk = (name: string, role: 'writer' | 'replica', trusted?: string) =>
+    sim.node(name, role, trusted, { health_policy: { max_activation_failures: 1000 } });
+  const runFor = sim.runFor;
   const w = await mk('writer', 'writer');
   const r = await mk('replica', 'replica', w.peer);
   await w.node.ingestOps(docs(2));

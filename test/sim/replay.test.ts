@@ -6,53 +6,14 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { generateKeyPairFromSeed } from '@libp2p/crypto/keys';
-import { VirtualClock } from '../../sim/clock.ts';
-import { SimDisk } from '../../sim/disk.ts';
-import { SimNetwork } from '../../sim/network.ts';
-import { composeNode } from '../../src/compose/compose-node.ts';
 import { FsmeshError } from '../../src/core/errors.ts';
-import { peerIdOf } from '../../src/p2p/identity.ts';
 import { PROTO } from '../../src/p2p/protocols.ts';
-import { seededRandom } from '../../src/runtime/index.ts';
+import { simCluster } from '../helpers/sim-cluster.ts';
 
 test('a replica that cannot fetch the generation delta replays capsules to the identical signed manifest', async () => {
-  const rng = seededRandom(5);
-  const clock = new VirtualClock();
-  const net = new SimNetwork(clock, rng.fork());
-  const mk = async (name: string, role: 'writer' | 'replica', trusted?: string) => {
-    const key = await generateKeyPairFromSeed('Ed25519', rng.bytes(32));
-    const disk = new SimDisk(rng.fork());
-    const transport = net.transport(peerIdOf(key));
-    const { node } = await composeNode({
-      node: {
-        node_name: name,
-        role,
-        runtime: { clock, random: rng.fork(), storage: disk.mount() },
-        build: { batch_max_commits: 1, build_interval_ms: 10 },
-      },
-      cluster: {
-        transport,
-        private_key: key,
-        cluster: 'c',
-        durability: 'local',
-        members: 2,
-        trusted_writer: trusted,
-        lag_alert_commits: 100,
-        announce_interval_ms: 100,
-        quorum_timeout_ms: 1000,
-      },
-    });
-    return { node, transport, peer: peerIdOf(key) };
-  };
-  const settle = async () => {
-    for (let i = 0; i < 12; i++) await new Promise((r) => setImmediate(r));
-  };
-  const runFor = async (ms: number) => {
-    const end = clock.nowMs() + ms;
-    while (clock.step(end)) await settle();
-    await settle();
-  };
+  const sim = simCluster(5);
+  const mk = sim.node;
+  const runFor = sim.runFor;
   const w = await mk('writer', 'writer');
   const r = await mk('replica', 'replica', w.peer);
   const events: Record<string, unknown>[] = [];
