@@ -131,7 +131,7 @@ export class SimTransport implements Transport {
     peer: string,
     protocol: string,
     request: Uint8Array,
-    opts: { timeout_ms?: number } = {},
+    opts: { timeout_ms?: number; max_response_bytes?: number } = {},
   ): Promise<Uint8Array[]> {
     return new Promise((resolve, reject) => {
       let settled = false;
@@ -154,7 +154,16 @@ export class SimTransport implements Transport {
           );
         h(request.slice(), this.peerId).then(
           (frames) =>
-            this.net.send(peer, this.peerId, () => finish(() => resolve(frames.map((f) => f.slice())))),
+            this.net.send(peer, this.peerId, () =>
+              finish(() => {
+                const size = frames.reduce((n, f) => n + f.length, 0);
+                if (size > (opts.max_response_bytes ?? Number.POSITIVE_INFINITY))
+                  return reject(
+                    new FsmeshError('invalid_input', `answer of ${size} bytes exceeds the bound`),
+                  );
+                resolve(frames.map((f) => f.slice()));
+              }),
+            ),
           (err) => this.net.send(peer, this.peerId, () => finish(() => reject(err))),
         );
       });

@@ -29,8 +29,9 @@ export function spawnIngestActor(
         });
         return state;
       }
-      deps.engine
-        .ingest(msg.ops, { idempotency_key: msg.idempotency_key })
+      // Bad input is an error reply, never a crash (five crashes stop the actor for good).
+      Promise.resolve()
+        .then(() => deps.engine.ingest(msg.ops, { idempotency_key: msg.idempotency_key }))
         .then(async (ack: AppendAck) => {
           // Quorum durability: the p2p layer resolves once a majority has fsync'd the commit.
           if (deps.hooks.afterLocalCommit) await deps.hooks.afterLocalCommit(ack);

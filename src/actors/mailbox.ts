@@ -15,6 +15,9 @@ export class BoundedRef<M extends Replyable> {
   ref: Ref<M> | null = null;
   inflight = 0;
   rejected = 0;
+  /** Set when the supervisor gave up on the actor: every ask fails fast from then on. */
+  stopped_reason: string | null = null;
+  private readonly pending = new Set<(err: Error) => void>();
   constructor(name: string, bound: number) {
     this.name = name;
     this.bound = bound;
@@ -22,6 +25,10 @@ export class BoundedRef<M extends Replyable> {
 
   /** Send a request and await its reply; rejects with `busy` when the mailbox is full. */
   ask<T>(msg: MsgWithoutReply<M>): Promise<T> {
+    if (this.stopped_reason !== null)
+      return Promise.reject(
+        new FsmeshError('unavailable', `${this.name} actor is stopped: ${this.stopped_reason}`),
+      );
     if (!this.ref)
       return Promise.reject(
         new FsmeshError('busy', `${this.name} actor is not running (restarting or stopped); retry`),
@@ -42,11 +49,25 @@ export class BoundedRef<M extends Replyable> {
         if (done) return;
         done = true;
         this.inflight--;
+        this.pending.delete(fail);
         if (r.ok) resolve(r.value as T);
         else reject(r.error);
       };
+      const fail = (error: Error) => reply({ ok: false, error });
+      this.pending.add(fail);
       dispatch(this.ref!, { ...msg, reply } as unknown as M);
     });
+  }
+
+  /**
+   * The supervisor gave up on the actor: drop the ref and fail every request still waiting for it
+   * (nact drops a stopped actor's mailbox, so their replies would never come).
+   */
+  stop(reason: string): void {
+    this.stopped_reason = reason;
+    this.ref = null;
+    const err = new FsmeshError('unavailable', `${this.name} actor is stopped: ${reason}`);
+    for (const fail of [...this.pending]) fail(err);
   }
 
   /** Fire and forget (internal notifications; not counted against the bound). */

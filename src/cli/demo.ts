@@ -80,7 +80,15 @@ async function startDemoCluster(
   log: Log,
 ): Promise<{ writer: Proc; replicas: Proc[] }> {
   const ports = await Promise.all(Array.from({ length: 6 }, () => freePort()));
+  // Secure by default: the three nodes share a cluster key (quorum acks count only key holders).
+  const keyFile = path.join(root, 'swarm.key');
+  const { generateKey } = await import('@libp2p/pnet');
+  const key = new Uint8Array(95);
+  generateKey(key);
+  fs.writeFileSync(keyFile, key, { mode: 0o600 });
   const writer = await startNode('writer', [
+    '--cluster-key',
+    keyFile,
     '--data',
     path.join(root, 'writer'),
     '--http',
@@ -102,6 +110,8 @@ async function startDemoCluster(
   const replicas = await Promise.all(
     [0, 1].map((i) =>
       startNode(`replica-${i + 1}`, [
+        '--cluster-key',
+        keyFile,
         '--data',
         path.join(root, `replica-${i + 1}`),
         '--http',
@@ -227,7 +237,9 @@ export async function runDemo(argv: string[]): Promise<number> {
     log('');
     log('try by hand:');
     log(`  curl '${replicas[0].url}/v1/search?q=gossip+peers&k=5'`);
-    log(`  curl -XPOST ${writer.url}/v1/docs -d '[{"id":"new","text":"hello fsmesh"}]'`);
+    log(
+      `  curl -XPOST ${writer.url}/v1/docs -H 'content-type: application/json' -d '[{"id":"new","text":"hello fsmesh"}]'`,
+    );
     log(`  curl ${replicas[1].url}/v1/status      curl ${writer.url}/metrics`);
     const keep = a.values['keep-running'] === true || (process.stdin.isTTY && a.values.exit !== true);
     if (keep) {

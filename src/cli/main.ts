@@ -28,6 +28,7 @@ commands:
   repair --data DIR                   scrub artifacts, rebuild corrupt ones from local repair symbols
   node start --data DIR --http HOST:PORT   run a node (HTTP API; see docs/http.md)
   cluster-key FILE                    write a new cluster pre-shared key (libp2p pnet)
+  http-token FILE                     write a new HTTP bearer token (for --http-token)
   sim --seed N [--nodes K] [--steps S] [--faults LIST] [--json]   deterministic cluster simulation
   sim --swarm --seeds M               many seeds with varied configurations; lists failing seeds
   demo                                the README's main job (npm start)`;
@@ -299,6 +300,16 @@ async function cmdClusterKey(argv: string[]): Promise<number> {
   return 0;
 }
 
+async function cmdHttpToken(argv: string[]): Promise<number> {
+  const usage = 'fsmesh http-token FILE';
+  const a = parse(argv, {}, usage);
+  if (a.positionals.length !== 1) throw new UsageError(`usage: ${usage}`);
+  const { randomBytes } = await import('node:crypto');
+  fs.writeFileSync(a.positionals[0], `${randomBytes(32).toString('hex')}\n`, { mode: 0o600, flag: 'wx' });
+  out({ http_token: a.positionals[0] });
+  return 0;
+}
+
 async function cmdSim(argv: string[]): Promise<number> {
   const usage =
     'fsmesh sim --seed N [--nodes K] [--steps S] [--faults LIST] [--json] | fsmesh sim --swarm --seeds M [--first-seed N] [--steps S]';
@@ -377,6 +388,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   rollback: cmdRollback,
   repair: cmdRepair,
   'cluster-key': cmdClusterKey,
+  'http-token': cmdHttpToken,
   sim: cmdSim,
   demo: async (argv) => (await import('./demo.ts')).runDemo(argv),
   node: async (argv) => (await import('./node-cmd.ts')).cmdNode(argv),

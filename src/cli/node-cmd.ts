@@ -13,7 +13,7 @@ import type { BootstrapProgress } from '../p2p/cluster-options.ts';
 import { intFlag, parse, requireFlag, UsageError } from './args.ts';
 
 export const NODE_START_USAGE =
-  'fsmesh node start --data DIR --http HOST:PORT [--listen /ip4/127.0.0.1/tcp/PORT] [--seed MULTIADDR ...] [--role writer|replica] [--cluster-key FILE] [--trusted-writer PEER_ID] [--cluster NAME] [--durability local|quorum] [--members N] [--name NAME] [--shard S] [--fsync per_commit|group] [--group-commit-ms N] [--batch-max-commits N] [--build-interval-ms N] [--scrub-interval-ms N] [--trace none|console|OTLP_URL] [--quiet]';
+  'fsmesh node start --data DIR --http HOST:PORT [--listen /ip4/127.0.0.1/tcp/PORT] [--seed MULTIADDR ...] [--role writer|replica] [--cluster-key FILE] [--trusted-writer PEER_ID] [--cluster NAME] [--durability local|quorum] [--members N|PEER_ID,...] [--name NAME] [--shard S] [--fsync per_commit|group] [--group-commit-ms N] [--batch-max-commits N] [--build-interval-ms N] [--scrub-interval-ms N] [--trace none|console|OTLP_URL] [--http-token FILE] [--http-allowed-hosts NAME,...] [--insecure] [--quiet]';
 
 export function parseHostPort(v: string, flag: string): { host: string; port: number } {
   const m = /^([^:]+):(\d{1,5})$/.exec(v);
@@ -43,6 +43,9 @@ const NODE_START_FLAGS = {
   members: { type: 'string' },
   'fetch-peers': { type: 'string' },
   trace: { type: 'string' },
+  'http-token': { type: 'string' },
+  'http-allowed-hosts': { type: 'string' },
+  insecure: { type: 'boolean' },
 } as const;
 
 type Flags = Record<string, string | string[] | boolean | undefined>;
@@ -66,6 +69,67 @@ function readClusterKey(file: string): Uint8Array {
       '--cluster-key: not a libp2p swarm key (expected /key/swarm/psk/1.0.0/ header; create one with `fsmesh cluster-key FILE`)',
     );
   return key;
+}
+
+/** 127.0.0.0/8, ::1 and localhost: reachable from this machine only. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
+
+function readHttpToken(file: string): string {
+  let token: string;
+  try {
+    token = fs.readFileSync(file, 'utf8').trim();
+  } catch (err) {
+    throw new UsageError(`--http-token: cannot read ${file}: ${(err as Error).message}`);
+  }
+  if (token.length < 16 || /\s/.test(token))
+    throw new UsageError(
+      `--http-token: ${file} must hold one token of at least 16 characters (create one with \`fsmesh http-token FILE\`)`,
+    );
+  return token;
+}
+
+/** `--members N` (a count) or `--members PEER_ID,...` (who may acknowledge quorum writes). */
+function parseMembers(v: string | undefined, seeds: number): { members: number; member_ids?: string[] } {
+  if (v === undefined) return { members: seeds + 1 };
+  if (/^\d+$/.test(v)) return { members: intFlag(v, 'members', 1)! };
+  const ids = v.split(',').map((s) => s.trim());
+  for (const id of ids)
+    if (!/^[1-9A-HJ-NP-Za-km-z]{46,60}$/.test(id))
+      throw new UsageError(
+        `--members: expected a count or comma-separated peer ids, got ${JSON.stringify(id)}`,
+      );
+  return { members: new Set(ids).size + 1, member_ids: [...new Set(ids)] };
+}
+
+/**
+ * Secure by default (docs/security.md): a node reachable from other machines must authenticate
+ * them — the cluster key for libp2p, a bearer token for HTTP — unless `--insecure` says otherwise.
+ */
+function checkExposure(o: {
+  httpHost: string;
+  listen: string | undefined;
+  token: string | undefined;
+  clusterKey: Uint8Array | undefined;
+  quorumByCount: boolean;
+  insecure: boolean;
+}): void {
+  if (o.insecure) return;
+  if (!isLoopbackHost(o.httpHost) && o.token === undefined)
+    throw new UsageError(
+      `--http ${o.httpHost} is reachable from other machines: add --http-token FILE (create one with \`fsmesh http-token FILE\`), or --insecure`,
+    );
+  const listenHost = o.listen?.split('/')[2];
+  if (listenHost !== undefined && !isLoopbackHost(listenHost) && o.clusterKey === undefined)
+    throw new UsageError(
+      `--listen ${o.listen} is reachable from other machines: add --cluster-key FILE (create one with \`fsmesh cluster-key FILE\`), or --insecure`,
+    );
+  if (o.quorumByCount && o.clusterKey === undefined)
+    throw new UsageError(
+      '--durability quorum with --members N counts acks from any peer: add --cluster-key FILE so only key holders count, or name the members (--members PEER_ID,...)',
+    );
 }
 
 function parseTrace(v: string | undefined): 'none' | 'console' | { otlp_url: string } {
@@ -101,6 +165,18 @@ function planNodeStart(v: Flags): {
   if (!p2p && durability === 'quorum')
     throw new UsageError('--durability quorum needs a cluster (--listen / --seed)');
   const int = (flag: string, min?: number) => intFlag(v[flag] as string | undefined, flag, min);
+  const token = typeof v['http-token'] === 'string' ? readHttpToken(v['http-token']) : undefined;
+  const members = parseMembers(v.members as string | undefined, seeds.length);
+  checkExposure({
+    httpHost: host,
+    listen,
+    token,
+    clusterKey,
+    quorumByCount: durability === 'quorum' && members.member_ids === undefined && members.members > 1,
+    insecure: v.insecure === true,
+  });
+  const allowedHosts =
+    typeof v['http-allowed-hosts'] === 'string' ? v['http-allowed-hosts'].split(',') : undefined;
   const trace = parseTrace(v.trace as string | undefined);
   const node: NodeConfig = {
     data_dir: dir,
@@ -123,13 +199,14 @@ function planNodeStart(v: Flags): {
         cluster: v.cluster as string | undefined,
         role,
         durability,
-        members: int('members', 1) ?? seeds.length + 1,
+        ...members,
         trusted_writer: v['trusted-writer'] as string | undefined,
         fetch_peers: int('fetch-peers', 1),
         onProgress: v.quiet ? undefined : printBootstrapProgress,
       }
     : undefined;
-  return { dir, trace, compose: { node, cluster, http: { host, port } } };
+  const security = { token, allowed_hosts: allowedHosts?.map((h) => h.trim().toLowerCase()) };
+  return { dir, trace, compose: { node, cluster, http: { host, port, security } } };
 }
 
 export async function cmdNode(argv: string[]): Promise<number> {

@@ -17,6 +17,8 @@ export const ENGINE_DEFAULTS = {
   quality_weight: 0.6,
   /** Strict reads (min_commit_seq) wait at most this long unless the request says otherwise. */
   strict_read_timeout_ms: 5000,
+  /** The longest a strict read may ask to wait (`timeout_ms`); more is refused as invalid. */
+  max_strict_read_timeout_ms: 60_000,
   /** Group commit window when `fsync: group` is chosen without a window. */
   group_commit_ms: 2,
 } as const;
@@ -33,6 +35,8 @@ export const NODE_DEFAULTS = {
   node_name: 'node',
   role: 'writer',
   mailbox_bound: 1024,
+  /** Strict reads waiting for a commit (outside the query mailbox) at most; more are refused as busy. */
+  max_strict_waiters: 10_000,
   batch_max_commits: 64,
   build_interval_ms: 200,
   /** Library nodes do not scrub unless asked; `fsmesh node start` scrubs every 10 minutes. */
@@ -79,6 +83,26 @@ export const CLUSTER_DEFAULTS = {
   peer_exchange_max_addrs: 32,
   dial_timeout_ms: 10_000,
   request_timeout_ms: 30_000,
+  /** An answer larger than this is refused (callers that know the size ask for less). */
+  max_response_bytes: 64 << 20,
+  /** An inbound stream must deliver its request frame within this. */
+  inbound_request_timeout_ms: 10_000,
+  /** Peer exchange: new dials per poll round, and no new dials past this many connections. */
+  peer_exchange_dials_per_round: 4,
+  max_connected_peers: 64,
+  /** Quarantined manifests kept at most (the oldest are dropped). */
+  quarantine_max_files: 64,
+} as const;
+
+/** Sizes fixed by the wire protocols (docs/protocols.md). */
+export const WIRE_LIMITS = {
+  /** One frame on a stream, at most. */
+  max_frame_bytes: 8 << 20,
+  /**
+   * One commit (80-byte marker + capsule) must fit in one replicate frame, or it could never
+   * replicate: the log refuses larger capsules before acknowledging anything.
+   */
+  max_capsule_bytes: (8 << 20) - 80,
 } as const;
 
 export const HTTP_DEFAULTS = {

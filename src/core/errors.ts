@@ -8,6 +8,8 @@ export type ErrorCode =
   | 'conflict'
   | 'timeout'
   | 'busy'
+  /** A component is stopped for good (an actor its supervisor gave up on): fail fast, do not wait. */
+  | 'unavailable'
   | 'embedder_mismatch'
   | 'retention_dropped'
   | 'internal';

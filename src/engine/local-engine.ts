@@ -32,7 +32,7 @@ import { checkEmbedderRevision } from './embedder-gate.ts';
 import { defaultEngineConfig, type EngineConfig } from './engine-config.ts';
 import type { ActivationSource, EngineEvent, EngineEventListener } from './engine-events.ts';
 import { addHnswGraphs } from './hnsw-graphs.ts';
-import { selectAsOf, waitForActivation } from './read-path.ts';
+import { checkStrictRead, selectAsOf, waitForActivation } from './read-path.ts';
 import { protectSealedSegment, repairSealedSegments } from './sealed-segments.ts';
 import { type VerifyReport, verifyObjects } from './verify.ts';
 
@@ -411,8 +411,7 @@ export class LocalEngine {
       );
     if (opts.min_commit_seq !== undefined) {
       const min = opts.min_commit_seq;
-      if (!Number.isSafeInteger(min) || min < 0)
-        throw new FsmeshError('invalid_input', `min_commit_seq: must be a non-negative integer, got ${min}`);
+      checkStrictRead(min, opts.timeout_ms);
       await waitForActivation(
         this.generations,
         this.runtime.clock,

@@ -1,4 +1,5 @@
 /** Read modes (§6): which retained generation a time-travel read uses; waiting for a strict read. */
+import { ENGINE_DEFAULTS } from '../core/defaults.ts';
 import { FsmeshError } from '../core/errors.ts';
 import type { Clock } from '../runtime/index.ts';
 import type { GenerationRef, GenerationStore } from '../storage/generations.ts';
@@ -25,6 +26,21 @@ export function selectAsOf(generations: GenerationStore, logHigh: number, asOf: 
       ? `no retained generation at or before commit_seq ${asOf}: the oldest retained is ${oldest.generation_id} (commit_seq_high ${oldest.commit_seq_high})`
       : 'no generation has been activated yet',
   );
+}
+
+/** A strict read's `min_commit_seq` and `timeout_ms`, checked before anything waits. */
+export function checkStrictRead(min: unknown, timeoutMs: unknown): void {
+  if (!Number.isSafeInteger(min) || (min as number) < 0)
+    throw new FsmeshError('invalid_input', `min_commit_seq: must be a non-negative integer, got ${min}`);
+  const max = ENGINE_DEFAULTS.max_strict_read_timeout_ms;
+  if (
+    timeoutMs !== undefined &&
+    (!Number.isSafeInteger(timeoutMs) || (timeoutMs as number) < 0 || (timeoutMs as number) > max)
+  )
+    throw new FsmeshError(
+      'invalid_input',
+      `timeout_ms: must be an integer from 0 to ${max}, got ${timeoutMs}`,
+    );
 }
 
 /** Strict mode: resolve once a generation covering `min` is active, or time out (injected clock). */

@@ -35,7 +35,9 @@ export type HealthEvent =
   | { type: 'CORRUPTION_DETECTED'; object_id: string }
   | { type: 'REPAIR_SUCCEEDED' }
   /** A degraded-mode probe found every artifact sound and activation working again. */
-  | { type: 'PROBE_SUCCEEDED' };
+  | { type: 'PROBE_SUCCEEDED' }
+  /** The supervisor gave up on an actor: the node cannot do that work until restarted. */
+  | { type: 'ACTOR_STOPPED'; actor: string };
 
 export interface HealthContext {
   policy: HealthPolicy;
@@ -45,6 +47,7 @@ export interface HealthContext {
   reason: string | null;
   probes: number;
   onProbe: (() => void) | null;
+  stopped_actors: string[];
 }
 
 export const nodeHealthMachine = setup({
@@ -57,6 +60,7 @@ export const nodeHealthMachine = setup({
     degraded_probe: ({ context }) => context.policy.degraded_probe_interval_ms ?? 0,
   },
   guards: {
+    noStoppedActors: ({ context }) => context.stopped_actors.length === 0,
     probingEnabled: ({ context }) =>
       context.onProbe !== null && (context.policy.degraded_probe_interval_ms ?? 0) > 0,
     startsBootstrapping: ({ context }) => context.start_in === 'bootstrapping',
@@ -76,6 +80,14 @@ export const nodeHealthMachine = setup({
         event.type === 'CORRUPTION_DETECTED' ? `unrepaired corruption in ${event.object_id}` : null,
     }),
     resetActivationFailures: assign({ activation_failures: 0 }),
+    recordStoppedActor: assign({
+      stopped_actors: ({ context, event }) =>
+        event.type === 'ACTOR_STOPPED'
+          ? [...new Set([...context.stopped_actors, event.actor])]
+          : context.stopped_actors,
+      reason: ({ context, event }) =>
+        event.type === 'ACTOR_STOPPED' ? `actor ${event.actor} stopped by its supervisor` : context.reason,
+    }),
     resetCounters: assign({ activation_failures: 0, corruptions: 0, reason: null, probes: 0 }),
     probe: assign({
       probes: ({ context }) => {
@@ -95,7 +107,10 @@ export const nodeHealthMachine = setup({
     reason: null,
     probes: 0,
     onProbe: input.onProbe ?? null,
+    stopped_actors: [],
   }),
+  // A stopped actor degrades the node from any state (requests to it fail fast meanwhile).
+  on: { ACTOR_STOPPED: { target: '.degraded', actions: 'recordStoppedActor' } },
   states: {
     starting: { always: [{ guard: 'startsBootstrapping', target: 'bootstrapping' }, { target: 'healthy' }] },
     bootstrapping: { on: { BOOTSTRAPPED: 'catching_up', ACTIVATION_SUCCEEDED: 'catching_up' } },
@@ -129,8 +144,9 @@ export const nodeHealthMachine = setup({
       on: {
         ACTIVATION_FAILED: { actions: 'countActivationFailure' },
         CORRUPTION_DETECTED: { actions: 'countCorruption' },
-        REPAIR_SUCCEEDED: { target: 'healthy', actions: 'resetCounters' },
-        PROBE_SUCCEEDED: { target: 'healthy', actions: 'resetCounters' },
+        REPAIR_SUCCEEDED: { guard: 'noStoppedActors', target: 'healthy', actions: 'resetCounters' },
+        PROBE_SUCCEEDED: { guard: 'noStoppedActors', target: 'healthy', actions: 'resetCounters' },
+        ACTOR_STOPPED: { actions: 'recordStoppedActor' },
       },
     },
   },

@@ -15,6 +15,7 @@ import { HTTP_DEFAULTS } from '../core/defaults.ts';
 import { FsmeshError } from '../core/errors.ts';
 import type { FsmeshNode } from '../node/index.ts';
 import type { SearchMode } from '../search/searcher.ts';
+import { guardRequest, GuardError as HttpError, type HttpSecurity } from './guard.ts';
 
 export interface HttpOptions {
   host?: string;
@@ -22,6 +23,8 @@ export interface HttpOptions {
   max_body_bytes?: number;
   /** Extra fields for /v1/status (default: the node's services, e.g. the cluster's peer_id). */
   statusExtra?: () => Record<string, unknown>;
+  /** Authentication and request checks (docs/security.md); none configured = open (loopback). */
+  security?: HttpSecurity;
   /** Extra routes (a host application's own, or p2p admin). Return true when handled. */
   extraRoutes?: (req: http.IncomingMessage, res: http.ServerResponse, url: URL) => Promise<boolean> | boolean;
 }
@@ -37,17 +40,41 @@ const STATUS_BY_CODE: Record<string, number> = {
   embedder_mismatch: 409,
   unsupported_version: 400,
   corrupt_data: 503,
+  unavailable: 503,
   internal: 500,
 };
 
-class HttpError extends Error {
-  readonly status: number;
-  readonly code: string;
-  constructor(status: number, code: string, message: string) {
-    super(message);
-    this.status = status;
-    this.code = code;
+/** Error bodies list at most this many problems (plus `problem_count`). */
+const MAX_PROBLEMS = 100;
+
+/** The request target, or a 400 naming what is wrong with it (malformed percent-encoding, ...). */
+function parseUrl(target: string | undefined): URL {
+  let url: URL;
+  try {
+    url = new URL(target ?? '/', 'http://localhost');
+    decodeURIComponent(url.pathname);
+    // URLSearchParams keeps a malformed escape as it is; refuse it instead of guessing.
+    for (const part of url.search.slice(1).split('&')) decodeURIComponent(part.replace(/\+/g, ' '));
+  } catch {
+    throw new HttpError(400, 'invalid_input', 'malformed request target (bad percent-encoding?)');
   }
+  return url;
+}
+
+function decodePathPart(s: string, what: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    throw new HttpError(400, 'invalid_input', `${what}: malformed percent-encoding`);
+  }
+}
+
+/** At most MAX_PROBLEMS problems in a body, with the total when there were more. */
+function problemsOf(problems: unknown): Record<string, unknown> {
+  if (!Array.isArray(problems)) return {};
+  return problems.length > MAX_PROBLEMS
+    ? { problems: problems.slice(0, MAX_PROBLEMS), problem_count: problems.length }
+    : { problems };
 }
 
 function send(
@@ -166,82 +193,115 @@ function intParam(url: URL, name: string, min = 0): number | undefined {
   return n;
 }
 
+type Reply = { status: number; body: unknown; type?: string };
+const OPEN_ROUTES = ['/healthz', '/livez', '/readyz', '/metrics'];
+
+/** POST /v1/docs and DELETE /v1/docs/:id. */
+async function writeRoute(
+  node: FsmeshNode,
+  req: http.IncomingMessage,
+  p: string,
+  limit: number,
+): Promise<Reply | null> {
+  if (p === '/v1/docs' && req.method === 'POST') {
+    const docs = parseDocsBody(await readBody(req, limit), String(req.headers['content-type'] ?? ''));
+    const key = req.headers['idempotency-key'];
+    const ack = await node.ingest(docs as never, {
+      idempotency_key: typeof key === 'string' ? key : undefined,
+    });
+    return {
+      status: 200,
+      body: {
+        commit_seq: ack.commit_seq,
+        commit_id: ack.commit_id,
+        docs: docs.length,
+        deduplicated: ack.deduplicated,
+      },
+    };
+  }
+  const del = /^\/v1\/docs\/(.+)$/.exec(p);
+  if (del && req.method === 'DELETE') {
+    const ack = await node.delete(decodePathPart(del[1], 'document id'));
+    return { status: 200, body: { commit_seq: ack.commit_seq, commit_id: ack.commit_id } };
+  }
+  return null;
+}
+
+/** The GET routes. */
+async function readRoute(node: FsmeshNode, opts: HttpOptions, url: URL): Promise<Reply | null> {
+  const p = url.pathname;
+  if (p === '/v1/search') {
+    const q = url.searchParams.get('q');
+    if (q === null) throw new HttpError(400, 'invalid_input', 'q: required');
+    const r = await node.search({
+      q,
+      k: intParam(url, 'k') ?? undefined,
+      mode: (url.searchParams.get('mode') ?? undefined) as SearchMode | undefined,
+      as_of_commit_seq: intParam(url, 'as_of_commit_seq'),
+      min_commit_seq: intParam(url, 'min_commit_seq'),
+      timeout_ms: intParam(url, 'timeout_ms'),
+      tier: (url.searchParams.get('tier') ?? undefined) as 'fast' | 'refined' | undefined,
+    });
+    return { status: 200, body: r };
+  }
+  if (p === '/v1/status')
+    return { status: 200, body: { ...node.status(), ...(opts.statusExtra ?? node.serviceStatus)() } };
+  if (p === '/v1/generations') {
+    const active = node.engine.generations.active?.artifact_manifest_id;
+    const generations = node.generations().map((g) => ({ ...g, active: g.artifact_manifest_id === active }));
+    return { status: 200, body: { generations } };
+  }
+  if (p === '/healthz') {
+    const h = node.status().health;
+    return { status: h === 'healthy' || h === 'catching_up' ? 200 : 503, body: { health: h } };
+  }
+  if (p === '/livez') return { status: 200, body: { live: true } };
+  if (p === '/readyz') {
+    const s = node.status();
+    const ready = s.generation_id !== null && s.health !== 'bootstrapping';
+    return { status: ready ? 200 : 503, body: { ready, health: s.health, generation_id: s.generation_id } };
+  }
+  if (p === '/metrics')
+    return { status: 200, body: await node.metrics.text(), type: 'text/plain; version=0.0.4' };
+  return null;
+}
+
+/** Every error as `{"error":{"code","message","problems"?,"problem_count"?}}` with its status. */
+function errorReply(err: unknown): Reply {
+  if (err instanceof HttpError)
+    return { status: err.status, body: { error: { code: err.code, message: err.message } } };
+  if (err instanceof FsmeshError)
+    return {
+      status: STATUS_BY_CODE[err.code] ?? 500,
+      body: { error: { code: err.code, message: err.message, ...problemsOf(err.details.problems) } },
+    };
+  return { status: 500, body: { error: { code: 'internal', message: (err as Error).message } } };
+}
+
 export function createHttpHandler(node: FsmeshNode, opts: HttpOptions = {}) {
   const limit = opts.max_body_bytes ?? HTTP_DEFAULTS.max_body_bytes;
   return async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
     try {
-      const url = new URL(req.url ?? '/', 'http://localhost');
+      const url = parseUrl(req.url);
       const p = url.pathname;
+      guardRequest(req, p, opts.security ?? {});
       if (opts.extraRoutes && (await opts.extraRoutes(req, res, url))) return;
-      if (p === '/v1/docs' && req.method === 'POST') {
-        const docs = parseDocsBody(await readBody(req, limit), String(req.headers['content-type'] ?? ''));
-        const key = req.headers['idempotency-key'];
-        const ack = await node.ingest(docs as never, {
-          idempotency_key: typeof key === 'string' ? key : undefined,
-        });
-        return send(res, 200, {
-          commit_seq: ack.commit_seq,
-          commit_id: ack.commit_id,
-          docs: docs.length,
-          deduplicated: ack.deduplicated,
-        });
-      }
-      const del = /^\/v1\/docs\/(.+)$/.exec(p);
-      if (del && req.method === 'DELETE') {
-        const ack = await node.delete(decodeURIComponent(del[1]));
-        return send(res, 200, { commit_seq: ack.commit_seq, commit_id: ack.commit_id });
-      }
-      if (req.method !== 'GET')
+      let r = await writeRoute(node, req, p, limit);
+      if (!r && req.method !== 'GET')
         throw new HttpError(
-          p.startsWith('/v1/') || p === '/healthz' || p === '/metrics' ? 405 : 404,
+          p.startsWith('/v1/') || OPEN_ROUTES.includes(p) ? 405 : 404,
           'not_found',
           `${req.method} ${p} is not a route`,
         );
-      if (p === '/v1/search') {
-        const q = url.searchParams.get('q');
-        if (q === null) throw new HttpError(400, 'invalid_input', 'q: required');
-        const r = await node.search({
-          q,
-          k: intParam(url, 'k') ?? undefined,
-          mode: (url.searchParams.get('mode') ?? undefined) as SearchMode | undefined,
-          as_of_commit_seq: intParam(url, 'as_of_commit_seq'),
-          min_commit_seq: intParam(url, 'min_commit_seq'),
-          timeout_ms: intParam(url, 'timeout_ms'),
-          tier: (url.searchParams.get('tier') ?? undefined) as 'fast' | 'refined' | undefined,
-        });
-        return send(res, 200, r);
-      }
-      if (p === '/v1/status')
-        return send(res, 200, { ...node.status(), ...(opts.statusExtra ?? node.serviceStatus)() });
-      if (p === '/v1/generations') {
-        const active = node.engine.generations.active?.artifact_manifest_id;
-        return send(res, 200, {
-          generations: node.generations().map((g) => ({ ...g, active: g.artifact_manifest_id === active })),
-        });
-      }
-      if (p === '/healthz') {
-        const h = node.status().health;
-        return send(res, h === 'healthy' || h === 'catching_up' ? 200 : 503, { health: h });
-      }
-      if (p === '/metrics') return send(res, 200, await node.metrics.text(), 'text/plain; version=0.0.4');
-      throw new HttpError(404, 'not_found', `no route ${p}`);
+      r ??= await readRoute(node, opts, url);
+      if (!r) throw new HttpError(404, 'not_found', `no route ${p}`);
+      return send(res, r.status, r.body, r.type);
     } catch (err) {
-      if (err instanceof HttpError) {
-        // Answer an oversized body only once the client has finished sending it (bounded), so it
-        // reads the 413 instead of a reset while still writing (EPIPE).
-        if (err.status === 413) await drainRequest(req);
-        return send(res, err.status, { error: { code: err.code, message: err.message } });
-      }
-      if (err instanceof FsmeshError) {
-        return send(res, STATUS_BY_CODE[err.code] ?? 500, {
-          error: {
-            code: err.code,
-            message: err.message,
-            ...(err.details.problems ? { problems: err.details.problems } : {}),
-          },
-        });
-      }
-      return send(res, 500, { error: { code: 'internal', message: (err as Error).message } });
+      // Answer an oversized body only once the client has finished sending it (bounded), so it
+      // reads the 413 instead of a reset while still writing (EPIPE).
+      if (err instanceof HttpError && err.status === 413) await drainRequest(req);
+      const r = errorReply(err);
+      return send(res, r.status, r.body);
     }
   };
 }

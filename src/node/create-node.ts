@@ -19,6 +19,7 @@ import { ENGINE_DEFAULTS, NODE_DEFAULTS } from '../core/defaults.ts';
 import { FsmeshError, invariant } from '../core/errors.ts';
 import type { EngineEvent } from '../engine/engine-events.ts';
 import { defaultEngineConfig, LocalEngine, type ReadOptions } from '../engine/local-engine.ts';
+import { checkStrictRead, waitForActivation } from '../engine/read-path.ts';
 import {
   DEFAULT_HEALTH_POLICY,
   HEALTH_STATES,
@@ -27,11 +28,11 @@ import {
 } from '../fsm/node-health.ts';
 import { NodeEvents } from '../obs/events.ts';
 import { NodeMetrics } from '../obs/metrics.ts';
-import { nodeFsStorage, type Runtime, systemClock, systemRandom } from '../runtime/index.ts';
+import { type Clock, nodeFsStorage, type Runtime, systemClock, systemRandom } from '../runtime/index.ts';
 import type { SearchOptions, SearchResult } from '../search/searcher.ts';
 import type { AppendAck } from '../storage/capsule-log.ts';
 import type { GenerationRef } from '../storage/generations.ts';
-import { type DocInput, docsToOps } from './doc-input.ts';
+import { checkIdempotencyKey, type DocInput, docsToOps } from './doc-input.ts';
 import { bridgeEngineEvent } from './engine-event-bridge.ts';
 import { type NodeConfig, validateNodeConfig } from './node-config.ts';
 import type { NodeComponents, NodeService } from './services.ts';
@@ -89,6 +90,7 @@ export async function createNode(config: NodeConfig): Promise<FsmeshNode> {
   const byName = new Map(services.map((s) => [s.name, s]));
   invariant(byName.size === services.length, 'service names are unique');
 
+  const strictWait = strictReadWaiter(engine, timers.clock);
   let stopped = false;
   const stop = async () => {
     if (stopped) return;
@@ -114,6 +116,32 @@ export async function createNode(config: NodeConfig): Promise<FsmeshNode> {
   if (role === 'writer' && engine.log.commitSeqHigh > (active0?.commit_seq_high ?? 0))
     builder.tell({ type: 'build' });
 
+  return nodeApi({
+    local,
+    deps,
+    actors,
+    services: byName,
+    noteLatestGeneration: components.noteLatestGeneration,
+    strictWait,
+    stop,
+  });
+}
+
+/** The node's public face over its actors (every request through a bounded mailbox). */
+function nodeApi(n: {
+  local: LocalNode;
+  deps: ActorDeps;
+  actors: ReturnType<typeof spawnActors>;
+  services: ReadonlyMap<string, NodeService>;
+  noteLatestGeneration: (seq: number) => void;
+  strictWait: (opts: ReadOptions) => Promise<void>;
+  stop: () => Promise<void>;
+}): FsmeshNode {
+  const { engine, events, metrics, health, name, shard, role } = n.local;
+  const { ingest, builder, repair, query, repairQueue, crashes, supervisor } = n.actors;
+  const { deps, strictWait, stop } = n;
+  const services = [...n.services.values()];
+  const byName = n.services;
   return {
     name,
     engine,
@@ -122,13 +150,26 @@ export async function createNode(config: NodeConfig): Promise<FsmeshNode> {
     supervisor,
     health,
     services: byName,
-    ingest: async (docs, opts = {}) =>
-      ingest.ask<AppendAck>({ type: 'ingest', ops: docsToOps(docs), idempotency_key: opts.idempotency_key }),
-    ingestOps: (ops, opts = {}) =>
-      ingest.ask<AppendAck>({ type: 'ingest', ops, idempotency_key: opts.idempotency_key }),
+    ingest: async (docs, opts = {}) => {
+      checkIdempotencyKey(opts.idempotency_key);
+      return ingest.ask<AppendAck>({
+        type: 'ingest',
+        ops: docsToOps(docs),
+        idempotency_key: opts.idempotency_key,
+      });
+    },
+    ingestOps: async (ops, opts = {}) => {
+      checkIdempotencyKey(opts.idempotency_key);
+      return ingest.ask<AppendAck>({ type: 'ingest', ops, idempotency_key: opts.idempotency_key });
+    },
     delete: async (docId) =>
       ingest.ask<AppendAck>({ type: 'ingest', ops: docsToOps([{ id: docId, delete: true }]) }),
-    search: (opts) => query.ask<SearchResult>({ type: 'search', opts }),
+    search: async (opts) => {
+      // Strict reads wait for their commit here, not in the query mailbox (bounded in number), so
+      // parked reads cannot fill it; the actor then pins the generation that covers the commit.
+      if (opts.min_commit_seq !== undefined) await strictWait(opts);
+      return query.ask<SearchResult>({ type: 'search', opts });
+    },
     status: () =>
       buildNodeStatus({ name, shard, role, engine, health, repairQueue, crashes }, [
         ingest,
@@ -143,8 +184,29 @@ export async function createNode(config: NodeConfig): Promise<FsmeshNode> {
     requestRepair: (objectId) => repair.ask({ type: 'repair', object_id: objectId }),
     injectFault: (actor) => deps.refs[actor]?.tell({ type: 'crash' }),
     failNextActivation: async (reason) => engine.gate.injectFault('warm', reason),
-    noteLatestGeneration: components.noteLatestGeneration,
+    noteLatestGeneration: n.noteLatestGeneration,
     stop,
+  };
+}
+
+/** Strict reads wait for their commit outside the query mailbox, bounded in number. */
+function strictReadWaiter(engine: LocalEngine, clock: Clock): (opts: ReadOptions) => Promise<void> {
+  let strictWaiters = 0;
+  return async (opts: ReadOptions) => {
+    checkStrictRead(opts.min_commit_seq, opts.timeout_ms);
+    if (strictWaiters >= NODE_DEFAULTS.max_strict_waiters)
+      throw new FsmeshError('busy', `${strictWaiters} strict reads are already waiting; retry`);
+    strictWaiters++;
+    try {
+      await waitForActivation(
+        engine.generations,
+        clock,
+        opts.min_commit_seq!,
+        opts.timeout_ms ?? ENGINE_DEFAULTS.strict_read_timeout_ms,
+      );
+    } finally {
+      strictWaiters--;
+    }
   };
 }
 
@@ -294,9 +356,19 @@ function spawnActors(config: NodeConfig, deps: ActorDeps) {
   const bound = config.mailbox_bound ?? NODE_DEFAULTS.mailbox_bound;
   const policy = { ...DEFAULT_RESTART_POLICY, ...config.restart_policy };
   const crashes: CrashReport[] = [];
+  const refs: Record<string, BoundedRef<any>> = {};
   const report = (r: CrashReport) => {
     crashes.push(r);
     if (crashes.length > 100) crashes.shift();
+    if (r.action !== 'stop') return;
+    // The supervisor gave up: requests fail fast (503 over HTTP), the node is degraded, and say so.
+    refs[r.actor]?.stop(`${r.restarts_in_window} crashes within the restart window (last: ${r.error})`);
+    deps.events.emit('actor_stopped', {
+      actor: r.actor,
+      error: r.error,
+      restarts_in_window: r.restarts_in_window,
+    });
+    deps.health.send({ type: 'ACTOR_STOPPED', actor: r.actor });
   };
   const supervisor = spawnStateless(parent, () => {}, `fsmesh-${deps.events.node}`);
   const ingest = new BoundedRef<IngestMsg>('ingest', bound);
@@ -304,6 +376,7 @@ function spawnActors(config: NodeConfig, deps: ActorDeps) {
   const repair = new BoundedRef<RepairMsg>('repair', bound);
   const query = new BoundedRef<QueryMsg>('query', bound);
   deps.refs = { ingest, builder, repair, query };
+  Object.assign(refs, deps.refs);
   const repairQueue = createRepairQueue(deps, deps.hooks);
   const onCrash = (actor: string) => restartPolicy(deps.clock, actor, policy, report);
   ingest.ref = spawnIngestActor(supervisor, deps, onCrash('ingest'));

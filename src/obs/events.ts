@@ -21,6 +21,7 @@ export const CRITICAL_EVENTS = [
   'manifest_divergence_detected',
   'manifest_rejected',
   'writer_key_changed',
+  'actor_stopped',
 ] as const;
 export const ALERT_EVENTS = ['commit_lag_alert'] as const;
 /** What recovery at open and the protection of sealed log segments did (beyond §9). */

@@ -15,6 +15,13 @@ export interface ClusterOptions {
   durability: 'local' | 'quorum';
   /** Configured members of the shard, writer included (quorum = majority of these). */
   members: number;
+  /**
+   * The peers whose acks count toward a quorum (`--members PEER_ID,...`). Absent: any connected
+   * peer — only safe with a cluster key, which keeps everyone else from connecting at all.
+   */
+  member_ids?: string[];
+  /** Peer ids named in the seed multiaddrs: the only peers trusted on first use as the writer. */
+  seed_peer_ids?: string[];
   trusted_writer?: string;
   lag_alert_commits: number;
   announce_interval_ms: number;

@@ -7,6 +7,7 @@
  */
 import type { PrivateKey } from '@libp2p/interface';
 import { invariant } from '../core/errors.ts';
+import type { RepairDescriptor } from '../core/manifest.ts';
 import type { NodeComponents, NodeService, ServiceFactory } from '../node/services.ts';
 import type { TimerHandle, Transport } from '../runtime/index.ts';
 import type { AppendAck } from '../storage/capsule-log.ts';
@@ -49,7 +50,11 @@ export class ClusterService implements NodeService {
   constructor(c: NodeComponents, cfg: ClusterServiceConfig) {
     this.c = c;
     this.cfg = cfg;
-    this.opts = clusterOptions({ ...cfg, role: cfg.role ?? c.role });
+    this.opts = clusterOptions({
+      ...cfg,
+      role: cfg.role ?? c.role,
+      seed_peer_ids: cfg.seed_peer_ids ?? (cfg.seeds ?? []).map((s) => s.split('/p2p/')[1]).filter(Boolean),
+    });
     invariant(this.opts.role === c.role, 'the cluster role is the node role');
   }
 
@@ -84,7 +89,7 @@ export class ClusterService implements NodeService {
     );
     transport.subscribe(
       t.heads,
-      (m) => replica?.onHead(m.data),
+      (m) => replica?.onHead(m.data, m.from),
       (m) => (m.data.length <= 512 ? 'accept' : 'reject'),
     );
     await transport.start();
@@ -139,11 +144,23 @@ export class ClusterService implements NodeService {
   async fetchObject(objectId: string): Promise<boolean> {
     if (!this.net) return false;
     try {
-      await fetchObjectFromPeers(this.net, this.c.symbols, objectId, this.net.peers());
+      const d = await this.descriptorOf(objectId);
+      if (!d) return false; // only objects a retained manifest names are repaired from peers
+      await fetchObjectFromPeers(this.net, this.c.symbols, d, this.net.peers());
       return true;
     } catch {
       return false;
     }
+  }
+
+  /** The repair descriptor of an object named by a retained generation's manifest. */
+  private async descriptorOf(objectId: string): Promise<RepairDescriptor | null> {
+    for (const r of this.c.generations.retained) {
+      const m = await this.c.generations.loadManifest(r.artifact_manifest_id).catch(() => null);
+      const d = m?.repair.descriptors.find((x) => x.object_id === objectId);
+      if (d) return d;
+    }
+    return null;
   }
 
   status(): Record<string, unknown> {

@@ -3,9 +3,10 @@
  * length followed by that many bytes. Frames are capped (MAX_FRAME_BYTES) so a peer cannot make
  * us buffer unbounded data.
  */
+import { WIRE_LIMITS } from '../core/defaults.ts';
 import { FsmeshError } from '../core/errors.ts';
 
-export const MAX_FRAME_BYTES = 8 << 20;
+export const MAX_FRAME_BYTES = WIRE_LIMITS.max_frame_bytes;
 
 export function frame(payload: Uint8Array): Uint8Array {
   if (payload.length > MAX_FRAME_BYTES)

@@ -3,6 +3,7 @@
  * @chainsafe package is built for libp2p 2, DESIGN.md §5), bootstrap from a seed list, and an
  * optional cluster pre-shared key (@libp2p/pnet) so only cluster members can connect.
  */
+
 import { noise } from '@chainsafe/libp2p-noise';
 import { yamux } from '@chainsafe/libp2p-yamux';
 import { bootstrap } from '@libp2p/bootstrap';
@@ -14,6 +15,7 @@ import { preSharedKey } from '@libp2p/pnet';
 import { tcp } from '@libp2p/tcp';
 import { multiaddr } from '@multiformats/multiaddr';
 import { createLibp2p, type Libp2p } from 'libp2p';
+import { CLUSTER_DEFAULTS } from '../core/defaults.ts';
 import { FsmeshError } from '../core/errors.ts';
 import type { GossipMessage, Transport, ValidationResult } from '../runtime/index.ts';
 import { FrameDecoder, frame } from './framing.ts';
@@ -137,6 +139,11 @@ export class Libp2pTransport implements Transport {
     await this.n.handle(
       protocol,
       async (stream, connection) => {
+        // A peer that opens a stream and never finishes its request frame is cut off.
+        const readDeadline = setTimeout(
+          () => stream.abort(new FsmeshError('timeout', 'request frame not received in time')),
+          CLUSTER_DEFAULTS.inbound_request_timeout_ms,
+        );
         try {
           const dec = new FrameDecoder();
           let req: Uint8Array | null = null;
@@ -147,6 +154,7 @@ export class Libp2pTransport implements Transport {
               break;
             }
           }
+          clearTimeout(readDeadline);
           if (!req) throw new FsmeshError('invalid_input', 'no request frame');
           let out: Uint8Array[];
           try {
@@ -158,6 +166,8 @@ export class Libp2pTransport implements Transport {
           await stream.close();
         } catch (err) {
           stream.abort(err as Error);
+        } finally {
+          clearTimeout(readDeadline);
         }
       },
       { maxInboundStreams: 64, runOnLimitedConnection: false },
@@ -196,15 +206,30 @@ export class Libp2pTransport implements Transport {
     peer: string,
     protocol: string,
     request: Uint8Array,
-    opts: { timeout_ms?: number } = {},
+    opts: { timeout_ms?: number; max_response_bytes?: number } = {},
   ): Promise<Uint8Array[]> {
-    const signal = AbortSignal.timeout(opts.timeout_ms ?? 30_000);
-    const stream = await this.n.dialProtocol(peerIdFromString(peer) as PeerId, protocol, { signal });
-    await sendAll(stream, [request]);
-    await stream.close({ signal });
-    const frames = await readAll(stream, 512 << 20);
-    if (frames.length === 1) throwIfError(frames[0]);
-    return frames;
+    // One deadline for the whole exchange (connect, send, first byte, last byte): a silent or slow
+    // peer cannot stall the caller, and the response is bounded by what the caller asked for.
+    const deadlineMs = opts.timeout_ms ?? CLUSTER_DEFAULTS.request_timeout_ms;
+    const signal = AbortSignal.timeout(deadlineMs);
+    const timeout = () =>
+      new FsmeshError('timeout', `${protocol} to ${peer}: no complete answer within ${deadlineMs} ms`);
+    let stream: Stream | null = null;
+    const onAbort = () => stream?.abort(timeout());
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      stream = await this.n.dialProtocol(peerIdFromString(peer) as PeerId, protocol, { signal });
+      await sendAll(stream, [request]);
+      await stream.close({ signal });
+      const frames = await readAll(stream, opts.max_response_bytes ?? CLUSTER_DEFAULTS.max_response_bytes);
+      if (frames.length === 1) throwIfError(frames[0]);
+      return frames;
+    } catch (err) {
+      if (signal.aborted) throw timeout();
+      throw err;
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+    }
   }
 
   peers(): string[] {

@@ -8,6 +8,7 @@ import { layoutFor, type SymbolLayout } from '../codec/symbols.ts';
 import { CLUSTER_DEFAULTS } from '../core/defaults.ts';
 import { FsmeshError } from '../core/errors.ts';
 import type { ObjectId } from '../core/ids.ts';
+import type { RepairDescriptor } from '../core/manifest.ts';
 import type { Transport } from '../runtime/index.ts';
 import type { SymbolStore } from '../storage/symbol-store.ts';
 import { jsonFrame, MAX_SYMBOLS_PER_REQUEST, PROTO, parseJsonFrame, parseSymbolFrame } from './protocols.ts';
@@ -28,19 +29,23 @@ export interface FetchProgress {
 }
 
 const CHUNK = 1024;
+/** A symbol header answer is small JSON. */
+const HEADER_MAX_BYTES = 4096;
 
 export async function fetchObjectFromPeers(
   transport: Transport,
   symbols: SymbolStore,
-  objectId: ObjectId,
+  /** The object's repair descriptor from a verified manifest: peers' headers must agree with it. */
+  expected: RepairDescriptor,
   peers: string[],
   progress?: (p: FetchProgress) => void,
   /** Wraps the decode step (tracing). */
   decodeWrap: <T>(fn: () => Promise<T>) => Promise<T> = (fn) => fn(),
 ): Promise<Uint8Array> {
+  const objectId = expected.object_id;
   if (peers.length === 0) throw new FsmeshError('not_found', `no peers to fetch ${objectId} from`);
-  // 1. Layout from the first peer that has the object.
-  const { header, holders } = await findHolders(transport, objectId, peers);
+  // 1. Who holds it, with a layout that agrees with the manifest's descriptor.
+  const { header, holders } = await findHolders(transport, expected, peers);
   const layout = layoutOf(header, objectId);
   const got = new Map<number, Uint8Array>();
   const fetchRange = rangeFetcher(transport, objectId, layout, holders, got, progress);
@@ -72,9 +77,10 @@ export async function fetchObjectFromPeers(
 /** Ask every peer for the object's symbol header (no symbols): who holds it, and its layout. */
 async function findHolders(
   transport: Transport,
-  objectId: ObjectId,
+  expected: RepairDescriptor,
   peers: string[],
 ): Promise<{ header: SymbolHeader; holders: string[] }> {
+  const objectId = expected.object_id;
   let header: SymbolHeader | null = null;
   const holders: string[] = [];
   await Promise.all(
@@ -84,9 +90,12 @@ async function findHolders(
           p,
           PROTO.symbols,
           jsonFrame({ object_id: objectId, kind: 'artifact', ranges: [] }),
-          { timeout_ms: CLUSTER_DEFAULTS.symbols_request_timeout_ms },
+          { timeout_ms: CLUSTER_DEFAULTS.symbols_request_timeout_ms, max_response_bytes: HEADER_MAX_BYTES },
         );
         const h = parseJsonFrame<SymbolHeader>(frames[0], 'symbol header');
+        // A hostile header must not choose our layout: it has to describe exactly the object the
+        // manifest names (length, symbol size, counts), else this peer is not used.
+        if (!headerMatches(h, expected)) return;
         header ??= h;
         holders.push(p);
       } catch {
@@ -98,6 +107,24 @@ async function findHolders(
   return { header, holders };
 }
 
+function headerMatches(h: SymbolHeader, d: RepairDescriptor): boolean {
+  return (
+    typeof h === 'object' &&
+    h !== null &&
+    h.length === d.length &&
+    h.symbol_size === d.symbol_size &&
+    h.source_symbols === d.source_symbols &&
+    h.repair_symbols === d.repair_symbols &&
+    Number.isSafeInteger(h.max_block_symbols) &&
+    h.max_block_symbols >= 1 &&
+    Number.isSafeInteger(h.min_repair_per_block) &&
+    h.min_repair_per_block >= 0 &&
+    typeof h.overhead_ratio === 'number' &&
+    h.overhead_ratio >= 0 &&
+    h.overhead_ratio <= 4
+  );
+}
+
 /** The layout a header implies; its own counts must agree with it. */
 function layoutOf(h: SymbolHeader, objectId: ObjectId): SymbolLayout {
   const layout = layoutFor(h.length, {
@@ -106,7 +133,11 @@ function layoutOf(h: SymbolHeader, objectId: ObjectId): SymbolLayout {
     max_block_symbols: h.max_block_symbols,
     min_repair_per_block: h.min_repair_per_block,
   });
-  if (layout.source_symbols !== h.source_symbols || layout.repair_symbols !== h.repair_symbols) {
+  if (
+    layout.source_symbols !== h.source_symbols ||
+    layout.repair_symbols !== h.repair_symbols ||
+    layout.blocks.length === 0
+  ) {
     throw new FsmeshError('corrupt_data', `peer described ${objectId} with an inconsistent symbol layout`);
   }
   return layout;
@@ -144,7 +175,11 @@ function rangeFetcher(
           peer,
           PROTO.symbols,
           jsonFrame({ object_id: objectId, kind: 'artifact', ranges: [[from, to]] }),
-          { timeout_ms: CLUSTER_DEFAULTS.symbols_request_timeout_ms },
+          {
+            timeout_ms: CLUSTER_DEFAULTS.symbols_request_timeout_ms,
+            // What we asked for, framed, and no more.
+            max_response_bytes: HEADER_MAX_BYTES + (to - from) * (layout.symbol_size + 12),
+          },
         );
         failures.delete(peer);
         for (const f of frames.slice(1)) {

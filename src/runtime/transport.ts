@@ -32,7 +32,8 @@ export interface Transport {
     peer: string,
     protocol: string,
     request: Uint8Array,
-    opts?: { timeout_ms?: number },
+    /** `timeout_ms`: deadline for the whole exchange; `max_response_bytes`: bound on the answer. */
+    opts?: { timeout_ms?: number; max_response_bytes?: number },
   ): Promise<Uint8Array[]>;
   /** Currently connected peers. */
   peers(): string[];

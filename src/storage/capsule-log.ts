@@ -18,6 +18,7 @@ import { UNSAFE } from '../core/buggify.ts';
 import { concatBytes } from '../core/bytes.ts';
 import { type CommitCapsule, commitIdOf, decodeCapsule, encodeCapsule } from '../core/capsule.ts';
 import { DATA_DIR } from '../core/data-dir-layout.ts';
+import { WIRE_LIMITS } from '../core/defaults.ts';
 import { FsmeshError, invariant } from '../core/errors.ts';
 import type { ObjectId } from '../core/ids.ts';
 import {
@@ -190,6 +191,13 @@ export class CapsuleLog {
   append(capsule: CommitCapsule): Promise<AppendAck> {
     if (this.closed) return Promise.reject(new FsmeshError('conflict', 'capsule log is closed'));
     const capsuleBytes = encodeCapsule(capsule);
+    if (capsuleBytes.length > WIRE_LIMITS.max_capsule_bytes)
+      return Promise.reject(
+        new FsmeshError(
+          'invalid_input',
+          `commit of ${capsuleBytes.length} bytes exceeds ${WIRE_LIMITS.max_capsule_bytes}, the largest that can replicate; split the batch`,
+        ),
+      );
     const commitId = commitIdOf(capsuleBytes);
     const key = capsule.idempotency_key;
     if (key !== undefined) {

@@ -132,7 +132,13 @@ test('SIGKILL a replica during bootstrap: after restart it completes and matches
 
 test('quorum durability: commits acknowledged before the writer is SIGKILLed are never lost', async () => {
   const root = tmpDir();
-  const c = await startCluster(root, { writerArgs: ['--durability', 'quorum'] });
+  // Quorum by count needs a cluster key (only key holders can connect, so only they can ack).
+  const keyFile = path.join(root, 'swarm.key');
+  assert.equal(cli(['cluster-key', keyFile]).code, 0);
+  const c = await startCluster(root, {
+    writerArgs: ['--durability', 'quorum', '--cluster-key', keyFile],
+    replicaArgs: ['--cluster-key', keyFile],
+  });
   try {
     await waitFor(
       async () => ((await status(c.writer)).peers.length >= 2 ? true : null),
@@ -161,6 +167,8 @@ test('quorum durability: commits acknowledged before the writer is SIGKILLed are
       'quorum',
       '--members',
       '3',
+      '--cluster-key',
+      keyFile,
     ]);
     const st = await writerActive(c.writer.url, acked[acked.length - 1]);
     assert.equal(st.commit_seq_high, acked[acked.length - 1]);

@@ -179,14 +179,25 @@ test('bounded mailboxes answer busy instead of growing', async () => {
   });
   await node.ingest(docs(1));
   await node.buildNow();
-  const results = await Promise.allSettled(
-    Array.from({ length: 6 }, () => node.search({ q: 'x', min_commit_seq: 999, timeout_ms: 100 })),
-  );
+  const results = await Promise.allSettled(Array.from({ length: 6 }, () => node.search({ q: 'x' })));
   const busy = results.filter(
     (r) => r.status === 'rejected' && /busy/.test(String((r as PromiseRejectedResult).reason)),
   );
   assert.equal(busy.length, 4);
   assert.equal(node.status().mailboxes.query.rejected, 4);
+  // Strict reads waiting for a commit wait outside the mailbox: they time out, none is refused
+  // as busy, and the mailbox stays free for other reads meanwhile.
+  const parked = Array.from({ length: 6 }, () =>
+    node.search({ q: 'x', min_commit_seq: 999, timeout_ms: 200 }),
+  );
+  assert.equal((await node.search({ q: 'x' })).generation_id, 'gen-1');
+  const strict = await Promise.allSettled(parked);
+  assert.ok(strict.every((r) => r.status === 'rejected' && /timed out/.test(String(r.reason))));
+  assert.equal(node.status().mailboxes.query.rejected, 4);
+  await assert.rejects(
+    node.search({ q: 'x', min_commit_seq: 1, timeout_ms: 2 ** 32 }),
+    /timeout_ms: must be an integer from 0 to 60000/,
+  );
   await node.stop();
 });
 

@@ -7,6 +7,7 @@
 
 import { UNSAFE } from '../../core/buggify.ts';
 import { DATA_DIR, quarantinePath } from '../../core/data-dir-layout.ts';
+import { CLUSTER_DEFAULTS } from '../../core/defaults.ts';
 import { manifestIdOf } from '../../core/manifest.ts';
 import type { NodeComponents } from '../../node/services.ts';
 import { isNotFound, type Transport, writeFileAtomic } from '../../runtime/index.ts';
@@ -48,15 +49,21 @@ export class Membership {
     }
   }
 
-  /** Trust on first use: pin the first writer learned through our seeds (stored in the data dir). */
-  async pinWriter(writer: string): Promise<void> {
-    if (this.trusted) return;
+  /**
+   * Trust on first use: pin the first writer learned through our seeds (stored in the data dir).
+   * Only a peer named in a seed multiaddr can be pinned — its identity is what the operator typed —
+   * so a stranger claiming to be the writer is never trusted. True when `writer` is now trusted.
+   */
+  async pinWriter(writer: string): Promise<boolean> {
+    if (this.trusted) return this.trusted === writer;
+    if (!(this.opts.seed_peer_ids ?? []).includes(writer)) return false;
     this.trusted = writer;
     await writeFileAtomic(
       this.c.storage,
       DATA_DIR.trusted_writer_file,
       new TextEncoder().encode(`${writer}\n`),
     );
+    return true;
   }
 
   /** Gossip validator: structure, size, trusted writer signature. Divergence is checked on admit. */
@@ -98,7 +105,7 @@ export class Membership {
       return false;
     }
     const s = decodeSignedRecord(data);
-    if (!this.trusted) await this.pinWriter(s.record.writer);
+    if (!this.trusted && !(await this.pinWriter(s.record.writer))) return false; // no trust yet
     const prev = this.seen.get(s.record.generation_id);
     if (prev && prev !== s.record.artifact_manifest_id) {
       this.c.events.emit('manifest_divergence_detected', {
@@ -135,11 +142,13 @@ export class Membership {
     } else if (lag <= this.opts.lag_alert_commits) this.lagAlerted = false;
   }
 
-  /** §8.4: keep divergent manifest bytes aside for inspection, never activated. */
+  /** §8.4: keep divergent manifest bytes aside for inspection, never activated (bounded space). */
   async quarantine(bytes: Uint8Array, reason: string): Promise<void> {
     const st = this.c.storage;
     const id = manifestIdOf(bytes);
     await st.mkdirp(DATA_DIR.quarantine_dir);
+    const held = (await st.list(DATA_DIR.quarantine_dir)).filter((n) => !n.endsWith('.reason')).sort();
+    if (held.length >= CLUSTER_DEFAULTS.quarantine_max_files) return; // enough evidence kept already
     await st.writeFile(quarantinePath(id), bytes, { sync: true });
     await st.writeFile(quarantinePath(`${id}.reason`), new TextEncoder().encode(`${reason}\n`));
   }

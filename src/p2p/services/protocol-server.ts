@@ -84,24 +84,7 @@ async function serveSymbols(c: ProtocolServerComponents, req: Uint8Array): Promi
     req,
     'symbols request',
   );
-  if (r.kind !== 'artifact' || !Array.isArray(r.ranges))
-    throw new FsmeshError('invalid_input', 'symbols request: kind must be "artifact" and ranges an array');
-  const ids: number[] = [];
-  for (const rg of r.ranges) {
-    if (
-      !Array.isArray(rg) ||
-      rg.length !== 2 ||
-      !Number.isInteger(rg[0]) ||
-      !Number.isInteger(rg[1]) ||
-      rg[0] < 0 ||
-      rg[1] < rg[0]
-    ) {
-      throw new FsmeshError('invalid_input', `symbols request: bad range ${JSON.stringify(rg)}`);
-    }
-    for (let i = rg[0]; i < rg[1]; i++) ids.push(i);
-    if (ids.length > MAX_SYMBOLS_PER_REQUEST)
-      throw new FsmeshError('invalid_input', `symbols request: more than ${MAX_SYMBOLS_PER_REQUEST} symbols`);
-  }
+  const ids = symbolIdsOf(r);
   if (!(await c.objects.has('artifact', r.object_id)))
     throw new FsmeshError('not_found', `object ${r.object_id} not held here`);
   await c.symbols.ensure('artifact', r.object_id);
@@ -119,6 +102,42 @@ async function serveSymbols(c: ProtocolServerComponents, req: Uint8Array): Promi
   const syms = ids.length ? await c.symbols.getSymbols('artifact', r.object_id, ids) : new Map();
   return [header, ...[...syms.entries()].map(([id, d]) => symbolFrame(id, d))];
 }
+
+/**
+ * The symbol ids a request asks for, validated before anything proportional to the peer's numbers:
+ * at most MAX_RANGES ranges of safe integers below 2^32, at most MAX_SYMBOLS_PER_REQUEST in all.
+ */
+export function symbolIdsOf(r: { object_id?: unknown; kind?: unknown; ranges?: unknown }): number[] {
+  if (typeof r !== 'object' || r === null)
+    throw new FsmeshError('invalid_input', 'symbols request: not an object');
+  if (typeof r.object_id !== 'string' || !/^[0-9a-f]{64}$/.test(r.object_id))
+    throw new FsmeshError('invalid_input', 'symbols request: object_id must be 64 hex digits');
+  if (r.kind !== 'artifact' || !Array.isArray(r.ranges))
+    throw new FsmeshError('invalid_input', 'symbols request: kind must be "artifact" and ranges an array');
+  if (r.ranges.length > MAX_RANGES)
+    throw new FsmeshError('invalid_input', `symbols request: more than ${MAX_RANGES} ranges`);
+  let total = 0;
+  for (const rg of r.ranges as unknown[]) {
+    if (
+      !Array.isArray(rg) ||
+      rg.length !== 2 ||
+      !Number.isSafeInteger(rg[0]) ||
+      !Number.isSafeInteger(rg[1]) ||
+      rg[0] < 0 ||
+      rg[1] < rg[0] ||
+      rg[1] > 0xffffffff
+    )
+      throw new FsmeshError('invalid_input', `symbols request: bad range ${JSON.stringify(rg).slice(0, 64)}`);
+    total += rg[1] - rg[0];
+    if (total > MAX_SYMBOLS_PER_REQUEST)
+      throw new FsmeshError('invalid_input', `symbols request: more than ${MAX_SYMBOLS_PER_REQUEST} symbols`);
+  }
+  const ids: number[] = [];
+  for (const [from, to] of r.ranges as [number, number][]) for (let i = from; i < to; i++) ids.push(i);
+  return ids;
+}
+
+const MAX_RANGES = 64;
 
 /** A capsule on the wire: its 80-byte marker then the capsule bytes (docs/protocols.md). */
 export function recordBytes(marker: Uint8Array, capsule: Uint8Array): Uint8Array {

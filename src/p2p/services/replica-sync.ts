@@ -7,7 +7,7 @@
  */
 import { CLUSTER_DEFAULTS } from '../../core/defaults.ts';
 import { FsmeshError } from '../../core/errors.ts';
-import { decodeManifest } from '../../core/manifest.ts';
+import { decodeManifest, type RepairDescriptor } from '../../core/manifest.ts';
 import { startGenerationLifecycle } from '../../fsm/generation-lifecycle.ts';
 import { startRetryBackoff } from '../../fsm/retry-backoff.ts';
 import { LifecycleTrace } from '../../obs/tracing.ts';
@@ -57,12 +57,14 @@ export class ReplicaSync {
     this.retry.stop();
   }
 
-  /** A head published on gossip: only the trusted writer's counts. */
-  onHead(data: Uint8Array): void {
+  /**
+   * A head published on gossip: it counts only when its authenticated originator (`from`, checked
+   * by gossipsub's signature) is the trusted writer — never because of a field in the message.
+   */
+  onHead(data: Uint8Array, from: string): void {
     try {
       const h = parseJsonFrame<{ commit_seq_high: number; writer: string }>(data, 'head');
-      const trusted = this.c.membership.trusted;
-      if (trusted && h.writer !== trusted) return;
+      if (!this.c.membership.trusted || from !== this.c.membership.trusted) return;
       this.c.membership.noteWriterHead(h.commit_seq_high);
     } catch {
       // malformed heads are dropped (and rejected by the validator)
@@ -88,12 +90,10 @@ export class ReplicaSync {
           peers?: string[];
           writer?: string | null;
         }>(f, 'head response');
+        // The answer is attributed to `p`, the authenticated peer: it may say it is the writer
+        // only about itself, and only a seed's identity is pinned on first use.
         if (!membership.trusted && h.writer === p) await membership.pinWriter(p);
-        const known = new Set([...transport.peers(), transport.peerId]);
-        for (const a of (h.peers ?? []).slice(0, CLUSTER_DEFAULTS.peer_exchange_max_addrs)) {
-          const id = a.split('/p2p/')[1];
-          if (id && !known.has(id)) void transport.dial(a).catch(() => {});
-        }
+        this.exchangePeers(h.peers);
         if (h.record) await this.onRecord(encodeSignedRecord(h.record), p);
         if (h.record && h.record.record.writer === membership.trusted && p === membership.trusted) {
           membership.noteWriterHead(h.commit_seq_high);
@@ -102,6 +102,27 @@ export class ReplicaSync {
       } catch {
         // peer without the protocol or unreachable: try the next
       }
+    }
+  }
+
+  /** Peer exchange, bounded: a few new dials per round, none past the connection cap. */
+  private exchangePeers(addrs: unknown): void {
+    const { transport } = this.c;
+    if (!Array.isArray(addrs)) return;
+    const known = new Set([...transport.peers(), transport.peerId]);
+    let budget = Math.min(
+      CLUSTER_DEFAULTS.peer_exchange_dials_per_round,
+      CLUSTER_DEFAULTS.max_connected_peers - known.size,
+    );
+    for (const a of addrs.slice(0, CLUSTER_DEFAULTS.peer_exchange_max_addrs)) {
+      if (budget <= 0) return;
+      if (typeof a !== 'string' || a.length > 256 || !/^\/ip[46]\/[^/]+\/tcp\/\d+\/p2p\/\w+$/.test(a))
+        continue;
+      const id = a.split('/p2p/')[1];
+      if (known.has(id)) continue;
+      known.add(id);
+      budget--;
+      void transport.dial(a).catch(() => {});
     }
   }
 
@@ -179,7 +200,8 @@ export class ReplicaSync {
       try {
         // 2. Only the objects we lack: the generation delta (§7.3).
         const ids = [...manifest.lexical_artifacts, ...manifest.vector_artifacts].map((a) => a.object_id);
-        const fetched = await this.fetchMissing(ids, tr);
+        const descriptors = new Map(manifest.repair.descriptors.map((d) => [d.object_id, d]));
+        const fetched = await this.fetchMissing(ids, descriptors, tr);
         for (const id of ids) await c.symbols.ensure('artifact', id);
         // 3. Verify, warm, flip: the gate, through the lifecycle machine.
         await c.gate.activate({
@@ -217,6 +239,7 @@ export class ReplicaSync {
   /** Fetch the objects we lack from peers, in parallel, reporting progress. */
   private async fetchMissing(
     ids: string[],
+    descriptors: Map<string, RepairDescriptor>,
     tr: LifecycleTrace,
   ): Promise<{ fetched_objects: number; fetched_bytes: number; peers: number }> {
     const { c } = this;
@@ -240,10 +263,12 @@ export class ReplicaSync {
         Promise.all(
           missing.map(async (id) => {
             let last = 0;
+            const d = descriptors.get(id);
+            if (!d) throw new FsmeshError('invalid_manifest', `manifest has no repair descriptor for ${id}`);
             await fetchObjectFromPeers(
               c.transport,
               c.symbols,
-              id,
+              d,
               this.fetchPeers(),
               (p: FetchProgress) => {
                 bytes += p.bytes - last;

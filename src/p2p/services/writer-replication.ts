@@ -30,13 +30,28 @@ export class WriterReplication {
   private ownRecord: SignedRecord | null = null;
   private readonly acks = new Map<number, { need: number; have: number; done: () => void }>();
   private readonly replicaChains = new Map<string, Promise<void>>();
-  private readonly replicaHigh = new Map<string, number>();
+  /** Per peer: the highest commit_seq it acknowledged, never above what we sent it. */
+  private readonly acked = new Map<string, number>();
+  /** Per peer: where its log ends as it told us (a `gap` answer): the next push starts after it. */
+  private readonly cursor = new Map<string, number>();
   stopped = false;
 
   constructor(c: WriterReplicationComponents, opts: ClusterOptions) {
     this.c = c;
     this.opts = opts;
     this.t = topics(opts.cluster, c.shard);
+    // Per-peer state lives only while the peer is connected: a departed peer's acks stop counting.
+    c.transport.onPeer((peer, event) => {
+      if (event !== 'disconnect') return;
+      this.acked.delete(peer);
+      this.cursor.delete(peer);
+      this.replicaChains.delete(peer);
+    });
+  }
+
+  /** Acks count only from members: the named ones, else (cluster key) any connected peer. */
+  private isMember(peer: string): boolean {
+    return this.opts.member_ids ? this.opts.member_ids.includes(peer) : true;
   }
 
   /** The signed record of our active generation (what head answers carry). */
@@ -80,7 +95,7 @@ export class WriterReplication {
     return new Promise<void>((resolve, reject) => {
       const entry = { need, have: 0, done: resolve };
       this.acks.set(ack.commit_seq, entry);
-      for (const [, high] of this.replicaHigh) if (high >= ack.commit_seq) entry.have++;
+      for (const [peer, high] of this.acked) if (high >= ack.commit_seq && this.isMember(peer)) entry.have++;
       if (entry.have >= need) {
         this.acks.delete(ack.commit_seq);
         return resolve();
@@ -125,8 +140,9 @@ export class WriterReplication {
   }
 
   private async sendTo(peer: string, upTo: number): Promise<void> {
-    let from = (this.replicaHigh.get(peer) ?? -1) + 1;
-    if (from === 0) from = upTo; // first contact: try the newest; a gap answer tells us where to start
+    // First contact: try the newest; a gap answer tells us where the peer's log ends.
+    const known = this.cursor.get(peer);
+    const from = known === undefined ? upTo : known + 1;
     for (let seq = from; seq <= upTo && !this.stopped; seq++) {
       const rec = await this.c.log.read(seq);
       const frames = await this.c.transport.request(
@@ -140,18 +156,29 @@ export class WriterReplication {
         'replicate response',
       );
       if (r.gap !== undefined) {
-        this.replicaHigh.set(peer, r.gap);
+        // A gap only moves where we resume; it is never an ack. It must lie below what we sent.
+        if (!Number.isSafeInteger(r.gap) || r.gap < 0 || r.gap >= seq)
+          throw new FsmeshError('invalid_input', `replicate: ${peer} answered an impossible gap ${r.gap}`);
+        this.cursor.set(peer, r.gap);
         seq = r.gap; // loop continues at gap + 1
         continue;
       }
-      this.noteReplicaAck(peer, r.commit_seq ?? seq);
+      if (r.ok !== true || r.commit_seq !== seq)
+        throw new FsmeshError(
+          'invalid_input',
+          `replicate: ${peer} acknowledged ${r.commit_seq}, we sent ${seq}`,
+        );
+      this.cursor.set(peer, seq);
+      // The ack is capped at what we actually sent this peer: it cannot claim more.
+      this.noteReplicaAck(peer, seq);
     }
   }
 
   private noteReplicaAck(peer: string, seq: number): void {
-    const before = this.replicaHigh.get(peer) ?? 0;
+    const before = this.acked.get(peer) ?? 0;
     if (seq <= before) return;
-    this.replicaHigh.set(peer, seq);
+    this.acked.set(peer, seq);
+    if (!this.isMember(peer)) return;
     for (const [s, e] of this.acks) {
       if (s > before && s <= seq) {
         e.have++;
