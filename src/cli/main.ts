@@ -6,11 +6,14 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { DEFAULT_REPAIR } from '../codec/repair-descriptor.ts';
+import { DATA_DIR } from '../core/data-dir-layout.ts';
 import { parseDocsJsonl } from '../core/docs-input.ts';
 import { FsmeshError } from '../core/errors.ts';
 import { manifestProblems } from '../core/manifest.ts';
 import type { EngineEvent } from '../engine/engine-events.ts';
 import { defaultEngineConfig, type EngineConfig, LocalEngine } from '../engine/local-engine.ts';
+import { verifyDataDir } from '../engine/verify.ts';
 import { nodeFsStorage, type Runtime, seededRandom, systemClock } from '../runtime/index.ts';
 import type { SearchMode } from '../search/searcher.ts';
 import { intFlag, parse, requireFlag, UsageError } from './args.ts';
@@ -23,7 +26,7 @@ commands:
          [--as-of-commit-seq S] [--min-commit-seq S --timeout-ms T]
   generations --data DIR --json       list retained generations
   manifest validate FILE              check a manifest; print each problem with its path
-  verify --data DIR                   re-hash every object and the capsule log
+  verify --data DIR [--fix]                   re-hash every object and the capsule log
   rollback --data DIR                 make the previous retained generation active
   repair --data DIR                   scrub artifacts, rebuild corrupt ones from local repair symbols
   node start --data DIR --http HOST:PORT   run a node (HTTP API; see docs/http.md)
@@ -240,17 +243,23 @@ async function cmdManifest(argv: string[]): Promise<number> {
 }
 
 async function cmdVerify(argv: string[]): Promise<number> {
-  const usage = 'fsmesh verify --data DIR';
-  const a = parse(argv, { data: { type: 'string' } }, usage);
+  const usage = 'fsmesh verify --data DIR [--fix]';
+  const a = parse(argv, { data: { type: 'string' }, fix: { type: 'boolean' } }, usage);
   const dir = requireFlag(a.values.data, 'data', usage);
-  return withEngine(dir, async (engine) => {
-    const r = await engine.verify();
-    for (const c of r.corrupt) process.stderr.write(`corrupt ${c.kind} object ${c.object_id}\n`);
-    for (const c of r.missing) process.stderr.write(`missing ${c.kind} object ${c.object_id}\n`);
-    const ok = r.corrupt.length === 0 && r.missing.length === 0;
-    out({ ok, ...r, log_ok: true });
-    return ok ? 0 : 1;
-  });
+  if (!fs.existsSync(path.join(dir, DATA_DIR.format_file)))
+    throw new UsageError(`--data: ${dir} is not an fsmesh data directory (no ${DATA_DIR.format_file} file)`);
+  // Read-only unless --fix: opening the engine cuts torn tails and rebuilds damaged sealed segments.
+  if (a.values.fix) await withEngine(dir, async () => {});
+  const r = await verifyDataDir(nodeFsStorage(path.resolve(dir)), DEFAULT_REPAIR);
+  for (const c of r.corrupt) process.stderr.write(`corrupt ${c.kind} object ${c.object_id}\n`);
+  for (const c of r.missing) process.stderr.write(`missing ${c.kind} object ${c.object_id}\n`);
+  for (const c of r.log_problems)
+    process.stderr.write(
+      `log ${c.file}${c.offset !== undefined ? ` at offset ${c.offset}` : ''}: ${c.problem}\n`,
+    );
+  for (const c of r.symbol_problems) process.stderr.write(`symbol file: ${c.problem}\n`);
+  out(r);
+  return r.ok ? 0 : 1;
 }
 
 async function cmdRollback(argv: string[]): Promise<number> {

@@ -4,7 +4,14 @@ export { systemClock } from './clock.ts';
 export type { Random } from './random.ts';
 export { secureRandomBytes, seededRandom, systemRandom } from './random.ts';
 export type { AppendHandle, Storage } from './storage.ts';
-export { isNotFound, nodeFsStorage, parentDir, StorageError, writeFileAtomic } from './storage.ts';
+export {
+  isNotFound,
+  nodeFsStorage,
+  parentDir,
+  readOnlyStorage,
+  StorageError,
+  writeFileAtomic,
+} from './storage.ts';
 export type { GossipMessage, Transport, ValidationResult } from './transport.ts';
 
 import type { Clock } from './clock.ts';

@@ -19,6 +19,7 @@ export interface AppendHandle {
 export interface Storage {
   readonly root: string;
   readFile(p: string): Promise<Uint8Array>;
+  /** Up to `length` bytes from `offset` (fewer at the end of the file; never more than it holds). */
   readRange(p: string, offset: number, length: number): Promise<Uint8Array>;
   /** Create or replace a file; `sync` fsyncs its data before returning. */
   writeFile(p: string, data: Uint8Array, opts?: { sync?: boolean }): Promise<void>;
@@ -88,6 +89,9 @@ export function nodeFsStorage(root: string): Storage {
     async readRange(p, offset, length) {
       const fh = await fsp.open(abs(p), 'r');
       try {
+        // Never allocate more than the file holds: a damaged length field cannot ask for gigabytes.
+        const size = (await fh.stat()).size;
+        length = Math.max(0, Math.min(length, size - offset));
         const buf = new Uint8Array(length);
         let got = 0;
         while (got < length) {
@@ -202,4 +206,31 @@ function writeAll(fd: number, data: Uint8Array, off: number, cb: (err: Error | n
     if (off + written < data.length) return writeAll(fd, data, off + written, cb);
     cb(null);
   });
+}
+
+/**
+ * A view of `s` that refuses every change (`fsmesh verify` without `--fix`): inspection code run
+ * over it provably leaves the data directory as it found it.
+ */
+export function readOnlyStorage(s: Storage): Storage {
+  const refuse = (op: string) => async (): Promise<never> => {
+    throw new StorageError('EROFS', `${op} refused: ${s.root} is opened read-only`);
+  };
+  return {
+    root: s.root,
+    readFile: (p) => s.readFile(p),
+    readRange: (p, o, l) => s.readRange(p, o, l),
+    list: (d) => s.list(d),
+    exists: (p) => s.exists(p),
+    size: (p) => s.size(p),
+    nativePath: (p) => s.nativePath(p),
+    writeFile: refuse('writeFile'),
+    openAppend: refuse('openAppend'),
+    rename: refuse('rename'),
+    syncDir: refuse('syncDir'),
+    truncate: refuse('truncate'),
+    remove: refuse('remove'),
+    removeTree: refuse('removeTree'),
+    mkdirp: refuse('mkdirp'),
+  };
 }

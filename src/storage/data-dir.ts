@@ -27,6 +27,15 @@ export async function openDataDir(storage: Storage): Promise<void> {
     await writeFileAtomic(storage, FORMAT_FILE, utf8.encode(`fsmesh-data v${DATA_FORMAT_VERSION}\n`));
     return;
   }
+  checkFormatText(storage, text);
+}
+
+/** Read-only: the FORMAT marker must exist and name a version this build reads. */
+export async function checkDataDirFormat(storage: Storage): Promise<void> {
+  checkFormatText(storage, decodeUtf8(await storage.readFile(FORMAT_FILE), FORMAT_FILE));
+}
+
+function checkFormatText(storage: Storage, text: string): void {
   const m = /^fsmesh-data v(\d+)\n?$/.exec(text);
   if (!m) throw new FsmeshError('corrupt_data', `${storage.root}/FORMAT is not an fsmesh format marker`);
   const v = Number(m[1]);

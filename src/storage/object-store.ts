@@ -25,6 +25,11 @@ export class ObjectStore {
     this.storage = storage;
   }
 
+  /** For read-only inspection (`fsmesh verify`): no clean-up of interrupted writes. */
+  static openReadOnly(storage: Storage): ObjectStore {
+    return new ObjectStore(storage);
+  }
+
   static async open(storage: Storage): Promise<ObjectStore> {
     const s = new ObjectStore(storage);
     // Leftovers of writes interrupted by a crash: never referenced, safe to drop.

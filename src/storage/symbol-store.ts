@@ -29,6 +29,8 @@ import { type ObjectStore, objectPath } from './object-store.ts';
 
 const MAGIC = utf8.encode('FSSYM001');
 const VERSION = 1;
+/** Larger symbols are refused as implausible when a symbol file is read. */
+const MAX_SYMBOL_SIZE = 16 << 20;
 
 export function symbolPath(kind: ObjectKind, id: ObjectId): string {
   return layoutSymbolPath(kind, id);
@@ -117,6 +119,22 @@ export class SymbolStore {
     const max_block_symbols = r.u32();
     const min_repair_per_block = r.u32();
     const overhead_ratio = r.f64();
+    // Every count is bounded by the file before anything is sized by it (a damaged header must
+    // give an error, not a huge allocation or a crash).
+    const fileSize = await this.storage.size(path);
+    const sane =
+      symbol_size >= 1 &&
+      symbol_size <= MAX_SYMBOL_SIZE &&
+      max_block_symbols >= 1 &&
+      min_repair_per_block <= 1 << 16 &&
+      Number.isFinite(overhead_ratio) &&
+      overhead_ratio >= 0 &&
+      overhead_ratio <= 4 &&
+      Number.isSafeInteger(length) &&
+      Math.max(1, Math.ceil(length / symbol_size)) === src &&
+      96 + (src + rep) * 4 + 4 <= fileSize;
+    if (!sane)
+      throw new FsmeshError('corrupt_data', `symbols of ${id}: implausible header`, { object_id: id });
     const tablesEnd = 64 + 32 + (src + rep) * 4;
     const all = await this.storage.readRange(path, 0, tablesEnd + 4);
     const stored = new DataView(all.buffer, all.byteOffset).getUint32(tablesEnd, true);
@@ -137,6 +155,35 @@ export class SymbolStore {
       repair_crcs: tables.subarray(src),
       data_offset: tablesEnd + 4,
     };
+  }
+
+  /**
+   * Read-only check of a symbol file (`fsmesh verify`): header, checksums, size, and every stored
+   * repair symbol against its crc. Null when sound, else what is wrong.
+   */
+  async verifyFile(kind: ObjectKind, id: ObjectId): Promise<string | null> {
+    let h: SymbolFile;
+    try {
+      h = await this.readHeader(kind, id);
+    } catch (err) {
+      if (err instanceof FsmeshError) return err.message;
+      throw err;
+    }
+    const { layout } = h;
+    const path = symbolPath(kind, id);
+    const expected = h.data_offset + layout.repair_symbols * layout.symbol_size;
+    const size = await this.storage.size(path);
+    if (size !== expected) return `symbols of ${id}: file is ${size} bytes, expected ${expected}`;
+    const data = await this.storage.readRange(
+      path,
+      h.data_offset,
+      layout.repair_symbols * layout.symbol_size,
+    );
+    for (let i = 0; i < layout.repair_symbols; i++) {
+      const sym = data.subarray(i * layout.symbol_size, (i + 1) * layout.symbol_size);
+      if (crc32(sym) !== h.repair_crcs[i]) return `symbols of ${id}: repair symbol ${i} fails its checksum`;
+    }
+    return null;
   }
 
   async layout(kind: ObjectKind, id: ObjectId): Promise<SymbolLayout> {

@@ -1,0 +1,213 @@
+/**
+ * Fuzz targets: every wire decoder, every on-disk decoder and the HTTP routes, fed valid inputs
+ * mutated at random (bit flips, truncation, extension, splices, overwritten length fields) or
+ * arbitrary JSON. The property is the same everywhere: a decoder returns or throws an FsmeshError
+ * naming the problem — never another exception (a crash), never a hang.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { generateKeyPair } from '@libp2p/crypto/keys';
+import fc from 'fast-check';
+import { SimDisk } from '../../sim/disk.ts';
+import { DEFAULT_REPAIR } from '../../src/codec/repair-descriptor.ts';
+import { decodeCapsule, encodeCapsule } from '../../src/core/capsule.ts';
+import { FsmeshError } from '../../src/core/errors.ts';
+import { decodeManifest } from '../../src/core/manifest.ts';
+import { decodeMarker, encodeMarker, GENESIS_MARKER_ID } from '../../src/core/marker.ts';
+import { FrameDecoder, frame } from '../../src/p2p/framing.ts';
+import { jsonFrame, parseJsonFrame, parseSymbolFrame, symbolFrame } from '../../src/p2p/protocols.ts';
+import { decodeSignedRecord, encodeSignedRecord, signRecord } from '../../src/p2p/records.ts';
+import { symbolIdsOf } from '../../src/p2p/services/protocol-server.ts';
+import { seededRandom } from '../../src/runtime/index.ts';
+import { DeleteBitmap } from '../../src/search/lexical/deletes.ts';
+import { Segment } from '../../src/search/lexical/segment.ts';
+import { VectorShard } from '../../src/search/vector/fsvi.ts';
+import { decodePointer } from '../../src/storage/generations.ts';
+import { scanSegment } from '../../src/storage/log-format.ts';
+import { ObjectStore } from '../../src/storage/object-store.ts';
+import { SymbolStore, symbolPath } from '../../src/storage/symbol-store.ts';
+import { openEngine, tmpDir } from '../helpers/tmp.ts';
+
+export interface FuzzTarget {
+  name: string;
+  arb: fc.Arbitrary<Uint8Array>;
+  /** Decode; throwing an FsmeshError is a clean refusal, anything else fails the property. */
+  run(input: Uint8Array): void | Promise<void>;
+}
+
+/** Valid bytes, mutated: what a damaged file or a hostile peer hands a decoder. */
+export function mutated(seeds: Uint8Array[]): fc.Arbitrary<Uint8Array> {
+  const op = fc.oneof(
+    fc.record({ kind: fc.constant('flip' as const), at: fc.nat(), bit: fc.integer({ min: 0, max: 7 }) }),
+    fc.record({ kind: fc.constant('truncate' as const), at: fc.nat() }),
+    fc.record({ kind: fc.constant('extend' as const), bytes: fc.uint8Array({ maxLength: 64 }) }),
+    fc.record({
+      kind: fc.constant('splice' as const),
+      at: fc.nat(),
+      bytes: fc.uint8Array({ maxLength: 16 }),
+    }),
+    // Length and count fields are where decoders over-trust: overwrite 4 bytes with big numbers.
+    fc.record({
+      kind: fc.constant('u32' as const),
+      at: fc.nat(),
+      v: fc.oneof(fc.constant(0xffffffff), fc.constant(0x7fffffff), fc.constant(0), fc.nat()),
+    }),
+  );
+  return fc
+    .tuple(fc.nat({ max: seeds.length - 1 }), fc.array(op, { minLength: 1, maxLength: 4 }))
+    .map(([i, ops]) => {
+      let b: Uint8Array = seeds[i].slice();
+      for (const o of ops) {
+        const at = b.length ? (o.kind === 'extend' ? 0 : (o as { at: number }).at % b.length) : 0;
+        if (o.kind === 'flip' && b.length) b[at] ^= 1 << o.bit;
+        else if (o.kind === 'truncate') b = b.slice(0, at);
+        else if (o.kind === 'extend') b = concat(b, o.bytes);
+        else if (o.kind === 'splice')
+          b = concat(concat(b.slice(0, at), o.bytes), b.slice(at + o.bytes.length));
+        else if (o.kind === 'u32' && b.length >= 4)
+          new DataView(b.buffer).setUint32(Math.min(at, b.length - 4), o.v, true);
+      }
+      return b;
+    });
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
+
+const json = fc.jsonValue({ maxDepth: 3 }).map((v) => new TextEncoder().encode(JSON.stringify(v)));
+
+/** Real artifacts from a small generation, the seeds of the on-disk targets. */
+async function buildSeeds() {
+  const dir = tmpDir();
+  const e = await openEngine(dir, { repair: { ...DEFAULT_REPAIR, symbol_size: 256 } });
+  await e.ingest([
+    { op: 'upsert', doc_id: 'a', text: 'fuzzing finds what tests do not think of' },
+    { op: 'upsert', doc_id: 'b', text: 'hostile bytes meet careful decoders', title: 't' },
+  ]);
+  await e.buildAndActivate();
+  await e.ingest([{ op: 'delete', doc_id: 'a' }]);
+  const built = await e.buildAndActivate();
+  const m = built!.manifest;
+  const read = (id: string) => e.objects.get('artifact', id);
+  const seg = m.lexical_artifacts.find((a) => a.role === 'segment')!.object_id;
+  const del = m.lexical_artifacts.find((a) => a.role === 'deletes')!.object_id;
+  const vec = m.vector_artifacts[0].object_id;
+  const out = {
+    manifest: await e.objects.get('manifest', built!.ref.artifact_manifest_id),
+    segment: await read(seg),
+    deletes: await read(del),
+    fsvi: await read(vec),
+    pointer: new Uint8Array(fs.readFileSync(path.join(dir, 'CURRENT'))),
+    log: new Uint8Array(fs.readFileSync(path.join(dir, 'log', fs.readdirSync(path.join(dir, 'log'))[0]))),
+    symbols: new Uint8Array(fs.readFileSync(path.join(dir, symbolPath('artifact', seg)))),
+    symbols_object: await read(seg),
+    symbols_id: seg,
+  };
+  await e.close();
+  return out;
+}
+
+export async function fuzzTargets(): Promise<FuzzTarget[]> {
+  const s = await buildSeeds();
+  const key = await generateKeyPair('Ed25519');
+  const record = encodeSignedRecord(
+    await signRecord(key, {
+      format: 1,
+      cluster: 'c',
+      shard: 'default',
+      generation_id: 'gen-1',
+      generation_seq: 1,
+      artifact_manifest_id: 'ab'.repeat(32),
+      commit_seq_high: 3,
+      writer: 'w',
+    }),
+  );
+  const capsule = encodeCapsule({
+    format: 1,
+    shard: 'default',
+    ops: [
+      { op: 'upsert', doc_id: 'x', text: 'y', fields: { n: 1 } },
+      { op: 'delete', doc_id: 'z' },
+    ],
+    idempotency_key: 'k',
+  });
+  const marker = encodeMarker({
+    commit_seq: 1,
+    commit_id: 'cd'.repeat(32),
+    prev_marker_id: GENESIS_MARKER_ID,
+  });
+  const symbolsReq = jsonFrame({
+    object_id: 'ab'.repeat(32),
+    kind: 'artifact',
+    ranges: [
+      [0, 10],
+      [20, 30],
+    ],
+  });
+  // The symbol file is read through the store, from a simulated disk holding the mutated bytes.
+  const disk = new SimDisk(seededRandom(1)).mount();
+  const objects = await ObjectStore.open(disk);
+  await objects.putVerified('artifact', s.symbols_id, s.symbols_object);
+  const symbols = new SymbolStore(disk, objects, { ...DEFAULT_REPAIR, symbol_size: 256 });
+  return [
+    {
+      name: 'wire: frame decoder',
+      arb: mutated([frame(capsule), concat(frame(marker), frame(record))]),
+      run: (b) => void new FrameDecoder().push(b),
+    },
+    {
+      name: 'wire: JSON request frame',
+      arb: fc.oneof(json, mutated([symbolsReq])),
+      run: (b) => void parseJsonFrame(b, 'fuzz'),
+    },
+    {
+      name: 'wire: symbols request ranges',
+      arb: fc.oneof(json, mutated([symbolsReq])),
+      run: (b) => {
+        const ids = symbolIdsOf(parseJsonFrame(b, 'symbols request'));
+        if (ids.length > 1024) throw new Error(`expanded ${ids.length} ids`);
+      },
+    },
+    {
+      name: 'wire: symbol frame',
+      arb: mutated([symbolFrame(7, new Uint8Array(64))]),
+      run: (b) => void parseSymbolFrame(b),
+    },
+    {
+      name: 'wire: signed record',
+      arb: fc.oneof(json, mutated([record])),
+      run: (b) => void decodeSignedRecord(b),
+    },
+    { name: 'wire+disk: commit marker', arb: mutated([marker]), run: (b) => void decodeMarker(b) },
+    { name: 'wire+disk: capsule', arb: mutated([capsule]), run: (b) => void decodeCapsule(b) },
+    { name: 'disk: manifest', arb: mutated([s.manifest]), run: (b) => void decodeManifest(b) },
+    {
+      name: 'disk: activation pointer (CURRENT)',
+      arb: mutated([s.pointer]),
+      run: (b) => void decodePointer(b),
+    },
+    {
+      name: 'disk: capsule log segment',
+      arb: mutated([s.log]),
+      run: (b) => void scanSegment(b, 'log/fuzz.log', true, 1, GENESIS_MARKER_ID),
+    },
+    { name: 'disk: lexical segment', arb: mutated([s.segment]), run: (b) => void Segment.open('s', b) },
+    { name: 'disk: deletes bitmap', arb: mutated([s.deletes]), run: (b) => void DeleteBitmap.decode('d', b) },
+    { name: 'disk: FSVI vector shard', arb: mutated([s.fsvi]), run: (b) => void VectorShard.open('v', b) },
+    {
+      name: 'disk: symbol file',
+      arb: mutated([s.symbols]),
+      run: async (b) => {
+        await disk.writeFile(symbolPath('artifact', s.symbols_id), b);
+        await symbols.verifyFile('artifact', s.symbols_id);
+        await symbols.getSymbols('artifact', s.symbols_id, [0, 1]).catch((err) => {
+          if (!(err instanceof FsmeshError)) throw err;
+        });
+      },
+    },
+  ];
+}
