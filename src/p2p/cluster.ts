@@ -28,6 +28,7 @@ export interface ClusterServiceConfig extends Partial<ClusterOptions> {
   listen?: string[];
   seeds?: string[];
   cluster_key?: Uint8Array;
+  inbound_request_timeout_ms?: number;
 }
 
 /** The cluster as a node service factory (for `createNode({ services: [...] })`). */
@@ -107,6 +108,7 @@ export class ClusterService implements NodeService {
       listen: this.cfg.listen ?? ['/ip4/127.0.0.1/tcp/0'],
       seeds: this.cfg.seeds ?? [],
       cluster_key: this.cfg.cluster_key,
+      inbound_request_timeout_ms: this.cfg.inbound_request_timeout_ms,
     });
   }
 

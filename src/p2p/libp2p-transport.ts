@@ -27,6 +27,8 @@ export interface Libp2pTransportOptions {
   /** Contents of a pnet swarm key file (`/key/swarm/psk/1.0.0/` format). */
   cluster_key?: Uint8Array;
   max_message_bytes?: number;
+  /** An inbound stream must deliver its request frame within this (default CLUSTER_DEFAULTS). */
+  inbound_request_timeout_ms?: number;
 }
 
 const RESULT: Record<ValidationResult, TopicValidatorResult> = {
@@ -142,7 +144,7 @@ export class Libp2pTransport implements Transport {
         // A peer that opens a stream and never finishes its request frame is cut off.
         const readDeadline = setTimeout(
           () => stream.abort(new FsmeshError('timeout', 'request frame not received in time')),
-          CLUSTER_DEFAULTS.inbound_request_timeout_ms,
+          this.opts.inbound_request_timeout_ms ?? CLUSTER_DEFAULTS.inbound_request_timeout_ms,
         );
         try {
           const dec = new FrameDecoder();
