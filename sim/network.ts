@@ -2,6 +2,10 @@
  * Simulated network implementing the Transport interface: every message is delivered through the
  * virtual clock after a seeded latency; messages can be dropped or duplicated; links can be cut
  * (partitions, including one-way) and healed. Topic validators run before delivery as in gossipsub.
+ *
+ * Connections are modelled as in libp2p: two nodes talk only once one has dialled the other; a
+ * connection is lost when either node stops or crashes, or a partition cuts the link, and healing
+ * the link does not restore it — somebody has to dial again (the redial policy under test).
  */
 import { FsmeshError } from '../src/core/errors.ts';
 import type { GossipMessage, Random, Transport, ValidationResult } from '../src/runtime/index.ts';
@@ -20,6 +24,7 @@ export class SimNetwork {
   faults: NetworkFaults = { drop: 0, duplicate: 0, min_latency_ms: 1, max_latency_ms: 10 };
   private readonly nodes = new Map<string, SimTransport>();
   private readonly cut = new Set<string>(); // "a>b": a cannot reach b
+  private readonly conns = new Set<string>(); // "a|b" with a < b: an open connection
   messages = 0;
   dropped = 0;
 
@@ -36,7 +41,36 @@ export class SimNetwork {
     this.nodes.set(t.peerId, t);
   }
   unregister(t: SimTransport): void {
-    if (this.nodes.get(t.peerId) === t) this.nodes.delete(t.peerId);
+    if (this.nodes.get(t.peerId) !== t) return;
+    for (const p of this.connectedTo(t.peerId)) this.disconnect(t.peerId, p);
+    this.nodes.delete(t.peerId);
+  }
+  private key(a: string, b: string): string {
+    return a < b ? `${a}|${b}` : `${b}|${a}`;
+  }
+  private connectedTo(a: string): string[] {
+    const out: string[] = [];
+    for (const k of this.conns) {
+      const [x, y] = k.split('|');
+      if (x === a) out.push(y);
+      else if (y === a) out.push(x);
+    }
+    return out.sort();
+  }
+  /** A dial: opens a connection when both ends are up and reach each other. */
+  connect(a: string, b: string): boolean {
+    if (!this.reachable(a, b) || !this.reachable(b, a)) return false;
+    const k = this.key(a, b);
+    if (this.conns.has(k)) return true;
+    this.conns.add(k);
+    this.nodes.get(a)?.peerEvent(b, 'connect');
+    this.nodes.get(b)?.peerEvent(a, 'connect');
+    return true;
+  }
+  private disconnect(a: string, b: string): void {
+    if (!this.conns.delete(this.key(a, b))) return;
+    this.nodes.get(a)?.peerEvent(b, 'disconnect');
+    this.nodes.get(b)?.peerEvent(a, 'disconnect');
   }
   reachable(a: string, b: string): boolean {
     return a !== b && this.nodes.has(b) && this.nodes.has(a) && !this.cut.has(`${a}>${b}`);
@@ -44,12 +78,14 @@ export class SimNetwork {
   partition(a: string, b: string, oneWay = false): void {
     this.cut.add(`${a}>${b}`);
     if (!oneWay) this.cut.add(`${b}>${a}`);
+    // A cut link loses its connection (both directions are needed to keep one).
+    this.disconnect(a, b);
   }
   heal(): void {
     this.cut.clear();
   }
   peersOf(a: string): string[] {
-    return [...this.nodes.keys()].filter((b) => this.reachable(a, b) && this.reachable(b, a)).sort();
+    return this.connectedTo(a).filter((b) => this.reachable(a, b) && this.reachable(b, a));
   }
   node(id: string): SimTransport | undefined {
     return this.nodes.get(id);
@@ -57,7 +93,8 @@ export class SimNetwork {
   /** Schedule a delivery; returns false if the message is lost. */
   send(from: string, to: string, fn: () => void): boolean {
     this.messages++;
-    if (!this.reachable(from, to) || this.random.next() < this.faults.drop) {
+    const connected = this.conns.has(this.key(from, to));
+    if (!connected || !this.reachable(from, to) || this.random.next() < this.faults.drop) {
       this.dropped++;
       return false;
     }
@@ -173,10 +210,19 @@ export class SimTransport implements Transport {
     return this.started ? this.net.peersOf(this.peerId) : [];
   }
   async peerAddrs(): Promise<string[]> {
-    return [];
+    return this.peers().map((p) => `/sim/${p}/p2p/${p}`);
   }
-  onPeer(): () => void {
-    return () => {};
+  private readonly peerListeners = new Set<(peer: string, e: 'connect' | 'disconnect') => void>();
+  onPeer(fn: (peer: string, e: 'connect' | 'disconnect') => void): () => void {
+    this.peerListeners.add(fn);
+    return () => this.peerListeners.delete(fn);
   }
-  async dial(): Promise<void> {}
+  peerEvent(peer: string, e: 'connect' | 'disconnect'): void {
+    for (const l of this.peerListeners) l(peer, e);
+  }
+  async dial(addr: string): Promise<void> {
+    const peer = addr.split('/p2p/')[1];
+    if (!this.started || !peer || !this.net.connect(this.peerId, peer))
+      throw new FsmeshError('timeout', `dial ${addr}: unreachable`);
+  }
 }

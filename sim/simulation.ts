@@ -69,6 +69,8 @@ interface SimNodeSlot {
   rogue?: boolean;
 }
 
+const simAddr = (peer: string) => `/sim/${peer}/p2p/${peer}`;
+
 const settle = async (rounds = 12) => {
   for (let i = 0; i < rounds; i++) await new Promise((r) => setImmediate(r));
 };
@@ -171,6 +173,9 @@ export async function runSimulation(cfg: SimConfig): Promise<SimResult> {
         durability: 'local',
         members: cfg.nodes,
         trusted_writer: s.role === 'replica' ? writerId : undefined,
+        // Replicas (and the rogue) dial the writer; the writer dials nobody at first and finds its
+        // peers again after a restart through the addresses it remembered.
+        seeds: s.name === 'writer' ? [] : [simAddr(writerId)],
         lag_alert_commits: 1000,
         announce_interval_ms: 200,
         quorum_timeout_ms: 5000,

@@ -8,4 +8,6 @@ export const UNSAFE = {
   skip_record_signature_check: false,
   /** Accept replicated commits without checking the marker chain (prev_marker_id, divergence). */
   skip_marker_chain_check: false,
+  /** Dial each seed and learned peer once only, never again after a connection is lost. */
+  skip_redial: false,
 };

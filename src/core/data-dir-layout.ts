@@ -9,6 +9,7 @@
  *   symbols/<kind>/..      repair symbols per object
  *   quarantine/            divergent manifests kept aside for inspection (§8.4)
  *   trusted-writer         the pinned writer peer id (replicas, trust on first use)
+ *   known-peers            addresses of peers learned while running, redialled after a restart
  *   node.key               the node's libp2p identity (ed25519, protobuf)
  *   node.json              reserved (accepted in a pre-FORMAT directory)
  */
@@ -22,6 +23,7 @@ export const DATA_DIR = {
   symbols_dir: 'symbols',
   quarantine_dir: 'quarantine',
   trusted_writer_file: 'trusted-writer',
+  known_peers_file: 'known-peers',
   node_key_file: 'node.key',
   node_json_file: 'node.json',
 } as const;

@@ -90,6 +90,12 @@ export const CLUSTER_DEFAULTS = {
   /** Peer exchange: new dials per poll round, and no new dials past this many connections. */
   peer_exchange_dials_per_round: 4,
   max_connected_peers: 64,
+  /** Connections heal: every lost seed or learned peer is redialled with capped exponential back-off. */
+  redial_tick_ms: 250,
+  redial_base_ms: 250,
+  redial_max_ms: 4000,
+  /** How often connected peers' addresses are learned (and persisted for the next start). */
+  learn_peers_interval_ms: 2000,
   /** Quarantined manifests kept at most (the oldest are dropped). */
   quarantine_max_files: 64,
 } as const;

@@ -69,6 +69,15 @@ function decodePathPart(s: string, what: string): string {
   }
 }
 
+function parseJsonBody(text: string): Record<string, unknown> | null {
+  try {
+    const v = JSON.parse(text);
+    return typeof v === 'object' && v !== null && !Array.isArray(v) ? v : null;
+  } catch {
+    throw new HttpError(400, 'invalid_input', 'body: not valid JSON');
+  }
+}
+
 /** At most MAX_PROBLEMS problems in a body, with the total when there were more. */
 function problemsOf(problems: unknown): Record<string, unknown> {
   if (!Array.isArray(problems)) return {};
@@ -82,9 +91,11 @@ function send(
   status: number,
   body: unknown,
   contentType = 'application/json',
+  extra: Record<string, string> = {},
 ): void {
   const text = contentType === 'application/json' ? `${JSON.stringify(body)}\n` : String(body);
   const headers: Record<string, string | number> = {
+    ...extra,
     'content-type': contentType,
     'content-length': Buffer.byteLength(text),
   };
@@ -193,7 +204,7 @@ function intParam(url: URL, name: string, min = 0): number | undefined {
   return n;
 }
 
-type Reply = { status: number; body: unknown; type?: string };
+type Reply = { status: number; body: unknown; type?: string; headers?: Record<string, string> };
 const OPEN_ROUTES = ['/healthz', '/livez', '/readyz', '/metrics'];
 
 /** POST /v1/docs and DELETE /v1/docs/:id. */
@@ -218,6 +229,13 @@ async function writeRoute(
         deduplicated: ack.deduplicated,
       },
     };
+  }
+  if (p === '/v1/admin/drain' && req.method === 'POST') {
+    const body = parseJsonBody(await readBody(req, 4096));
+    if (typeof body?.draining !== 'boolean')
+      throw new HttpError(400, 'invalid_input', 'draining: must be true or false');
+    node.setDraining(body.draining);
+    return { status: 200, body: { draining: node.draining } };
   }
   const del = /^\/v1\/docs\/(.+)$/.exec(p);
   if (del && req.method === 'DELETE') {
@@ -251,15 +269,15 @@ async function readRoute(node: FsmeshNode, opts: HttpOptions, url: URL): Promise
     const generations = node.generations().map((g) => ({ ...g, active: g.artifact_manifest_id === active }));
     return { status: 200, body: { generations } };
   }
-  if (p === '/healthz') {
-    const h = node.status().health;
-    return { status: h === 'healthy' || h === 'catching_up' ? 200 : 503, body: { health: h } };
-  }
   if (p === '/livez') return { status: 200, body: { live: true } };
-  if (p === '/readyz') {
+  // `/healthz` is an alias of `/readyz`: can this node serve its role right now?
+  if (p === '/readyz' || p === '/healthz') {
+    const { ready, reason } = node.readiness();
     const s = node.status();
-    const ready = s.generation_id !== null && s.health !== 'bootstrapping';
-    return { status: ready ? 200 : 503, body: { ready, health: s.health, generation_id: s.generation_id } };
+    return {
+      status: ready ? 200 : 503,
+      body: { ready, reason, health: s.health, generation_id: s.generation_id, draining: node.draining },
+    };
   }
   if (p === '/metrics')
     return { status: 200, body: await node.metrics.text(), type: 'text/plain; version=0.0.4' };
@@ -274,6 +292,9 @@ function errorReply(err: unknown): Reply {
     return {
       status: STATUS_BY_CODE[err.code] ?? 500,
       body: { error: { code: err.code, message: err.message, ...problemsOf(err.details.problems) } },
+      ...(typeof err.details.retry_after_s === 'number'
+        ? { headers: { 'retry-after': String(err.details.retry_after_s) } }
+        : {}),
     };
   return { status: 500, body: { error: { code: 'internal', message: (err as Error).message } } };
 }
@@ -301,7 +322,7 @@ export function createHttpHandler(node: FsmeshNode, opts: HttpOptions = {}) {
       // reads the 413 instead of a reset while still writing (EPIPE).
       if (err instanceof HttpError && err.status === 413) await drainRequest(req);
       const r = errorReply(err);
-      return send(res, r.status, r.body);
+      return send(res, r.status, r.body, undefined, r.headers);
     }
   };
 }

@@ -51,6 +51,14 @@ export interface FsmeshNode {
   status(): NodeStatus;
   /** Status fields of the composed services (the cluster's peers, trust, durability ...). */
   serviceStatus(): Record<string, unknown>;
+  /**
+   * Can this node serve its role (`/readyz`)? A writer: its log is open and its actors run. A
+   * replica: it has an active generation, or the writer confirmed none exists yet. Not while draining.
+   */
+  readiness(): { ready: boolean; reason: string | null };
+  /** Draining: reads are routed away and a draining writer refuses writes (`/v1/admin/drain`). */
+  setDraining(draining: boolean): void;
+  readonly draining: boolean;
   generations(): GenerationRef[];
   /** Build and activate now (writer), instead of waiting for the batch trigger. */
   buildNow(): Promise<BuildOutcome>;
@@ -127,7 +135,7 @@ export async function createNode(config: NodeConfig): Promise<FsmeshNode> {
   });
 }
 
-/** The node's public face over its actors (every request through a bounded mailbox). */
+/** The node's public face over its actors (every request through a bounded mailbox). Table-like: one small method per operation. */
 function nodeApi(n: {
   local: LocalNode;
   deps: ActorDeps;
@@ -142,6 +150,14 @@ function nodeApi(n: {
   const { deps, strictWait, stop } = n;
   const services = [...n.services.values()];
   const byName = n.services;
+  const refuseWhileDraining = () => {
+    if (n.local.draining)
+      throw new FsmeshError(
+        'unavailable',
+        `${name} is draining: send writes elsewhere, or undrain it (POST /v1/admin/drain)`,
+      );
+    for (const s of services) s.admitWrite?.();
+  };
   return {
     name,
     engine,
@@ -151,6 +167,7 @@ function nodeApi(n: {
     health,
     services: byName,
     ingest: async (docs, opts = {}) => {
+      refuseWhileDraining();
       checkIdempotencyKey(opts.idempotency_key);
       return ingest.ask<AppendAck>({
         type: 'ingest',
@@ -159,11 +176,14 @@ function nodeApi(n: {
       });
     },
     ingestOps: async (ops, opts = {}) => {
+      refuseWhileDraining();
       checkIdempotencyKey(opts.idempotency_key);
       return ingest.ask<AppendAck>({ type: 'ingest', ops, idempotency_key: opts.idempotency_key });
     },
-    delete: async (docId) =>
-      ingest.ask<AppendAck>({ type: 'ingest', ops: docsToOps([{ id: docId, delete: true }]) }),
+    delete: async (docId) => {
+      refuseWhileDraining();
+      return ingest.ask<AppendAck>({ type: 'ingest', ops: docsToOps([{ id: docId, delete: true }]) });
+    },
     search: async (opts) => {
       // Strict reads wait for their commit here, not in the query mailbox (bounded in number), so
       // parked reads cannot fill it; the actor then pins the generation that covers the commit.
@@ -178,6 +198,21 @@ function nodeApi(n: {
         query,
       ]),
     serviceStatus: () => Object.assign({}, ...services.map((s) => s.status?.() ?? {})),
+    readiness: () => {
+      const stopped = health.context().stopped_actors;
+      if (stopped.length) return { ready: false, reason: `actor ${stopped.join(', ')} stopped` };
+      if (n.local.draining) return { ready: false, reason: 'draining' };
+      if (role === 'writer' || engine.generations.active) return { ready: true, reason: null };
+      if (services.some((s) => s.confirmsEmptyCluster?.())) return { ready: true, reason: null };
+      return { ready: false, reason: 'no active generation yet (bootstrapping)' };
+    },
+    setDraining: (d) => {
+      n.local.draining = d;
+      events.emit(d ? 'drain_started' : 'drain_stopped', {});
+    },
+    get draining() {
+      return n.local.draining;
+    },
     generations: () => [...engine.generations.retained],
     buildNow: () => builder.ask<BuildOutcome>({ type: 'build' }),
     scrub: () => repair.ask({ type: 'scrub' }),
@@ -224,6 +259,7 @@ interface LocalNode {
   services: NodeService[];
   latest_known_generation_seq: number;
   probe: () => void;
+  draining: boolean;
 }
 
 async function openLocalNode(config: NodeConfig): Promise<LocalNode> {
@@ -271,6 +307,7 @@ async function openLocalNode(config: NodeConfig): Promise<LocalNode> {
     health: noHealth,
     latest_known_generation_seq: engine.generations.active?.generation_seq ?? 0,
     probe: () => {},
+    draining: false,
   };
   local.health = startNodeHealth(
     clock,

@@ -43,12 +43,16 @@ export interface NodeService {
   start?(): Promise<void>;
   /** Called first when the node stops; detaches synchronously before its first await. */
   stop?(): Promise<void>;
+  /** Backpressure: throw (busy) to refuse a write before it is committed. */
+  admitWrite?(): void;
   /** Durability (§6): awaited after each local commit before the write is acknowledged. */
   awaitDurable?(ack: AppendAck): Promise<void>;
   /** Peer repair (§8.1): restore an object from elsewhere; true when restored. */
   fetchObject?(objectId: string): Promise<boolean>;
   /** Fields merged into the node's `/v1/status`. */
   status?(): Record<string, unknown>;
+  /** Readiness (replicas): the writer confirmed that no generation exists yet (an empty cluster). */
+  confirmsEmptyCluster?(): boolean;
 }
 
 export type ServiceFactory = (components: NodeComponents) => NodeService;

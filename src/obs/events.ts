@@ -24,6 +24,13 @@ export const CRITICAL_EVENTS = [
   'actor_stopped',
 ] as const;
 export const ALERT_EVENTS = ['commit_lag_alert'] as const;
+/** Operator actions and flow control (issue: liveness). */
+export const OPERATION_EVENTS = [
+  'drain_started',
+  'drain_stopped',
+  'write_backpressure_engaged',
+  'write_backpressure_released',
+] as const;
 /** What recovery at open and the protection of sealed log segments did (beyond §9). */
 export const RECOVERY_EVENTS = [
   'log_torn_tail_cut',
@@ -36,7 +43,8 @@ export type NodeEventName =
   | (typeof SPEC_EVENTS)[number]
   | (typeof CRITICAL_EVENTS)[number]
   | (typeof ALERT_EVENTS)[number]
-  | (typeof RECOVERY_EVENTS)[number];
+  | (typeof RECOVERY_EVENTS)[number]
+  | (typeof OPERATION_EVENTS)[number];
 
 export interface NodeEvent {
   event: NodeEventName;

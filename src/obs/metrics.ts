@@ -30,6 +30,8 @@ export class NodeMetrics {
   readonly commit_seq_high: Gauge;
   readonly health_state: Gauge;
   readonly peers_connected: Gauge;
+  readonly write_backpressure: Gauge;
+  readonly replica_lag_commits: Gauge;
   readonly repaired_bytes_total: Counter;
   readonly busy_rejections_total: Counter;
   private repairedBytes = 0;
@@ -114,6 +116,16 @@ export class NodeMetrics {
       name: 'fsmesh_health_state',
       help: '1 for the current health state',
       labelNames: ['state'],
+      registers: [r],
+    });
+    this.write_backpressure = new Gauge({
+      name: 'fsmesh_write_backpressure',
+      help: '1 while the writer refuses writes because the replicas it needs lag too far behind',
+      registers: [r],
+    });
+    this.replica_lag_commits = new Gauge({
+      name: 'fsmesh_replica_lag_commits',
+      help: 'commits the needed replicas lag behind the writer (the largest lag among those counted)',
       registers: [r],
     });
     this.peers_connected = new Gauge({

@@ -20,6 +20,11 @@ export interface ClusterOptions {
    * peer — only safe with a cluster key, which keeps everyone else from connecting at all.
    */
   member_ids?: string[];
+  /**
+   * Write backpressure: refuse writes (busy, Retry-After) while the members the durability level
+   * needs lag more than this many commits behind the writer. Absent: no backpressure.
+   */
+  max_replica_lag_commits?: number;
   /** Peer ids named in the seed multiaddrs: the only peers trusted on first use as the writer. */
   seed_peer_ids?: string[];
   trusted_writer?: string;

@@ -14,6 +14,7 @@ import type { AppendAck } from '../storage/capsule-log.ts';
 import { type ClusterOptions, clusterOptions } from './cluster-options.ts';
 import { loadOrCreateIdentity } from './identity.ts';
 import { topics } from './protocols.ts';
+import { ConnectionKeeper } from './services/connection-keeper.ts';
 import { Membership } from './services/membership.ts';
 import { serveProtocols } from './services/protocol-server.ts';
 import { ReplicaSync } from './services/replica-sync.ts';
@@ -46,6 +47,8 @@ export class ClusterService implements NodeService {
   private writer: WriterReplication | null = null;
   private replica: ReplicaSync | null = null;
   private timer: TimerHandle | null = null;
+  private keeper: ConnectionKeeper | null = null;
+  private offEvents: (() => void) | null = null;
   private stopped = false;
 
   constructor(c: NodeComponents, cfg: ClusterServiceConfig) {
@@ -69,11 +72,17 @@ export class ClusterService implements NodeService {
     const key = this.cfg.private_key ?? (await loadOrCreateIdentity(c.storage));
     this.net = this.cfg.transport ?? (await this.libp2p(key));
     const transport = this.net;
+    const keeper = new ConnectionKeeper({ ...c, transport }, this.cfg.seeds ?? []);
+    this.keeper = keeper;
     const membership = new Membership({ ...c, transport }, opts);
     this.membership = membership;
     await membership.load();
     if (opts.role === 'writer') this.writer = new WriterReplication({ ...c, transport, key }, opts);
-    else this.replica = new ReplicaSync({ ...c, transport, membership }, opts);
+    else
+      this.replica = new ReplicaSync(
+        { ...c, transport, membership, learnPeer: (a) => keeper.learn(a) },
+        opts,
+      );
     const { writer, replica } = this;
     serveProtocols({
       ...c,
@@ -94,9 +103,12 @@ export class ClusterService implements NodeService {
       (m) => (m.data.length <= 512 ? 'accept' : 'reject'),
     );
     await transport.start();
+    await keeper.start();
     if (writer)
-      c.events.on((e) => {
-        if (e.event === 'generation_activation_succeeded') void writer.announce();
+      this.offEvents = c.events.on((e) => {
+        // Never after stop: the transport is gone (an unhandled rejection here killed a process).
+        if (e.event === 'generation_activation_succeeded' && !this.stopped)
+          void writer.announce().catch(() => {});
       });
     this.tick();
   }
@@ -119,6 +131,8 @@ export class ClusterService implements NodeService {
     if (!this.stopping) {
       this.stopped = true;
       this.timer?.cancel();
+      this.offEvents?.();
+      this.keeper?.stop();
       if (this.writer) this.writer.stopped = true;
       this.replica?.stop();
       this.stopping = this.net?.stop() ?? Promise.resolve();
@@ -136,6 +150,14 @@ export class ClusterService implements NodeService {
         if (!this.stopped)
           this.timer = this.c.clock.setTimeout(() => this.tick(), this.opts.announce_interval_ms);
       });
+  }
+
+  admitWrite(): void {
+    this.writer?.admitWrite();
+  }
+
+  confirmsEmptyCluster(): boolean {
+    return this.replica?.writerHasNoGeneration ?? false;
   }
 
   awaitDurable(ack: AppendAck): Promise<void> {

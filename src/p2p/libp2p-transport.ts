@@ -196,7 +196,8 @@ export class Libp2pTransport implements Transport {
   }
 
   async publish(topic: string, data: Uint8Array): Promise<void> {
-    await this.n.services.pubsub.publish(topic, data);
+    if (!this.node) return; // stopped: nothing to publish to
+    await this.node.services.pubsub.publish(topic, data);
   }
 
   handle(protocol: string, handler: (request: Uint8Array, from: string) => Promise<Uint8Array[]>): void {
@@ -235,12 +236,13 @@ export class Libp2pTransport implements Transport {
   }
 
   peers(): string[] {
-    return this.n.getPeers().map((p) => p.toString());
+    return this.node ? this.node.getPeers().map((p) => p.toString()) : [];
   }
 
   async peerAddrs(): Promise<string[]> {
     const out: string[] = [];
-    for (const p of this.n.getPeers()) {
+    if (!this.node) return out;
+    for (const p of this.node.getPeers()) {
       try {
         const info = await this.n.peerStore.get(p);
         for (const a of info.addresses) out.push(`${a.multiaddr.toString()}/p2p/${p.toString()}`);

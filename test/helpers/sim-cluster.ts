@@ -40,6 +40,7 @@ export function simCluster(seed: number, cluster: Partial<ClusterServiceConfig> 
           durability: 'local',
           members: 2,
           trusted_writer: trusted,
+          seeds: trusted ? [`/sim/${trusted}/p2p/${trusted}`] : [],
           lag_alert_commits: 100,
           announce_interval_ms: 100,
           quorum_timeout_ms: 1000,

@@ -51,3 +51,20 @@ for (const check of ['skip_record_signature_check', 'skip_marker_chain_check'] a
       assert.deepEqual((await run(s)).violations, [], `seed ${s} must pass with the check on`);
   });
 }
+
+test('planted bug: with skip_redial (connections never heal) the simulator finds a liveness violation within 8 seeds; the same seeds pass with redial', async () => {
+  const run = (seed: number) => runSimulation({ seed, nodes: 3, steps: 120, faults: ['crash', 'partition'] });
+  const found: number[] = [];
+  UNSAFE.skip_redial = true;
+  try {
+    for (let s = 1; s <= 8 && found.length === 0; s++) {
+      const r = await run(s);
+      if (r.violations.some((v) => v.kind === 'liveness')) found.push(s);
+    }
+  } finally {
+    UNSAFE.skip_redial = false;
+  }
+  assert.ok(found.length > 0, 'no liveness violation found with redial off');
+  for (const s of found)
+    assert.deepEqual((await run(s)).violations, [], `seed ${s} must pass with redial on`);
+});

@@ -39,7 +39,7 @@ export function serveProtocols(c: ProtocolServerComponents): void {
       writer: c.role === 'writer' ? transport.peerId : c.trustedWriter(),
       // Peer exchange: replicas learn each other, so symbols can come from several peers.
       peers: (await transport.peerAddrs())
-        .filter((a) => a.startsWith('/ip'))
+        .filter((a) => a.startsWith('/ip') || a.startsWith('/sim'))
         .slice(0, CLUSTER_DEFAULTS.peer_exchange_max_addrs),
     }),
   ]);

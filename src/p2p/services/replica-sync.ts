@@ -20,13 +20,19 @@ import { fetchManifestBytes } from './manifest-fetch.ts';
 import type { Membership } from './membership.ts';
 
 export type ReplicaSyncComponents = Omit<ReplayComponents, 'membership' | 'trustedWriter' | 'stopped'> &
-  Pick<import('../../node/services.ts').NodeComponents, 'symbols' | 'metrics'> & { membership: Membership };
+  Pick<import('../../node/services.ts').NodeComponents, 'symbols' | 'metrics'> & {
+    membership: Membership;
+    /** Peer exchange: hand an address to the connection keeper (bounded, redialled if lost). */
+    learnPeer(addr: string): void;
+  };
 
 export class ReplicaSync {
   private readonly c: ReplicaSyncComponents;
   private readonly opts: ClusterOptions;
   private readonly replay: ReplayComponents;
   private syncing = false;
+  /** The trusted writer's head answer said it has no generation yet (readiness of an empty cluster). */
+  writerHasNoGeneration = false;
   stopped = false;
   private bootstrapStartMs: number | null = null;
   private readonly retry;
@@ -94,6 +100,7 @@ export class ReplicaSync {
         // only about itself, and only a seed's identity is pinned on first use.
         if (!membership.trusted && h.writer === p) await membership.pinWriter(p);
         this.exchangePeers(h.peers);
+        if (p === membership.trusted) this.writerHasNoGeneration = !h.record;
         if (h.record) await this.onRecord(encodeSignedRecord(h.record), p);
         if (h.record && h.record.record.writer === membership.trusted && p === membership.trusted) {
           membership.noteWriterHead(h.commit_seq_high);
@@ -105,24 +112,17 @@ export class ReplicaSync {
     }
   }
 
-  /** Peer exchange, bounded: a few new dials per round, none past the connection cap. */
+  /** Peer exchange, bounded: a few new addresses per round, to the connection keeper. */
   private exchangePeers(addrs: unknown): void {
     const { transport } = this.c;
     if (!Array.isArray(addrs)) return;
     const known = new Set([...transport.peers(), transport.peerId]);
-    let budget = Math.min(
-      CLUSTER_DEFAULTS.peer_exchange_dials_per_round,
-      CLUSTER_DEFAULTS.max_connected_peers - known.size,
-    );
+    let budget = CLUSTER_DEFAULTS.peer_exchange_dials_per_round;
     for (const a of addrs.slice(0, CLUSTER_DEFAULTS.peer_exchange_max_addrs)) {
       if (budget <= 0) return;
-      if (typeof a !== 'string' || a.length > 256 || !/^\/ip[46]\/[^/]+\/tcp\/\d+\/p2p\/\w+$/.test(a))
-        continue;
-      const id = a.split('/p2p/')[1];
-      if (known.has(id)) continue;
-      known.add(id);
+      if (typeof a !== 'string' || known.has(a.split('/p2p/')[1] ?? '')) continue;
       budget--;
-      void transport.dial(a).catch(() => {});
+      this.c.learnPeer(a);
     }
   }
 

@@ -17,7 +17,7 @@ import { recordBytes } from './protocol-server.ts';
 
 export type WriterReplicationComponents = Pick<
   NodeComponents,
-  'log' | 'generations' | 'clock' | 'metrics' | 'shard'
+  'log' | 'generations' | 'clock' | 'metrics' | 'shard' | 'events'
 > & {
   transport: Transport;
   key: PrivateKey;
@@ -84,6 +84,42 @@ export class WriterReplication {
       )
       .catch(() => {});
     this.c.metrics.peers_connected.set(transport.peers().length);
+  }
+
+  private backpressure = false;
+
+  /**
+   * Write backpressure: refuse a write while the members needed for the durability level (a
+   * majority for quorum, one for local when any is connected) lag more than the limit. Lagging
+   * members are pushed the missing commits meanwhile, so the lag shrinks without new writes.
+   */
+  admitWrite(): void {
+    const max = this.opts.max_replica_lag_commits;
+    if (max === undefined) return;
+    const head = this.c.log.commitSeqHigh;
+    const members = this.c.transport.peers().filter((p) => this.isMember(p));
+    const need =
+      this.opts.durability === 'quorum' ? Math.floor(this.opts.members / 2) : Math.min(1, members.length);
+    const lags = members.map((p) => head - (this.acked.get(p) ?? 0)).sort((a, b) => a - b);
+    const lag = need <= 0 ? 0 : (lags[need - 1] ?? head);
+    this.c.metrics.replica_lag_commits.set(lag);
+    const engaged = lag > max;
+    if (engaged !== this.backpressure) {
+      this.backpressure = engaged;
+      this.c.metrics.write_backpressure.set(engaged ? 1 : 0);
+      this.c.events.emit(engaged ? 'write_backpressure_engaged' : 'write_backpressure_released', {
+        commit_seq: head,
+        lag_commits: lag,
+        max_replica_lag_commits: max,
+      });
+    }
+    if (!engaged) return;
+    for (const p of members) if (head - (this.acked.get(p) ?? 0) > max) this.enqueueReplica(p, head);
+    throw new FsmeshError(
+      'busy',
+      `write backpressure: the replicas this write needs lag ${lag} commits behind (limit ${max}); retry shortly`,
+      { retry_after_s: 1 },
+    );
   }
 
   /** §6: ship the commit to every connected replica, in order; resolve per durability mode. */

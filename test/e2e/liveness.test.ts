@@ -1,0 +1,172 @@
+/**
+ * Connections that heal (real processes, libp2p over TCP on 127.0.0.1): after the writer of a
+ * quorum cluster is SIGKILLed and restarted on the same data dir and address, the replicas redial
+ * it, a quorum write is acknowledged within 10 s of its HTTP answering, and everyone converges.
+ * Then a replica restarts on a new port and is found again.
+ */
+import assert from 'node:assert/strict';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import { startCluster, startReplica, status, stopAll, waitForManifest } from '../helpers/cluster.ts';
+import { freePort, http, startNodeProc, waitFor } from '../helpers/proc.ts';
+import { cli, tmpDir } from '../helpers/tmp.ts';
+
+const docs = (n: number, tag: string) =>
+  Array.from({ length: n }, (_, i) => ({ id: `${tag}${i}`, text: `liveness ${tag} document ${i}` }));
+
+test('writer SIGKILL + restart: replicas reconnect, quorum writes resume within 10 s, the cluster converges', async () => {
+  const root = tmpDir();
+  const keyFile = path.join(root, 'swarm.key');
+  assert.equal(cli(['cluster-key', keyFile]).code, 0);
+  const writerArgs = ['--durability', 'quorum', '--cluster-key', keyFile];
+  const c = await startCluster(root, { writerArgs, replicaArgs: ['--cluster-key', keyFile] });
+  try {
+    await waitFor(
+      async () => ((await status(c.writer)).peers.length >= 2 ? true : null),
+      20_000,
+      'writer sees both replicas',
+    );
+    const first = await http('POST', `${c.writer.url}/v1/docs`, docs(10, 'a'));
+    assert.equal(first.status, 200, first.text);
+    await c.writer.kill('SIGKILL');
+    // Down long enough for the replicas' redial back-off to grow.
+    await new Promise((r) => setTimeout(r, 3000));
+    c.writer = await startNodeProc([
+      '--data',
+      c.dirs[0],
+      '--http',
+      `127.0.0.1:${c.httpPorts[0]}`,
+      '--listen',
+      `/ip4/127.0.0.1/tcp/${c.p2pPorts[0]}`,
+      '--role',
+      'writer',
+      '--members',
+      '3',
+      ...writerArgs,
+    ]);
+    const t0 = Date.now();
+    let acked: any = null;
+    while (!acked && Date.now() - t0 < 10_000) {
+      const r = await http('POST', `${c.writer.url}/v1/docs`, docs(5, `b${Date.now()}-`));
+      if (r.status === 200) acked = r.json;
+    }
+    assert.ok(
+      acked,
+      `no quorum write acknowledged within 10 s of the restarted writer answering (${Date.now() - t0} ms)`,
+    );
+    const ws = await waitFor(
+      async () => {
+        const s = await status(c.writer);
+        return s.active_commit_seq_high >= acked.commit_seq ? s : null;
+      },
+      30_000,
+      'writer activation',
+    );
+    for (const r of c.replicas) await waitForManifest(r, ws.artifact_manifest_id);
+    // A replica restarted on a new port is found again (it redials its seed; peer exchange spreads it).
+    const moved = c.replicas[1];
+    await moved.kill('SIGTERM');
+    c.replicas[1] = await startReplica(
+      c.dirs[2],
+      await freePort(),
+      await freePort(),
+      [c.writerAddr],
+      ['--cluster-key', keyFile],
+    );
+    await waitFor(
+      async () => ((await status(c.writer)).peers.length >= 2 ? true : null),
+      20_000,
+      'the moved replica rejoins',
+    );
+    const again = await http('POST', `${c.writer.url}/v1/docs`, docs(3, 'c'));
+    assert.equal(again.status, 200, again.text);
+    const ws2 = await waitFor(
+      async () => {
+        const s = await status(c.writer);
+        return s.active_commit_seq_high >= again.json.commit_seq ? s : null;
+      },
+      30_000,
+      'writer activation',
+    );
+    for (const r of c.replicas) await waitForManifest(r, ws2.artifact_manifest_id);
+  } finally {
+    await stopAll(c);
+  }
+});
+
+test('write backpressure: a writer refuses writes (429, Retry-After) while its replica lags, and resumes', async () => {
+  const root = tmpDir();
+  const c = await startCluster(root, { replicas: 1, writerArgs: ['--max-replica-lag-commits', '2'] });
+  try {
+    await waitFor(
+      async () => ((await status(c.writer)).peers.length >= 1 ? true : null),
+      20_000,
+      'replica connected',
+    );
+    const ok = await http('POST', `${c.writer.url}/v1/docs`, docs(2, 'a'));
+    assert.equal(ok.status, 200, ok.text);
+    c.replicas[0].child.kill('SIGSTOP'); // the replica stops answering: it falls behind
+    let refused: Awaited<ReturnType<typeof http>> | null = null;
+    for (let i = 0; i < 20 && !refused; i++) {
+      const r = await http('POST', `${c.writer.url}/v1/docs`, docs(1, `b${i}-`));
+      if (r.status === 429) refused = r;
+      else assert.equal(r.status, 200, r.text);
+    }
+    assert.ok(refused, 'backpressure engaged');
+    assert.equal(refused.json.error.code, 'busy');
+    assert.match(refused.json.error.message, /write backpressure/);
+    const raw = await fetch(`${c.writer.url}/v1/docs`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '[{"id":"z","text":"z"}]',
+    });
+    assert.equal(raw.status, 429);
+    assert.equal(raw.headers.get('retry-after'), '1');
+    const m = await (await fetch(`${c.writer.url}/metrics`)).text();
+    assert.match(m, /fsmesh_write_backpressure\{[^}]*\} 1/);
+    c.replicas[0].child.kill('SIGCONT');
+    await waitFor(
+      async () =>
+        (await http('POST', `${c.writer.url}/v1/docs`, docs(1, `c${Date.now()}`))).status === 200
+          ? true
+          : null,
+      30_000,
+      'writes accepted again',
+    );
+  } finally {
+    c.replicas[0].child.kill('SIGCONT');
+    await stopAll(c);
+  }
+});
+
+test("drain and probes: a draining writer refuses writes and is not ready; an empty cluster's replica is ready", async () => {
+  const root = tmpDir();
+  const c = await startCluster(root, { replicas: 1 });
+  try {
+    // Nothing written yet: the writer is ready, and the replica is too once the writer confirmed
+    // that no generation exists (an empty cluster), not before.
+    assert.equal((await http('GET', `${c.writer.url}/readyz`)).status, 200);
+    await waitFor(
+      async () => ((await http('GET', `${c.replicas[0].url}/readyz`)).status === 200 ? true : null),
+      20_000,
+      'empty-cluster replica ready',
+    );
+    assert.equal((await http('GET', `${c.replicas[0].url}/healthz`)).status, 200, '/healthz is /readyz');
+    assert.equal((await http('GET', `${c.replicas[0].url}/livez`)).json.live, true);
+    const d = await http('POST', `${c.writer.url}/v1/admin/drain`, { draining: true });
+    assert.equal(d.status, 200);
+    assert.equal(d.json.draining, true);
+    const w = await http('POST', `${c.writer.url}/v1/docs`, docs(1, 'd'));
+    assert.equal(w.status, 503);
+    assert.match(w.json.error.message, /is draining/);
+    const r = await http('GET', `${c.writer.url}/readyz`);
+    assert.equal(r.status, 503);
+    assert.equal(r.json.reason, 'draining');
+    assert.equal((await http('POST', `${c.writer.url}/v1/admin/drain`, { draining: 'yes' })).status, 400);
+    await http('POST', `${c.writer.url}/v1/admin/drain`, { draining: false });
+    assert.equal((await http('POST', `${c.writer.url}/v1/docs`, docs(1, 'e'))).status, 200);
+    assert.equal((await http('GET', `${c.writer.url}/readyz`)).status, 200);
+  } finally {
+    await stopAll(c);
+  }
+});
