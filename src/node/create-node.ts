@@ -6,7 +6,7 @@
  * a host application's own actor (`actor_parent`).
  */
 import * as path from 'node:path';
-import { type Ref, spawnStateless, start as startSystem, stop as stopActor } from 'nact';
+import { spawnStateless, start as startSystem, stop as stopActor } from 'nact';
 import { type BuilderMsg, type BuildOutcome, spawnBuilderActor } from '../actors/builder-actor.ts';
 import type { ActorDeps, NodeHooks } from '../actors/context.ts';
 import { type IngestMsg, spawnIngestActor } from '../actors/ingest-actor.ts';
@@ -14,69 +14,27 @@ import { BoundedRef } from '../actors/mailbox.ts';
 import { type QueryMsg, spawnQueryActor } from '../actors/query-actor.ts';
 import { createRepairQueue, type RepairMsg, spawnRepairActor } from '../actors/repair-actor.ts';
 import { type CrashReport, DEFAULT_RESTART_POLICY, restartPolicy } from '../actors/supervision.ts';
-import type { DocOp } from '../core/capsule.ts';
 import { ENGINE_DEFAULTS, NODE_DEFAULTS } from '../core/defaults.ts';
 import { FsmeshError, invariant } from '../core/errors.ts';
 import type { EngineEvent } from '../engine/engine-events.ts';
 import { defaultEngineConfig, LocalEngine, type ReadOptions } from '../engine/local-engine.ts';
 import { checkStrictRead, waitForActivation } from '../engine/read-path.ts';
-import {
-  DEFAULT_HEALTH_POLICY,
-  HEALTH_STATES,
-  type NodeHealth,
-  startNodeHealth,
-} from '../fsm/node-health.ts';
+import { DEFAULT_HEALTH_POLICY, type NodeHealth, startNodeHealth } from '../fsm/node-health.ts';
 import { NodeEvents } from '../obs/events.ts';
 import { NodeMetrics } from '../obs/metrics.ts';
 import { type Clock, nodeFsStorage, type Runtime, systemClock, systemRandom } from '../runtime/index.ts';
-import type { SearchOptions, SearchResult } from '../search/searcher.ts';
+import type { SearchResult } from '../search/searcher.ts';
 import type { AppendAck } from '../storage/capsule-log.ts';
-import type { GenerationRef } from '../storage/generations.ts';
-import { checkIdempotencyKey, type DocInput, docsToOps } from './doc-input.ts';
+import { checkIdempotencyKey, docsToOps } from './doc-input.ts';
 import { bridgeEngineEvent } from './engine-event-bridge.ts';
+import type { FsmeshNode } from './fsmesh-node.ts';
+import { observeHealth, probeDegraded } from './health-observer.ts';
 import { type NodeConfig, validateNodeConfig } from './node-config.ts';
 import type { NodeComponents, NodeService } from './services.ts';
-import { buildNodeStatus, type NodeStatus } from './status.ts';
+import { buildNodeStatus } from './status.ts';
 import { trackedClock } from './tracked-clock.ts';
 
-export interface FsmeshNode {
-  readonly name: string;
-  readonly engine: LocalEngine;
-  readonly events: NodeEvents;
-  readonly metrics: NodeMetrics;
-  ingest(docs: DocInput[], opts?: { idempotency_key?: string }): Promise<AppendAck>;
-  ingestOps(ops: DocOp[], opts?: { idempotency_key?: string }): Promise<AppendAck>;
-  delete(docId: string): Promise<AppendAck>;
-  search(opts: SearchOptions & ReadOptions): Promise<SearchResult>;
-  status(): NodeStatus;
-  /** Status fields of the composed services (the cluster's peers, trust, durability ...). */
-  serviceStatus(): Record<string, unknown>;
-  /**
-   * Can this node serve its role (`/readyz`)? A writer: its log is open and its actors run. A
-   * replica: it has an active generation, or the writer confirmed none exists yet. Not while draining.
-   */
-  readiness(): { ready: boolean; reason: string | null };
-  /** Draining: reads are routed away and a draining writer refuses writes (`/v1/admin/drain`). */
-  setDraining(draining: boolean): void;
-  readonly draining: boolean;
-  generations(): GenerationRef[];
-  /** Build and activate now (writer), instead of waiting for the batch trigger. */
-  buildNow(): Promise<BuildOutcome>;
-  scrub(): Promise<unknown>;
-  requestRepair(objectId: string): Promise<unknown>;
-  /** Test hook: crash an actor with an injected fault (it is restarted by its supervisor). */
-  injectFault(actor: 'ingest' | 'builder' | 'repair' | 'query'): void;
-  /** Test hook: make the next activation fail after verification (exercises §14 revert). */
-  failNextActivation(reason: string): Promise<void>;
-  /** Raise the highest generation known in the cluster (p2p), for skew metrics. */
-  noteLatestGeneration(seq: number): void;
-  readonly health: NodeHealth;
-  /** The composed services, by name. */
-  readonly services: ReadonlyMap<string, NodeService>;
-  /** The node's actor tree root (for a host that wants to watch or stop it). */
-  readonly supervisor: Ref<any>;
-  stop(): Promise<void>;
-}
+export type { FsmeshNode };
 
 export async function createNode(config: NodeConfig): Promise<FsmeshNode> {
   const problems = validateNodeConfig(config);
@@ -421,49 +379,4 @@ function spawnActors(config: NodeConfig, deps: ActorDeps) {
   repair.ref = spawnRepairActor(supervisor, deps, repairQueue, onCrash('repair'));
   query.ref = spawnQueryActor(supervisor, deps, onCrash('query'));
   return { ingest, builder, repair, query, repairQueue, crashes, supervisor, ownSystem };
-}
-
-/** Degraded-mode entry/exit events (§9) and the health gauge follow the machine. */
-function observeHealth(
-  health: NodeHealth,
-  events: NodeEvents,
-  metrics: NodeMetrics,
-  active: () => GenerationRef | null,
-): void {
-  metrics.setHealth(health.state(), HEALTH_STATES);
-  let last = health.state();
-  health.actor.subscribe((snap) => {
-    const st = health.state();
-    if (st === last) return;
-    const a = active();
-    if (st === 'degraded')
-      events.emit('read_degraded_mode_entered', {
-        generation_id: a?.generation_id,
-        commit_seq: a?.commit_seq_high,
-        reason: snap.context.reason,
-      });
-    if (last === 'degraded')
-      events.emit('read_degraded_mode_exited', {
-        generation_id: a?.generation_id,
-        commit_seq: a?.commit_seq_high,
-        new_state: st,
-      });
-    last = st;
-    metrics.setHealth(st, HEALTH_STATES);
-  });
-}
-
-/** One degraded-mode probe: every retained artifact sound (after repairs) and, on a writer, one activation. */
-async function probeDegraded(
-  deps: ActorDeps,
-  repair: BoundedRef<RepairMsg>,
-  builder: BoundedRef<BuilderMsg>,
-): Promise<void> {
-  const scrub = await repair.ask<{ results: Record<string, string> }>({ type: 'scrub' });
-  if (Object.values(scrub.results).some((r) => r !== 'repaired' && r !== 'ok')) return;
-  if (deps.role === 'writer') {
-    const out = await builder.ask<BuildOutcome>({ type: 'build', probe: true });
-    if (!out.built && out.state !== 'up_to_date') return;
-  }
-  deps.health.send({ type: 'PROBE_SUCCEEDED' });
 }
