@@ -13,7 +13,7 @@ import type { BootstrapProgress } from '../p2p/cluster-options.ts';
 import { intFlag, parse, requireFlag, UsageError } from './args.ts';
 
 export const NODE_START_USAGE =
-  'fsmesh node start --data DIR --http HOST:PORT [--listen /ip4/127.0.0.1/tcp/PORT] [--seed MULTIADDR ...] [--role writer|replica] [--cluster-key FILE] [--trusted-writer PEER_ID] [--cluster NAME] [--durability local|quorum] [--members N|PEER_ID,...] [--name NAME] [--shard S] [--fsync per_commit|group] [--group-commit-ms N] [--batch-max-commits N] [--build-interval-ms N] [--scrub-interval-ms N] [--trace none|console|OTLP_URL] [--http-token FILE] [--http-allowed-hosts NAME,...] [--insecure] [--max-replica-lag-commits N] [--quiet]';
+  'fsmesh node start --data DIR --http HOST:PORT [--listen /ip4/127.0.0.1/tcp/PORT] [--seed MULTIADDR ...] [--role writer|replica] [--cluster-key FILE] [--trusted-writer PEER_ID] [--cluster NAME] [--durability local|quorum] [--members N|PEER_ID,...] [--name NAME] [--shard S] [--fsync per_commit|group] [--group-commit-ms N] [--batch-max-commits N] [--build-interval-ms N] [--scrub-interval-ms N] [--trace none|console|OTLP_URL] [--http-token FILE] [--http-allowed-hosts NAME,...] [--insecure] [--max-replica-lag-commits N] [--route-lag-commits N] [--quiet]';
 
 export function parseHostPort(v: string, flag: string): { host: string; port: number } {
   const m = /^([^:]+):(\d{1,5})$/.exec(v);
@@ -47,6 +47,7 @@ const NODE_START_FLAGS = {
   'http-allowed-hosts': { type: 'string' },
   insecure: { type: 'boolean' },
   'max-replica-lag-commits': { type: 'string' },
+  'route-lag-commits': { type: 'string' },
 } as const;
 
 type Flags = Record<string, string | string[] | boolean | undefined>;
@@ -204,6 +205,7 @@ function planNodeStart(v: Flags): {
         trusted_writer: v['trusted-writer'] as string | undefined,
         fetch_peers: int('fetch-peers', 1),
         max_replica_lag_commits: int('max-replica-lag-commits', 0),
+        route_lag_commits: int('route-lag-commits', 0),
         onProgress: v.quiet ? undefined : printBootstrapProgress,
       }
     : undefined;

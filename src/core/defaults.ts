@@ -96,6 +96,12 @@ export const CLUSTER_DEFAULTS = {
   redial_max_ms: 4000,
   /** How often connected peers' addresses are learned (and persisted for the next start). */
   learn_peers_interval_ms: 2000,
+  /** Health-based routing: a replica more than this many commits behind forwards its queries. */
+  route_lag_commits: 1000,
+  /** Peer states (health, lag) older than this are not used to route. */
+  peer_state_max_age_ms: 5000,
+  /** A forwarded query gets the request's own timeout plus this. */
+  route_timeout_margin_ms: 2000,
   /** Quarantined manifests kept at most (the oldest are dropped). */
   quarantine_max_files: 64,
 } as const;

@@ -259,6 +259,7 @@ async function readRoute(node: FsmeshNode, opts: HttpOptions, url: URL): Promise
       min_commit_seq: intParam(url, 'min_commit_seq'),
       timeout_ms: intParam(url, 'timeout_ms'),
       tier: (url.searchParams.get('tier') ?? undefined) as 'fast' | 'refined' | undefined,
+      route: (url.searchParams.get('route') ?? undefined) as 'auto' | 'local' | undefined,
     });
     return { status: 200, body: r };
   }

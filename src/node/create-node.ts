@@ -23,7 +23,7 @@ import { DEFAULT_HEALTH_POLICY, type NodeHealth, startNodeHealth } from '../fsm/
 import { NodeEvents } from '../obs/events.ts';
 import { NodeMetrics } from '../obs/metrics.ts';
 import { type Clock, nodeFsStorage, type Runtime, systemClock, systemRandom } from '../runtime/index.ts';
-import type { SearchResult } from '../search/searcher.ts';
+import { type SearchOptions, type SearchResult, validateSearchOptions } from '../search/searcher.ts';
 import type { AppendAck } from '../storage/capsule-log.ts';
 import { checkIdempotencyKey, docsToOps } from './doc-input.ts';
 import { bridgeEngineEvent } from './engine-event-bridge.ts';
@@ -51,12 +51,18 @@ export async function createNode(config: NodeConfig): Promise<FsmeshNode> {
   metrics.active_generation_seq.set(active0?.generation_seq ?? 0);
   metrics.active_commit_seq_high.set(active0?.commit_seq_high ?? 0);
   metrics.commit_seq_high.set(engine.log.commitSeqHigh);
-  const components = nodeComponents(local);
+  const strictWait = strictReadWaiter(engine, timers.clock);
+  // A local search: strict reads wait for their commit here, not in the query mailbox (bounded in
+  // number), so parked reads cannot fill it; the actor then pins the generation covering the commit.
+  const searchLocal = async (opts: SearchOptions & ReadOptions) => {
+    if (opts.min_commit_seq !== undefined) await strictWait(opts);
+    return actors.query.ask<SearchResult>({ type: 'search', opts });
+  };
+  const components = nodeComponents(local, searchLocal);
   for (const factory of config.services ?? []) services.push(factory(components));
   const byName = new Map(services.map((s) => [s.name, s]));
   invariant(byName.size === services.length, 'service names are unique');
 
-  const strictWait = strictReadWaiter(engine, timers.clock);
   let stopped = false;
   const stop = async () => {
     if (stopped) return;
@@ -82,15 +88,7 @@ export async function createNode(config: NodeConfig): Promise<FsmeshNode> {
   if (role === 'writer' && engine.log.commitSeqHigh > (active0?.commit_seq_high ?? 0))
     builder.tell({ type: 'build' });
 
-  return nodeApi({
-    local,
-    deps,
-    actors,
-    services: byName,
-    noteLatestGeneration: components.noteLatestGeneration,
-    strictWait,
-    stop,
-  });
+  return nodeApi({ local, deps, actors, services: byName, components, stop });
 }
 
 /** The node's public face over its actors (every request through a bounded mailbox). Table-like: one small method per operation. */
@@ -99,13 +97,12 @@ function nodeApi(n: {
   deps: ActorDeps;
   actors: ReturnType<typeof spawnActors>;
   services: ReadonlyMap<string, NodeService>;
-  noteLatestGeneration: (seq: number) => void;
-  strictWait: (opts: ReadOptions) => Promise<void>;
+  components: NodeComponents;
   stop: () => Promise<void>;
 }): FsmeshNode {
   const { engine, events, metrics, health, name, shard, role } = n.local;
   const { ingest, builder, repair, query, repairQueue, crashes, supervisor } = n.actors;
-  const { deps, strictWait, stop } = n;
+  const { deps, stop } = n;
   const services = [...n.services.values()];
   const byName = n.services;
   const refuseWhileDraining = () => {
@@ -143,10 +140,21 @@ function nodeApi(n: {
       return ingest.ask<AppendAck>({ type: 'ingest', ops: docsToOps([{ id: docId, delete: true }]) });
     },
     search: async (opts) => {
-      // Strict reads wait for their commit here, not in the query mailbox (bounded in number), so
-      // parked reads cannot fill it; the actor then pins the generation that covers the commit.
-      if (opts.min_commit_seq !== undefined) await strictWait(opts);
-      return query.ask<SearchResult>({ type: 'search', opts });
+      const { route, ...rest } = opts;
+      if (route !== undefined && route !== 'auto' && route !== 'local')
+        throw new FsmeshError(
+          'invalid_input',
+          `route: must be "auto" or "local", got ${JSON.stringify(route)}`,
+        );
+      validateSearchOptions(rest);
+      // Health-based routing (§12 Phase 2): a service may answer on a better member.
+      if (route !== 'local')
+        for (const s of services) {
+          const r = await s.routeSearch?.(rest, n.components.routingState());
+          if (r) return r;
+        }
+      const r = await n.components.searchLocal(rest);
+      return { ...r, served_by: services.find((s) => s.selfId)?.selfId?.() ?? name };
     },
     status: () =>
       buildNodeStatus({ name, shard, role, engine, health, repairQueue, crashes }, [
@@ -177,7 +185,7 @@ function nodeApi(n: {
     requestRepair: (objectId) => repair.ask({ type: 'repair', object_id: objectId }),
     injectFault: (actor) => deps.refs[actor]?.tell({ type: 'crash' }),
     failNextActivation: async (reason) => engine.gate.injectFault('warm', reason),
-    noteLatestGeneration: n.noteLatestGeneration,
+    noteLatestGeneration: n.components.noteLatestGeneration,
     stop,
   };
 }
@@ -313,9 +321,20 @@ function actorDeps(config: NodeConfig, n: LocalNode): ActorDeps {
   };
 }
 
-function nodeComponents(n: LocalNode): NodeComponents {
+function nodeComponents(
+  n: LocalNode,
+  searchLocal: (opts: SearchOptions & ReadOptions) => Promise<SearchResult>,
+): NodeComponents {
   const { engine } = n;
   return {
+    searchLocal,
+    routingState: () => ({
+      health: n.health.state(),
+      draining: n.draining,
+      active_commit_seq_high: engine.generations.active?.commit_seq_high ?? 0,
+      generation_id: engine.generations.active?.generation_id ?? null,
+      artifact_manifest_id: engine.generations.active?.artifact_manifest_id ?? null,
+    }),
     name: n.name,
     shard: n.shard,
     role: n.role,

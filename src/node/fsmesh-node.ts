@@ -21,7 +21,13 @@ export interface FsmeshNode {
   ingest(docs: DocInput[], opts?: { idempotency_key?: string }): Promise<AppendAck>;
   ingestOps(ops: DocOp[], opts?: { idempotency_key?: string }): Promise<AppendAck>;
   delete(docId: string): Promise<AppendAck>;
-  search(opts: SearchOptions & ReadOptions): Promise<SearchResult>;
+  /**
+   * One generation, on one node: `served_by` names it (its peer id in a cluster). `route: 'local'`
+   * never forwards; the default may route to a healthier member (§12 Phase 2).
+   */
+  search(
+    opts: SearchOptions & ReadOptions & { route?: 'auto' | 'local' },
+  ): Promise<SearchResult & { served_by: string }>;
   status(): NodeStatus;
   /** Status fields of the composed services (the cluster's peers, trust, durability ...). */
   serviceStatus(): Record<string, unknown>;

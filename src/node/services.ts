@@ -5,11 +5,12 @@
  * into another's internals or replaces another's hooks.
  */
 import type { ActivationGate } from '../engine/activation-gate.ts';
-import type { LocalEngine } from '../engine/local-engine.ts';
+import type { LocalEngine, ReadOptions } from '../engine/local-engine.ts';
 import type { NodeHealth } from '../fsm/node-health.ts';
 import type { NodeEvents } from '../obs/events.ts';
 import type { NodeMetrics } from '../obs/metrics.ts';
 import type { Clock, Random, Storage } from '../runtime/index.ts';
+import type { SearchOptions, SearchResult } from '../search/searcher.ts';
 import type { AppendAck, CapsuleLog } from '../storage/capsule-log.ts';
 import type { GenerationStore } from '../storage/generations.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
@@ -35,6 +36,18 @@ export interface NodeComponents {
   health: NodeHealth;
   /** Raise the highest generation known in the cluster (query skew metric). */
   noteLatestGeneration(generation_seq: number): void;
+  /** Serve a search here, never forwarded (a routed query arriving from a peer). */
+  searchLocal(opts: SearchOptions & ReadOptions): Promise<SearchResult>;
+  /** This node's state as peers see it for routing: health, draining, active commit. */
+  routingState(): RoutingState;
+}
+
+export interface RoutingState {
+  health: string;
+  draining: boolean;
+  active_commit_seq_high: number;
+  generation_id: string | null;
+  artifact_manifest_id: string | null;
 }
 
 export interface NodeService {
@@ -53,6 +66,15 @@ export interface NodeService {
   status?(): Record<string, unknown>;
   /** Readiness (replicas): the writer confirmed that no generation exists yet (an empty cluster). */
   confirmsEmptyCluster?(): boolean;
+  /**
+   * Health-based routing (§12 Phase 2): answer the query on a better member, or null to serve it
+   * here. The answer still comes from exactly one generation, on exactly one node.
+   */
+  routeSearch?(opts: SearchOptions & ReadOptions, local: RoutingState): Promise<RoutedResult | null>;
+  /** Who serves locally, as peers know this node (its peer id). */
+  selfId?(): string;
 }
 
 export type ServiceFactory = (components: NodeComponents) => NodeService;
+
+export type RoutedResult = SearchResult & { served_by: string };

@@ -8,8 +8,16 @@
 import type { PrivateKey } from '@libp2p/interface';
 import { invariant } from '../core/errors.ts';
 import type { RepairDescriptor } from '../core/manifest.ts';
-import type { NodeComponents, NodeService, ServiceFactory } from '../node/services.ts';
+import type { ReadOptions } from '../engine/local-engine.ts';
+import type {
+  NodeComponents,
+  NodeService,
+  RoutedResult,
+  RoutingState,
+  ServiceFactory,
+} from '../node/services.ts';
 import type { TimerHandle, Transport } from '../runtime/index.ts';
+import type { SearchOptions } from '../search/searcher.ts';
 import type { AppendAck } from '../storage/capsule-log.ts';
 import { type ClusterOptions, clusterOptions } from './cluster-options.ts';
 import { loadOrCreateIdentity } from './identity.ts';
@@ -17,6 +25,7 @@ import { topics } from './protocols.ts';
 import { ConnectionKeeper } from './services/connection-keeper.ts';
 import { Membership } from './services/membership.ts';
 import { serveProtocols } from './services/protocol-server.ts';
+import { QueryRouter } from './services/query-router.ts';
 import { ReplicaSync } from './services/replica-sync.ts';
 import { WriterReplication } from './services/writer-replication.ts';
 import { fetchObjectFromPeers } from './symbol-fetch.ts';
@@ -30,6 +39,8 @@ export interface ClusterServiceConfig extends Partial<ClusterOptions> {
   seeds?: string[];
   cluster_key?: Uint8Array;
   inbound_request_timeout_ms?: number;
+  /** Health-based routing: forward queries when more than this many commits behind the writer. */
+  route_lag_commits?: number;
 }
 
 /** The cluster as a node service factory (for `createNode({ services: [...] })`). */
@@ -48,6 +59,7 @@ export class ClusterService implements NodeService {
   private replica: ReplicaSync | null = null;
   private timer: TimerHandle | null = null;
   private keeper: ConnectionKeeper | null = null;
+  private router: QueryRouter | null = null;
   private offEvents: (() => void) | null = null;
   private stopped = false;
 
@@ -77,10 +89,30 @@ export class ClusterService implements NodeService {
     const membership = new Membership({ ...c, transport }, opts);
     this.membership = membership;
     await membership.load();
+    const router = new QueryRouter(
+      {
+        ...c,
+        transport,
+        writerHead: () => (this.writer ? c.log.commitSeqHigh : membership.writer_head),
+        // A writer trusts what it activated itself; a replica what the trusted writer signed.
+        isTrustedGeneration: (gid, mid) =>
+          this.writer
+            ? c.generations.retained.some((r) => r.generation_id === gid && r.artifact_manifest_id === mid)
+            : membership.isTrustedManifest(gid, mid),
+      },
+      this.cfg.route_lag_commits,
+    );
+    this.router = router;
     if (opts.role === 'writer') this.writer = new WriterReplication({ ...c, transport, key }, opts);
     else
       this.replica = new ReplicaSync(
-        { ...c, transport, membership, learnPeer: (a) => keeper.learn(a) },
+        {
+          ...c,
+          transport,
+          membership,
+          learnPeer: (a) => keeper.learn(a),
+          observePeer: (p, h) => router.observe(p, h),
+        },
         opts,
       );
     const { writer, replica } = this;
@@ -143,13 +175,23 @@ export class ClusterService implements NodeService {
   /** Periodic anti-entropy: writers re-announce, replicas poll heads (gossip is not persistent). */
   private tick(): void {
     if (this.stopped) return;
-    const run = this.writer ? this.writer.announce() : this.replica!.pollHeads();
+    const run = this.writer
+      ? Promise.all([this.writer.announce(), this.router!.pollPeers()])
+      : this.replica!.pollHeads();
     void run
       .catch(() => {})
       .finally(() => {
         if (!this.stopped)
           this.timer = this.c.clock.setTimeout(() => this.tick(), this.opts.announce_interval_ms);
       });
+  }
+
+  routeSearch(opts: SearchOptions & ReadOptions, local: RoutingState): Promise<RoutedResult | null> {
+    return this.router ? this.router.route(opts, local) : Promise.resolve(null);
+  }
+
+  selfId(): string {
+    return this.net?.peerId ?? this.c.name;
   }
 
   admitWrite(): void {

@@ -10,6 +10,7 @@ export const PROTO = {
   symbols: '/fsmesh/symbols/1.0.0',
   capsules: '/fsmesh/capsules/1.0.0',
   replicate: '/fsmesh/replicate/1.0.0',
+  search: '/fsmesh/search/1.0.0',
 } as const;
 
 export const topics = (cluster: string, shard: string) => ({

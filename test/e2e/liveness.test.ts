@@ -170,3 +170,61 @@ test("drain and probes: a draining writer refuses writes and is not ready; an em
     await stopAll(c);
   }
 });
+
+test('health-based routing: a bootstrapping or draining node forwards queries; route=local does not; served_by names the server', async () => {
+  const root = tmpDir();
+  const c = await startCluster(root, { replicas: 1 });
+  // A replica that trusts nobody real never activates a generation: it stays bootstrapping.
+  const stuck = await startReplica(
+    path.join(root, 'stuck'),
+    await freePort(),
+    await freePort(),
+    [c.writerAddr],
+    ['--trusted-writer', '12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN'],
+  );
+  try {
+    const w = await http('POST', `${c.writer.url}/v1/docs`, docs(20, 'r'));
+    assert.equal(w.status, 200, w.text);
+    const ws = await waitFor(
+      async () => {
+        const s = await status(c.writer);
+        return s.active_commit_seq_high >= w.json.commit_seq ? s : null;
+      },
+      30_000,
+      'writer activation',
+    );
+    await waitForManifest(c.replicas[0], ws.artifact_manifest_id);
+    const ids = {
+      writer: (await status(c.writer)).peer_id,
+      replica: (await status(c.replicas[0])).peer_id,
+      stuck: (await status(stuck)).peer_id,
+    };
+    const q = (url: string, extra = '') =>
+      http('GET', `${url}/v1/search?q=liveness&mode=lexical&k=3${extra}`);
+    const local = await q(c.replicas[0].url);
+    assert.equal(local.json.served_by, ids.replica, 'a healthy replica serves its own queries');
+    const routed = await waitFor(
+      async () => {
+        const r = await q(stuck.url);
+        return r.status === 200 ? r : null;
+      },
+      20_000,
+      'the stuck replica to route',
+    );
+    assert.ok([ids.writer, ids.replica].includes(routed.json.served_by), JSON.stringify(routed.json));
+    assert.equal(routed.json.generation_id, ws.generation_id, 'one generation, from a healthy member');
+    const strict = await q(stuck.url, `&min_commit_seq=${w.json.commit_seq}&timeout_ms=3000`);
+    assert.equal(strict.status, 200, strict.text);
+    assert.ok(strict.json.commit_seq_high >= w.json.commit_seq);
+    const noRoute = await q(stuck.url, '&route=local');
+    assert.equal(noRoute.status, 404, 'route=local answers here, where nothing is active');
+    // Draining the healthy replica sends its queries elsewhere.
+    await http('POST', `${c.replicas[0].url}/v1/admin/drain`, { draining: true });
+    const drained = await q(c.replicas[0].url);
+    assert.equal(drained.status, 200);
+    assert.equal(drained.json.served_by, ids.writer);
+  } finally {
+    await stuck.kill('SIGTERM');
+    await stopAll(c);
+  }
+});

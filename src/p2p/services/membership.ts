@@ -124,6 +124,11 @@ export class Membership {
     return true;
   }
 
+  /** A generation record of the trusted writer named exactly this manifest. */
+  isTrustedManifest(generation_id: string, artifact_manifest_id: string): boolean {
+    return this.seen.get(generation_id) === artifact_manifest_id;
+  }
+
   /** The writer's commit head as heard; raises the lag alert past the threshold (§7.3). */
   noteWriterHead(high: number): void {
     if (!Number.isSafeInteger(high)) return;

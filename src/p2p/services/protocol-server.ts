@@ -7,7 +7,7 @@ import { UNSAFE } from '../../core/buggify.ts';
 import { CLUSTER_DEFAULTS } from '../../core/defaults.ts';
 import { FsmeshError } from '../../core/errors.ts';
 import { decodeMarker, encodeMarker, MARKER_BYTES } from '../../core/marker.ts';
-import type { NodeComponents } from '../../node/services.ts';
+import type { NodeComponents, RoutingState } from '../../node/services.ts';
 import type { Transport } from '../../runtime/index.ts';
 import {
   jsonFrame,
@@ -26,6 +26,8 @@ export type ProtocolServerComponents = Pick<NodeComponents, 'log' | 'objects' | 
   trustedWriter(): string | null;
   /** The signed record of the generation we would hand a new peer. */
   currentRecord(): SignedRecord | null;
+  /** Health, draining, active commit: what peers route queries by. */
+  routingState(): RoutingState;
 };
 
 export function serveProtocols(c: ProtocolServerComponents): void {
@@ -34,6 +36,7 @@ export function serveProtocols(c: ProtocolServerComponents): void {
     jsonFrame({
       commit_seq_high: c.log.commitSeqHigh,
       head_marker_id: c.log.headMarker,
+      ...c.routingState(),
       record: c.currentRecord(),
       // The shard writer says so; the stream is authenticated, so `writer === peer` cannot be forged.
       writer: c.role === 'writer' ? transport.peerId : c.trustedWriter(),

@@ -24,6 +24,8 @@ export type ReplicaSyncComponents = Omit<ReplayComponents, 'membership' | 'trust
     membership: Membership;
     /** Peer exchange: hand an address to the connection keeper (bounded, redialled if lost). */
     learnPeer(addr: string): void;
+    /** Every head answer, for routing (health, draining, active commit of that peer). */
+    observePeer(peer: string, head: Record<string, unknown>): void;
   };
 
 export class ReplicaSync {
@@ -100,6 +102,7 @@ export class ReplicaSync {
         // only about itself, and only a seed's identity is pinned on first use.
         if (!membership.trusted && h.writer === p) await membership.pinWriter(p);
         this.exchangePeers(h.peers);
+        this.c.observePeer(p, h as unknown as Record<string, unknown>);
         if (p === membership.trusted) this.writerHasNoGeneration = !h.record;
         if (h.record) await this.onRecord(encodeSignedRecord(h.record), p);
         if (h.record && h.record.record.writer === membership.trusted && p === membership.trusted) {

@@ -1,0 +1,146 @@
+/**
+ * Health-based query routing (§12 Phase 2): peers' heads tell their health, draining flag and
+ * active commit; a node that cannot serve a query well — bootstrapping, degraded, draining, too far
+ * behind the writer, or a strict read whose commit it lacks while a peer has it — forwards the
+ * query, read mode included, to the best member. The member answers from one generation, locally
+ * (a forwarded query is never forwarded again); `served_by` names it.
+ */
+import { CLUSTER_DEFAULTS, ENGINE_DEFAULTS } from '../../core/defaults.ts';
+import { FsmeshError } from '../../core/errors.ts';
+import type { ReadOptions } from '../../engine/local-engine.ts';
+import type { NodeComponents, RoutedResult, RoutingState } from '../../node/services.ts';
+import type { Transport } from '../../runtime/index.ts';
+import type { SearchOptions, SearchResult } from '../../search/searcher.ts';
+import { jsonFrame, PROTO, parseJsonFrame } from '../protocols.ts';
+
+export type QueryRouterComponents = Pick<NodeComponents, 'clock' | 'searchLocal'> & {
+  transport: Transport;
+  /** The trusted writer's commit head as heard (replicas), for lag-based routing. */
+  writerHead(): number;
+  /** Only a member serving a generation the trusted writer signed may answer for us. */
+  isTrustedGeneration(generation_id: string, artifact_manifest_id: string): boolean;
+};
+
+interface PeerState extends RoutingState {
+  seen_ms: number;
+}
+
+const SERVING = new Set(['healthy', 'catching_up']);
+
+export class QueryRouter {
+  private readonly c: QueryRouterComponents;
+  private readonly routeLagCommits: number;
+  private readonly peers = new Map<string, PeerState>();
+
+  constructor(c: QueryRouterComponents, routeLagCommits: number = CLUSTER_DEFAULTS.route_lag_commits) {
+    this.c = c;
+    this.routeLagCommits = routeLagCommits;
+    c.transport.onPeer((peer, e) => {
+      if (e === 'disconnect') this.peers.delete(peer);
+    });
+    c.transport.handle(PROTO.search, (req) => this.serve(req));
+  }
+
+  /** A head answer's routing fields (attributed to the peer that answered). */
+  observe(peer: string, h: Partial<RoutingState>): void {
+    if (typeof h.health !== 'string' || !Number.isSafeInteger(h.active_commit_seq_high)) return;
+    this.peers.set(peer, {
+      health: h.health,
+      draining: h.draining === true,
+      active_commit_seq_high: h.active_commit_seq_high as number,
+      generation_id: typeof h.generation_id === 'string' ? h.generation_id : null,
+      artifact_manifest_id: typeof h.artifact_manifest_id === 'string' ? h.artifact_manifest_id : null,
+      seen_ms: this.c.clock.monotonicMs(),
+    });
+  }
+
+  /** Writers do not poll heads for sync; they ask peers for their routing state here. */
+  async pollPeers(): Promise<void> {
+    for (const p of this.c.transport.peers()) {
+      try {
+        const [f] = await this.c.transport.request(p, PROTO.head, jsonFrame({}), {
+          timeout_ms: CLUSTER_DEFAULTS.head_request_timeout_ms,
+          max_response_bytes: 64 << 10,
+        });
+        this.observe(p, parseJsonFrame<Partial<RoutingState>>(f, 'head response'));
+      } catch {
+        // unreachable or not speaking the protocol: its state ages out
+      }
+    }
+  }
+
+  /** Answer elsewhere when this node should not (see the file comment); null: serve here. */
+  async route(opts: SearchOptions & ReadOptions, local: RoutingState): Promise<RoutedResult | null> {
+    const min = opts.min_commit_seq ?? 0;
+    const behind = this.c.writerHead() - local.active_commit_seq_high > this.routeLagCommits;
+    const unfit = local.draining || !SERVING.has(local.health) || local.generation_id === null || behind;
+    const candidates = this.candidates(Math.max(min, unfit ? 1 : 0));
+    const strictElsewhere = opts.min_commit_seq !== undefined && local.active_commit_seq_high < min;
+    if (!unfit && !(strictElsewhere && candidates.length)) return null;
+    const timeoutMs =
+      (opts.timeout_ms ?? ENGINE_DEFAULTS.strict_read_timeout_ms) + CLUSTER_DEFAULTS.route_timeout_margin_ms;
+    for (const peer of candidates) {
+      try {
+        const [f] = await this.c.transport.request(peer, PROTO.search, jsonFrame(opts), {
+          timeout_ms: timeoutMs,
+          max_response_bytes: 4 << 20,
+        });
+        const r = parseJsonFrame<SearchResult>(f, 'routed search answer');
+        if (typeof r?.generation_id !== 'string' || !Array.isArray(r.hits))
+          throw new FsmeshError('invalid_input', `peer ${peer} answered a malformed search result`);
+        // Found by the simulator: a rogue member answering from its own generation.
+        if (!this.c.isTrustedGeneration(r.generation_id, r.artifact_manifest_id))
+          throw new FsmeshError(
+            'conflict',
+            `peer ${peer} answered from a generation the writer never signed`,
+          );
+        return { ...r, served_by: peer };
+      } catch {
+        // next member
+      }
+    }
+    return null; // nobody better: serve here (or fail here, with the local reason)
+  }
+
+  /** Members fit to serve a read needing at least `min`: fresh state, serving, least lag first. */
+  private candidates(min: number): string[] {
+    const now = this.c.clock.monotonicMs();
+    const connected = new Set(this.c.transport.peers());
+    return [...this.peers.entries()]
+      .filter(
+        ([p, s]) =>
+          connected.has(p) &&
+          now - s.seen_ms <= CLUSTER_DEFAULTS.peer_state_max_age_ms &&
+          !s.draining &&
+          SERVING.has(s.health) &&
+          s.generation_id !== null &&
+          s.artifact_manifest_id !== null &&
+          this.c.isTrustedGeneration(s.generation_id, s.artifact_manifest_id) &&
+          s.active_commit_seq_high >= min,
+      )
+      .sort(
+        ([a, x], [b, y]) =>
+          y.active_commit_seq_high - x.active_commit_seq_high ||
+          Number(y.health === 'healthy') - Number(x.health === 'healthy') ||
+          (a < b ? -1 : 1),
+      )
+      .map(([p]) => p);
+  }
+
+  /** A query forwarded by a peer: served here, never forwarded again. */
+  private async serve(req: Uint8Array): Promise<Uint8Array[]> {
+    const o = parseJsonFrame<Record<string, unknown>>(req, 'search request');
+    if (typeof o !== 'object' || o === null || Array.isArray(o))
+      throw new FsmeshError('invalid_input', 'search request: not an object');
+    const opts: SearchOptions & ReadOptions = {
+      q: o.q as string,
+      k: o.k as number | undefined,
+      mode: o.mode as SearchOptions['mode'],
+      tier: o.tier as SearchOptions['tier'],
+      as_of_commit_seq: o.as_of_commit_seq as number | undefined,
+      min_commit_seq: o.min_commit_seq as number | undefined,
+      timeout_ms: o.timeout_ms as number | undefined,
+    };
+    return [jsonFrame(await this.c.searchLocal(opts))];
+  }
+}
