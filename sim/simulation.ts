@@ -38,6 +38,8 @@ export interface SimConfig {
   step_ms?: number;
   /** Virtual ms allowed for convergence after faults stop (liveness bound). */
   quiet_ms?: number;
+  /** The writer's durability: `quorum` acknowledges once a majority of the nodes hold a commit. */
+  durability?: 'local' | 'quorum';
 }
 
 export interface Violation {
@@ -170,7 +172,7 @@ export async function runSimulation(cfg: SimConfig): Promise<SimResult> {
         private_key: s.key,
         cluster: 'sim',
         role: s.role,
-        durability: 'local',
+        durability: cfg.durability ?? 'local',
         members: cfg.nodes,
         trusted_writer: s.role === 'replica' ? writerId : undefined,
         // Replicas (and the rogue) dial the writer; the writer dials nobody at first and finds its
@@ -411,6 +413,38 @@ export async function runSimulation(cfg: SimConfig): Promise<SimResult> {
   }
   for (const s of slots) if (!s.node) await drive(boot(s));
   log('faults stopped');
+  // Liveness: once faults heal, a write is acknowledged within the bound (connections must heal
+  // for a quorum write; a writer that cannot reach its replicas never acknowledges one).
+  const resumeBoundMs = 15_000;
+  const resumed = await drive(
+    slots[0]
+      .node!.ingestOps([{ op: 'upsert', doc_id: 'after-faults', text: 'written once faults healed' }])
+      .then(
+        (ack) => {
+          maxAcked = Math.max(maxAcked, ack.commit_seq);
+          return true;
+        },
+        async () => {
+          // One retry: the first may have raced a reconnection.
+          return slots[0]
+            .node!.ingestOps([{ op: 'upsert', doc_id: 'after-faults-2', text: 'second try' }])
+            .then(
+              (ack) => {
+                maxAcked = Math.max(maxAcked, ack.commit_seq);
+                return true;
+              },
+              () => false,
+            );
+        },
+      ),
+    resumeBoundMs,
+  );
+  if (!resumed)
+    violate(
+      'liveness',
+      'writes_resume_after_faults_heal',
+      `writer could not acknowledge a write within ${resumeBoundMs} ms of the faults healing`,
+    );
   const quietEnd = clock.nowMs() + quietMs;
   const converged = () => {
     const w = slots[0].node?.engine;

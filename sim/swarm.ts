@@ -5,7 +5,9 @@ import { FAULTS, type Fault, runSimulation, type SimConfig, type SimResult } fro
 export function swarmConfig(seed: number, steps?: number): SimConfig {
   const r = seededRandom(seed ^ 0x5eed);
   const faults = FAULTS.filter(() => r.next() < 0.6) as Fault[];
-  return { seed, nodes: 2 + r.int(3), steps: steps ?? 60 + r.int(140), faults };
+  const nodes = 2 + r.int(3);
+  const durability = nodes >= 3 && r.next() < 0.4 ? ('quorum' as const) : ('local' as const);
+  return { seed, nodes, steps: steps ?? 60 + r.int(140), faults, durability };
 }
 
 export async function runSwarm(

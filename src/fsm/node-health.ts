@@ -61,6 +61,9 @@ export const nodeHealthMachine = setup({
   },
   guards: {
     noStoppedActors: ({ context }) => context.stopped_actors.length === 0,
+    /** Degraded by failed activations only: a successful activation heals it. */
+    degradedByActivationsOnly: ({ context }) =>
+      context.stopped_actors.length === 0 && context.corruptions < context.policy.max_corruptions,
     probingEnabled: ({ context }) =>
       context.onProbe !== null && (context.policy.degraded_probe_interval_ms ?? 0) > 0,
     startsBootstrapping: ({ context }) => context.start_in === 'bootstrapping',
@@ -147,6 +150,11 @@ export const nodeHealthMachine = setup({
         REPAIR_SUCCEEDED: { guard: 'noStoppedActors', target: 'healthy', actions: 'resetCounters' },
         PROBE_SUCCEEDED: { guard: 'noStoppedActors', target: 'healthy', actions: 'resetCounters' },
         ACTOR_STOPPED: { actions: 'recordStoppedActor' },
+        ACTIVATION_SUCCEEDED: {
+          guard: 'degradedByActivationsOnly',
+          target: 'healthy',
+          actions: 'resetCounters',
+        },
       },
     },
   },

@@ -58,7 +58,7 @@ export async function createNode(config: NodeConfig): Promise<FsmeshNode> {
     if (opts.min_commit_seq !== undefined) await strictWait(opts);
     return actors.query.ask<SearchResult>({ type: 'search', opts });
   };
-  const components = nodeComponents(local, searchLocal);
+  const components = nodeComponents(local, searchLocal, () => repairQueue.stats().under_repair);
   for (const factory of config.services ?? []) services.push(factory(components));
   const byName = new Map(services.map((s) => [s.name, s]));
   invariant(byName.size === services.length, 'service names are unique');
@@ -324,6 +324,7 @@ function actorDeps(config: NodeConfig, n: LocalNode): ActorDeps {
 function nodeComponents(
   n: LocalNode,
   searchLocal: (opts: SearchOptions & ReadOptions) => Promise<SearchResult>,
+  repairing: () => string[],
 ): NodeComponents {
   const { engine } = n;
   return {
@@ -334,6 +335,7 @@ function nodeComponents(
       active_commit_seq_high: engine.generations.active?.commit_seq_high ?? 0,
       generation_id: engine.generations.active?.generation_id ?? null,
       artifact_manifest_id: engine.generations.active?.artifact_manifest_id ?? null,
+      repairing: repairing(),
     }),
     name: n.name,
     shard: n.shard,

@@ -48,6 +48,8 @@ export interface RoutingState {
   active_commit_seq_high: number;
   generation_id: string | null;
   artifact_manifest_id: string | null;
+  /** Objects this node is repairing now (at most 16): the cluster status shows repairs per member. */
+  repairing: string[];
 }
 
 export interface NodeService {

@@ -242,6 +242,8 @@ export class ClusterService implements NodeService {
       writer_commit_seq_high: writerHigh,
       lag_commits: Math.max(0, writerHigh - (this.c.generations.active?.commit_seq_high ?? 0)),
       durability: this.opts.durability,
+      // Each member's health, lag, draining flag and repairs in progress, as it last told us.
+      members: this.router?.members() ?? {},
     };
   }
 }

@@ -33,6 +33,8 @@ export interface RepairQueueStats {
   failures_total: number;
   breaker_open: number;
   rejected_by_breaker: number;
+  /** Objects queued or being repaired here (at most 16, for status pages). */
+  under_repair: string[];
 }
 
 interface Breaker {
@@ -99,6 +101,7 @@ export class RepairQueue {
       failures_total: this.failuresTotal,
       breaker_open: [...this.breakers.values()].filter((b) => b.open_until_ms > now).length,
       rejected_by_breaker: this.rejectedByBreaker,
+      under_repair: [...this.pending].sort().slice(0, 16),
     };
   }
 

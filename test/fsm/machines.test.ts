@@ -134,3 +134,26 @@ test('node health: a degraded node probes on its interval (injected clock) and a
   assert.equal(manual.state(), 'degraded');
   assert.equal(clock.pending, 0);
 });
+
+test('node health: degraded by failed activations heals on the next success; degraded by corruption does not', () => {
+  const clock = new VirtualClock();
+  const a = startNodeHealth(clock, { max_activation_failures: 2, max_corruptions: 1 });
+  a.send({ type: 'ACTIVATION_FAILED', reason: 'x' });
+  a.send({ type: 'ACTIVATION_FAILED', reason: 'y' });
+  assert.equal(a.state(), 'degraded');
+  a.send({ type: 'ACTIVATION_SUCCEEDED' });
+  assert.equal(a.state(), 'healthy');
+  const c = startNodeHealth(clock, { max_activation_failures: 2, max_corruptions: 1 });
+  c.send({ type: 'CORRUPTION_DETECTED', object_id: 'o' });
+  assert.equal(c.state(), 'degraded');
+  c.send({ type: 'ACTIVATION_SUCCEEDED' });
+  assert.equal(c.state(), 'degraded', 'an unrepaired object still needs a repair');
+  c.send({ type: 'REPAIR_SUCCEEDED' });
+  assert.equal(c.state(), 'healthy');
+  const s = startNodeHealth(clock, {});
+  s.send({ type: 'ACTOR_STOPPED', actor: 'ingest' });
+  assert.equal(s.state(), 'degraded');
+  s.send({ type: 'PROBE_SUCCEEDED' });
+  s.send({ type: 'ACTIVATION_SUCCEEDED' });
+  assert.equal(s.state(), 'degraded', 'a stopped actor needs a restart');
+});

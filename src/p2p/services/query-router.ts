@@ -50,8 +50,22 @@ export class QueryRouter {
       active_commit_seq_high: h.active_commit_seq_high as number,
       generation_id: typeof h.generation_id === 'string' ? h.generation_id : null,
       artifact_manifest_id: typeof h.artifact_manifest_id === 'string' ? h.artifact_manifest_id : null,
+      repairing: Array.isArray(h.repairing)
+        ? h.repairing
+            .filter((x): x is string => typeof x === 'string' && /^[0-9a-f]{64}$/.test(x))
+            .slice(0, 16)
+        : [],
       seen_ms: this.c.clock.monotonicMs(),
     });
+  }
+
+  /** What each member last said of itself: health, lag, draining, repairs in progress. */
+  members(): Record<string, Omit<PeerState, 'seen_ms'> & { age_ms: number }> {
+    const now = this.c.clock.monotonicMs();
+    const out: Record<string, Omit<PeerState, 'seen_ms'> & { age_ms: number }> = {};
+    for (const [p, { seen_ms, ...s }] of [...this.peers.entries()].sort())
+      out[p] = { ...s, age_ms: now - seen_ms };
+    return out;
   }
 
   /** Writers do not poll heads for sync; they ask peers for their routing state here. */

@@ -42,7 +42,12 @@ export class WriterReplication {
     this.t = topics(opts.cluster, c.shard);
     // Per-peer state lives only while the peer is connected: a departed peer's acks stop counting.
     c.transport.onPeer((peer, event) => {
-      if (event !== 'disconnect') return;
+      if (event === 'connect') {
+        // A peer that (re)connects gets what it missed at once: commits made while it was away
+        // (waiting for a quorum, perhaps) are pushed and acknowledged without another write.
+        if (!this.stopped && c.log.commitSeqHigh > 0) this.enqueueReplica(peer, c.log.commitSeqHigh);
+        return;
+      }
       this.acked.delete(peer);
       this.cursor.delete(peer);
       this.replicaChains.delete(peer);
