@@ -32,6 +32,8 @@ commands:
   node start --data DIR --http HOST:PORT   run a node (HTTP API; see docs/http.md)
   cluster-key FILE                    write a new cluster pre-shared key (libp2p pnet)
   http-token FILE                     write a new HTTP bearer token (for --http-token)
+  admin-key FILE                      write an operator admin key (prints its public_key for --admin-pub)
+  promote --http URL --admin-key FILE make the node at URL the writer of the next epoch (failover)
   sim --seed N [--nodes K] [--steps S] [--faults LIST] [--json]   deterministic cluster simulation
   sim --swarm --seeds M               many seeds with varied configurations; lists failing seeds
   demo                                the README's main job (npm start)`;
@@ -398,6 +400,8 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   repair: cmdRepair,
   'cluster-key': cmdClusterKey,
   'http-token': cmdHttpToken,
+  'admin-key': async (argv) => (await import('./admin-cmd.ts')).cmdAdminKey(argv),
+  promote: async (argv) => (await import('./admin-cmd.ts')).cmdPromote(argv),
   sim: cmdSim,
   demo: async (argv) => (await import('./demo.ts')).runDemo(argv),
   node: async (argv) => (await import('./node-cmd.ts')).cmdNode(argv),

@@ -13,7 +13,7 @@ import type { BootstrapProgress } from '../p2p/cluster-options.ts';
 import { intFlag, parse, requireFlag, UsageError } from './args.ts';
 
 export const NODE_START_USAGE =
-  'fsmesh node start --data DIR --http HOST:PORT [--listen /ip4/127.0.0.1/tcp/PORT] [--seed MULTIADDR ...] [--role writer|replica] [--cluster-key FILE] [--trusted-writer PEER_ID] [--cluster NAME] [--durability local|quorum] [--members N|PEER_ID,...] [--name NAME] [--shard S] [--fsync per_commit|group] [--group-commit-ms N] [--batch-max-commits N] [--build-interval-ms N] [--scrub-interval-ms N] [--trace none|console|OTLP_URL] [--http-token FILE] [--http-allowed-hosts NAME,...] [--insecure] [--max-replica-lag-commits N] [--route-lag-commits N] [--quiet]';
+  'fsmesh node start --data DIR --http HOST:PORT [--listen /ip4/127.0.0.1/tcp/PORT] [--seed MULTIADDR ...] [--role writer|replica] [--cluster-key FILE] [--trusted-writer PEER_ID] [--cluster NAME] [--durability local|quorum] [--members N|PEER_ID,...] [--name NAME] [--shard S] [--fsync per_commit|group] [--group-commit-ms N] [--batch-max-commits N] [--build-interval-ms N] [--scrub-interval-ms N] [--trace none|console|OTLP_URL] [--http-token FILE] [--http-allowed-hosts NAME,...] [--insecure] [--max-replica-lag-commits N] [--route-lag-commits N] [--admin-pub HEX] [--quiet]';
 
 export function parseHostPort(v: string, flag: string): { host: string; port: number } {
   const m = /^([^:]+):(\d{1,5})$/.exec(v);
@@ -48,6 +48,7 @@ const NODE_START_FLAGS = {
   insecure: { type: 'boolean' },
   'max-replica-lag-commits': { type: 'string' },
   'route-lag-commits': { type: 'string' },
+  'admin-pub': { type: 'string' },
 } as const;
 
 type Flags = Record<string, string | string[] | boolean | undefined>;
@@ -177,6 +178,11 @@ function planNodeStart(v: Flags): {
     quorumByCount: durability === 'quorum' && members.member_ids === undefined && members.members > 1,
     insecure: v.insecure === true,
   });
+  const adminPub = v['admin-pub'] as string | undefined;
+  if (adminPub !== undefined && !/^[0-9a-f]{64}$/.test(adminPub))
+    throw new UsageError(
+      '--admin-pub: expected 64 hex digits (the public_key `fsmesh admin-key FILE` prints)',
+    );
   const allowedHosts =
     typeof v['http-allowed-hosts'] === 'string' ? v['http-allowed-hosts'].split(',') : undefined;
   const trace = parseTrace(v.trace as string | undefined);
@@ -206,6 +212,7 @@ function planNodeStart(v: Flags): {
         fetch_peers: int('fetch-peers', 1),
         max_replica_lag_commits: int('max-replica-lag-commits', 0),
         route_lag_commits: int('route-lag-commits', 0),
+        admin_pub: adminPub,
         onProgress: v.quiet ? undefined : printBootstrapProgress,
       }
     : undefined;

@@ -10,6 +10,7 @@
  *   quarantine/            divergent manifests kept aside for inspection (§8.4)
  *   trusted-writer         the pinned writer peer id (replicas, trust on first use)
  *   known-peers            addresses of peers learned while running, redialled after a restart
+ *   writer-handover        the admin-signed handover (failover) this node follows: writer and epoch
  *   node.key               the node's libp2p identity (ed25519, protobuf)
  *   node.json              reserved (accepted in a pre-FORMAT directory)
  */
@@ -24,6 +25,7 @@ export const DATA_DIR = {
   quarantine_dir: 'quarantine',
   trusted_writer_file: 'trusted-writer',
   known_peers_file: 'known-peers',
+  writer_handover_file: 'writer-handover',
   node_key_file: 'node.key',
   node_json_file: 'node.json',
 } as const;

@@ -230,6 +230,10 @@ async function writeRoute(
       },
     };
   }
+  if (p === '/v1/admin/promote/prepare' && req.method === 'POST')
+    return { status: 200, body: await node.preparePromotion() };
+  if (p === '/v1/admin/promote' && req.method === 'POST')
+    return { status: 200, body: await node.promote(parseJsonBody(await readBody(req, 4096))) };
   if (p === '/v1/admin/drain' && req.method === 'POST') {
     const body = parseJsonBody(await readBody(req, 4096));
     if (typeof body?.draining !== 'boolean')

@@ -41,7 +41,7 @@ export async function createNode(config: NodeConfig): Promise<FsmeshNode> {
   if (problems.length)
     throw new FsmeshError('invalid_input', `invalid node config: ${problems.join('; ')}`, { problems });
   const local = await openLocalNode(config);
-  const { engine, events, metrics, health, services, timers, name, shard, role } = local;
+  const { engine, events, metrics, health, services, timers, name, shard } = local;
   const deps = actorDeps(config, local);
   const actors = spawnActors(config, deps);
   const { ingest, builder, repair, query, repairQueue, crashes, supervisor, ownSystem } = actors;
@@ -58,7 +58,14 @@ export async function createNode(config: NodeConfig): Promise<FsmeshNode> {
     if (opts.min_commit_seq !== undefined) await strictWait(opts);
     return actors.query.ask<SearchResult>({ type: 'search', opts });
   };
-  const components = nodeComponents(local, searchLocal, () => repairQueue.stats().under_repair);
+  const setRole = (r: 'writer' | 'replica') => {
+    if (r === local.role) return;
+    local.role = r;
+    deps.role = r;
+    // A new writer builds what its log holds beyond the active generation right away (§8.3).
+    if (r === 'writer') builder.tell({ type: 'build' });
+  };
+  const components = nodeComponents(local, searchLocal, () => repairQueue.stats().under_repair, setRole);
   for (const factory of config.services ?? []) services.push(factory(components));
   const byName = new Map(services.map((s) => [s.name, s]));
   invariant(byName.size === services.length, 'service names are unique');
@@ -85,7 +92,7 @@ export async function createNode(config: NodeConfig): Promise<FsmeshNode> {
     throw err;
   }
   // §8.3: commits after the active generation's watermark (a crash mid-build) are built now.
-  if (role === 'writer' && engine.log.commitSeqHigh > (active0?.commit_seq_high ?? 0))
+  if (local.role === 'writer' && engine.log.commitSeqHigh > (active0?.commit_seq_high ?? 0))
     builder.tell({ type: 'build' });
 
   return nodeApi({ local, deps, actors, services: byName, components, stop });
@@ -100,11 +107,18 @@ function nodeApi(n: {
   components: NodeComponents;
   stop: () => Promise<void>;
 }): FsmeshNode {
-  const { engine, events, metrics, health, name, shard, role } = n.local;
+  const { engine, events, metrics, health, name, shard } = n.local;
   const { ingest, builder, repair, query, repairQueue, crashes, supervisor } = n.actors;
   const { deps, stop } = n;
   const services = [...n.services.values()];
   const byName = n.services;
+  const clusterOp = async (op: (s: NodeService) => Promise<unknown> | undefined) => {
+    for (const s of services) {
+      const r = op(s);
+      if (r) return r;
+    }
+    throw new FsmeshError('conflict', 'this node is not in a cluster: nothing to promote');
+  };
   const refuseWhileDraining = () => {
     if (n.local.draining)
       throw new FsmeshError(
@@ -157,7 +171,7 @@ function nodeApi(n: {
       return { ...r, served_by: services.find((s) => s.selfId)?.selfId?.() ?? name };
     },
     status: () =>
-      buildNodeStatus({ name, shard, role, engine, health, repairQueue, crashes }, [
+      buildNodeStatus({ name, shard, role: n.local.role, engine, health, repairQueue, crashes }, [
         ingest,
         builder,
         repair,
@@ -168,10 +182,12 @@ function nodeApi(n: {
       const stopped = health.context().stopped_actors;
       if (stopped.length) return { ready: false, reason: `actor ${stopped.join(', ')} stopped` };
       if (n.local.draining) return { ready: false, reason: 'draining' };
-      if (role === 'writer' || engine.generations.active) return { ready: true, reason: null };
+      if (n.local.role === 'writer' || engine.generations.active) return { ready: true, reason: null };
       if (services.some((s) => s.confirmsEmptyCluster?.())) return { ready: true, reason: null };
       return { ready: false, reason: 'no active generation yet (bootstrapping)' };
     },
+    preparePromotion: () => clusterOp((s) => s.preparePromotion?.()),
+    promote: (signed) => clusterOp((s) => s.promote?.(signed)),
     setDraining: (d) => {
       n.local.draining = d;
       events.emit(d ? 'drain_started' : 'drain_stopped', {});
@@ -325,9 +341,11 @@ function nodeComponents(
   n: LocalNode,
   searchLocal: (opts: SearchOptions & ReadOptions) => Promise<SearchResult>,
   repairing: () => string[],
+  setRole: (r: 'writer' | 'replica') => void,
 ): NodeComponents {
   const { engine } = n;
   return {
+    setRole,
     searchLocal,
     routingState: () => ({
       health: n.health.state(),
@@ -339,7 +357,9 @@ function nodeComponents(
     }),
     name: n.name,
     shard: n.shard,
-    role: n.role,
+    get role() {
+      return n.role; // changes on failover
+    },
     clock: n.timers.clock,
     random: n.runtime.random,
     storage: n.runtime.storage,

@@ -36,6 +36,9 @@ export interface FsmeshNode {
    * replica: it has an active generation, or the writer confirmed none exists yet. Not while draining.
    */
   readiness(): { ready: boolean; reason: string | null };
+  /** Failover (docs/protocols.md §failover): delegated to the cluster service. */
+  preparePromotion(): Promise<unknown>;
+  promote(signed: unknown): Promise<unknown>;
   /** Draining: reads are routed away and a draining writer refuses writes (`/v1/admin/drain`). */
   setDraining(draining: boolean): void;
   readonly draining: boolean;

@@ -36,6 +36,8 @@ export interface NodeComponents {
   health: NodeHealth;
   /** Raise the highest generation known in the cluster (query skew metric). */
   noteLatestGeneration(generation_seq: number): void;
+  /** Failover moved the writer role: the node's actors follow (ingest accepted or refused, builds). */
+  setRole(role: 'writer' | 'replica'): void;
   /** Serve a search here, never forwarded (a routed query arriving from a peer). */
   searchLocal(opts: SearchOptions & ReadOptions): Promise<SearchResult>;
   /** This node's state as peers see it for routing: health, draining, active commit. */
@@ -75,6 +77,10 @@ export interface NodeService {
   routeSearch?(opts: SearchOptions & ReadOptions, local: RoutingState): Promise<RoutedResult | null>;
   /** Who serves locally, as peers know this node (its peer id). */
   selfId?(): string;
+  /** Failover, step 1: collect a majority's commits; what the admin key must sign. */
+  preparePromotion?(): Promise<unknown>;
+  /** Failover, step 2: install an admin-signed handover naming this node. */
+  promote?(signed: unknown): Promise<unknown>;
 }
 
 export type ServiceFactory = (components: NodeComponents) => NodeService;

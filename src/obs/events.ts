@@ -30,6 +30,8 @@ export const OPERATION_EVENTS = [
   'drain_stopped',
   'write_backpressure_engaged',
   'write_backpressure_released',
+  'writer_handover',
+  'log_suffix_truncated',
 ] as const;
 /** What recovery at open and the protection of sealed log segments did (beyond §9). */
 export const RECOVERY_EVENTS = [

@@ -25,6 +25,8 @@ export interface ClusterOptions {
    * needs lag more than this many commits behind the writer. Absent: no backpressure.
    */
   max_replica_lag_commits?: number;
+  /** The operator's admin public key (32 bytes hex): handovers it signs move the writer role. */
+  admin_pub?: string;
   /** Peer ids named in the seed multiaddrs: the only peers trusted on first use as the writer. */
   seed_peer_ids?: string[];
   trusted_writer?: string;

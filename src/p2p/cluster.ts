@@ -6,7 +6,7 @@
  * libp2p in production, the simulator's network under simulation.
  */
 import type { PrivateKey } from '@libp2p/interface';
-import { invariant } from '../core/errors.ts';
+import { FsmeshError, invariant } from '../core/errors.ts';
 import type { RepairDescriptor } from '../core/manifest.ts';
 import type { ReadOptions } from '../engine/local-engine.ts';
 import type {
@@ -20,9 +20,16 @@ import type { TimerHandle, Transport } from '../runtime/index.ts';
 import type { SearchOptions } from '../search/searcher.ts';
 import type { AppendAck } from '../storage/capsule-log.ts';
 import { type ClusterOptions, clusterOptions } from './cluster-options.ts';
+import {
+  checkHandover,
+  decodeSignedHandover,
+  encodeSignedHandover,
+  type SignedHandover,
+} from './handover.ts';
 import { loadOrCreateIdentity } from './identity.ts';
 import { topics } from './protocols.ts';
 import { ConnectionKeeper } from './services/connection-keeper.ts';
+import { Failover, type PromotionPlan } from './services/failover.ts';
 import { Membership } from './services/membership.ts';
 import { serveProtocols } from './services/protocol-server.ts';
 import { QueryRouter } from './services/query-router.ts';
@@ -55,6 +62,8 @@ export class ClusterService implements NodeService {
   private readonly cfg: ClusterServiceConfig;
   private net: Transport | null = null;
   private membership: Membership | null = null;
+  private failover: Failover | null = null;
+  private key: PrivateKey | null = null;
   private writer: WriterReplication | null = null;
   private replica: ReplicaSync | null = null;
   private timer: TimerHandle | null = null;
@@ -72,6 +81,7 @@ export class ClusterService implements NodeService {
       seed_peer_ids: cfg.seed_peer_ids ?? (cfg.seeds ?? []).map((s) => s.split('/p2p/')[1]).filter(Boolean),
     });
     invariant(this.opts.role === c.role, 'the cluster role is the node role');
+    this.opts.admin_pub = cfg.admin_pub;
   }
 
   get transport(): Transport {
@@ -82,14 +92,49 @@ export class ClusterService implements NodeService {
   async start(): Promise<void> {
     const { c, opts } = this;
     const key = this.cfg.private_key ?? (await loadOrCreateIdentity(c.storage));
+    this.key = key;
     this.net = this.cfg.transport ?? (await this.libp2p(key));
     const transport = this.net;
-    const keeper = new ConnectionKeeper({ ...c, transport }, this.cfg.seeds ?? []);
-    this.keeper = keeper;
+    this.keeper = new ConnectionKeeper({ ...c, transport }, this.cfg.seeds ?? []);
     const membership = new Membership({ ...c, transport }, opts);
     this.membership = membership;
     await membership.load();
-    const router = new QueryRouter(
+    const failover = new Failover(
+      { ...c, transport, setRole: (r, w) => this.setRole(r, w), stopped: () => this.stopped },
+      opts,
+    );
+    this.failover = failover;
+    // The newest handover this node followed decides who writes, whatever the start-up flags say.
+    const h = await failover.load();
+    if (h) {
+      membership.trusted = h.handover.writer;
+      opts.role = h.handover.writer === transport.peerId ? 'writer' : 'replica';
+      if (opts.role !== c.role) c.setRole(opts.role);
+    }
+    this.router = this.makeRouter(transport, membership);
+    this.startRole();
+    serveProtocols({
+      ...c,
+      transport,
+      role: () => opts.role,
+      trustedWriter: () => membership.trusted,
+      currentRecord: () => this.writer?.currentRecord() ?? membership.latest,
+      handover: () => failover.current,
+    });
+    this.subscribe(transport, membership);
+    await transport.start();
+    await this.keeper.start();
+    this.offEvents = c.events.on((e) => {
+      // Never after stop: the transport is gone (an unhandled rejection here killed a process).
+      if (e.event === 'generation_activation_succeeded' && !this.stopped && this.writer)
+        void this.writer.announce().catch(() => {});
+    });
+    this.tick();
+  }
+
+  private makeRouter(transport: Transport, membership: Membership): QueryRouter {
+    const { c } = this;
+    return new QueryRouter(
       {
         ...c,
         transport,
@@ -99,50 +144,97 @@ export class ClusterService implements NodeService {
           this.writer
             ? c.generations.retained.some((r) => r.generation_id === gid && r.artifact_manifest_id === mid)
             : membership.isTrustedManifest(gid, mid),
+        onHead: (h) => void this.failover?.offer(h.handover).catch(() => {}),
       },
       this.cfg.route_lag_commits,
     );
-    this.router = router;
-    if (opts.role === 'writer') this.writer = new WriterReplication({ ...c, transport, key }, opts);
-    else
-      this.replica = new ReplicaSync(
-        {
-          ...c,
-          transport,
-          membership,
-          learnPeer: (a) => keeper.learn(a),
-          observePeer: (p, h) => router.observe(p, h),
+  }
+
+  /** The role's own service: writer replication, or replica sync. */
+  private startRole(): void {
+    const { c, opts } = this;
+    const transport = this.net!;
+    const membership = this.membership!;
+    if (opts.role === 'writer') {
+      membership.trusted = transport.peerId;
+      this.writer = new WriterReplication({ ...c, transport, key: this.key! }, opts);
+      return;
+    }
+    this.replica = new ReplicaSync(
+      {
+        ...c,
+        transport,
+        membership,
+        learnPeer: (a) => this.keeper?.learn(a),
+        observePeer: (p, h) => {
+          this.router?.observe(p, h);
+          void this.failover?.offer(h.handover).catch(() => {});
         },
-        opts,
-      );
-    const { writer, replica } = this;
-    serveProtocols({
-      ...c,
-      transport,
-      role: opts.role,
-      trustedWriter: () => membership.trusted,
-      currentRecord: () => writer?.currentRecord() ?? membership.latest,
-    });
-    const t = topics(opts.cluster, c.shard);
+      },
+      opts,
+    );
+  }
+
+  /** Failover moved the writer role: swap the role's service and the node's actors. */
+  private async setRole(role: 'writer' | 'replica', writer: string): Promise<void> {
+    const membership = this.membership!;
+    if (membership.trusted !== writer) membership.follow(writer);
+    if (role === this.opts.role) return;
+    if (this.writer) this.writer.stopped = true;
+    this.replica?.stop();
+    this.writer = null;
+    this.replica = null;
+    this.opts.role = role;
+    this.c.setRole(role);
+    this.startRole();
+  }
+
+  private subscribe(transport: Transport, membership: Membership): void {
+    const t = topics(this.opts.cluster, this.c.shard);
     transport.subscribe(
       t.manifests,
-      (m) => void replica?.onRecord(m.data, m.from).catch(() => {}),
+      (m) => void this.replica?.onRecord(m.data, m.from).catch(() => {}),
       async (m) => ((await membership.checkRecord(m.data)) ? 'accept' : 'reject'),
     );
     transport.subscribe(
       t.heads,
-      (m) => replica?.onHead(m.data, m.from),
+      (m) => this.replica?.onHead(m.data, m.from),
       (m) => (m.data.length <= 512 ? 'accept' : 'reject'),
     );
-    await transport.start();
-    await keeper.start();
-    if (writer)
-      this.offEvents = c.events.on((e) => {
-        // Never after stop: the transport is gone (an unhandled rejection here killed a process).
-        if (e.event === 'generation_activation_succeeded' && !this.stopped)
-          void writer.announce().catch(() => {});
-      });
-    this.tick();
+    transport.subscribe(
+      t.handover,
+      (m) => void this.failover?.offer(parseHandover(m.data)).catch(() => {}),
+      async (m) => {
+        const s = parseHandover(m.data);
+        return s && (await this.failover!.valid(s)) ? 'accept' : 'reject';
+      },
+    );
+  }
+
+  /** Promotion, step 1 (`POST /v1/admin/promote/prepare`). */
+  preparePromotion(): Promise<PromotionPlan> {
+    if (!this.failover) throw new FsmeshError('unavailable', 'the cluster service is not running');
+    if (!this.opts.admin_pub)
+      throw new FsmeshError(
+        'conflict',
+        'failover needs --admin-pub on every node (the admin key signs handovers)',
+      );
+    return this.failover.prepare();
+  }
+
+  /** Promotion, step 2 (`POST /v1/admin/promote`): install the signed handover and announce it. */
+  async promote(signed: unknown): Promise<{ writer: string; epoch: number; commit_seq_high: number }> {
+    if (!this.failover || !this.net)
+      throw new FsmeshError('unavailable', 'the cluster service is not running');
+    const s = checkHandover(signed as SignedHandover);
+    await this.failover.promote(s);
+    const t = topics(this.opts.cluster, this.c.shard);
+    await this.net.publish(t.handover, encodeSignedHandover(s)).catch(() => {});
+    return {
+      writer: s.handover.writer,
+      epoch: s.handover.epoch,
+      commit_seq_high: s.handover.commit_seq_high,
+    };
   }
 
   private async libp2p(key: PrivateKey): Promise<Transport> {
@@ -177,7 +269,7 @@ export class ClusterService implements NodeService {
     if (this.stopped) return;
     const run = this.writer
       ? Promise.all([this.writer.announce(), this.router!.pollPeers()])
-      : this.replica!.pollHeads();
+      : (this.replica?.pollHeads() ?? Promise.resolve());
     void run
       .catch(() => {})
       .finally(() => {
@@ -242,8 +334,18 @@ export class ClusterService implements NodeService {
       writer_commit_seq_high: writerHigh,
       lag_commits: Math.max(0, writerHigh - (this.c.generations.active?.commit_seq_high ?? 0)),
       durability: this.opts.durability,
+      role: this.opts.role,
+      epoch: this.failover?.epoch ?? 0,
       // Each member's health, lag, draining flag and repairs in progress, as it last told us.
       members: this.router?.members() ?? {},
     };
+  }
+}
+
+function parseHandover(data: Uint8Array): SignedHandover | null {
+  try {
+    return decodeSignedHandover(data);
+  } catch {
+    return null;
   }
 }

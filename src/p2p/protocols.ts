@@ -16,6 +16,7 @@ export const PROTO = {
 export const topics = (cluster: string, shard: string) => ({
   manifests: `/fsmesh/${cluster}/${shard}/manifests/1`,
   heads: `/fsmesh/${cluster}/${shard}/heads/1`,
+  handover: `/fsmesh/${cluster}/${shard}/handover/1`,
 });
 
 export const MAX_SYMBOLS_PER_REQUEST = 1024;

@@ -437,6 +437,42 @@ export class CapsuleLog {
     for (const p of all) p.reject(e);
   }
 
+  /**
+   * Failover (docs/protocols.md §failover): keep the history up to `commitSeq` and cut the rest —
+   * a suffix the new writer's signed handover says was never acknowledged by a quorum. Only with no
+   * append in flight (the node is, or becomes, a replica). Durable: files cut and fsync'd.
+   */
+  async truncateAfter(commitSeq: number): Promise<{ removed: number }> {
+    invariant(this.queue.length === 0 && !this.flushing, 'no append in flight while truncating');
+    invariant(commitSeq >= 0 && commitSeq <= this.durableSeq, 'truncation point inside the durable log');
+    const removed = this.durableSeq - commitSeq;
+    if (removed === 0) return { removed };
+    const first = this.locs[commitSeq]; // the first record to remove
+    const keep = this.segments.findIndex((s) => s.name === first.segment);
+    invariant(keep >= 0, 'the record to cut lies in a known segment');
+    await this.handle?.close();
+    this.handle = null;
+    for (const s of this.segments.slice(keep + 1)) {
+      await this.storage.remove(`${LOG_DIR}/${s.name}`);
+      await this.storage.remove(`${LOG_DIR}/${s.name}.id`);
+    }
+    const seg = this.segments[keep];
+    // A cut sealed segment is no longer the protected object it was recorded as.
+    await this.storage.remove(`${LOG_DIR}/${seg.name}.id`);
+    await this.storage.truncate(`${LOG_DIR}/${seg.name}`, first.offset);
+    await this.storage.syncDir(LOG_DIR);
+    this.segments = this.segments.slice(0, keep + 1);
+    this.locs.length = commitSeq;
+    for (const [k, v] of this.idempotency) if (v.commit_seq > commitSeq) this.idempotency.delete(k);
+    this.headSeq = this.durableSeq = commitSeq;
+    this.headMarkerId = this.durableMarkerId = commitSeq
+      ? this.locs[commitSeq - 1].marker_id
+      : GENESIS_MARKER_ID;
+    this.handle = await this.storage.openAppend(`${LOG_DIR}/${seg.name}`);
+    invariant(this.locs.length === this.headSeq, 'one record location per commit_seq');
+    return { removed };
+  }
+
   /** Read one durable record. */
   async read(commitSeq: number): Promise<{
     marker: CommitMarker;

@@ -124,6 +124,22 @@ export class Membership {
     return true;
   }
 
+  /**
+   * Failover: trust `writer` from now on (persisted). Records seen from the former writer no
+   * longer decide divergence: the new writer's history is the truth from here.
+   */
+  follow(writer: string): void {
+    this.trusted = writer;
+    this.seen.clear();
+    this.latest = null;
+    this.writer_head = 0;
+    void writeFileAtomic(
+      this.c.storage,
+      DATA_DIR.trusted_writer_file,
+      new TextEncoder().encode(`${writer}\n`),
+    ).catch(() => {});
+  }
+
   /** A generation record of the trusted writer named exactly this manifest. */
   isTrustedManifest(generation_id: string, artifact_manifest_id: string): boolean {
     return this.seen.get(generation_id) === artifact_manifest_id;

@@ -9,6 +9,7 @@ import { FsmeshError } from '../../core/errors.ts';
 import { decodeMarker, encodeMarker, MARKER_BYTES } from '../../core/marker.ts';
 import type { NodeComponents, RoutingState } from '../../node/services.ts';
 import type { Transport } from '../../runtime/index.ts';
+import type { SignedHandover } from '../handover.ts';
 import {
   jsonFrame,
   MAX_CAPSULES_PER_REQUEST,
@@ -21,13 +22,15 @@ import type { SignedRecord } from '../records.ts';
 
 export type ProtocolServerComponents = Pick<NodeComponents, 'log' | 'objects' | 'symbols' | 'metrics'> & {
   transport: Transport;
-  role: 'writer' | 'replica';
+  /** The node's role now (it changes on failover). */
+  role(): 'writer' | 'replica';
   /** The writer we trust (replicas), for head answers and to refuse foreign replication. */
   trustedWriter(): string | null;
   /** The signed record of the generation we would hand a new peer. */
   currentRecord(): SignedRecord | null;
   /** Health, draining, active commit: what peers route queries by. */
   routingState(): RoutingState;
+  handover(): SignedHandover | null;
 };
 
 export function serveProtocols(c: ProtocolServerComponents): void {
@@ -39,7 +42,9 @@ export function serveProtocols(c: ProtocolServerComponents): void {
       ...c.routingState(),
       record: c.currentRecord(),
       // The shard writer says so; the stream is authenticated, so `writer === peer` cannot be forged.
-      writer: c.role === 'writer' ? transport.peerId : c.trustedWriter(),
+      writer: c.role() === 'writer' ? transport.peerId : c.trustedWriter(),
+      // Failover: the newest signed handover this node knows, so every peer learns it (anti-entropy).
+      handover: c.handover(),
       // Peer exchange: replicas learn each other, so symbols can come from several peers.
       peers: (await transport.peerAddrs())
         .filter((a) => a.startsWith('/ip') || a.startsWith('/sim'))
@@ -64,7 +69,7 @@ export function serveProtocols(c: ProtocolServerComponents): void {
     return out;
   });
   transport.handle(PROTO.replicate, async (req, from) => {
-    if (c.role !== 'replica') throw new FsmeshError('conflict', 'not a replica');
+    if (c.role() !== 'replica') throw new FsmeshError('conflict', 'not a replica');
     // Only the shard's trusted writer may extend our log (found by the simulator: an empty
     // replica would otherwise accept a rogue writer's chain starting at genesis).
     const trusted = c.trustedWriter();

@@ -19,6 +19,8 @@ export type QueryRouterComponents = Pick<NodeComponents, 'clock' | 'searchLocal'
   writerHead(): number;
   /** Only a member serving a generation the trusted writer signed may answer for us. */
   isTrustedGeneration(generation_id: string, artifact_manifest_id: string): boolean;
+  /** Every head answer polled here (a writer learns handovers this way). */
+  onHead?(head: Record<string, unknown>): void;
 };
 
 interface PeerState extends RoutingState {
@@ -76,7 +78,9 @@ export class QueryRouter {
           timeout_ms: CLUSTER_DEFAULTS.head_request_timeout_ms,
           max_response_bytes: 64 << 10,
         });
-        this.observe(p, parseJsonFrame<Partial<RoutingState>>(f, 'head response'));
+        const h = parseJsonFrame<Record<string, unknown>>(f, 'head response');
+        this.observe(p, h as Partial<RoutingState>);
+        this.c.onHead?.(h);
       } catch {
         // unreachable or not speaking the protocol: its state ages out
       }

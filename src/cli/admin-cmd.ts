@@ -1,0 +1,73 @@
+/**
+ * Operator commands for failover (docs/protocols.md §failover):
+ *   fsmesh admin-key FILE                           an ed25519 admin key, kept off the cluster
+ *   fsmesh promote --http URL --admin-key FILE      make the node at URL the writer of epoch e+1
+ */
+import * as fs from 'node:fs';
+import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys';
+import { toHex } from '../core/bytes.ts';
+import { FsmeshError } from '../core/errors.ts';
+import { signHandover } from '../p2p/handover.ts';
+import { parse, requireFlag, UsageError } from './args.ts';
+
+export async function cmdAdminKey(argv: string[]): Promise<number> {
+  const usage = 'fsmesh admin-key FILE';
+  const a = parse(argv, {}, usage);
+  if (a.positionals.length !== 1) throw new UsageError(`usage: ${usage}`);
+  const key = await generateKeyPair('Ed25519');
+  fs.writeFileSync(a.positionals[0], privateKeyToProtobuf(key), { mode: 0o600, flag: 'wx' });
+  process.stdout.write(`${JSON.stringify({ public_key: toHex(key.publicKey.raw) })}\n`);
+  return 0;
+}
+
+async function post(url: string, body: unknown, token: string | undefined): Promise<any> {
+  const r = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout(120_000),
+  });
+  const json: any = await r.json().catch(() => null);
+  if (r.status !== 200)
+    throw new FsmeshError(
+      'conflict',
+      `${url}: ${r.status} ${json?.error?.code ?? ''} ${json?.error?.message ?? ''}`.trim(),
+    );
+  return json;
+}
+
+export async function cmdPromote(argv: string[]): Promise<number> {
+  const usage = 'fsmesh promote --http URL --admin-key FILE [--http-token FILE]';
+  const a = parse(
+    argv,
+    { http: { type: 'string' }, 'admin-key': { type: 'string' }, 'http-token': { type: 'string' } },
+    usage,
+  );
+  const url = requireFlag(a.values.http as string | undefined, 'http', usage).replace(/\/$/, '');
+  const keyFile = requireFlag(a.values['admin-key'] as string | undefined, 'admin-key', usage);
+  let key: Awaited<ReturnType<typeof generateKeyPair>>;
+  try {
+    key = privateKeyFromProtobuf(fs.readFileSync(keyFile)) as typeof key;
+  } catch (err) {
+    throw new UsageError(`--admin-key: cannot read ${keyFile}: ${(err as Error).message}`);
+  }
+  const tokenFile = a.values['http-token'] as string | undefined;
+  const token = tokenFile ? fs.readFileSync(tokenFile, 'utf8').trim() : undefined;
+  // 1. The node collects missing commits from a majority and says what to sign.
+  const plan = await post(`${url}/v1/admin/promote/prepare`, {}, token);
+  // 2. The admin key signs exactly that history; the node installs it and tells everyone.
+  const signed = await signHandover(key, {
+    format: 1,
+    cluster: plan.cluster,
+    shard: plan.shard,
+    epoch: plan.epoch,
+    writer: plan.writer,
+    commit_seq_high: plan.commit_seq_high,
+    head_marker_id: plan.head_marker_id,
+  });
+  const done = await post(`${url}/v1/admin/promote`, signed, token);
+  process.stdout.write(
+    `${JSON.stringify({ writer: done.writer, epoch: done.epoch, commit_seq_high: done.commit_seq_high })}\n`,
+  );
+  return 0;
+}

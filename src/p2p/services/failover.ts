@@ -1,0 +1,210 @@
+/**
+ * Writer failover (docs/protocols.md §failover). The operator's admin key signs a handover
+ * `{cluster, shard, epoch, writer, commit_seq_high, head_marker_id}`; every node started with
+ * `--admin-pub` follows the valid handover with the highest epoch:
+ *  - the named writer becomes (or stays) the writer, everybody else a replica of it;
+ *  - a log longer than `commit_seq_high` keeps exactly that prefix (it must end at
+ *    `head_marker_id`): the rest was never acknowledged by a quorum — the new writer collected the
+ *    longest log of a majority before the handover was signed — and is cut (`log_suffix_truncated`);
+ *  - an active generation built from cut commits is rolled back through the gate.
+ * Promotion is two steps, so the record signs exactly the history the new writer holds:
+ * `prepare` (collect missing commits from a majority of members) then `promote` (install the record).
+ * Manual today; an automatic mode (a lease plus member votes) would produce the same record.
+ */
+import { DATA_DIR } from '../../core/data-dir-layout.ts';
+import { CLUSTER_DEFAULTS } from '../../core/defaults.ts';
+import { FsmeshError } from '../../core/errors.ts';
+import type { NodeComponents } from '../../node/services.ts';
+import { isNotFound, type Transport, writeFileAtomic } from '../../runtime/index.ts';
+import type { ClusterOptions } from '../cluster-options.ts';
+import {
+  checkHandover,
+  decodeSignedHandover,
+  encodeSignedHandover,
+  type SignedHandover,
+  verifyHandover,
+} from '../handover.ts';
+import { jsonFrame, PROTO, parseJsonFrame } from '../protocols.ts';
+import { pullCapsules } from './capsule-replay.ts';
+
+export type FailoverComponents = Pick<
+  NodeComponents,
+  'storage' | 'log' | 'generations' | 'gate' | 'events' | 'shard'
+> & {
+  transport: Transport;
+  /** Switch this node's role (cluster services and actors) to follow the handover. */
+  setRole(role: 'writer' | 'replica', writer: string): Promise<void>;
+  stopped(): boolean;
+};
+
+export interface PromotionPlan {
+  cluster: string;
+  shard: string;
+  writer: string;
+  epoch: number;
+  commit_seq_high: number;
+  head_marker_id: string;
+  members_consulted: number;
+}
+
+export class Failover {
+  private readonly c: FailoverComponents;
+  private readonly opts: ClusterOptions;
+  current: SignedHandover | null = null;
+  private applying: Promise<void> = Promise.resolve();
+
+  constructor(c: FailoverComponents, opts: ClusterOptions) {
+    this.c = c;
+    this.opts = opts;
+  }
+
+  get epoch(): number {
+    return this.current?.handover.epoch ?? 0;
+  }
+
+  /** The handover this node followed last (kept in the data dir across restarts). */
+  async load(): Promise<SignedHandover | null> {
+    try {
+      this.current = decodeSignedHandover(await this.c.storage.readFile(DATA_DIR.writer_handover_file));
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+    return this.current;
+  }
+
+  /** A handover offered by a peer (gossip or a head answer): follow it if valid and newer. */
+  async offer(data: unknown): Promise<boolean> {
+    let s: SignedHandover;
+    try {
+      s = checkHandover(data as SignedHandover);
+    } catch {
+      return false;
+    }
+    if (!(await this.valid(s)) || s.handover.epoch <= this.epoch) return false;
+    await this.follow(s);
+    return true;
+  }
+
+  async valid(s: SignedHandover): Promise<boolean> {
+    return (
+      this.opts.admin_pub !== undefined &&
+      s.handover.cluster === this.opts.cluster &&
+      s.handover.shard === this.c.shard &&
+      (await verifyHandover(s, this.opts.admin_pub))
+    );
+  }
+
+  /**
+   * Step 1 on the node to promote: collect missing commits from a majority of members (so every
+   * quorum-acknowledged commit is in this log) and say what the handover must sign.
+   */
+  async prepare(): Promise<PromotionPlan> {
+    const { transport, log } = this.c;
+    const need = Math.floor(this.opts.members / 2); // besides ourselves
+    const heads: { peer: string; high: number }[] = [];
+    for (const p of transport.peers()) {
+      try {
+        const [f] = await transport.request(p, PROTO.head, jsonFrame({}), {
+          timeout_ms: CLUSTER_DEFAULTS.head_request_timeout_ms,
+          max_response_bytes: 64 << 10,
+        });
+        const h = parseJsonFrame<{ commit_seq_high: number }>(f, 'head response');
+        if (Number.isSafeInteger(h.commit_seq_high)) heads.push({ peer: p, high: h.commit_seq_high });
+      } catch {
+        // an unreachable member does not count toward the majority
+      }
+    }
+    if (heads.length < need)
+      throw new FsmeshError(
+        'unavailable',
+        `promotion needs ${need} other member(s) of ${this.opts.members} to answer, ${heads.length} did: a majority must confirm the history`,
+      );
+    heads.sort((a, b) => b.high - a.high);
+    for (const h of heads) {
+      if (h.high <= log.commitSeqHigh) break;
+      await pullCapsules({ log, transport, stopped: this.c.stopped }, h.peer, h.high).catch(() => {});
+      if (log.commitSeqHigh >= h.high) break;
+    }
+    const active = this.c.generations.active;
+    if (active && log.commitSeqHigh < active.commit_seq_high)
+      throw new FsmeshError(
+        'conflict',
+        `this node's log ends at ${log.commitSeqHigh}, below its active generation (${active.commit_seq_high}): no member supplied the commits; promote another node`,
+      );
+    return {
+      cluster: this.opts.cluster,
+      shard: this.c.shard,
+      writer: transport.peerId,
+      epoch: this.epoch + 1,
+      commit_seq_high: log.commitSeqHigh,
+      head_marker_id: log.headMarker,
+      members_consulted: heads.length,
+    };
+  }
+
+  /** Step 2: install a handover naming this node, signed by the admin key, then announce it. */
+  async promote(s: SignedHandover): Promise<SignedHandover> {
+    checkHandover(s);
+    const h = s.handover;
+    if (!(await this.valid(s)))
+      throw new FsmeshError(
+        'invalid_input',
+        'handover: not signed by the admin key this node trusts (--admin-pub)',
+      );
+    if (h.writer !== this.c.transport.peerId)
+      throw new FsmeshError(
+        'invalid_input',
+        `handover names ${h.writer}, this node is ${this.c.transport.peerId}`,
+      );
+    if (h.epoch <= this.epoch)
+      throw new FsmeshError('conflict', `epoch ${h.epoch} is not above the current ${this.epoch}`);
+    if (h.commit_seq_high !== this.c.log.commitSeqHigh || h.head_marker_id !== this.c.log.headMarker)
+      throw new FsmeshError('conflict', 'the log changed since the promotion was prepared: prepare again');
+    await this.follow(s);
+    return s;
+  }
+
+  /** Follow a valid, newer handover: persist it, cut an unacknowledged suffix, switch roles. */
+  private follow(s: SignedHandover): Promise<void> {
+    const run = this.applying.then(async () => {
+      if (s.handover.epoch <= this.epoch) return;
+      const h = s.handover;
+      const self = this.c.transport.peerId;
+      // Stop writing first (an old writer), then cut what the new history does not contain.
+      if (h.writer !== self) await this.c.setRole('replica', h.writer);
+      await this.cutSuffix(h.commit_seq_high, h.head_marker_id);
+      await writeFileAtomic(this.c.storage, DATA_DIR.writer_handover_file, encodeSignedHandover(s));
+      this.current = s;
+      if (h.writer === self) await this.c.setRole('writer', self);
+      this.c.events.emit('writer_handover', {
+        epoch: h.epoch,
+        writer: h.writer,
+        commit_seq: h.commit_seq_high,
+      });
+    });
+    this.applying = run.catch(() => {});
+    return run;
+  }
+
+  private async cutSuffix(high: number, marker: string): Promise<void> {
+    const { log, gate, generations } = this.c;
+    if (log.commitSeqHigh <= high) return;
+    if ((high === 0 ? log.headMarker : log.markerIdAt(high)) !== marker && high > 0) {
+      this.c.events.emit('manifest_divergence_detected', {
+        commit_seq: high,
+        reason: 'the local log differs from the new writer history below the handover point',
+      });
+      throw new FsmeshError('conflict', `log diverges from the handover history at or below ${high}`);
+    }
+    const { removed } = await log.truncateAfter(high);
+    this.c.events.emit('log_suffix_truncated', {
+      commit_seq: high,
+      removed_commits: removed,
+      epoch: this.epoch + 1,
+    });
+    // A generation built from cut commits is not part of the new history: roll back past it.
+    while ((generations.active?.commit_seq_high ?? 0) > high) await gate.rollback();
+  }
+}
+
+export { encodeSignedHandover };
