@@ -323,7 +323,7 @@ async function cmdHttpToken(argv: string[]): Promise<number> {
 
 async function cmdSim(argv: string[]): Promise<number> {
   const usage =
-    'fsmesh sim --seed N [--nodes K] [--steps S] [--faults LIST] [--json] | fsmesh sim --swarm --seeds M [--first-seed N] [--steps S]';
+    'fsmesh sim --seed N [--nodes K] [--steps S] [--faults LIST] [--durability local|quorum] [--json] | fsmesh sim --swarm --seeds M [--first-seed N] [--steps S]';
   const a = parse(
     argv,
     {
@@ -335,10 +335,14 @@ async function cmdSim(argv: string[]): Promise<number> {
       swarm: { type: 'boolean' },
       seeds: { type: 'string' },
       'first-seed': { type: 'string' },
+      durability: { type: 'string' },
     },
     usage,
   );
-  const { FAULTS, runSimulation, runSwarm } = await import('../../sim/index.ts');
+  const durability = a.values.durability as string | undefined;
+  if (durability !== undefined && durability !== 'local' && durability !== 'quorum')
+    throw new UsageError(`--durability: must be local or quorum, got ${JSON.stringify(durability)}`);
+  const { FAULTS, OPT_IN_FAULTS, runSimulation, runSwarm } = await import('../../sim/index.ts');
   if (a.values.swarm) {
     const seeds = intFlag(a.values.seeds, 'seeds', 1) ?? 20;
     const t0 = performance.now();
@@ -366,11 +370,13 @@ async function cmdSim(argv: string[]): Promise<number> {
   if (a.values.seed === undefined) throw new UsageError(`--seed is required\nusage: ${usage}`);
   const faultList =
     typeof a.values.faults === 'string' ? a.values.faults.split(',').filter(Boolean) : [...FAULTS];
+  const known: readonly string[] = [...FAULTS, ...OPT_IN_FAULTS];
   for (const f of faultList)
-    if (!(FAULTS as readonly string[]).includes(f))
-      throw new UsageError(`--faults: unknown fault ${JSON.stringify(f)} (known: ${FAULTS.join(', ')})`);
+    if (!known.includes(f))
+      throw new UsageError(`--faults: unknown fault ${JSON.stringify(f)} (known: ${known.join(', ')})`);
   const r = await runSimulation({
     seed: intFlag(a.values.seed, 'seed') ?? 1,
+    ...(durability ? { durability: durability as 'local' | 'quorum' } : {}),
     nodes: intFlag(a.values.nodes, 'nodes', 2) ?? 3,
     steps: intFlag(a.values.steps, 'steps', 1) ?? 200,
     faults: faultList as never,
