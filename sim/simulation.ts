@@ -140,9 +140,18 @@ export async function runSimulation(cfg: SimConfig): Promise<SimResult> {
   const adminPub = toHex(adminKey.publicKey.raw);
   let writerIdx = 0;
   let failovers = 0;
+  let currentEpoch = 0;
   const ackedMarkers = new Map<number, string>(); // commit_seq -> marker_id of every acknowledged write
   const isWriter = (s: SimNodeSlot) => s === slots[writerIdx];
   const honest = () => slots.filter((x) => !x.rogue);
+  /** Each node's view of the cluster, for a violation's detail. */
+  const describeNodes = () =>
+    honest()
+      .map((x) => {
+        const st = x.cluster?.status() as Record<string, unknown> | undefined;
+        return `${x.name}${isWriter(x) ? '*' : ''}: ${st ? `role ${st.role} epoch ${st.epoch} trusts ${String(st.trusted_writer).slice(-6)} peers ${(st.peers as string[]).length} log ${x.node?.engine.log.commitSeqHigh}` : 'down'}`;
+      })
+      .join('; ');
   const noteAck = (ack: { commit_seq: number; marker_id: string }) => {
     maxAcked = Math.max(maxAcked, ack.commit_seq);
     ackedMarkers.set(ack.commit_seq, ack.marker_id);
@@ -213,7 +222,12 @@ export async function runSimulation(cfg: SimConfig): Promise<SimResult> {
     node.events.on((e) => {
       if (e.event === 'generation_activation_succeeded') {
         stats.activations++;
-        if (isWriter(s)) trustedManifests.add(String(e.artifact_manifest_id));
+        // The writer of the current epoch (its own view: role and epoch) is the trusted one.
+        const st = s.rogue
+          ? undefined
+          : (s.cluster?.status() as { role?: string; epoch?: number } | undefined);
+        if (st?.role === 'writer' && st.epoch === currentEpoch)
+          trustedManifests.add(String(e.artifact_manifest_id));
         log(`${s.name} activated ${e.generation_id} ${String(e.artifact_manifest_id).slice(0, 12)}`);
       }
       if (e.event === 'generation_activation_failed')
@@ -387,6 +401,7 @@ export async function runSimulation(cfg: SimConfig): Promise<SimResult> {
     );
     if (!done || !next.node) return;
     failovers++;
+    currentEpoch = plan.epoch;
     writerIdx = slots.indexOf(next);
     log(`failover: ${next.name} writes, epoch ${plan.epoch}, history up to ${plan.commit_seq_high}`);
     const l = next.node.engine.log;
@@ -505,7 +520,7 @@ export async function runSimulation(cfg: SimConfig): Promise<SimResult> {
   // for a quorum write; a writer that cannot reach its replicas never acknowledges one).
   const resumeBoundMs = 15_000;
   const resumed = await drive(
-    slots[0]
+    slots[writerIdx]
       .node!.ingestOps([{ op: 'upsert', doc_id: 'after-faults', text: 'written once faults healed' }])
       .then(
         (ack) => {
@@ -514,7 +529,7 @@ export async function runSimulation(cfg: SimConfig): Promise<SimResult> {
         },
         async () => {
           // One retry: the first may have raced a reconnection.
-          return slots[0]
+          return slots[writerIdx]
             .node!.ingestOps([{ op: 'upsert', doc_id: 'after-faults-2', text: 'second try' }])
             .then(
               (ack) => {
@@ -531,7 +546,7 @@ export async function runSimulation(cfg: SimConfig): Promise<SimResult> {
     violate(
       'liveness',
       'writes_resume_after_faults_heal',
-      `writer could not acknowledge a write within ${resumeBoundMs} ms of the faults healing`,
+      `writer could not acknowledge a write within ${resumeBoundMs} ms of the faults healing; ${describeNodes()}`,
     );
   const quietEnd = clock.nowMs() + quietMs;
   const converged = () => {

@@ -78,7 +78,7 @@ export const CLUSTER_DEFAULTS = {
   /** Writer → replica pushes: attempts and capped exponential back-off. */
   push_max_attempts: 20,
   push_retry_base_ms: 50,
-  push_retry_max_ms: 2000,
+  push_retry_max_ms: 1000,
   /** Peer exchange: at most this many addresses per head answer. */
   peer_exchange_max_addrs: 32,
   dial_timeout_ms: 10_000,

@@ -134,8 +134,6 @@ test('forged heads on gossip are attributed to their sender and ignored', async 
 
 test('a hostile symbol header or a silent peer does not stop a replica from syncing', async () => {
   const w = await realNode('writer');
-  await w.node.ingest(Array.from({ length: 50 }, (_, i) => ({ id: `d${i}`, text: `document ${i} words` })));
-  await until(() => w.node.status().generation_id !== null, 10_000, 'writer generation');
   const a = await hostilePeer([addrOf(w)]);
   let asked = 0;
   a.t.handle(PROTO.symbols, async (req) => {
@@ -161,6 +159,10 @@ test('a hostile symbol header or a silent peer does not stop a replica from sync
     seeds: [addrOf(w), a.t.multiaddrs().map((x) => `${x}/p2p/${a.peerId}`)[0]],
   });
   try {
+    // Connected to both before there is anything to fetch: the fetch asks every peer.
+    await until(() => r.cluster!.transport.peers().length >= 2, 15_000, 'replica connected to both');
+    await w.node.ingest(Array.from({ length: 50 }, (_, i) => ({ id: `d${i}`, text: `document ${i} words` })));
+    await until(() => w.node.status().generation_id !== null, 10_000, 'writer generation');
     await until(
       () => r.node.status().artifact_manifest_id === w.node.status().artifact_manifest_id,
       30_000,

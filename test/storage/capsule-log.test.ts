@@ -193,7 +193,10 @@ test('truncateAfter (failover) keeps exactly the prefix, across segments, durabl
   const log = await openLog(dir, [], { segment_max_bytes: 300 });
   for (let i = 1; i <= 12; i++) await log.append(cap(i, `k${i}`));
   const markerAt5 = log.markerIdAt(5);
-  assert.ok(fs.readdirSync(path.join(dir, LOG_DIR)).filter((f) => f.endsWith('.log')).length > 2, 'several segments');
+  assert.ok(
+    fs.readdirSync(path.join(dir, LOG_DIR)).filter((f) => f.endsWith('.log')).length > 2,
+    'several segments',
+  );
   assert.equal((await log.truncateAfter(5)).removed, 7);
   assert.equal(log.commitSeqHigh, 5);
   assert.equal(log.headMarker, markerAt5);

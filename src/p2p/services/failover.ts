@@ -170,11 +170,13 @@ export class Failover {
       if (s.handover.epoch <= this.epoch) return;
       const h = s.handover;
       const self = this.c.transport.peerId;
+      // The new epoch is what this node follows from now on (status, head answers); it is kept on
+      // disk once the log matches it (a crash before that relearns it from the peers).
+      this.current = s;
       // Stop writing first (an old writer), then cut what the new history does not contain.
       if (h.writer !== self) await this.c.setRole('replica', h.writer);
       await this.cutSuffix(h.commit_seq_high, h.head_marker_id);
       await writeFileAtomic(this.c.storage, DATA_DIR.writer_handover_file, encodeSignedHandover(s));
-      this.current = s;
       if (h.writer === self) await this.c.setRole('writer', self);
       this.c.events.emit('writer_handover', {
         epoch: h.epoch,
@@ -196,14 +198,16 @@ export class Failover {
       });
       throw new FsmeshError('conflict', `log diverges from the handover history at or below ${high}`);
     }
+    // A generation built from commits about to be cut is not part of the new history: roll back
+    // past it first, so the pointer never names commits the log no longer holds (a crash between
+    // the two steps must leave a data dir that opens — found by the simulator's failover fault).
+    while ((generations.active?.commit_seq_high ?? 0) > high) await gate.rollback();
     const { removed } = await log.truncateAfter(high);
     this.c.events.emit('log_suffix_truncated', {
       commit_seq: high,
       removed_commits: removed,
-      epoch: this.epoch + 1,
+      epoch: this.epoch,
     });
-    // A generation built from cut commits is not part of the new history: roll back past it.
-    while ((generations.active?.commit_seq_high ?? 0) > high) await gate.rollback();
   }
 }
 

@@ -29,7 +29,7 @@ export class WriterReplication {
   private readonly t: { manifests: string; heads: string };
   private ownRecord: SignedRecord | null = null;
   private readonly acks = new Map<number, { need: number; have: number; done: () => void }>();
-  private readonly replicaChains = new Map<string, Promise<void>>();
+  private readonly pushers = new Map<string, { target: number; running: boolean }>();
   /** Per peer: the highest commit_seq it acknowledged, never above what we sent it. */
   private readonly acked = new Map<string, number>();
   /** Per peer: where its log ends as it told us (a `gap` answer): the next push starts after it. */
@@ -50,7 +50,7 @@ export class WriterReplication {
       }
       this.acked.delete(peer);
       this.cursor.delete(peer);
-      this.replicaChains.delete(peer);
+      this.pushers.delete(peer);
     });
   }
 
@@ -158,26 +158,41 @@ export class WriterReplication {
     });
   }
 
+  /**
+   * Ship commits up to `upTo` to `peer`. One pusher per peer: a new commit only raises its target,
+   * so a slow or refusing replica never queues a backlog of retries in front of newer commits. A
+   * refused or lost push (the replica has not learned its new writer yet, after a failover) is
+   * retried with capped back-off while the peer is connected; the replica also pulls on its own.
+   */
   private enqueueReplica(peer: string, upTo: number): void {
-    const prev = this.replicaChains.get(peer) ?? Promise.resolve();
-    // A refused or lost push (e.g. the replica has not pinned its trusted writer yet) is retried
-    // with back-off while the peer is connected; the replica also pulls missed commits itself.
-    const attempt = async (): Promise<void> => {
-      for (let i = 0; i < CLUSTER_DEFAULTS.push_max_attempts && !this.stopped; i++) {
+    let p = this.pushers.get(peer);
+    if (!p) {
+      p = { target: 0, running: false };
+      this.pushers.set(peer, p);
+    }
+    p.target = Math.max(p.target, upTo);
+    if (!p.running) void this.runPusher(peer, p);
+  }
+
+  private async runPusher(peer: string, p: { target: number; running: boolean }): Promise<void> {
+    p.running = true;
+    try {
+      for (let failures = 0; !this.stopped && failures < CLUSTER_DEFAULTS.push_max_attempts; ) {
+        if ((this.cursor.get(peer) ?? -1) >= p.target) return;
+        if (!this.c.transport.peers().includes(peer)) return;
         try {
-          return await this.sendTo(peer, upTo);
+          await this.sendTo(peer, p.target);
+          failures = 0;
         } catch {
-          if (!this.c.transport.peers().includes(peer)) return;
+          failures++;
           await this.c.clock.sleep(
-            Math.min(CLUSTER_DEFAULTS.push_retry_max_ms, CLUSTER_DEFAULTS.push_retry_base_ms * 2 ** i),
+            Math.min(CLUSTER_DEFAULTS.push_retry_max_ms, CLUSTER_DEFAULTS.push_retry_base_ms * 2 ** failures),
           );
         }
       }
-    };
-    this.replicaChains.set(
-      peer,
-      prev.then(attempt).catch(() => {}),
-    );
+    } finally {
+      p.running = false;
+    }
   }
 
   private async sendTo(peer: string, upTo: number): Promise<void> {
