@@ -229,3 +229,22 @@ test('health-based routing: a lagging or draining node forwards queries; route=l
     await stopAll(c);
   }
 });
+
+test('clean stop: SIGTERM in the middle of builds, pushes and announcements exits 0 with no stray error', async () => {
+  const root = tmpDir();
+  const c = await startCluster(root, {
+    replicas: 1,
+    writerArgs: ['--batch-max-commits', '1', '--build-interval-ms', '5'],
+  });
+  const writes = (async () => {
+    for (let i = 0; i < 40; i++)
+      await http('POST', `${c.writer.url}/v1/docs`, docs(20, `s${i}-`)).catch(() => null);
+  })();
+  await new Promise((r) => setTimeout(r, 400));
+  const [wCode, rCode] = await Promise.all([c.writer.kill('SIGTERM'), c.replicas[0].kill('SIGTERM')]);
+  await writes;
+  assert.equal(wCode, 0, c.writer.output());
+  assert.equal(rCode, 0, c.replicas[0].output());
+  for (const p of [c.writer, ...c.replicas])
+    assert.doesNotMatch(p.output(), /Uncaught|unhandled|transport not started/i, p.output().slice(-2000));
+});
