@@ -14,6 +14,7 @@ import type { FsmeshNode } from '../src/node/index.ts';
 import type { ClusterService } from '../src/p2p/cluster.ts';
 import { signHandover } from '../src/p2p/handover.ts';
 import { peerIdOf } from '../src/p2p/identity.ts';
+import { handoverOf } from '../src/p2p/services/failover.ts';
 import { type Random, seededRandom } from '../src/runtime/index.ts';
 import { VirtualClock } from './clock.ts';
 import { SimDisk } from './disk.ts';
@@ -380,15 +381,7 @@ export async function runSimulation(cfg: SimConfig): Promise<SimResult> {
       10_000,
     );
     if (!plan || !next.node) return;
-    const signed = await signHandover(adminKey, {
-      format: 1,
-      cluster: plan.cluster,
-      shard: plan.shard,
-      epoch: plan.epoch,
-      writer: plan.writer,
-      commit_seq_high: plan.commit_seq_high,
-      head_marker_id: plan.head_marker_id,
-    });
+    const signed = await signHandover(adminKey, handoverOf(plan));
     const done = await drive(
       cluster.promote(signed).then(
         () => true,

@@ -8,6 +8,7 @@ import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@
 import { toHex } from '../core/bytes.ts';
 import { FsmeshError } from '../core/errors.ts';
 import { signHandover } from '../p2p/handover.ts';
+import { handoverOf } from '../p2p/services/failover.ts';
 import { parse, requireFlag, UsageError } from './args.ts';
 
 export async function cmdAdminKey(argv: string[]): Promise<number> {
@@ -56,15 +57,7 @@ export async function cmdPromote(argv: string[]): Promise<number> {
   // 1. The node collects missing commits from a majority and says what to sign.
   const plan = await post(`${url}/v1/admin/promote/prepare`, {}, token);
   // 2. The admin key signs exactly that history; the node installs it and tells everyone.
-  const signed = await signHandover(key, {
-    format: 1,
-    cluster: plan.cluster,
-    shard: plan.shard,
-    epoch: plan.epoch,
-    writer: plan.writer,
-    commit_seq_high: plan.commit_seq_high,
-    head_marker_id: plan.head_marker_id,
-  });
+  const signed = await signHandover(key, handoverOf(plan));
   const done = await post(`${url}/v1/admin/promote`, signed, token);
   process.stdout.write(
     `${JSON.stringify({ writer: done.writer, epoch: done.epoch, commit_seq_high: done.commit_seq_high })}\n`,

@@ -7,8 +7,15 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { startCluster, startReplica, status, stopAll, waitForManifest } from '../helpers/cluster.ts';
-import { freePort, http, startNodeProc, waitFor } from '../helpers/proc.ts';
+import {
+  restartWriter,
+  startCluster,
+  startReplica,
+  status,
+  stopAll,
+  waitForManifest,
+} from '../helpers/cluster.ts';
+import { freePort, http, waitFor } from '../helpers/proc.ts';
 import { cli, tmpDir } from '../helpers/tmp.ts';
 
 const corpus = (n: number, tag = 'c') =>
@@ -154,22 +161,7 @@ test('quorum durability: commits acknowledged before the writer is SIGKILLed are
       `replicas ${replicaHighs} vs last ack ${acked[acked.length - 1]}`,
     );
     await c.writer.kill('SIGKILL');
-    c.writer = await startNodeProc([
-      '--data',
-      c.dirs[0],
-      '--http',
-      `127.0.0.1:${c.httpPorts[0]}`,
-      '--listen',
-      `/ip4/127.0.0.1/tcp/${c.p2pPorts[0]}`,
-      '--role',
-      'writer',
-      '--durability',
-      'quorum',
-      '--members',
-      '3',
-      '--cluster-key',
-      keyFile,
-    ]);
+    c.writer = await restartWriter(c, ['--durability', 'quorum', '--members', '3', '--cluster-key', keyFile]);
     const st = await writerActive(c.writer.url, acked[acked.length - 1]);
     assert.equal(st.commit_seq_high, acked[acked.length - 1]);
     const r = await http(

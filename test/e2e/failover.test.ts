@@ -7,8 +7,8 @@
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { startCluster, status, stopAll } from '../helpers/cluster.ts';
-import { http, startNodeProc, waitFor } from '../helpers/proc.ts';
+import { restartWriter, startCluster, status, stopAll } from '../helpers/cluster.ts';
+import { http, waitFor } from '../helpers/proc.ts';
 import { cli, tmpDir } from '../helpers/tmp.ts';
 
 const docs = (n: number, tag: string) =>
@@ -61,17 +61,7 @@ test('failover: promote a replica, no acknowledged commit lost, the old writer t
     );
     assert.equal((await status(c.replicas[1])).trusted_writer, r1.peer_id);
     // The old writer returns on its data dir: it follows epoch 1, cutting the unacknowledged commit.
-    c.writer = await startNodeProc([
-      '--data',
-      c.dirs[0],
-      '--http',
-      `127.0.0.1:${c.httpPorts[0]}`,
-      '--listen',
-      `/ip4/127.0.0.1/tcp/${c.p2pPorts[0]}`,
-      '--role',
-      'writer',
-      ...common,
-    ]);
+    c.writer = await restartWriter(c, common);
     const old = await waitFor(
       async () => {
         const s = await status(c.writer);

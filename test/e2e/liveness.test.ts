@@ -7,8 +7,15 @@
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { startCluster, startReplica, status, stopAll, waitForManifest } from '../helpers/cluster.ts';
-import { freePort, http, startNodeProc, waitFor } from '../helpers/proc.ts';
+import {
+  restartWriter,
+  startCluster,
+  startReplica,
+  status,
+  stopAll,
+  waitForManifest,
+} from '../helpers/cluster.ts';
+import { freePort, http, waitFor } from '../helpers/proc.ts';
 import { cli, tmpDir } from '../helpers/tmp.ts';
 
 const docs = (n: number, tag: string) =>
@@ -31,19 +38,7 @@ test('writer SIGKILL + restart: replicas reconnect, quorum writes resume within 
     await c.writer.kill('SIGKILL');
     // Down long enough for the replicas' redial back-off to grow.
     await new Promise((r) => setTimeout(r, 3000));
-    c.writer = await startNodeProc([
-      '--data',
-      c.dirs[0],
-      '--http',
-      `127.0.0.1:${c.httpPorts[0]}`,
-      '--listen',
-      `/ip4/127.0.0.1/tcp/${c.p2pPorts[0]}`,
-      '--role',
-      'writer',
-      '--members',
-      '3',
-      ...writerArgs,
-    ]);
+    c.writer = await restartWriter(c, ['--members', '3', ...writerArgs]);
     const t0 = Date.now();
     let acked: any = null;
     while (!acked && Date.now() - t0 < 10_000) {

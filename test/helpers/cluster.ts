@@ -68,6 +68,21 @@ export async function startCluster(
   return { writer, replicas, dirs, writerAddr, httpPorts, p2pPorts };
 }
 
+/** Start the cluster's writer again on its data dir and addresses (after a kill). */
+export function restartWriter(c: ClusterProcs, extra: string[]): Promise<NodeProc> {
+  return startNodeProc([
+    '--data',
+    c.dirs[0],
+    '--http',
+    `127.0.0.1:${c.httpPorts[0]}`,
+    '--listen',
+    `/ip4/127.0.0.1/tcp/${c.p2pPorts[0]}`,
+    '--role',
+    'writer',
+    ...extra,
+  ]);
+}
+
 export async function status(p: NodeProc) {
   return (await http('GET', `${p.url}/v1/status`)).json;
 }

@@ -21,6 +21,7 @@ import {
   checkHandover,
   decodeSignedHandover,
   encodeSignedHandover,
+  type HandoverRecord,
   type SignedHandover,
   verifyHandover,
 } from '../handover.ts';
@@ -45,6 +46,19 @@ export interface PromotionPlan {
   commit_seq_high: number;
   head_marker_id: string;
   members_consulted: number;
+}
+
+/** The record the admin key signs for a prepared promotion: exactly the prepared history. */
+export function handoverOf(plan: PromotionPlan): HandoverRecord {
+  return {
+    format: 1,
+    cluster: plan.cluster,
+    shard: plan.shard,
+    epoch: plan.epoch,
+    writer: plan.writer,
+    commit_seq_high: plan.commit_seq_high,
+    head_marker_id: plan.head_marker_id,
+  };
 }
 
 export class Failover {
