@@ -26,7 +26,7 @@ commands:
          [--as-of-commit-seq S] [--min-commit-seq S --timeout-ms T]
   generations --data DIR --json       list retained generations
   manifest validate FILE              check a manifest; print each problem with its path
-  verify --data DIR [--fix]                   re-hash every object and the capsule log
+  verify --data DIR [--fix]           read-only check of objects, capsule log, symbol files
   rollback --data DIR                 make the previous retained generation active
   repair --data DIR                   scrub artifacts, rebuild corrupt ones from local repair symbols
   node start --data DIR --http HOST:PORT   run a node (HTTP API; see docs/http.md)
