@@ -512,29 +512,28 @@ export async function runSimulation(cfg: SimConfig): Promise<SimResult> {
   // Liveness: once faults heal, a write is acknowledged within the bound (connections must heal
   // for a quorum write; a writer that cannot reach its replicas never acknowledges one).
   const resumeBoundMs = 15_000;
-  const resumed = await drive(
-    slots[writerIdx]
-      .node!.ingestOps([{ op: 'upsert', doc_id: 'after-faults', text: 'written once faults healed' }])
-      .then(
-        (ack) => {
-          noteAck(ack);
-          return true;
-        },
-        async () => {
-          // One retry: the first may have raced a reconnection.
-          return slots[writerIdx]
-            .node!.ingestOps([{ op: 'upsert', doc_id: 'after-faults-2', text: 'second try' }])
+  // A client retries refused writes (busy, Retry-After) until the bound, as a real one would.
+  const resumeDeadline = clock.nowMs() + resumeBoundMs;
+  const writeUntilAcknowledged = async (): Promise<boolean> => {
+    for (let i = 0; clock.nowMs() < resumeDeadline; i++) {
+      const node = slots[writerIdx].node;
+      const ok = node
+        ? await node
+            .ingestOps([{ op: 'upsert', doc_id: `after-faults-${i}`, text: 'written once faults healed' }])
             .then(
               (ack) => {
                 noteAck(ack);
                 return true;
               },
               () => false,
-            );
-        },
-      ),
-    resumeBoundMs,
-  );
+            )
+        : false;
+      if (ok) return true;
+      await clock.sleep(500);
+    }
+    return false;
+  };
+  const resumed = await drive(writeUntilAcknowledged(), resumeBoundMs + 1000);
   if (!resumed)
     violate(
       'liveness',

@@ -47,6 +47,8 @@ export async function runBuild(
   const { engine, events, metrics, health, clock } = deps;
   if (!health.canActivate() && !opts.probe)
     return { built: false, state: 'suspended', reason: 'node is degraded: activations suspended' };
+  if (deps.hooks.buildAllowed && !deps.hooks.buildAllowed())
+    return { built: false, state: 'fenced', reason: 'the writer is confirming its epoch with the cluster' };
   const active = engine.generations.active;
   if ((active?.commit_seq_high ?? 0) >= engine.log.commitSeqHigh)
     return { built: false, state: 'up_to_date' };

@@ -38,6 +38,8 @@ export interface ActorDeps {
 }
 
 export interface NodeHooks {
+  /** False while builds must wait (a restarted writer confirming its epoch with the cluster). */
+  buildAllowed?: () => boolean;
   afterLocalCommit?: (ack: import('../storage/capsule-log.ts').AppendAck) => Promise<void>;
   fetchFromPeers?: (objectId: string) => Promise<boolean>;
 }

@@ -65,7 +65,13 @@ export async function createNode(config: NodeConfig): Promise<FsmeshNode> {
     // A new writer builds what its log holds beyond the active generation right away (§8.3).
     if (r === 'writer') builder.tell({ type: 'build' });
   };
-  const components = nodeComponents(local, searchLocal, () => repairQueue.stats().under_repair, setRole);
+  const components = nodeComponents(
+    local,
+    searchLocal,
+    () => repairQueue.stats().under_repair,
+    setRole,
+    () => builder.tell({ type: 'build' }),
+  );
   for (const factory of config.services ?? []) services.push(factory(components));
   const byName = new Map(services.map((s) => [s.name, s]));
   invariant(byName.size === services.length, 'service names are unique');
@@ -315,6 +321,7 @@ function actorDeps(config: NodeConfig, n: LocalNode): ActorDeps {
       for (const s of services) if (s.awaitDurable) await s.awaitDurable(ack);
     },
     fetchFromPeers: config.repair_hooks?.fetchFromPeers ?? ((id) => fetchFromServices(services, id)),
+    buildAllowed: () => services.every((s) => s.buildAllowed?.() ?? true),
   };
   return {
     engine,
@@ -342,10 +349,12 @@ function nodeComponents(
   searchLocal: (opts: SearchOptions & ReadOptions) => Promise<SearchResult>,
   repairing: () => string[],
   setRole: (r: 'writer' | 'replica') => void,
+  requestBuild: () => void,
 ): NodeComponents {
   const { engine } = n;
   return {
     setRole,
+    requestBuild,
     searchLocal,
     routingState: () => ({
       health: n.health.state(),

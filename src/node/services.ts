@@ -38,6 +38,8 @@ export interface NodeComponents {
   noteLatestGeneration(generation_seq: number): void;
   /** Failover moved the writer role: the node's actors follow (ingest accepted or refused, builds). */
   setRole(role: 'writer' | 'replica'): void;
+  /** Ask the builder to build now (a writer whose fence lifted). */
+  requestBuild(): void;
   /** Serve a search here, never forwarded (a routed query arriving from a peer). */
   searchLocal(opts: SearchOptions & ReadOptions): Promise<SearchResult>;
   /** This node's state as peers see it for routing: health, draining, active commit. */
@@ -60,6 +62,8 @@ export interface NodeService {
   start?(): Promise<void>;
   /** Called first when the node stops; detaches synchronously before its first await. */
   stop?(): Promise<void>;
+  /** False while this node must not build or activate (a fenced writer). */
+  buildAllowed?(): boolean;
   /** Backpressure: throw (busy) to refuse a write before it is committed. */
   admitWrite?(): void;
   /** Durability (§6): awaited after each local commit before the write is acknowledged. */

@@ -71,6 +71,13 @@ export class ClusterService implements NodeService {
   private router: QueryRouter | null = null;
   private offEvents: (() => void) | null = null;
   private stopped = false;
+  /**
+   * A writer in a failover-capable cluster (`--admin-pub`) starts fenced: no builds, no
+   * announcements, no writes (429, Retry-After) until a majority of members answered its head polls
+   * without naming a newer writer — so a writer returning from the dead cannot serve or spread a
+   * history the cluster already replaced (found by the simulator's failover fault).
+   */
+  private fenced = false;
 
   constructor(c: NodeComponents, cfg: ClusterServiceConfig) {
     this.c = c;
@@ -112,6 +119,7 @@ export class ClusterService implements NodeService {
       if (opts.role !== c.role) c.setRole(opts.role);
     }
     this.router = this.makeRouter(transport, membership);
+    this.fenced = opts.role === 'writer' && opts.admin_pub !== undefined && opts.members > 1;
     this.startRole();
     serveProtocols({
       ...c,
@@ -126,7 +134,7 @@ export class ClusterService implements NodeService {
     await this.keeper.start();
     this.offEvents = c.events.on((e) => {
       // Never after stop: the transport is gone (an unhandled rejection here killed a process).
-      if (e.event === 'generation_activation_succeeded' && !this.stopped && this.writer)
+      if (e.event === 'generation_activation_succeeded' && !this.stopped && this.writer && !this.fenced)
         void this.writer.announce().catch(() => {});
     });
     this.tick();
@@ -144,7 +152,7 @@ export class ClusterService implements NodeService {
           this.writer
             ? c.generations.retained.some((r) => r.generation_id === gid && r.artifact_manifest_id === mid)
             : membership.isTrustedManifest(gid, mid),
-        onHead: (h) => void this.failover?.offer(h.handover).catch(() => {}),
+        onHead: (h) => this.failover?.offer(h.handover).catch(() => false),
       },
       this.cfg.route_lag_commits,
     );
@@ -178,6 +186,9 @@ export class ClusterService implements NodeService {
   /** Failover moved the writer role: swap the role's service and the node's actors. */
   private async setRole(role: 'writer' | 'replica', writer: string): Promise<void> {
     const membership = this.membership!;
+    // A promoted writer collected a majority's history itself, and a replica does not write:
+    // either way there is nothing left to confirm.
+    this.fenced = false;
     if (membership.trusted !== writer) membership.follow(writer);
     if (role === this.opts.role) return;
     if (this.writer) this.writer.stopped = true;
@@ -268,7 +279,7 @@ export class ClusterService implements NodeService {
   private tick(): void {
     if (this.stopped) return;
     const run = this.writer
-      ? Promise.all([this.writer.announce(), this.router!.pollPeers()])
+      ? this.writerRound(this.writer)
       : (this.replica?.pollHeads() ?? Promise.resolve());
     void run
       .catch(() => {})
@@ -276,6 +287,20 @@ export class ClusterService implements NodeService {
         if (!this.stopped)
           this.timer = this.c.clock.setTimeout(() => this.tick(), this.opts.announce_interval_ms);
       });
+  }
+
+  /** A writer's periodic round: hear the members (handovers, routing), then announce unless fenced. */
+  private async writerRound(writer: WriterReplication): Promise<void> {
+    const answered = await this.router!.pollPeers();
+    if (this.fenced && this.writer === writer && answered >= Math.floor(this.opts.members / 2)) {
+      this.fenced = false;
+      this.c.requestBuild();
+    }
+    if (!this.fenced && this.writer === writer) await writer.announce();
+  }
+
+  buildAllowed(): boolean {
+    return !this.fenced;
   }
 
   routeSearch(opts: SearchOptions & ReadOptions, local: RoutingState): Promise<RoutedResult | null> {
@@ -287,6 +312,12 @@ export class ClusterService implements NodeService {
   }
 
   admitWrite(): void {
+    if (this.fenced)
+      throw new FsmeshError(
+        'busy',
+        'the writer is confirming its epoch with the cluster (a majority must answer); retry',
+        { retry_after_s: 1 },
+      );
     this.writer?.admitWrite();
   }
 
@@ -336,6 +367,7 @@ export class ClusterService implements NodeService {
       durability: this.opts.durability,
       role: this.opts.role,
       epoch: this.failover?.epoch ?? 0,
+      fenced: this.fenced,
       // Each member's health, lag, draining flag and repairs in progress, as it last told us.
       members: this.router?.members() ?? {},
     };

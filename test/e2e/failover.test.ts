@@ -32,9 +32,19 @@ test('failover: promote a replica, no acknowledged commit lost, the old writer t
       'writer sees both replicas',
     );
     const acked: number[] = [];
+    // A writer in a failover-capable cluster starts fenced (429 + Retry-After) until a majority of
+    // members answered it; clients retry, as here.
     for (let i = 0; i < 3; i++) {
-      const r = await http('POST', `${c.writer.url}/v1/docs`, docs(4, `a${i}-`));
-      assert.equal(r.status, 200, r.text);
+      const r = await waitFor(
+        async () => {
+          const x = await http('POST', `${c.writer.url}/v1/docs`, docs(4, `a${i}-`));
+          if (x.status === 429) return null;
+          assert.equal(x.status, 200, x.text);
+          return x;
+        },
+        20_000,
+        'the writer to accept writes',
+      );
       acked.push(r.json.commit_seq);
     }
     // Both replicas freeze: the next write is durable on the writer only, never acknowledged.

@@ -20,7 +20,7 @@ export type QueryRouterComponents = Pick<NodeComponents, 'clock' | 'searchLocal'
   /** Only a member serving a generation the trusted writer signed may answer for us. */
   isTrustedGeneration(generation_id: string, artifact_manifest_id: string): boolean;
   /** Every head answer polled here (a writer learns handovers this way). */
-  onHead?(head: Record<string, unknown>): void;
+  onHead?(head: Record<string, unknown>): void | Promise<unknown>;
 };
 
 interface PeerState extends RoutingState {
@@ -71,7 +71,8 @@ export class QueryRouter {
   }
 
   /** Writers do not poll heads for sync; they ask peers for their routing state here. */
-  async pollPeers(): Promise<void> {
+  async pollPeers(): Promise<number> {
+    let answered = 0;
     for (const p of this.c.transport.peers()) {
       try {
         const [f] = await this.c.transport.request(p, PROTO.head, jsonFrame({}), {
@@ -80,11 +81,13 @@ export class QueryRouter {
         });
         const h = parseJsonFrame<Record<string, unknown>>(f, 'head response');
         this.observe(p, h as Partial<RoutingState>);
-        this.c.onHead?.(h);
+        await this.c.onHead?.(h);
+        answered++;
       } catch {
         // unreachable or not speaking the protocol: its state ages out
       }
     }
+    return answered;
   }
 
   /** Answer elsewhere when this node should not (see the file comment); null: serve here. */
