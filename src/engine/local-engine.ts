@@ -8,6 +8,7 @@
  */
 
 import type { CommitCapsule, DocOp } from '../core/capsule.ts';
+import { DATA_DIR } from '../core/data-dir-layout.ts';
 import { ENGINE_DEFAULTS } from '../core/defaults.ts';
 import { FsmeshError } from '../core/errors.ts';
 import { type ObjectId, objectIdOf } from '../core/ids.ts';
@@ -151,7 +152,15 @@ export class LocalEngine {
     const active = generations.active;
     // A writer builds generations from its own log, so its log always covers the active one.
     // A replica activates generations fetched from peers (Option B) and its log may lag: fine.
-    if (config.role === 'writer' && active && active.commit_seq_high > log.commitSeqHigh) {
+    // A node that followed a failover handover is whatever the handover says, whatever its flags:
+    // the cluster service decides (and checks this for a writer) once it has read the handover.
+    const followsHandover = await runtime.storage.exists(DATA_DIR.writer_handover_file);
+    if (
+      config.role === 'writer' &&
+      !followsHandover &&
+      active &&
+      active.commit_seq_high > log.commitSeqHigh
+    ) {
       throw new FsmeshError(
         'corrupt_data',
         `active generation ${active.generation_id} covers commit_seq ${active.commit_seq_high} but the log ends at ${log.commitSeqHigh}`,

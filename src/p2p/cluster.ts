@@ -117,6 +117,12 @@ export class ClusterService implements NodeService {
       membership.trusted = h.handover.writer;
       opts.role = h.handover.writer === transport.peerId ? 'writer' : 'replica';
       if (opts.role !== c.role) c.setRole(opts.role);
+      const active = c.generations.active;
+      if (opts.role === 'writer' && active && active.commit_seq_high > c.log.commitSeqHigh)
+        throw new FsmeshError(
+          'corrupt_data',
+          `this node writes (epoch ${h.handover.epoch}) but its log ends at ${c.log.commitSeqHigh}, below its active generation (${active.commit_seq_high})`,
+        );
     }
     this.router = this.makeRouter(transport, membership);
     this.fenced = opts.role === 'writer' && opts.admin_pub !== undefined && opts.members > 1;
