@@ -10,11 +10,18 @@ import { generateKeyPair } from '@libp2p/crypto/keys';
 import fc from 'fast-check';
 import { SimDisk } from '../../sim/disk.ts';
 import { DEFAULT_REPAIR } from '../../src/codec/repair-descriptor.ts';
+import { toHex } from '../../src/core/bytes.ts';
 import { decodeCapsule, encodeCapsule } from '../../src/core/capsule.ts';
 import { FsmeshError } from '../../src/core/errors.ts';
 import { decodeManifest } from '../../src/core/manifest.ts';
 import { decodeMarker, encodeMarker, GENESIS_MARKER_ID } from '../../src/core/marker.ts';
 import { FrameDecoder, frame } from '../../src/p2p/framing.ts';
+import {
+  decodeSignedHandover,
+  encodeSignedHandover,
+  signHandover,
+  verifyHandover,
+} from '../../src/p2p/handover.ts';
 import { jsonFrame, parseJsonFrame, parseSymbolFrame, symbolFrame } from '../../src/p2p/protocols.ts';
 import { decodeSignedRecord, encodeSignedRecord, signRecord } from '../../src/p2p/records.ts';
 import { symbolIdsOf } from '../../src/p2p/services/protocol-server.ts';
@@ -126,6 +133,17 @@ export async function fuzzTargets(): Promise<FuzzTarget[]> {
       writer: 'w',
     }),
   );
+  const handover = encodeSignedHandover(
+    await signHandover(key, {
+      format: 1,
+      cluster: 'c',
+      shard: 'default',
+      epoch: 2,
+      writer: 'w',
+      commit_seq_high: 9,
+      head_marker_id: 'ef'.repeat(32),
+    }),
+  );
   const capsule = encodeCapsule({
     format: 1,
     shard: 'default',
@@ -182,6 +200,19 @@ export async function fuzzTargets(): Promise<FuzzTarget[]> {
       arb: fc.oneof(json, mutated([record])),
       run: (b) => void decodeSignedRecord(b),
     },
+    {
+      name: 'wire+disk: writer handover',
+      arb: fc.oneof(json, mutated([handover])),
+      run: async (b) => {
+        const s = decodeSignedHandover(b);
+        // A mutated record must never pass as signed by the key.
+        if (
+          (await verifyHandover(s, toHex(key.publicKey.raw))) &&
+          !bytesEq(encodeSignedHandover(s), handover)
+        )
+          throw new Error('a mutated handover verified');
+      },
+    },
     { name: 'wire+disk: commit marker', arb: mutated([marker]), run: (b) => void decodeMarker(b) },
     { name: 'wire+disk: capsule', arb: mutated([capsule]), run: (b) => void decodeCapsule(b) },
     { name: 'disk: manifest', arb: mutated([s.manifest]), run: (b) => void decodeManifest(b) },
@@ -210,4 +241,8 @@ export async function fuzzTargets(): Promise<FuzzTarget[]> {
       },
     },
   ];
+}
+
+function bytesEq(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
