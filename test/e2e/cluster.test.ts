@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import {
+  activeAt,
   restartWriter,
   startCluster,
   startReplica,
@@ -31,24 +32,13 @@ async function ingest(url: string, docs: unknown[]) {
   return r.json;
 }
 
-async function writerActive(url: string, minCommit: number) {
-  return waitFor(
-    async () => {
-      const s = (await http('GET', `${url}/v1/status`)).json;
-      return s.active_commit_seq_high >= minCommit ? s : null;
-    },
-    30_000,
-    'writer activation',
-  );
-}
-
 test('3 nodes: replicas activate the same manifest and answer identically; node loss and corruption heal from peers', async () => {
   const root = tmpDir();
   const c = await startCluster(root);
   try {
     let last = 0;
     for (let i = 0; i < 4; i++) last = (await ingest(c.writer.url, corpus(500, `b${i}-`))).commit_seq;
-    const ws = await writerActive(c.writer.url, last);
+    const ws = await activeAt(c.writer.url, last);
     for (const r of c.replicas) await waitForManifest(r, ws.artifact_manifest_id);
     const q = `/v1/search?q=${encodeURIComponent('mountains topic 7')}&k=10&as_of_commit_seq=${ws.active_commit_seq_high}`;
     const answers = await Promise.all(
@@ -117,7 +107,7 @@ test('SIGKILL a replica during bootstrap: after restart it completes and matches
   try {
     let last = 0;
     for (let i = 0; i < 10; i++) last = (await ingest(c.writer.url, corpus(2000, `k${i}-`))).commit_seq;
-    const ws = await writerActive(c.writer.url, last);
+    const ws = await activeAt(c.writer.url, last);
     const dir = path.join(root, 'late');
     const [hp, pp] = [await freePort(), await freePort()];
     let late = await startReplica(dir, hp, pp, [c.writerAddr]);
@@ -162,7 +152,7 @@ test('quorum durability: commits acknowledged before the writer is SIGKILLed are
     );
     await c.writer.kill('SIGKILL');
     c.writer = await restartWriter(c, ['--durability', 'quorum', '--members', '3', '--cluster-key', keyFile]);
-    const st = await writerActive(c.writer.url, acked[acked.length - 1]);
+    const st = await activeAt(c.writer.url, acked[acked.length - 1]);
     assert.equal(st.commit_seq_high, acked[acked.length - 1]);
     const r = await http(
       'GET',
@@ -185,7 +175,7 @@ test('cluster key: a peer without it cannot connect; an untrusted writer key is 
   });
   try {
     const last = (await ingest(c.writer.url, corpus(50))).commit_seq;
-    const ws = await writerActive(c.writer.url, last);
+    const ws = await activeAt(c.writer.url, last);
     await waitForManifest(c.replicas[0], ws.artifact_manifest_id);
     // No key: the connection is refused, nothing replicates.
     const outsider = await startReplica(path.join(root, 'outsider'), await freePort(), await freePort(), [

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { restartWriter, startCluster, status, stopAll } from '../helpers/cluster.ts';
+import { activeAt, restartWriter, startCluster, status, stopAll } from '../helpers/cluster.ts';
 import { http, waitFor } from '../helpers/proc.ts';
 import { cli, tmpDir } from '../helpers/tmp.ts';
 
@@ -83,14 +83,7 @@ test('failover: promote a replica, no acknowledged commit lost, the old writer t
       'the old writer to follow the new one',
     );
     assert.equal(old.epoch, 1);
-    const newWriter = await waitFor(
-      async () => {
-        const s = await status(c.replicas[0]);
-        return s.active_commit_seq_high >= b.commit_seq ? s : null;
-      },
-      30_000,
-      'the new writer to activate',
-    );
+    const newWriter = await activeAt(c.replicas[0].url, b.commit_seq);
     await waitFor(
       async () =>
         (await status(c.writer)).artifact_manifest_id === newWriter.artifact_manifest_id ? true : null,

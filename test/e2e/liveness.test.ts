@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import {
+  activeAt,
   restartWriter,
   startCluster,
   startReplica,
@@ -49,14 +50,7 @@ test('writer SIGKILL + restart: replicas reconnect, quorum writes resume within 
       acked,
       `no quorum write acknowledged within 10 s of the restarted writer answering (${Date.now() - t0} ms)`,
     );
-    const ws = await waitFor(
-      async () => {
-        const s = await status(c.writer);
-        return s.active_commit_seq_high >= acked.commit_seq ? s : null;
-      },
-      30_000,
-      'writer activation',
-    );
+    const ws = await activeAt(c.writer.url, acked.commit_seq);
     for (const r of c.replicas) await waitForManifest(r, ws.artifact_manifest_id);
     // A replica restarted on a new port is found again (it redials its seed; peer exchange spreads it).
     const moved = c.replicas[1];
@@ -75,14 +69,7 @@ test('writer SIGKILL + restart: replicas reconnect, quorum writes resume within 
     );
     const again = await http('POST', `${c.writer.url}/v1/docs`, docs(3, 'c'));
     assert.equal(again.status, 200, again.text);
-    const ws2 = await waitFor(
-      async () => {
-        const s = await status(c.writer);
-        return s.active_commit_seq_high >= again.json.commit_seq ? s : null;
-      },
-      30_000,
-      'writer activation',
-    );
+    const ws2 = await activeAt(c.writer.url, again.json.commit_seq);
     for (const r of c.replicas) await waitForManifest(r, ws2.artifact_manifest_id);
   } finally {
     await stopAll(c);
@@ -178,14 +165,7 @@ test('health-based routing: a lagging or draining node forwards queries; route=l
   try {
     const w = await http('POST', `${c.writer.url}/v1/docs`, docs(20, 'r'));
     assert.equal(w.status, 200, w.text);
-    const ws = await waitFor(
-      async () => {
-        const s = await status(c.writer);
-        return s.active_commit_seq_high >= w.json.commit_seq ? s : null;
-      },
-      30_000,
-      'writer activation',
-    );
+    const ws = await activeAt(c.writer.url, w.json.commit_seq);
     await waitForManifest(c.replicas[0], ws.artifact_manifest_id);
     const ids = { writer: (await status(c.writer)).peer_id, replica: (await status(c.replicas[0])).peer_id };
     const q = (url: string, extra = '') =>

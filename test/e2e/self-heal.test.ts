@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
+import { activeAt } from '../helpers/cluster.ts';
 import { freePort, http, startNodeProc, waitFor } from '../helpers/proc.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 
@@ -28,14 +29,7 @@ test('a node degraded by failed activations heals by itself once the cause is go
   try {
     const first = await http('POST', `${n.url}/v1/docs`, [{ id: 'a', text: 'self healing first document' }]);
     assert.equal(first.status, 200, first.text);
-    const s1 = await waitFor(
-      async () => {
-        const s = (await http('GET', `${n.url}/v1/status`)).json;
-        return s.active_commit_seq_high >= first.json.commit_seq ? s : null;
-      },
-      20_000,
-      'gen-1',
-    );
+    const s1 = await activeAt(n.url, first.json.commit_seq, 20_000);
     const m = (await http('GET', `${n.url}/v1/generations`)).json.generations[0];
     assert.equal(m.artifact_manifest_id, s1.artifact_manifest_id);
     // Damage the gen-1 segment (which gen-2 reuses) and remove its repair symbols.

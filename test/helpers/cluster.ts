@@ -83,6 +83,18 @@ export function restartWriter(c: ClusterProcs, extra: string[]): Promise<NodePro
   ]);
 }
 
+/** Wait until the node at `url` has a generation covering `minCommit` active; its status then. */
+export async function activeAt(url: string, minCommit: number, timeoutMs = 30_000) {
+  return waitFor(
+    async () => {
+      const s = (await http('GET', `${url}/v1/status`)).json;
+      return s.active_commit_seq_high >= minCommit ? s : null;
+    },
+    timeoutMs,
+    `${url} to activate commit_seq ${minCommit}`,
+  );
+}
+
 export async function status(p: NodeProc) {
   return (await http('GET', `${p.url}/v1/status`)).json;
 }
