@@ -11,9 +11,10 @@ import type { NodeConfig } from '../node/index.ts';
 import type { ClusterServiceConfig } from '../p2p/cluster.ts';
 import type { BootstrapProgress } from '../p2p/cluster-options.ts';
 import { intFlag, parse, requireFlag, UsageError } from './args.ts';
+import { parseFailpoints } from './failpoints.ts';
 
 export const NODE_START_USAGE =
-  'fsmesh node start --data DIR --http HOST:PORT [--listen /ip4/127.0.0.1/tcp/PORT] [--seed MULTIADDR ...] [--role writer|replica] [--cluster-key FILE] [--trusted-writer PEER_ID] [--cluster NAME] [--durability local|quorum] [--members N|PEER_ID,...] [--name NAME] [--shard S] [--fsync per_commit|group] [--group-commit-ms N] [--batch-max-commits N] [--build-interval-ms N] [--scrub-interval-ms N] [--trace none|console|OTLP_URL] [--http-token FILE] [--http-allowed-hosts NAME,...] [--insecure] [--max-replica-lag-commits N] [--route-lag-commits N] [--admin-pub HEX] [--degraded-probe-interval-ms N] [--quiet]';
+  'fsmesh node start --data DIR --http HOST:PORT [--listen /ip4/127.0.0.1/tcp/PORT] [--seed MULTIADDR ...] [--role writer|replica] [--cluster-key FILE] [--trusted-writer PEER_ID] [--cluster NAME] [--durability local|quorum] [--members N|PEER_ID,...] [--name NAME] [--shard S] [--fsync per_commit|group] [--group-commit-ms N] [--batch-max-commits N] [--build-interval-ms N] [--scrub-interval-ms N] [--trace none|console|OTLP_URL] [--http-token FILE] [--http-allowed-hosts NAME,...] [--insecure] [--max-replica-lag-commits N] [--route-lag-commits N] [--admin-pub HEX] [--degraded-probe-interval-ms N] [--max-activation-failures N] [--quiet]';
 
 export function parseHostPort(v: string, flag: string): { host: string; port: number } {
   const m = /^([^:]+):(\d{1,5})$/.exec(v);
@@ -50,6 +51,7 @@ const NODE_START_FLAGS = {
   'route-lag-commits': { type: 'string' },
   'admin-pub': { type: 'string' },
   'degraded-probe-interval-ms': { type: 'string' },
+  'max-activation-failures': { type: 'string' },
 } as const;
 
 type Flags = Record<string, string | string[] | boolean | undefined>;
@@ -199,9 +201,14 @@ function planNodeStart(v: Flags): {
       ...(v['build-interval-ms'] ? { build_interval_ms: int('build-interval-ms') } : {}),
     },
     scrub_interval_ms: int('scrub-interval-ms') ?? NODE_DEFAULTS.cli_scrub_interval_ms,
-    ...(v['degraded-probe-interval-ms'] !== undefined
-      ? { health_policy: { degraded_probe_interval_ms: int('degraded-probe-interval-ms') } }
-      : {}),
+    health_policy: {
+      ...(v['degraded-probe-interval-ms'] !== undefined
+        ? { degraded_probe_interval_ms: int('degraded-probe-interval-ms') }
+        : {}),
+      ...(v['max-activation-failures'] !== undefined
+        ? { max_activation_failures: int('max-activation-failures', 1) }
+        : {}),
+    },
   };
   const cluster: ClusterServiceConfig | undefined = p2p
     ? {
@@ -229,10 +236,17 @@ export async function cmdNode(argv: string[]): Promise<number> {
   if (sub !== 'start') throw new UsageError(`usage: ${NODE_START_USAGE}`);
   const a = parse(rest, NODE_START_FLAGS, NODE_START_USAGE);
   const plan = planNodeStart(a.values as Flags);
+  const failpoint = parseFailpoints(process.env.FSMESH_FAILPOINTS);
   fs.mkdirSync(plan.dir, { recursive: true });
   const { configureTracing } = await import('../obs/tracing.ts');
   const tracing = await configureTracing(plan.trace);
   const { node, cluster, http, stop } = await composeNode(plan.compose);
+  if (failpoint) {
+    process.stderr.write(
+      `fsmesh: FSMESH_FAILPOINTS is set: ${process.env.FSMESH_FAILPOINTS} (chaos testing only)\n`,
+    );
+    node.engine.gate.injectFault(failpoint.stage, 'FSMESH_FAILPOINTS', failpoint.times, failpoint.skip);
+  }
   if (!a.values.quiet) {
     const log = pino({ base: undefined, timestamp: false, messageKey: 'msg' });
     // Events from start-up (log recovery at open, cluster start) first, then live ones.

@@ -45,7 +45,7 @@ export type GateStage = 'verify' | 'warm' | 'flip';
 
 export class ActivationGate {
   private readonly engine: GateEngine;
-  private fault: { stage: GateStage; reason: string; remaining: number } | null = null;
+  private fault: { stage: GateStage; reason: string; remaining: number; skip: number } | null = null;
   private readonly reported = new WeakSet<object>();
 
   constructor(engine: GateEngine) {
@@ -53,12 +53,14 @@ export class ActivationGate {
   }
 
   /**
-   * Fault injection for tests and the simulator: the next `times` activations fail at `stage`
-   * (Infinity: until cleared with `clearFault`). Every activation path is affected alike.
+   * Fault injection for tests, the simulator and operators' failpoints: after `skip` activations
+   * pass `stage`, the next `times` fail there (Infinity: until cleared with `clearFault`). Every
+   * activation path is affected alike.
    */
-  injectFault(stage: GateStage, reason: string, times = 1): void {
+  injectFault(stage: GateStage, reason: string, times = 1, skip = 0): void {
     invariant(times >= 1, 'fault injection needs at least one activation');
-    this.fault = { stage, reason, remaining: times };
+    invariant(Number.isSafeInteger(skip) && skip >= 0, 'fault injection skip is a count');
+    this.fault = { stage, reason, remaining: times, skip };
   }
   clearFault(): void {
     this.fault = null;
@@ -186,6 +188,10 @@ export class ActivationGate {
   private trip(stage: GateStage): void {
     const f = this.fault;
     if (!f || f.stage !== stage) return;
+    if (f.skip > 0) {
+      f.skip--;
+      return;
+    }
     if (--f.remaining <= 0) this.fault = null;
     throw new FsmeshError('internal', `injected activation failure at ${stage}: ${f.reason}`);
   }

@@ -117,8 +117,18 @@ export const nodeHealthMachine = setup({
   states: {
     starting: { always: [{ guard: 'startsBootstrapping', target: 'bootstrapping' }, { target: 'healthy' }] },
     bootstrapping: { on: { BOOTSTRAPPED: 'catching_up', ACTIVATION_SUCCEEDED: 'catching_up' } },
+    // Found by the strict-read routing test: failures here went uncounted, so a replica whose
+    // activations kept failing while behind never degraded nor alerted.
     catching_up: {
-      on: { CAUGHT_UP: 'healthy', CORRUPTION_DETECTED: { target: 'degraded', actions: 'countCorruption' } },
+      on: {
+        CAUGHT_UP: 'healthy',
+        CORRUPTION_DETECTED: { target: 'degraded', actions: 'countCorruption' },
+        ACTIVATION_SUCCEEDED: { actions: 'resetActivationFailures' },
+        ACTIVATION_FAILED: [
+          { guard: 'activationFailuresPastThreshold', target: 'degraded', actions: 'countActivationFailure' },
+          { actions: 'countActivationFailure' },
+        ],
+      },
     },
     healthy: {
       on: {

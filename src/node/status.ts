@@ -11,6 +11,8 @@ export interface NodeStatus {
   role: 'writer' | 'replica';
   health: string;
   health_reason: string | null;
+  /** Consecutive failed activations (the health machine degrades at its threshold). */
+  activation_failures: number;
   generation_id: string | null;
   generation_seq: number | null;
   artifact_manifest_id: string | null;
@@ -43,6 +45,7 @@ export function buildNodeStatus(
     role: n.role,
     health: n.health.state(),
     health_reason: n.health.context().reason,
+    activation_failures: n.health.context().activation_failures,
     generation_id: a?.generation_id ?? null,
     generation_seq: a?.generation_seq ?? null,
     artifact_manifest_id: a?.artifact_manifest_id ?? null,

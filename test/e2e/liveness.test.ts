@@ -2,7 +2,8 @@
  * Connections that heal (real processes, libp2p over TCP on 127.0.0.1): after the writer of a
  * quorum cluster is SIGKILLed and restarted on the same data dir and address, the replicas redial
  * it, a quorum write is acknowledged within 10 s of its HTTP answering, and everyone converges.
- * Then a replica restarts on a new port and is found again.
+ * Then a replica restarts on a new port and is found again. Also: backpressure, drain, probes,
+ * health- and strict-read routing, clean stop.
  */
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
@@ -200,6 +201,64 @@ test('health-based routing: a lagging or draining node forwards queries; route=l
       'the draining writer to route',
     );
     assert.ok(drained.json.hits.length > 0);
+  } finally {
+    await stopAll(c);
+  }
+});
+
+test('strict-read routing: a healthy replica that cannot reach the commit forwards the strict read to a member that has it', async () => {
+  const root = tmpDir();
+  // The replica's activations fail after its first one (FSMESH_FAILPOINTS, docs/runbook.md), yet
+  // it keeps serving (a high failure threshold) and never routes for lag: only the strict read
+  // itself can send the query away.
+  const c = await startCluster(root, {
+    replicas: 1,
+    replicaArgs: ['--route-lag-commits', '1000000', '--max-activation-failures', '1000'],
+    replicaEnv: { FSMESH_FAILPOINTS: 'activation.warm=always@1' },
+  });
+  try {
+    const first = await http('POST', `${c.writer.url}/v1/docs`, docs(3, 'p'));
+    assert.equal(first.status, 200, first.text);
+    const ws = await activeAt(c.writer.url, first.json.commit_seq);
+    await waitForManifest(c.replicas[0], ws.artifact_manifest_id);
+    const ids = { writer: (await status(c.writer)).peer_id, replica: (await status(c.replicas[0])).peer_id };
+    const second = await http('POST', `${c.writer.url}/v1/docs`, docs(2, 'q'));
+    assert.equal(second.status, 200, second.text);
+    const seq = second.json.commit_seq;
+    await activeAt(c.writer.url, seq);
+    await waitFor(
+      async () => ((await status(c.replicas[0])).activation_failures > 0 ? true : null),
+      20_000,
+      'the replica to fail an activation',
+    );
+    const rs = await status(c.replicas[0]);
+    assert.ok(rs.active_commit_seq_high < seq, 'the replica lacks the commit');
+    assert.ok(
+      ['healthy', 'catching_up'].includes(rs.health),
+      `and serves (${rs.health}): only the strict read routes`,
+    );
+    const strict = (extra = '') =>
+      http(
+        'GET',
+        `${c.replicas[0].url}/v1/search?q=liveness&mode=lexical&k=5&min_commit_seq=${seq}&timeout_ms=1500${extra}`,
+      );
+    // Routing waits for the writer's head to reach the replica's routing table (a poll period).
+    const routed = await waitFor(
+      async () => {
+        const r = await strict();
+        return r.status === 200 && r.json.served_by === ids.writer ? r : null;
+      },
+      20_000,
+      'the strict read to be served by the writer',
+    );
+    assert.ok(routed.json.commit_seq_high >= seq, 'the answer covers the commit');
+    assert.ok(
+      routed.json.hits.some((h: any) => String(h.doc_id).startsWith('q')),
+      'and sees it',
+    );
+    const local = await strict('&route=local');
+    assert.equal(local.status, 504, local.text);
+    assert.match(local.json.error.message, /strict read timed out/);
   } finally {
     await stopAll(c);
   }

@@ -81,6 +81,20 @@ test('node health: degraded past thresholds, back to healthy on repair; bootstra
   assert.equal(b.state(), 'healthy');
 });
 
+test('node health: a replica catching up whose activations keep failing counts them and degrades', () => {
+  const h = startNodeHealth(systemClock, { max_activation_failures: 2 }, 'bootstrapping');
+  h.send({ type: 'BOOTSTRAPPED' });
+  assert.equal(h.state(), 'catching_up');
+  h.send({ type: 'ACTIVATION_FAILED', reason: 'x' });
+  assert.equal(h.context().activation_failures, 1);
+  h.send({ type: 'ACTIVATION_SUCCEEDED' });
+  assert.equal(h.context().activation_failures, 0, 'a success resets the count');
+  h.send({ type: 'ACTIVATION_FAILED', reason: 'x' });
+  h.send({ type: 'ACTIVATION_FAILED', reason: 'y' });
+  assert.equal(h.state(), 'degraded');
+  assert.match(h.context().reason ?? '', /activation failed: y/);
+});
+
 test('retry/back-off machine: delays grow per policy on the injected clock, reset on success, give up after max attempts', () => {
   const clock = new VirtualClock();
   const t0 = clock.nowMs();

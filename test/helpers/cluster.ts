@@ -17,24 +17,35 @@ export async function startReplica(
   p2pPort: number,
   seeds: string[],
   extra: string[] = [],
+  env: Record<string, string> = {},
 ): Promise<NodeProc> {
-  return startNodeProc([
-    '--data',
-    dir,
-    '--http',
-    `127.0.0.1:${httpPort}`,
-    '--listen',
-    `/ip4/127.0.0.1/tcp/${p2pPort}`,
-    '--role',
-    'replica',
-    ...seeds.flatMap((s) => ['--seed', s]),
-    ...extra,
-  ]);
+  return startNodeProc(
+    [
+      '--data',
+      dir,
+      '--http',
+      `127.0.0.1:${httpPort}`,
+      '--listen',
+      `/ip4/127.0.0.1/tcp/${p2pPort}`,
+      '--role',
+      'replica',
+      ...seeds.flatMap((s) => ['--seed', s]),
+      ...extra,
+    ],
+    30_000,
+    env,
+  );
 }
 
 export async function startCluster(
   root: string,
-  opts: { replicas?: number; writerArgs?: string[]; replicaArgs?: string[] } = {},
+  opts: {
+    replicas?: number;
+    writerArgs?: string[];
+    replicaArgs?: string[];
+    /** Environment of the replicas (e.g. FSMESH_FAILPOINTS). */
+    replicaEnv?: Record<string, string>;
+  } = {},
 ): Promise<ClusterProcs> {
   const n = opts.replicas ?? 2;
   const httpPorts: number[] = [];
@@ -62,7 +73,14 @@ export async function startCluster(
   const writerAddr = (writer.ready.multiaddrs as string[])[0];
   const replicas = await Promise.all(
     Array.from({ length: n }, (_, i) =>
-      startReplica(dirs[i + 1], httpPorts[i + 1], p2pPorts[i + 1], [writerAddr], opts.replicaArgs),
+      startReplica(
+        dirs[i + 1],
+        httpPorts[i + 1],
+        p2pPorts[i + 1],
+        [writerAddr],
+        opts.replicaArgs,
+        opts.replicaEnv,
+      ),
     ),
   );
   return { writer, replicas, dirs, writerAddr, httpPorts, p2pPorts };

@@ -22,9 +22,14 @@ export interface NodeProc {
   kill(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-export async function startNodeProc(args: string[], timeoutMs = 30_000): Promise<NodeProc> {
+export async function startNodeProc(
+  args: string[],
+  timeoutMs = 30_000,
+  env: Record<string, string> = {},
+): Promise<NodeProc> {
   const child = spawn(process.execPath, [CLI, 'node', 'start', '--quiet', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
   });
   let out = '';
   let err = '';
