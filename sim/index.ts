@@ -19,4 +19,4 @@ export {
   type SimResult,
   type Violation,
 } from './simulation.ts';
-export { runSwarm, swarmConfig } from './swarm.ts';
+export { type FailingSeed, replayCommand, runSwarm, type SwarmOptions, swarmConfig } from './swarm.ts';

@@ -1,4 +1,11 @@
-/** Swarm testing: many seeds, each with a configuration (nodes, steps, fault mix) drawn from the seed. */
+/**
+ * Swarm testing: many seeds, each with a configuration (nodes, steps, fault mix) drawn from the
+ * seed. Seeds are independent, so they spread over worker threads (a piscina pool); each worker
+ * runs whole seeds with the same code as inline, so a seed's trace hash does not depend on where
+ * it ran (tested). `workers: 1` runs inline, in this thread.
+ */
+import { availableParallelism } from 'node:os';
+import { UNSAFE } from '../src/core/buggify.ts';
 import { seededRandom } from '../src/runtime/index.ts';
 import { FAULTS, type Fault, runSimulation, type SimConfig, type SimResult } from './simulation.ts';
 
@@ -10,20 +17,83 @@ export function swarmConfig(seed: number, steps?: number): SimConfig {
   return { seed, nodes, steps: steps ?? 60 + r.int(140), faults, durability };
 }
 
+/** The command that replays one configuration alone (printed for every failing seed). */
+export function replayCommand(cfg: SimConfig): string {
+  return `fsmesh sim --seed ${cfg.seed} --nodes ${cfg.nodes} --steps ${cfg.steps} --faults ${cfg.faults.join(',') || "''"} --durability ${cfg.durability ?? 'local'}`;
+}
+
+export interface FailingSeed {
+  seed: number;
+  config: SimConfig;
+  replay: string;
+  violations: SimResult['violations'];
+  /** Events up to the first violation: the shortest trace to read. */
+  trace_excerpt: string[];
+}
+
+export interface SwarmOptions {
+  /** Threads to spread seeds over; 1 runs inline. Default: the machine's cores. */
+  workers?: number;
+}
+
+/** One seed, as a pool task (and inline): the planted-bug switches travel with it. */
+export interface SeedTask {
+  seed: number;
+  steps?: number;
+  unsafe: typeof UNSAFE;
+}
+
+export async function runSeedTask(t: SeedTask): Promise<{ cfg: SimConfig; r: SimResult }> {
+  Object.assign(UNSAFE, t.unsafe);
+  const cfg = swarmConfig(t.seed, t.steps);
+  return { cfg, r: await runSimulation(cfg) };
+}
+
 export async function runSwarm(
   firstSeed: number,
   seeds: number,
   steps?: number,
   onResult?: (r: SimResult, cfg: SimConfig) => void,
-) {
-  const failing: { seed: number; config: SimConfig; violations: SimResult['violations'] }[] = [];
-  for (let s = firstSeed; s < firstSeed + seeds; s++) {
-    const cfg = swarmConfig(s, steps);
-    const r = await runSimulation(cfg);
+  opts: SwarmOptions = {},
+): Promise<FailingSeed[]> {
+  const workers = Math.max(1, Math.min(opts.workers ?? availableParallelism(), seeds));
+  const failing: FailingSeed[] = [];
+  const record = ({ cfg, r }: { cfg: SimConfig; r: SimResult }) => {
     onResult?.(r, cfg);
-    if (r.violations.length) failing.push({ seed: s, config: cfg, violations: r.violations });
+    if (r.violations.length)
+      failing.push({
+        seed: cfg.seed,
+        config: cfg,
+        replay: replayCommand(cfg),
+        violations: r.violations,
+        trace_excerpt: r.trace_excerpt ?? [],
+      });
+  };
+  const tasks = Array.from({ length: seeds }, (_, i) => ({
+    seed: firstSeed + i,
+    steps,
+    unsafe: { ...UNSAFE },
+  }));
+  if (workers === 1) {
+    for (const t of tasks) record(await runSeedTask(t));
+  } else {
+    const { Piscina } = await import('piscina');
+    const pool = new Piscina({
+      filename: new URL('./swarm-worker.ts', import.meta.url).href,
+      minThreads: workers,
+      maxThreads: workers,
+      // A seed holds a whole cluster in memory; one at a time per thread.
+      concurrentTasksPerWorker: 1,
+    });
+    try {
+      await Promise.all(
+        tasks.map((t) => pool.run(t).then((x: { cfg: SimConfig; r: SimResult }) => record(x))),
+      );
+    } finally {
+      await pool.destroy();
+    }
   }
-  return failing;
+  return failing.sort((a, b) => a.seed - b.seed);
 }
 
 export type { SimConfig, SimResult };

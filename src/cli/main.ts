@@ -35,7 +35,7 @@ commands:
   admin-key FILE                      write an operator admin key (prints its public_key for --admin-pub)
   promote --http URL --admin-key FILE make the node at URL the writer of the next epoch (failover)
   sim --seed N [--nodes K] [--steps S] [--faults LIST] [--json]   deterministic cluster simulation
-  sim --swarm --seeds M               many seeds with varied configurations; lists failing seeds
+  sim --swarm --seeds M [--workers W] many seeds with varied configurations, over W threads; lists failing seeds
   demo                                the README's main job (npm start)`;
 
 function runtimeFor(dir: string): Runtime {
@@ -321,81 +321,6 @@ async function cmdHttpToken(argv: string[]): Promise<number> {
   return 0;
 }
 
-async function cmdSim(argv: string[]): Promise<number> {
-  const usage =
-    'fsmesh sim --seed N [--nodes K] [--steps S] [--faults LIST] [--durability local|quorum] [--json] | fsmesh sim --swarm --seeds M [--first-seed N] [--steps S]';
-  const a = parse(
-    argv,
-    {
-      seed: { type: 'string' },
-      nodes: { type: 'string' },
-      steps: { type: 'string' },
-      faults: { type: 'string' },
-      json: { type: 'boolean' },
-      swarm: { type: 'boolean' },
-      seeds: { type: 'string' },
-      'first-seed': { type: 'string' },
-      durability: { type: 'string' },
-    },
-    usage,
-  );
-  const durability = a.values.durability as string | undefined;
-  if (durability !== undefined && durability !== 'local' && durability !== 'quorum')
-    throw new UsageError(`--durability: must be local or quorum, got ${JSON.stringify(durability)}`);
-  const { FAULTS, OPT_IN_FAULTS, runSimulation, runSwarm } = await import('../../sim/index.ts');
-  if (a.values.swarm) {
-    const seeds = intFlag(a.values.seeds, 'seeds', 1) ?? 20;
-    const t0 = performance.now();
-    let steps = 0;
-    const failing = await runSwarm(
-      intFlag(a.values['first-seed'], 'first-seed') ?? 1,
-      seeds,
-      intFlag(a.values.steps, 'steps', 1),
-      (r) => {
-        steps += r.steps;
-        if (!a.values.json)
-          process.stderr.write(
-            `seed ${r.seed}: ${r.violations.length ? `FAIL ${r.violations.map((v) => v.invariant).join(', ')}` : 'ok'}  ${r.trace_hash.slice(0, 12)}\n`,
-          );
-      },
-    );
-    out({
-      seeds,
-      failing_seeds: failing.map((f) => f.seed),
-      failing,
-      steps_per_s: Math.round(steps / ((performance.now() - t0) / 1000)),
-    });
-    return failing.length ? 1 : 0;
-  }
-  if (a.values.seed === undefined) throw new UsageError(`--seed is required\nusage: ${usage}`);
-  const faultList =
-    typeof a.values.faults === 'string' ? a.values.faults.split(',').filter(Boolean) : [...FAULTS];
-  const known: readonly string[] = [...FAULTS, ...OPT_IN_FAULTS];
-  for (const f of faultList)
-    if (!known.includes(f))
-      throw new UsageError(`--faults: unknown fault ${JSON.stringify(f)} (known: ${known.join(', ')})`);
-  const r = await runSimulation({
-    seed: intFlag(a.values.seed, 'seed') ?? 1,
-    ...(durability ? { durability: durability as 'local' | 'quorum' } : {}),
-    nodes: intFlag(a.values.nodes, 'nodes', 2) ?? 3,
-    steps: intFlag(a.values.steps, 'steps', 1) ?? 200,
-    faults: faultList as never,
-  });
-  if (a.values.json) out(r);
-  else {
-    process.stdout.write(
-      `seed ${r.seed} steps ${r.steps} trace_hash ${r.trace_hash}\n${JSON.stringify(r.stats)}\n`,
-    );
-    for (const v of r.violations)
-      process.stdout.write(
-        `${v.kind.toUpperCase()} VIOLATION ${v.invariant} at ${v.at_ms} ms: ${v.detail}\n`,
-      );
-    if (r.trace_excerpt)
-      process.stdout.write(`trace up to the first violation:\n  ${r.trace_excerpt.join('\n  ')}\n`);
-  }
-  return r.violations.length ? 1 : 0;
-}
-
 const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   ingest: cmdIngest,
   search: cmdSearch,
@@ -408,7 +333,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   'http-token': cmdHttpToken,
   'admin-key': async (argv) => (await import('./admin-cmd.ts')).cmdAdminKey(argv),
   promote: async (argv) => (await import('./admin-cmd.ts')).cmdPromote(argv),
-  sim: cmdSim,
+  sim: async (argv) => (await import('./sim-cmd.ts')).cmdSim(argv),
   demo: async (argv) => (await import('./demo.ts')).runDemo(argv),
   node: async (argv) => (await import('./node-cmd.ts')).cmdNode(argv),
 };

@@ -6,8 +6,10 @@
 import { generateKeyPairFromSeed, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys';
 import type { PrivateKey } from '@libp2p/interface';
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id';
+import { toHex } from '../core/bytes.ts';
 import { DATA_DIR } from '../core/data-dir-layout.ts';
 import { FsmeshError } from '../core/errors.ts';
+import { blake3Hex } from '../core/ids.ts';
 import { isNotFound, type Storage, secureRandomBytes, writeFileAtomic } from '../runtime/index.ts';
 
 export const KEY_FILE = DATA_DIR.node_key_file;
@@ -35,22 +37,51 @@ export async function sign(key: PrivateKey, data: Uint8Array): Promise<Uint8Arra
   return key.sign(data);
 }
 
+type PublicKeyOf = NonNullable<ReturnType<typeof peerIdFromString>['publicKey']>;
+
+/**
+ * Verified signatures, remembered (bounded, oldest out): the same signed records and heads arrive
+ * again and again (gossip, heads, pushes), and an ed25519 verification costs ~50 µs where a lookup
+ * costs nothing — it was the largest item in the simulator's profile. Only successes are kept
+ * (a hostile peer cannot fill the cache with failures), keyed by signer, signature *and* data,
+ * so a remembered success never vouches for other bytes.
+ */
+const VERIFIED_MAX = 4096;
+const verified = new Set<string>();
+const publicKeys = new Map<string, PublicKeyOf | null>();
+
+function publicKeyOf(peerId: string): PublicKeyOf | null {
+  let pub = publicKeys.get(peerId);
+  if (pub !== undefined) return pub;
+  try {
+    pub = peerIdFromString(peerId).publicKey ?? null;
+  } catch {
+    pub = null;
+  }
+  if (publicKeys.size >= VERIFIED_MAX) publicKeys.delete(publicKeys.keys().next().value as string);
+  publicKeys.set(peerId, pub);
+  return pub;
+}
+
 /** Verify an ed25519 signature made by the key behind `peerId` (ed25519 peer ids embed the public key). */
 export async function verifyByPeerId(
   peerId: string,
   data: Uint8Array,
   signature: Uint8Array,
 ): Promise<boolean> {
-  let pub: ReturnType<typeof peerIdFromString>['publicKey'];
-  try {
-    pub = peerIdFromString(peerId).publicKey;
-  } catch {
-    return false;
-  }
+  const pub = publicKeyOf(peerId);
   if (!pub) return false;
+  const key = `${peerId}|${toHex(signature)}|${blake3Hex(data)}`;
+  if (verified.has(key)) return true;
+  let ok = false;
   try {
-    return await pub.verify(data, signature);
+    ok = await pub.verify(data, signature);
   } catch {
     return false;
   }
+  if (ok) {
+    if (verified.size >= VERIFIED_MAX) verified.delete(verified.values().next().value as string);
+    verified.add(key);
+  }
+  return ok;
 }

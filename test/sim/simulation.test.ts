@@ -20,8 +20,17 @@ test('determinism: the same seed gives the same trace hash; another seed a diffe
   assert.ok(a.stats.acked > 10 && a.stats.queries > 10 && a.stats.activations > 3, JSON.stringify(a.stats));
 });
 
+test('swarm on worker threads: the same seeds give the same trace hashes as inline', async () => {
+  const inline = new Map<number, string>();
+  const pooled = new Map<number, string>();
+  await runSwarm(40, 6, 40, (r) => inline.set(r.seed, r.trace_hash), { workers: 1 });
+  await runSwarm(40, 6, 40, (r) => pooled.set(r.seed, r.trace_hash), { workers: 2 });
+  assert.equal(inline.size, 6);
+  assert.deepEqual([...pooled].sort(), [...inline].sort());
+});
+
 test('swarm: varied configurations over many seeds hold every invariant', async () => {
-  const failing = await runSwarm(100, 24);
+  const failing = await runSwarm(100, 24, undefined, undefined, { workers: 1 });
   assert.deepEqual(
     failing.map((f) => [f.seed, f.violations.map((v) => `${v.kind}:${v.invariant}: ${v.detail}`)]),
     [],
