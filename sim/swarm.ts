@@ -9,12 +9,15 @@ import { UNSAFE } from '../src/core/buggify.ts';
 import { seededRandom } from '../src/runtime/index.ts';
 import { FAULTS, type Fault, runSimulation, type SimConfig, type SimResult } from './simulation.ts';
 
-export function swarmConfig(seed: number, steps?: number): SimConfig {
+export function swarmConfig(seed: number, steps?: number, extraFaults: readonly Fault[] = []): SimConfig {
   const r = seededRandom(seed ^ 0x5eed);
   const faults = FAULTS.filter(() => r.next() < 0.6) as Fault[];
   const nodes = 2 + r.int(3);
   const durability = nodes >= 3 && r.next() < 0.4 ? ('quorum' as const) : ('local' as const);
-  return { seed, nodes, steps: steps ?? 60 + r.int(140), faults, durability };
+  const cfgSteps = steps ?? 60 + r.int(140);
+  // Opt-in faults are drawn last, so asking for them leaves the rest of each configuration as is.
+  for (const f of extraFaults) if (r.next() < 0.6 && !faults.includes(f)) faults.push(f);
+  return { seed, nodes, steps: cfgSteps, faults, durability };
 }
 
 /** The command that replays one configuration alone (printed for every failing seed). */
@@ -34,18 +37,21 @@ export interface FailingSeed {
 export interface SwarmOptions {
   /** Threads to spread seeds over; 1 runs inline. Default: the machine's cores. */
   workers?: number;
+  /** Opt-in faults (OPT_IN_FAULTS) to add to the drawn mixes. */
+  extra_faults?: Fault[];
 }
 
 /** One seed, as a pool task (and inline): the planted-bug switches travel with it. */
 export interface SeedTask {
   seed: number;
   steps?: number;
+  extra_faults?: Fault[];
   unsafe: typeof UNSAFE;
 }
 
 export async function runSeedTask(t: SeedTask): Promise<{ cfg: SimConfig; r: SimResult }> {
   Object.assign(UNSAFE, t.unsafe);
-  const cfg = swarmConfig(t.seed, t.steps);
+  const cfg = swarmConfig(t.seed, t.steps, t.extra_faults);
   return { cfg, r: await runSimulation(cfg) };
 }
 

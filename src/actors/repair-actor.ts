@@ -87,7 +87,10 @@ export function spawnRepairActor(
         }
         case 'scrub': {
           timer?.cancel();
-          const { artifacts } = await deps.engine.generations.referencedObjects();
+          // Only generations this node activated: a candidate still being fetched (a leased manifest)
+          // lacks objects by design, which is no corruption (found by the simulator's failover fault:
+          // a promoted writer's stale sync degraded it and stopped its builds).
+          const { artifacts } = await deps.engine.generations.referencedObjects({ retainedOnly: true });
           let checked = 0;
           const results: Record<string, string> = {};
           for (const id of [...artifacts].sort()) {

@@ -201,14 +201,7 @@ function planNodeStart(v: Flags): {
       ...(v['build-interval-ms'] ? { build_interval_ms: int('build-interval-ms') } : {}),
     },
     scrub_interval_ms: int('scrub-interval-ms') ?? NODE_DEFAULTS.cli_scrub_interval_ms,
-    health_policy: {
-      ...(v['degraded-probe-interval-ms'] !== undefined
-        ? { degraded_probe_interval_ms: int('degraded-probe-interval-ms') }
-        : {}),
-      ...(v['max-activation-failures'] !== undefined
-        ? { max_activation_failures: int('max-activation-failures', 1) }
-        : {}),
-    },
+    health_policy: healthPolicyOf(int),
   };
   const cluster: ClusterServiceConfig | undefined = p2p
     ? {
@@ -229,6 +222,16 @@ function planNodeStart(v: Flags): {
     : undefined;
   const security = { token, allowed_hosts: allowedHosts?.map((h) => h.trim().toLowerCase()) };
   return { dir, trace, compose: { node, cluster, http: { host, port, security } } };
+}
+
+/** `--degraded-probe-interval-ms`, `--max-activation-failures`: only what was given. */
+function healthPolicyOf(int: (flag: string, min?: number) => number | undefined) {
+  const probe = int('degraded-probe-interval-ms');
+  const failures = int('max-activation-failures', 1);
+  return {
+    ...(probe !== undefined ? { degraded_probe_interval_ms: probe } : {}),
+    ...(failures !== undefined ? { max_activation_failures: failures } : {}),
+  };
 }
 
 export async function cmdNode(argv: string[]): Promise<number> {

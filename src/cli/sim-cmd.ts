@@ -7,7 +7,7 @@ import { SingleBar } from 'cli-progress';
 import { intFlag, parse, UsageError } from './args.ts';
 
 const USAGE =
-  'fsmesh sim --seed N [--nodes K] [--steps S] [--faults LIST] [--durability local|quorum] [--json] | fsmesh sim --swarm --seeds M [--first-seed N] [--steps S] [--workers W] [--json]';
+  'fsmesh sim --seed N [--nodes K] [--steps S] [--faults LIST] [--durability local|quorum] [--json] | fsmesh sim --swarm --seeds M [--first-seed N] [--steps S] [--workers W] [--extra-faults failover] [--json]';
 
 const out = (o: unknown) => process.stdout.write(`${JSON.stringify(o)}\n`);
 
@@ -25,6 +25,7 @@ export async function cmdSim(argv: string[]): Promise<number> {
       'first-seed': { type: 'string' },
       durability: { type: 'string' },
       workers: { type: 'string' },
+      'extra-faults': { type: 'string' },
     },
     USAGE,
   );
@@ -64,7 +65,13 @@ export async function cmdSim(argv: string[]): Promise<number> {
 }
 
 async function swarm(v: Record<string, string | boolean | undefined>): Promise<number> {
-  const { runSwarm } = await import('../../sim/index.ts');
+  const { OPT_IN_FAULTS, runSwarm } = await import('../../sim/index.ts');
+  const extra = typeof v['extra-faults'] === 'string' ? v['extra-faults'].split(',').filter(Boolean) : [];
+  for (const f of extra)
+    if (!(OPT_IN_FAULTS as readonly string[]).includes(f))
+      throw new UsageError(
+        `--extra-faults: ${JSON.stringify(f)} is not an opt-in fault (opt-in: ${OPT_IN_FAULTS.join(', ')})`,
+      );
   const seeds = intFlag(v.seeds as string | undefined, 'seeds', 1) ?? 20;
   const workers = intFlag(v.workers as string | undefined, 'workers', 1);
   const first = intFlag(v['first-seed'] as string | undefined, 'first-seed') ?? 1;
@@ -89,7 +96,7 @@ async function swarm(v: Record<string, string | boolean | undefined>): Promise<n
       else if (!bar && !v.json && done % Math.max(1, Math.floor(seeds / 10)) === 0)
         process.stderr.write(`${done}/${seeds} seeds, ${((performance.now() - t0) / 1000).toFixed(0)} s\n`);
     },
-    { workers },
+    { workers, extra_faults: extra as never },
   );
   bar?.stop();
   const wall_s = (performance.now() - t0) / 1000;

@@ -125,4 +125,6 @@ export const HTTP_DEFAULTS = {
   /** An oversized body is read and dropped up to this much / this long before the 413 is sent. */
   drain_max_bytes: 64 << 20,
   drain_timeout_ms: 10_000,
+  /** On stop, in-flight requests get this long to finish before their connections are cut. */
+  shutdown_grace_ms: 5_000,
 } as const;

@@ -285,11 +285,17 @@ export class GenerationStore {
     return best;
   }
 
-  /** Every object id referenced by a retained or leased generation (plus their manifests). */
-  async referencedObjects(): Promise<{ manifests: Set<ObjectId>; artifacts: Set<ObjectId> }> {
+  /**
+   * Every object id referenced by a retained or leased generation (plus their manifests). A leased
+   * generation may be a candidate still being fetched (a replica sync): GC must keep what it has,
+   * but its objects are not all here yet — `retainedOnly` (the scrub) leaves such candidates out.
+   */
+  async referencedObjects(
+    opts: { retainedOnly?: boolean } = {},
+  ): Promise<{ manifests: Set<ObjectId>; artifacts: Set<ObjectId> }> {
     const manifests = new Set<ObjectId>([
       ...this.pointer.retained.map((r) => r.artifact_manifest_id),
-      ...this.leases.keys(),
+      ...(opts.retainedOnly ? [] : this.leases.keys()),
     ]);
     const artifacts = new Set<ObjectId>();
     for (const id of manifests) {

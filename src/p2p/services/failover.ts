@@ -115,30 +115,42 @@ export class Failover {
   async prepare(): Promise<PromotionPlan> {
     const { transport, log } = this.c;
     const need = Math.floor(this.opts.members / 2); // besides ourselves
-    const heads: { peer: string; high: number }[] = [];
+    const heads: { peer: string; high: number; marker: string }[] = [];
     for (const p of transport.peers()) {
       try {
         const [f] = await transport.request(p, PROTO.head, jsonFrame({}), {
           timeout_ms: CLUSTER_DEFAULTS.head_request_timeout_ms,
           max_response_bytes: 64 << 10,
         });
-        const h = parseJsonFrame<{ commit_seq_high: number }>(f, 'head response');
-        if (Number.isSafeInteger(h.commit_seq_high)) heads.push({ peer: p, high: h.commit_seq_high });
+        const h = parseJsonFrame<{ commit_seq_high: number; head_marker_id?: string; handover?: unknown }>(
+          f,
+          'head response',
+        );
+        // A member already follows a newer handover: follow it first (it may cut our log), so the
+        // plan's epoch is above every epoch the answering members know.
+        if (h.handover) await this.offer(h.handover).catch(() => false);
+        if (Number.isSafeInteger(h.commit_seq_high) && typeof h.head_marker_id === 'string')
+          heads.push({ peer: p, high: h.commit_seq_high, marker: h.head_marker_id });
       } catch {
         // an unreachable member does not count toward the majority
       }
     }
-    if (heads.length < need)
-      throw new FsmeshError(
-        'unavailable',
-        `promotion needs ${need} other member(s) of ${this.opts.members} to answer, ${heads.length} did: a majority must confirm the history`,
-      );
+    // Pull what we lack, longest log first.
     heads.sort((a, b) => b.high - a.high);
     for (const h of heads) {
-      if (h.high <= log.commitSeqHigh) break;
+      if (h.high <= log.commitSeqHigh) continue;
       await pullCapsules({ log, transport, stopped: this.c.stopped }, h.peer, h.high).catch(() => {});
-      if (log.commitSeqHigh >= h.high) break;
     }
+    // A member counts toward the majority only if its whole log is a prefix of ours: then every
+    // commit it holds (so every one a quorum acknowledged, by intersection) is in this history. A
+    // member whose commits we could not collect (a failed pull, our full disk) or whose chain differs
+    // (a rogue peer) does not count.
+    const covered = heads.filter((h) => h.high <= log.commitSeqHigh && log.markerIdAt(h.high) === h.marker);
+    if (covered.length < need)
+      throw new FsmeshError(
+        'unavailable',
+        `promotion needs ${need} other member(s) of ${this.opts.members} whose logs this node holds, ${covered.length} of ${heads.length} answering: a majority must confirm the history`,
+      );
     const active = this.c.generations.active;
     if (active && log.commitSeqHigh < active.commit_seq_high)
       throw new FsmeshError(
@@ -152,7 +164,7 @@ export class Failover {
       epoch: this.epoch + 1,
       commit_seq_high: log.commitSeqHigh,
       head_marker_id: log.headMarker,
-      members_consulted: heads.length,
+      members_consulted: covered.length,
     };
   }
 
@@ -184,13 +196,14 @@ export class Failover {
       if (s.handover.epoch <= this.epoch) return;
       const h = s.handover;
       const self = this.c.transport.peerId;
-      // The new epoch is what this node follows from now on (status, head answers); it is kept on
-      // disk once the log matches it (a crash before that relearns it from the peers).
-      this.current = s;
       // Stop writing first (an old writer), then cut what the new history does not contain.
       if (h.writer !== self) await this.c.setRole('replica', h.writer);
-      await this.cutSuffix(h.commit_seq_high, h.head_marker_id);
+      await this.cutSuffix(h.commit_seq_high, h.head_marker_id, h.epoch);
       await writeFileAtomic(this.c.storage, DATA_DIR.writer_handover_file, encodeSignedHandover(s));
+      // Only a handover kept on disk is this node's epoch (status, head answers): a failed step
+      // above (a full disk) leaves nothing half-installed for peers to follow, and the next offer
+      // of the record (head polls, gossip) tries again.
+      this.current = s;
       if (h.writer === self) await this.c.setRole('writer', self);
       this.c.events.emit('writer_handover', {
         epoch: h.epoch,
@@ -202,7 +215,7 @@ export class Failover {
     return run;
   }
 
-  private async cutSuffix(high: number, marker: string): Promise<void> {
+  private async cutSuffix(high: number, marker: string, epoch: number): Promise<void> {
     const { log, gate, generations } = this.c;
     if (log.commitSeqHigh <= high) return;
     if ((high === 0 ? log.headMarker : log.markerIdAt(high)) !== marker && high > 0) {
@@ -220,7 +233,7 @@ export class Failover {
     this.c.events.emit('log_suffix_truncated', {
       commit_seq: high,
       removed_commits: removed,
-      epoch: this.epoch,
+      epoch,
     });
   }
 }
