@@ -75,7 +75,12 @@ test('failover: promote a replica, no acknowledged commit lost, the old writer t
     const old = await waitFor(
       async () => {
         const s = await status(c.writer);
-        return s.role === 'replica' && s.trusted_writer === r1.peer_id && s.commit_seq_high >= b.commit_seq
+        // The epoch is the last thing a follower installs (after its role, log cut and the record on
+        // disk), so wait for it too.
+        return s.role === 'replica' &&
+          s.trusted_writer === r1.peer_id &&
+          s.epoch === 1 &&
+          s.commit_seq_high >= b.commit_seq
           ? s
           : null;
       },
