@@ -5,21 +5,12 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as path from 'node:path';
+import { freeLoopbackPort } from '../src/runtime/loopback-port.ts';
 
 export const FSMESH_BIN = new URL('../bin/fsmesh.js', import.meta.url).pathname;
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
+export const freePort = freeLoopbackPort;
 
 export interface ChaosNodeSpec {
   name: string;

@@ -6,26 +6,17 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freeLoopbackPort } from '../runtime/loopback-port.ts';
 import { parse } from './args.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const BIN = path.resolve(here, '../../bin/fsmesh.js');
 const CORPUS = path.resolve(here, '../../examples/corpus/distributed-systems.jsonl');
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
+const freePort = freeLoopbackPort;
 
 interface Proc {
   name: string;

@@ -1,18 +1,9 @@
 /** Start real `fsmesh node start` processes on 127.0.0.1 and talk to them over HTTP. */
 import { type ChildProcess, spawn } from 'node:child_process';
-import * as net from 'node:net';
+import { freeLoopbackPort } from '../../src/runtime/loopback-port.ts';
 import { CLI } from './tmp.ts';
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
+export const freePort = freeLoopbackPort;
 
 export interface NodeProc {
   child: ChildProcess;
