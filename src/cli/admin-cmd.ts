@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys';
 import { toHex } from '../core/bytes.ts';
 import { FsmeshError } from '../core/errors.ts';
-import { signHandover } from '../p2p/handover.ts';
+import { signHandover, signPrepareTicket } from '../p2p/handover.ts';
 import { handoverOf } from '../p2p/services/failover.ts';
 import { parse, requireFlag, UsageError } from './args.ts';
 
@@ -19,6 +19,17 @@ export async function cmdAdminKey(argv: string[]): Promise<number> {
   fs.writeFileSync(a.positionals[0], privateKeyToProtobuf(key), { mode: 0o600, flag: 'wx' });
   process.stdout.write(`${JSON.stringify({ public_key: toHex(key.publicKey.raw) })}\n`);
   return 0;
+}
+
+async function get(url: string, token: string | undefined): Promise<any> {
+  const r = await fetch(url, {
+    headers: token ? { authorization: `Bearer ${token}` } : {},
+    signal: AbortSignal.timeout(30_000),
+  });
+  const json: any = await r.json().catch(() => null);
+  if (r.status !== 200)
+    throw new FsmeshError('conflict', `${url}: ${r.status} ${json?.error?.message ?? ''}`.trim());
+  return json;
 }
 
 async function post(url: string, body: unknown, token: string | undefined): Promise<any> {
@@ -54,8 +65,29 @@ export async function cmdPromote(argv: string[]): Promise<number> {
   }
   const tokenFile = a.values['http-token'] as string | undefined;
   const token = tokenFile ? fs.readFileSync(tokenFile, 'utf8').trim() : undefined;
-  // 1. The node collects missing commits from a majority and says what to sign.
-  const plan = await post(`${url}/v1/admin/promote/prepare`, {}, token);
+  // 1. The admin key signs a prepare ticket for an epoch above any the node knows of (followed or
+  //    promised); the node gathers promises and missing commits from a majority and says what to
+  //    sign. A member that promised a higher epoch elsewhere refuses: try again above it.
+  let plan: any = null;
+  for (let attempt = 1; !plan; attempt++) {
+    const st = await get(`${url}/v1/status`, token);
+    if (typeof st?.peer_id !== 'string')
+      throw new FsmeshError('conflict', `${url}: the node is not in a cluster (no peer_id in /v1/status)`);
+    const epoch = Math.max(Number(st.epoch) || 0, Number(st.promised_epoch) || 0) + 1;
+    const ticket = await signPrepareTicket(key, {
+      format: 1,
+      kind: 'prepare',
+      cluster: String(st.cluster),
+      shard: String(st.shard),
+      epoch,
+      candidate: st.peer_id,
+    });
+    try {
+      plan = await post(`${url}/v1/admin/promote/prepare`, { ticket }, token);
+    } catch (err) {
+      if (attempt >= 3 || !/promised epoch|promote again/.test((err as Error).message)) throw err;
+    }
+  }
   // 2. The admin key signs exactly that history; the node installs it and tells everyone.
   const signed = await signHandover(key, handoverOf(plan));
   const done = await post(`${url}/v1/admin/promote`, signed, token);

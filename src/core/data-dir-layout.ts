@@ -11,6 +11,7 @@
  *   trusted-writer         the pinned writer peer id (replicas, trust on first use)
  *   known-peers            addresses of peers learned while running, redialled after a restart
  *   writer-handover        the admin-signed handover (failover) this node follows: writer and epoch
+ *   writer-promise         the admin-signed prepare ticket this node promised to (refuses older writers)
  *   node.key               the node's libp2p identity (ed25519, protobuf)
  *   node.json              reserved (accepted in a pre-FORMAT directory)
  */
@@ -26,6 +27,8 @@ export const DATA_DIR = {
   trusted_writer_file: 'trusted-writer',
   known_peers_file: 'known-peers',
   writer_handover_file: 'writer-handover',
+  /** The promotion this node promised to (epoch, candidate), canonical JSON. */
+  writer_promise_file: 'writer-promise',
   node_key_file: 'node.key',
   node_json_file: 'node.json',
 } as const;

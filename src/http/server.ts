@@ -230,8 +230,16 @@ async function writeRoute(
       },
     };
   }
-  if (p === '/v1/admin/promote/prepare' && req.method === 'POST')
-    return { status: 200, body: await node.preparePromotion() };
+  if (p === '/v1/admin/promote/prepare' && req.method === 'POST') {
+    const body = parseJsonBody(await readBody(req, 4096));
+    if (!body || typeof body !== 'object' || !('ticket' in body))
+      throw new HttpError(
+        400,
+        'invalid_input',
+        'ticket: the admin-signed prepare ticket is required (`fsmesh promote` signs it)',
+      );
+    return { status: 200, body: await node.preparePromotion(body.ticket) };
+  }
   if (p === '/v1/admin/promote' && req.method === 'POST')
     return { status: 200, body: await node.promote(parseJsonBody(await readBody(req, 4096))) };
   if (p === '/v1/admin/drain' && req.method === 'POST') {

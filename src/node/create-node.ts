@@ -192,7 +192,7 @@ function nodeApi(n: {
       if (services.some((s) => s.confirmsEmptyCluster?.())) return { ready: true, reason: null };
       return { ready: false, reason: 'no active generation yet (bootstrapping)' };
     },
-    preparePromotion: () => clusterOp((s) => s.preparePromotion?.()),
+    preparePromotion: (ticket) => clusterOp((s) => s.preparePromotion?.(ticket)),
     promote: (signed) => clusterOp((s) => s.promote?.(signed)),
     setDraining: (d) => {
       n.local.draining = d;

@@ -37,7 +37,8 @@ export interface FsmeshNode {
    */
   readiness(): { ready: boolean; reason: string | null };
   /** Failover (docs/protocols.md §failover): delegated to the cluster service. */
-  preparePromotion(): Promise<unknown>;
+  /** Failover step 1, with the admin-signed prepare ticket (docs/protocols.md). */
+  preparePromotion(ticket: unknown): Promise<unknown>;
   promote(signed: unknown): Promise<unknown>;
   /** Draining: reads are routed away and a draining writer refuses writes (`/v1/admin/drain`). */
   setDraining(draining: boolean): void;

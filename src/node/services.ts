@@ -82,7 +82,7 @@ export interface NodeService {
   /** Who serves locally, as peers know this node (its peer id). */
   selfId?(): string;
   /** Failover, step 1: collect a majority's commits; what the admin key must sign. */
-  preparePromotion?(): Promise<unknown>;
+  preparePromotion?(ticket: unknown): Promise<unknown>;
   /** Failover, step 2: install an admin-signed handover naming this node. */
   promote?(signed: unknown): Promise<unknown>;
 }

@@ -31,6 +31,7 @@ export const OPERATION_EVENTS = [
   'write_backpressure_engaged',
   'write_backpressure_released',
   'writer_handover',
+  'writer_promise',
   'log_suffix_truncated',
 ] as const;
 /** What recovery at open and the protection of sealed log segments did (beyond §9). */

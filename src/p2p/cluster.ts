@@ -78,6 +78,10 @@ export class ClusterService implements NodeService {
    * history the cluster already replaced (found by the simulator's failover fault).
    */
   private fenced = false;
+  /** A member reported a promise above our epoch in this writer round (stay or become fenced). */
+  private promiseSeen = false;
+  /** Members that answered this writer round following this writer (they lift its fence). */
+  private confirmations = 0;
 
   constructor(c: NodeComponents, cfg: ClusterServiceConfig) {
     this.c = c;
@@ -107,7 +111,20 @@ export class ClusterService implements NodeService {
     this.membership = membership;
     await membership.load();
     const failover = new Failover(
-      { ...c, transport, setRole: (r, w) => this.setRole(r, w), stopped: () => this.stopped },
+      {
+        ...c,
+        transport,
+        setRole: (r, w) => this.setRole(r, w),
+        stopped: () => this.stopped,
+        // A writer that promised a promotion (it is being replaced while alive) stops writing.
+        onPromise: () => {
+          if (this.writer) this.fenced = true;
+        },
+        fence: () => {
+          if (this.writer) this.fenced = true;
+        },
+        trustedWriter: () => membership.trusted,
+      },
       opts,
     );
     this.failover = failover;
@@ -134,6 +151,12 @@ export class ClusterService implements NodeService {
       trustedWriter: () => membership.trusted,
       currentRecord: () => this.writer?.currentRecord() ?? membership.latest,
       handover: () => failover.current,
+      promise: () =>
+        failover.promisedEpoch > 0 && failover.promise
+          ? { epoch: failover.promise.ticket.epoch, candidate: failover.promise.ticket.candidate }
+          : null,
+      acceptPrepare: (t) => failover.acceptTicket(t),
+      replicate: (append) => failover.replicate(append),
     });
     this.subscribe(transport, membership);
     await transport.start();
@@ -158,7 +181,16 @@ export class ClusterService implements NodeService {
           this.writer
             ? c.generations.retained.some((r) => r.generation_id === gid && r.artifact_manifest_id === mid)
             : membership.isTrustedManifest(gid, mid),
-        onHead: (h) => this.failover?.offer(h.handover).catch(() => false),
+        onHead: (h) => {
+          // A member promised a newer epoch: this writer is being replaced (promise phase).
+          const f = this.failover;
+          if (f && Number.isSafeInteger(h.promised_epoch) && (h.promised_epoch as number) > f.epoch)
+            this.promiseSeen = true;
+          // Only a member that follows this writer confirms it (a rogue's answer does not: found
+          // by the simulator, a returning writer lifted its fence on a rogue member's word).
+          else if (h.writer === transport.peerId) this.confirmations++;
+          return f?.offer(h.handover).catch(() => false);
+        },
       },
       this.cfg.route_lag_commits,
     );
@@ -228,15 +260,15 @@ export class ClusterService implements NodeService {
     );
   }
 
-  /** Promotion, step 1 (`POST /v1/admin/promote/prepare`). */
-  preparePromotion(): Promise<PromotionPlan> {
+  /** Promotion, step 1 (`POST /v1/admin/promote/prepare` with the admin-signed prepare ticket). */
+  preparePromotion(ticket: unknown): Promise<PromotionPlan> {
     if (!this.failover) throw new FsmeshError('unavailable', 'the cluster service is not running');
     if (!this.opts.admin_pub)
       throw new FsmeshError(
         'conflict',
         'failover needs --admin-pub on every node (the admin key signs handovers)',
       );
-    return this.failover.prepare();
+    return this.failover.prepare(ticket);
   }
 
   /** Promotion, step 2 (`POST /v1/admin/promote`): install the signed handover and announce it. */
@@ -297,8 +329,15 @@ export class ClusterService implements NodeService {
 
   /** A writer's periodic round: hear the members (handovers, routing), then announce unless fenced. */
   private async writerRound(writer: WriterReplication): Promise<void> {
-    const answered = await this.router!.pollPeers();
-    if (this.fenced && this.writer === writer && answered >= Math.floor(this.opts.members / 2)) {
+    this.promiseSeen = false;
+    this.confirmations = 0;
+    await this.router!.pollPeers();
+    if (this.promiseSeen && this.writer === writer) this.fenced = true;
+    else if (
+      this.fenced &&
+      this.writer === writer &&
+      this.confirmations >= Math.floor(this.opts.members / 2)
+    ) {
       this.fenced = false;
       this.c.requestBuild();
     }
@@ -373,6 +412,8 @@ export class ClusterService implements NodeService {
       durability: this.opts.durability,
       role: this.opts.role,
       epoch: this.failover?.epoch ?? 0,
+      promised_epoch: Math.max(this.failover?.promisedEpoch ?? 0, this.failover?.highestPromiseSeen ?? 0),
+      promised_to: this.failover?.promisedEpoch ? this.failover.promise?.ticket.candidate : null,
       fenced: this.fenced,
       // Each member's health, lag, draining flag and repairs in progress, as it last told us.
       members: this.router?.members() ?? {},

@@ -73,13 +73,67 @@ export function checkHandover(s: SignedHandover): SignedHandover {
 }
 
 /** The admin public key is 32 raw ed25519 bytes, in hex (what `fsmesh admin-key` prints). */
-export async function verifyHandover(s: SignedHandover, adminPubHex: string): Promise<boolean> {
+export function verifyHandover(s: SignedHandover, adminPubHex: string): Promise<boolean> {
+  return verifyAdminSigned(s.handover, s.signature, adminPubHex);
+}
+
+async function verifyAdminSigned(body: object, signatureHex: string, adminPubHex: string): Promise<boolean> {
   try {
     const pub = publicKeyFromRaw(fromHex(adminPubHex));
-    return await pub.verify(canonicalBytes(s.handover), fromHex(s.signature));
+    return await pub.verify(canonicalBytes(body), fromHex(signatureHex));
   } catch {
     return false;
   }
+}
+
+/**
+ * The promise phase of a promotion (docs/protocols.md, failover): the admin key signs
+ * `{format, kind: "prepare", cluster, shard, epoch, candidate}`; a member that accepts the ticket
+ * promises — on disk — to refuse replication from writers of lower epochs and says so in its head
+ * answers, so a former writer stays fenced and can never again reach a quorum once a majority
+ * promised. Only then does the candidate collect the history the handover will sign.
+ */
+export interface PrepareTicket {
+  format: 1;
+  kind: 'prepare';
+  cluster: string;
+  shard: string;
+  epoch: number;
+  candidate: string;
+}
+
+export interface SignedPrepareTicket {
+  ticket: PrepareTicket;
+  signature: string;
+}
+
+export async function signPrepareTicket(
+  adminKey: PrivateKey,
+  t: PrepareTicket,
+): Promise<SignedPrepareTicket> {
+  return { ticket: t, signature: toHex(await adminKey.sign(canonicalBytes(t))) };
+}
+
+/** Structural check, every problem named; does not check the signature. */
+export function checkPrepareTicket(s: SignedPrepareTicket): SignedPrepareTicket {
+  const t = s?.ticket;
+  const bad = (m: string): never => {
+    throw new FsmeshError('invalid_input', `prepare ticket: ${m}`);
+  };
+  if (!t || typeof t !== 'object') bad('missing ticket');
+  if (t.format !== 1 || t.kind !== 'prepare') bad('format must be 1 and kind "prepare"');
+  for (const k of ['cluster', 'shard', 'candidate'] as const)
+    if (typeof t[k] !== 'string' || t[k].length === 0 || t[k].length > 128)
+      bad(`${k} must be a short string`);
+  if (!Number.isSafeInteger(t.epoch) || t.epoch < 1) bad('epoch must be a positive integer');
+  if (typeof s.signature !== 'string' || !/^[0-9a-f]{128}$/.test(s.signature))
+    bad('signature must be 64 bytes of hex');
+  if (Object.keys(t).length !== 6) bad('unexpected fields');
+  return s;
+}
+
+export function verifyPrepareTicket(s: SignedPrepareTicket, adminPubHex: string): Promise<boolean> {
+  return verifyAdminSigned(s.ticket, s.signature, adminPubHex);
 }
 
 export function isAdminPub(hex: unknown): hex is string {

@@ -11,6 +11,8 @@
  * `prepare` (collect missing commits from a majority of members) then `promote` (install the record).
  * Manual today; an automatic mode (a lease plus member votes) would produce the same record.
  */
+
+import { canonicalBytes } from '../../core/canonical-json.ts';
 import { DATA_DIR } from '../../core/data-dir-layout.ts';
 import { CLUSTER_DEFAULTS } from '../../core/defaults.ts';
 import { FsmeshError } from '../../core/errors.ts';
@@ -19,11 +21,15 @@ import { isNotFound, type Transport, writeFileAtomic } from '../../runtime/index
 import type { ClusterOptions } from '../cluster-options.ts';
 import {
   checkHandover,
+  checkPrepareTicket,
   decodeSignedHandover,
   encodeSignedHandover,
   type HandoverRecord,
+  type PrepareTicket,
   type SignedHandover,
+  type SignedPrepareTicket,
   verifyHandover,
+  verifyPrepareTicket,
 } from '../handover.ts';
 import { jsonFrame, PROTO, parseJsonFrame } from '../protocols.ts';
 import { pullCapsules } from './capsule-replay.ts';
@@ -36,6 +42,12 @@ export type FailoverComponents = Pick<
   /** Switch this node's role (cluster services and actors) to follow the handover. */
   setRole(role: 'writer' | 'replica', writer: string): Promise<void>;
   stopped(): boolean;
+  /** This node just promised a promotion (a writer fences itself). */
+  onPromise?(t: PrepareTicket): void;
+  /** A writer stops accepting writes and building (it is being replaced). */
+  fence?(): void;
+  /** The writer this node follows now (itself when it writes). */
+  trustedWriter(): string | null;
 };
 
 export interface PromotionPlan {
@@ -65,7 +77,13 @@ export class Failover {
   private readonly c: FailoverComponents;
   private readonly opts: ClusterOptions;
   current: SignedHandover | null = null;
+  /** The prepare ticket this node promised to (kept on disk). */
+  promise: SignedPrepareTicket | null = null;
+  /** The highest promise a member reported during this node's last prepare. */
+  highestPromiseSeen = 0;
   private applying: Promise<void> = Promise.resolve();
+  /** Replicated appends and promises, one at a time: a promise never lands mid-append. */
+  private replication: Promise<unknown> = Promise.resolve();
 
   constructor(c: FailoverComponents, opts: ClusterOptions) {
     this.c = c;
@@ -76,14 +94,84 @@ export class Failover {
     return this.current?.handover.epoch ?? 0;
   }
 
-  /** The handover this node followed last (kept in the data dir across restarts). */
+  /** A promise above the followed epoch (0: none): replication from older writers is refused. */
+  get promisedEpoch(): number {
+    const e = this.promise?.ticket.epoch ?? 0;
+    return e > this.epoch ? e : 0;
+  }
+
+  /** The handover this node followed last and its promise (kept in the data dir across restarts). */
   async load(): Promise<SignedHandover | null> {
     try {
       this.current = decodeSignedHandover(await this.c.storage.readFile(DATA_DIR.writer_handover_file));
     } catch (err) {
       if (!isNotFound(err)) throw err;
     }
+    try {
+      const bytes = await this.c.storage.readFile(DATA_DIR.writer_promise_file);
+      if (bytes.length > 4096)
+        throw new FsmeshError('corrupt_data', `${DATA_DIR.writer_promise_file}: too large`);
+      this.promise = checkPrepareTicket(JSON.parse(new TextDecoder().decode(bytes)));
+    } catch (err) {
+      if (!isNotFound(err))
+        throw new FsmeshError(
+          'corrupt_data',
+          `${DATA_DIR.writer_promise_file}: not a prepare ticket (${(err as Error).message})`,
+        );
+    }
     return this.current;
+  }
+
+  /**
+   * A replicated append from the trusted writer: refused once this node promised a newer epoch (the
+   * writer it follows is then of an older one), and never interleaved with a promise.
+   */
+  replicate<T>(append: () => Promise<T>): Promise<T> {
+    const run = this.replication.then(() => {
+      const p = this.promise?.ticket;
+      if (p && this.promisedEpoch > 0)
+        throw new FsmeshError(
+          'conflict',
+          `replicate refused: this node promised epoch ${p.epoch} to ${p.candidate} (failover in progress)`,
+        );
+      return append();
+    });
+    this.replication = run.catch(() => {});
+    return run;
+  }
+
+  /**
+   * A prepare ticket (carried by a head request): promise, on disk, unless it is not the admin's,
+   * not above the followed epoch, or below (or beside) a promise already made. The log reported
+   * after this returns is final as far as writers of older epochs are concerned.
+   */
+  async acceptTicket(data: unknown): Promise<void> {
+    const s = checkPrepareTicket(data as SignedPrepareTicket);
+    const t = s.ticket;
+    if (
+      !this.opts.admin_pub ||
+      t.cluster !== this.opts.cluster ||
+      t.shard !== this.c.shard ||
+      !(await verifyPrepareTicket(s, this.opts.admin_pub))
+    )
+      throw new FsmeshError('invalid_input', 'prepare ticket: not signed by the admin key this node trusts');
+    if (t.epoch <= this.epoch)
+      throw new FsmeshError('conflict', `prepare ticket: epoch ${t.epoch} is not above ${this.epoch}`);
+    const run = this.replication.then(async () => {
+      const p = this.promise?.ticket;
+      if (p && p.epoch === t.epoch && p.candidate === t.candidate) return; // the same promise again
+      if (p && (t.epoch < p.epoch || (t.epoch === p.epoch && t.candidate !== p.candidate)))
+        throw new FsmeshError(
+          'conflict',
+          `prepare ticket: already promised epoch ${p.epoch} to ${p.candidate}`,
+        );
+      await writeFileAtomic(this.c.storage, DATA_DIR.writer_promise_file, canonicalBytes(s));
+      this.promise = s;
+      this.c.events.emit('writer_promise', { epoch: t.epoch, candidate: t.candidate });
+      this.c.onPromise?.(t);
+    });
+    this.replication = run.catch(() => {});
+    await run;
   }
 
   /** A handover offered by a peer (gossip or a head answer): follow it if valid and newer. */
@@ -112,29 +200,29 @@ export class Failover {
    * Step 1 on the node to promote: collect missing commits from a majority of members (so every
    * quorum-acknowledged commit is in this log) and say what the handover must sign.
    */
-  async prepare(): Promise<PromotionPlan> {
+  async prepare(ticket: unknown): Promise<PromotionPlan> {
     const { transport, log } = this.c;
+    const s = checkPrepareTicket(ticket as SignedPrepareTicket);
+    if (s.ticket.candidate !== transport.peerId)
+      throw new FsmeshError(
+        'invalid_input',
+        `prepare ticket names ${s.ticket.candidate}, this node is ${transport.peerId}`,
+      );
+    // Only members of the history we follow count: they name the same writer (found by the
+    // simulator: a wiped candidate pulled a rogue member's chain, and the rogue "confirmed" it).
+    if (!this.c.trustedWriter())
+      throw new FsmeshError(
+        'conflict',
+        'this node does not know the current writer yet: promote a node that does',
+      );
+    await this.acceptTicket(s); // the candidate promises too
     const need = Math.floor(this.opts.members / 2); // besides ourselves
-    const heads: { peer: string; high: number; marker: string }[] = [];
-    for (const p of transport.peers()) {
-      try {
-        const [f] = await transport.request(p, PROTO.head, jsonFrame({}), {
-          timeout_ms: CLUSTER_DEFAULTS.head_request_timeout_ms,
-          max_response_bytes: 64 << 10,
-        });
-        const h = parseJsonFrame<{ commit_seq_high: number; head_marker_id?: string; handover?: unknown }>(
-          f,
-          'head response',
-        );
-        // A member already follows a newer handover: follow it first (it may cut our log), so the
-        // plan's epoch is above every epoch the answering members know.
-        if (h.handover) await this.offer(h.handover).catch(() => false);
-        if (Number.isSafeInteger(h.commit_seq_high) && typeof h.head_marker_id === 'string')
-          heads.push({ peer: p, high: h.commit_seq_high, marker: h.head_marker_id });
-      } catch {
-        // an unreachable member does not count toward the majority
-      }
-    }
+    const heads = await this.gatherPromises(s);
+    if (this.epoch >= s.ticket.epoch)
+      throw new FsmeshError(
+        'conflict',
+        `the cluster already follows epoch ${this.epoch}: promote again (with a higher epoch)`,
+      );
     // Pull what we lack, longest log first.
     heads.sort((a, b) => b.high - a.high);
     for (const h of heads) {
@@ -149,7 +237,7 @@ export class Failover {
     if (covered.length < need)
       throw new FsmeshError(
         'unavailable',
-        `promotion needs ${need} other member(s) of ${this.opts.members} whose logs this node holds, ${covered.length} of ${heads.length} answering: a majority must confirm the history`,
+        `promotion needs ${need} other member(s) of ${this.opts.members} that promised epoch ${s.ticket.epoch} and whose logs this node holds, ${covered.length} of ${heads.length} promising${this.highestPromiseSeen ? ` (a member promised epoch ${this.highestPromiseSeen} to another candidate: promote again)` : ''}: a majority must confirm the history`,
       );
     const active = this.c.generations.active;
     if (active && log.commitSeqHigh < active.commit_seq_high)
@@ -161,11 +249,49 @@ export class Failover {
       cluster: this.opts.cluster,
       shard: this.c.shard,
       writer: transport.peerId,
-      epoch: this.epoch + 1,
+      epoch: s.ticket.epoch,
       commit_seq_high: log.commitSeqHigh,
       head_marker_id: log.headMarker,
       members_consulted: covered.length,
     };
+  }
+
+  /** Ask every connected member to promise `s`; the heads of those that did (same history). */
+  private async gatherPromises(
+    s: SignedPrepareTicket,
+  ): Promise<{ peer: string; high: number; marker: string }[]> {
+    const { transport } = this.c;
+    const heads: { peer: string; high: number; marker: string }[] = [];
+    this.highestPromiseSeen = 0;
+    for (const p of transport.peers()) {
+      try {
+        const [f] = await transport.request(p, PROTO.head, jsonFrame({ prepare: s }), {
+          timeout_ms: CLUSTER_DEFAULTS.head_request_timeout_ms,
+          max_response_bytes: 64 << 10,
+        });
+        const h = parseJsonFrame<{
+          commit_seq_high: number;
+          head_marker_id?: string;
+          handover?: unknown;
+          promised_epoch?: number;
+          promised_to?: string;
+          writer?: string | null;
+        }>(f, 'head response');
+        // A member already follows a newer handover: follow it first (it may cut our log), so the
+        // plan's epoch is above every epoch the answering members know.
+        if (h.handover) await this.offer(h.handover).catch(() => false);
+        if (h.writer !== this.c.trustedWriter()) continue; // another history: neither pulled nor counted
+        const promised = h.promised_epoch === s.ticket.epoch && h.promised_to === transport.peerId;
+        if (!promised && Number.isSafeInteger(h.promised_epoch))
+          this.highestPromiseSeen = Math.max(this.highestPromiseSeen, h.promised_epoch as number);
+        // Only a member that promised counts: its log can no longer grow under an older writer.
+        if (promised && Number.isSafeInteger(h.commit_seq_high) && typeof h.head_marker_id === 'string')
+          heads.push({ peer: p, high: h.commit_seq_high, marker: h.head_marker_id });
+      } catch {
+        // an unreachable member does not count toward the majority
+      }
+    }
+    return heads;
   }
 
   /** Step 2: install a handover naming this node, signed by the admin key, then announce it. */
@@ -184,6 +310,9 @@ export class Failover {
       );
     if (h.epoch <= this.epoch)
       throw new FsmeshError('conflict', `epoch ${h.epoch} is not above the current ${this.epoch}`);
+    const p = this.promise?.ticket;
+    if (!p || p.epoch !== h.epoch || p.candidate !== h.writer)
+      throw new FsmeshError('conflict', `no prepared promotion for epoch ${h.epoch} here: prepare first`);
     if (h.commit_seq_high !== this.c.log.commitSeqHigh || h.head_marker_id !== this.c.log.headMarker)
       throw new FsmeshError('conflict', 'the log changed since the promotion was prepared: prepare again');
     await this.follow(s);
@@ -196,15 +325,17 @@ export class Failover {
       if (s.handover.epoch <= this.epoch) return;
       const h = s.handover;
       const self = this.c.transport.peerId;
-      // Stop writing first (an old writer), then cut what the new history does not contain.
-      if (h.writer !== self) await this.c.setRole('replica', h.writer);
+      // Stop writing first (an old writer), then cut what the new history does not contain — all
+      // before trusting the new writer: its generations, synced meanwhile, may reach past the cut
+      // point and would be rolled back again and again (seen in the e2e failover test).
+      if (h.writer !== self) this.c.fence?.();
       await this.cutSuffix(h.commit_seq_high, h.head_marker_id, h.epoch);
       await writeFileAtomic(this.c.storage, DATA_DIR.writer_handover_file, encodeSignedHandover(s));
       // Only a handover kept on disk is this node's epoch (status, head answers): a failed step
       // above (a full disk) leaves nothing half-installed for peers to follow, and the next offer
       // of the record (head polls, gossip) tries again.
       this.current = s;
-      if (h.writer === self) await this.c.setRole('writer', self);
+      await this.c.setRole(h.writer === self ? 'writer' : 'replica', h.writer);
       this.c.events.emit('writer_handover', {
         epoch: h.epoch,
         writer: h.writer,
@@ -228,12 +359,27 @@ export class Failover {
     // A generation built from commits about to be cut is not part of the new history: roll back
     // past it first, so the pointer never names commits the log no longer holds (a crash between
     // the two steps must leave a data dir that opens — found by the simulator's failover fault).
-    while ((generations.active?.commit_seq_high ?? 0) > high) await gate.rollback();
+    // Only towards older generations (a rollback target may be a newer one a rollback left behind),
+    // and only while one is retained: a node whose every generation holds cut commits keeps
+    // serving its last one until the new writer's generation replaces it (the event says so).
+    for (let a = generations.active; a && a.commit_seq_high > high; a = generations.active) {
+      let target: { commit_seq_high: number } | null = null;
+      try {
+        target = generations.rollbackTarget();
+      } catch {
+        target = null;
+      }
+      if (!target || target.commit_seq_high >= a.commit_seq_high) break;
+      await gate.rollback();
+    }
     const { removed } = await log.truncateAfter(high);
+    const beyond =
+      generations.active && generations.active.commit_seq_high > high ? generations.active : null;
     this.c.events.emit('log_suffix_truncated', {
       commit_seq: high,
       removed_commits: removed,
       epoch,
+      ...(beyond ? { serving_until_replaced: beyond.generation_id } : {}),
     });
   }
 }

@@ -31,26 +31,31 @@ export type ProtocolServerComponents = Pick<NodeComponents, 'log' | 'objects' | 
   /** Health, draining, active commit: what peers route queries by. */
   routingState(): RoutingState;
   handover(): SignedHandover | null;
+  /** The promotion this node promised to (failover's promise phase), if any above its epoch. */
+  promise(): { epoch: number; candidate: string } | null;
+  /** A prepare ticket carried by a head request: promise or throw why not. */
+  acceptPrepare(ticket: unknown): Promise<void>;
+  /** Run a replicated append (refused after a promise, never interleaved with one). */
+  replicate<T>(append: () => Promise<T>): Promise<T>;
 };
 
 export function serveProtocols(c: ProtocolServerComponents): void {
   const { transport } = c;
-  transport.handle(PROTO.head, async () => [
-    jsonFrame({
-      commit_seq_high: c.log.commitSeqHigh,
-      head_marker_id: c.log.headMarker,
-      ...c.routingState(),
-      record: c.currentRecord(),
-      // The shard writer says so; the stream is authenticated, so `writer === peer` cannot be forged.
-      writer: c.role() === 'writer' ? transport.peerId : c.trustedWriter(),
-      // Failover: the newest signed handover this node knows, so every peer learns it (anti-entropy).
-      handover: c.handover(),
-      // Peer exchange: replicas learn each other, so symbols can come from several peers.
-      peers: (await transport.peerAddrs())
-        .filter((a) => a.startsWith('/ip') || a.startsWith('/sim'))
-        .slice(0, CLUSTER_DEFAULTS.peer_exchange_max_addrs),
-    }),
-  ]);
+  transport.handle(PROTO.head, async (req) => {
+    // A head request may carry a prepare ticket (failover's promise phase): promise first, so the
+    // head answered below is final for writers of older epochs.
+    let promise_refused: string | undefined;
+    if (req.length > 2) {
+      if (req.length > 4096) throw new FsmeshError('invalid_input', 'head request: larger than 4096 bytes');
+      const r = parseJsonFrame<{ prepare?: unknown }>(req, 'head request');
+      if (r && typeof r === 'object' && 'prepare' in r)
+        await c.acceptPrepare(r.prepare).catch((err: Error) => {
+          promise_refused = err.message.slice(0, 200);
+        });
+    }
+    const promise = c.promise();
+    return [await headFrame(c, transport, promise, promise_refused)];
+  });
   transport.handle(PROTO.manifest, async (req) => {
     const { artifact_manifest_id } = parseJsonFrame<{ artifact_manifest_id: string }>(
       req,
@@ -78,12 +83,40 @@ export function serveProtocols(c: ProtocolServerComponents): void {
     }
     if (req.length <= MARKER_BYTES) throw new FsmeshError('invalid_input', 'replicate: frame too short');
     const marker = decodeMarker(req.subarray(0, MARKER_BYTES));
-    const head = c.log.commitSeqHigh;
-    if (marker.commit_seq > head + 1) return [jsonFrame({ gap: head })];
-    // appendReplicated refuses anything that does not extend our chain exactly.
-    const ack = await c.log.appendReplicated(marker, req.slice(MARKER_BYTES));
-    c.metrics.commit_seq_high.set(c.log.commitSeqHigh);
-    return [jsonFrame({ ok: true, commit_seq: ack.commit_seq })];
+    return c.replicate(async () => {
+      const head = c.log.commitSeqHigh;
+      if (marker.commit_seq > head + 1) return [jsonFrame({ gap: head })];
+      // appendReplicated refuses anything that does not extend our chain exactly.
+      const ack = await c.log.appendReplicated(marker, req.slice(MARKER_BYTES));
+      c.metrics.commit_seq_high.set(c.log.commitSeqHigh);
+      return [jsonFrame({ ok: true, commit_seq: ack.commit_seq })];
+    });
+  });
+}
+
+/** The head answer: commit head, routing state, record, writer, handover, promise, peers. */
+async function headFrame(
+  c: ProtocolServerComponents,
+  transport: Transport,
+  promise: { epoch: number; candidate: string } | null,
+  promise_refused: string | undefined,
+): Promise<Uint8Array> {
+  return jsonFrame({
+    commit_seq_high: c.log.commitSeqHigh,
+    head_marker_id: c.log.headMarker,
+    ...c.routingState(),
+    record: c.currentRecord(),
+    // The shard writer says so; the stream is authenticated, so `writer === peer` cannot be forged.
+    writer: c.role() === 'writer' ? transport.peerId : c.trustedWriter(),
+    // Failover: the newest signed handover this node knows, so every peer learns it (anti-entropy).
+    handover: c.handover(),
+    // Failover's promise phase: a writer of an older epoch that sees this stays fenced.
+    ...(promise ? { promised_epoch: promise.epoch, promised_to: promise.candidate } : {}),
+    ...(promise_refused ? { promise_refused } : {}),
+    // Peer exchange: replicas learn each other, so symbols can come from several peers.
+    peers: (await transport.peerAddrs())
+      .filter((a) => a.startsWith('/ip') || a.startsWith('/sim'))
+      .slice(0, CLUSTER_DEFAULTS.peer_exchange_max_addrs),
   });
 }
 
