@@ -132,6 +132,26 @@ export function checkPrepareTicket(s: SignedPrepareTicket): SignedPrepareTicket 
   return s;
 }
 
+export function encodePrepareTicket(s: SignedPrepareTicket): Uint8Array {
+  return canonicalBytes(s);
+}
+
+/** Parse a stored or received ticket (bounded, every problem named); does not check the signature. */
+export function decodePrepareTicket(bytes: Uint8Array): SignedPrepareTicket {
+  if (bytes.length > MAX_HANDOVER_BYTES)
+    throw new FsmeshError(
+      'invalid_input',
+      `prepare ticket of ${bytes.length} bytes exceeds ${MAX_HANDOVER_BYTES}`,
+    );
+  let s: SignedPrepareTicket;
+  try {
+    s = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
+  } catch {
+    throw new FsmeshError('invalid_input', 'prepare ticket: not valid UTF-8 JSON');
+  }
+  return checkPrepareTicket(s);
+}
+
 export function verifyPrepareTicket(s: SignedPrepareTicket, adminPubHex: string): Promise<boolean> {
   return verifyAdminSigned(s.ticket, s.signature, adminPubHex);
 }

@@ -17,10 +17,14 @@ import { decodeManifest } from '../../src/core/manifest.ts';
 import { decodeMarker, encodeMarker, GENESIS_MARKER_ID } from '../../src/core/marker.ts';
 import { FrameDecoder, frame } from '../../src/p2p/framing.ts';
 import {
+  decodePrepareTicket,
   decodeSignedHandover,
+  encodePrepareTicket,
   encodeSignedHandover,
   signHandover,
+  signPrepareTicket,
   verifyHandover,
+  verifyPrepareTicket,
 } from '../../src/p2p/handover.ts';
 import { jsonFrame, parseJsonFrame, parseSymbolFrame, symbolFrame } from '../../src/p2p/protocols.ts';
 import { decodeSignedRecord, encodeSignedRecord, signRecord } from '../../src/p2p/records.ts';
@@ -144,6 +148,16 @@ export async function fuzzTargets(): Promise<FuzzTarget[]> {
       head_marker_id: 'ef'.repeat(32),
     }),
   );
+  const ticket = encodePrepareTicket(
+    await signPrepareTicket(key, {
+      format: 1,
+      kind: 'prepare',
+      cluster: 'c',
+      shard: 'default',
+      epoch: 3,
+      candidate: 'w',
+    }),
+  );
   const capsule = encodeCapsule({
     format: 1,
     shard: 'default',
@@ -211,6 +225,18 @@ export async function fuzzTargets(): Promise<FuzzTarget[]> {
           !bytesEq(encodeSignedHandover(s), handover)
         )
           throw new Error('a mutated handover verified');
+      },
+    },
+    {
+      name: 'wire+disk: prepare ticket (failover promise)',
+      arb: fc.oneof(json, mutated([ticket])),
+      run: async (b) => {
+        const s = decodePrepareTicket(b);
+        if (
+          (await verifyPrepareTicket(s, toHex(key.publicKey.raw))) &&
+          !bytesEq(encodePrepareTicket(s), ticket)
+        )
+          throw new Error('a mutated prepare ticket verified');
       },
     },
     { name: 'wire+disk: commit marker', arb: mutated([marker]), run: (b) => void decodeMarker(b) },

@@ -9,6 +9,7 @@ import { test } from 'node:test';
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys';
 import { toHex } from '../../src/core/bytes.ts';
 import { type PrepareTicket, signHandover, signPrepareTicket } from '../../src/p2p/handover.ts';
+import { jsonFrame, PROTO, parseJsonFrame } from '../../src/p2p/protocols.ts';
 import { handoverOf, type PromotionPlan } from '../../src/p2p/services/failover.ts';
 import { simCluster } from '../helpers/sim-cluster.ts';
 
@@ -43,6 +44,26 @@ test('promotion promises: admin tickets only, one candidate per epoch, a live ol
       candidate,
     } satisfies PrepareTicket);
 
+  // Hostile head requests: a malformed or foreign ticket is refused in the answer and promises
+  // nothing; an oversized request is refused before it is parsed.
+  const head = async (body: Uint8Array) =>
+    parseJsonFrame<Record<string, unknown>>(
+      (await run(r2.transport.request(r1.peer, PROTO.head, body, { timeout_ms: 1000 })))[0],
+      'head',
+    );
+  const junk = await head(jsonFrame({ prepare: { ticket: { epoch: 'x' }, signature: 'zz' } }));
+  assert.match(String(junk.promise_refused), /prepare ticket: format must be 1/);
+  const foreign = await head(jsonFrame({ prepare: await ticket(r2.peer, intruder) }));
+  assert.match(String(foreign.promise_refused), /not signed by the admin key/);
+  assert.equal(foreign.promised_epoch, undefined, 'nothing promised');
+  await assert.rejects(
+    run(
+      r2.transport.request(r1.peer, PROTO.head, jsonFrame({ prepare: 'x'.repeat(5000) }), {
+        timeout_ms: 1000,
+      }),
+    ),
+    /larger than 4096 bytes/,
+  );
   await assert.rejects(
     run(r1.node.preparePromotion(await ticket(r1.peer, intruder))),
     /not signed by the admin key/,

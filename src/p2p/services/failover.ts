@@ -12,7 +12,6 @@
  * Manual today; an automatic mode (a lease plus member votes) would produce the same record.
  */
 
-import { canonicalBytes } from '../../core/canonical-json.ts';
 import { DATA_DIR } from '../../core/data-dir-layout.ts';
 import { CLUSTER_DEFAULTS } from '../../core/defaults.ts';
 import { FsmeshError } from '../../core/errors.ts';
@@ -22,7 +21,9 @@ import type { ClusterOptions } from '../cluster-options.ts';
 import {
   checkHandover,
   checkPrepareTicket,
+  decodePrepareTicket,
   decodeSignedHandover,
+  encodePrepareTicket,
   encodeSignedHandover,
   type HandoverRecord,
   type PrepareTicket,
@@ -108,10 +109,7 @@ export class Failover {
       if (!isNotFound(err)) throw err;
     }
     try {
-      const bytes = await this.c.storage.readFile(DATA_DIR.writer_promise_file);
-      if (bytes.length > 4096)
-        throw new FsmeshError('corrupt_data', `${DATA_DIR.writer_promise_file}: too large`);
-      this.promise = checkPrepareTicket(JSON.parse(new TextDecoder().decode(bytes)));
+      this.promise = decodePrepareTicket(await this.c.storage.readFile(DATA_DIR.writer_promise_file));
     } catch (err) {
       if (!isNotFound(err))
         throw new FsmeshError(
@@ -165,7 +163,7 @@ export class Failover {
           'conflict',
           `prepare ticket: already promised epoch ${p.epoch} to ${p.candidate}`,
         );
-      await writeFileAtomic(this.c.storage, DATA_DIR.writer_promise_file, canonicalBytes(s));
+      await writeFileAtomic(this.c.storage, DATA_DIR.writer_promise_file, encodePrepareTicket(s));
       this.promise = s;
       this.c.events.emit('writer_promise', { epoch: t.epoch, candidate: t.candidate });
       this.c.onPromise?.(t);
