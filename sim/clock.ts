@@ -93,3 +93,55 @@ export class VirtualClock implements Clock {
     return top;
   }
 }
+
+/**
+ * One node's view of virtual time: its wall clock may be skewed (`skew_ms`, clock skew between
+ * nodes; monotonic time is not), and the node can be paused like a SIGSTOPped process or a long
+ * GC — its timers are held while paused and run, in order, when it resumes.
+ */
+export class NodeClock implements Clock {
+  readonly base: VirtualClock;
+  skew_ms = 0;
+  private paused = false;
+  private held: (() => void)[] = [];
+
+  constructor(base: VirtualClock) {
+    this.base = base;
+  }
+  nowMs(): number {
+    return this.base.nowMs() + this.skew_ms;
+  }
+  monotonicMs(): number {
+    return this.base.monotonicMs();
+  }
+  setTimeout(fn: () => void, delayMs: number): TimerHandle {
+    let cancelled = false;
+    const h = this.base.setTimeout(() => {
+      if (cancelled) return;
+      if (this.paused) this.held.push(() => !cancelled && fn());
+      else fn();
+    }, delayMs);
+    return {
+      cancel: () => {
+        cancelled = true;
+        h.cancel();
+      },
+    };
+  }
+  sleep(delayMs: number): Promise<void> {
+    return new Promise((r) => this.setTimeout(r, delayMs));
+  }
+  get isPaused(): boolean {
+    return this.paused;
+  }
+  pause(): void {
+    this.paused = true;
+  }
+  /** Resume: held timers run now, in the order they came due. */
+  resume(): void {
+    this.paused = false;
+    const held = this.held;
+    this.held = [];
+    for (const fn of held) this.base.setTimeout(fn, 0);
+  }
+}

@@ -25,6 +25,8 @@ export class SimNetwork {
   private readonly nodes = new Map<string, SimTransport>();
   private readonly cut = new Set<string>(); // "a>b": a cannot reach b
   private readonly conns = new Set<string>(); // "a|b" with a < b: an open connection
+  /** Paused nodes (SIGSTOP, long GC): messages to or from them wait until they resume. */
+  private readonly paused = new Map<string, (() => void)[]>();
   messages = 0;
   dropped = 0;
 
@@ -101,10 +103,24 @@ export class SimNetwork {
     const lat = () =>
       this.faults.min_latency_ms +
       this.random.int(Math.max(1, this.faults.max_latency_ms - this.faults.min_latency_ms + 1));
-    this.clock.setTimeout(() => this.reachable(from, to) && fn(), lat());
+    this.clock.setTimeout(() => this.reachable(from, to) && this.deliver(from, to, fn), lat());
     if (this.random.next() < this.faults.duplicate)
-      this.clock.setTimeout(() => this.reachable(from, to) && fn(), lat());
+      this.clock.setTimeout(() => this.reachable(from, to) && this.deliver(from, to, fn), lat());
     return true;
+  }
+  /** A paused end holds the message (the socket buffers it) until it resumes. */
+  private deliver(from: string, to: string, fn: () => void): void {
+    const held = this.paused.get(to) ?? this.paused.get(from);
+    if (held) held.push(() => this.reachable(from, to) && this.deliver(from, to, fn));
+    else fn();
+  }
+  pause(peer: string): void {
+    if (!this.paused.has(peer)) this.paused.set(peer, []);
+  }
+  resume(peer: string): void {
+    const held = this.paused.get(peer);
+    this.paused.delete(peer);
+    for (const fn of held ?? []) this.clock.setTimeout(fn, 0);
   }
 }
 

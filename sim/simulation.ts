@@ -16,7 +16,7 @@ import { signHandover, signPrepareTicket } from '../src/p2p/handover.ts';
 import { peerIdOf } from '../src/p2p/identity.ts';
 import { handoverOf } from '../src/p2p/services/failover.ts';
 import { type Random, seededRandom } from '../src/runtime/index.ts';
-import { VirtualClock } from './clock.ts';
+import { NodeClock, VirtualClock } from './clock.ts';
 import { SimDisk } from './disk.ts';
 import { SimNetwork } from './network.ts';
 
@@ -30,6 +30,8 @@ export const FAULTS = [
   'enospc',
   'slow_disk',
   'failover',
+  'pause',
+  'clock_skew',
 ] as const;
 /** Faults that run only when asked for (none at the moment). */
 export const OPT_IN_FAULTS = [] as const;
@@ -75,6 +77,10 @@ interface SimNodeSlot {
   cluster: ClusterService | null;
   down_until: number | null;
   rogue?: boolean;
+  /** Wall-clock offset of this node (clock_skew). */
+  skew_ms: number;
+  /** The running incarnation's view of time (paused with the node). */
+  clock: NodeClock | null;
 }
 
 const simAddr = (peer: string) => `/sim/${peer}/p2p/${peer}`;
@@ -115,6 +121,8 @@ export async function runSimulation(cfg: SimConfig): Promise<SimResult> {
   const has = (f: Fault) => cfg.faults.includes(f);
 
   const slots: SimNodeSlot[] = [];
+  // Skews from their own stream, so adding the fault moved no other random draw of a seed.
+  const skewRng = seededRandom(cfg.seed ^ 0xc10c);
   for (let i = 0; i < cfg.nodes + (has('rogue_writer') ? 1 : 0); i++) {
     const key = await generateKeyPairFromSeed('Ed25519', rng.bytes(32));
     const rogue = i === cfg.nodes;
@@ -130,6 +138,8 @@ export async function runSimulation(cfg: SimConfig): Promise<SimResult> {
       cluster: null,
       down_until: null,
       rogue,
+      skew_ms: has('clock_skew') ? skewRng.int(20_001) - 10_000 : 0,
+      clock: null,
     });
   }
   const writerId = slots[0].peer_id;
@@ -181,11 +191,14 @@ export async function runSimulation(cfg: SimConfig): Promise<SimResult> {
   }
 
   async function bootOnce(s: SimNodeSlot): Promise<void> {
+    const nodeClock = new NodeClock(clock);
+    nodeClock.skew_ms = s.skew_ms;
+    s.clock = nodeClock;
     const { node, cluster } = await composeNode({
       node: {
         node_name: s.name,
         role: s.role,
-        runtime: { clock, random: rng.fork(), storage: s.disk.mount() },
+        runtime: { clock: nodeClock, random: rng.fork(), storage: s.disk.mount() },
         build: { batch_max_commits: 8, build_interval_ms: 100 },
         scrub_interval_ms: 0,
         health_policy: { max_activation_failures: 1000, max_corruptions: 1000 },
@@ -204,7 +217,8 @@ export async function runSimulation(cfg: SimConfig): Promise<SimResult> {
         durability: cfg.durability ?? 'local',
         members: cfg.nodes,
         trusted_writer: s.role === 'replica' ? writerId : undefined,
-        admin_pub: adminPub,
+        // The rogue plays by no rule of the failover protocol (no fence holds it back).
+        admin_pub: s.rogue ? undefined : adminPub,
         // Replicas dial every honest node (the rogue too: a hostile member reaches everyone); the
         // writer dials nobody at first and finds its peers again after a restart through the
         // addresses it remembered.
@@ -254,6 +268,7 @@ export async function runSimulation(cfg: SimConfig): Promise<SimResult> {
     const node = s.node;
     s.node = null;
     s.cluster = null;
+    unpause(s); // a paused process can be killed too; the next incarnation starts running
     // Crash first, so nothing of the dying incarnation reaches the disk afterwards.
     if (how === 'crash') s.disk.crash(rng.next() < 0.5);
     else s.disk.wipe();
@@ -262,6 +277,13 @@ export async function runSimulation(cfg: SimConfig): Promise<SimResult> {
     void node.stop().catch(() => {});
     await settle();
     log(`${s.name} ${how}`);
+  }
+
+  function unpause(s: SimNodeSlot): void {
+    if (!s.clock?.isPaused) return;
+    s.clock.resume();
+    net.resume(s.peer_id);
+    log(`${s.name} resumed`);
   }
 
   /** Await a promise while driving virtual time (work that needs timers cannot deadlock the run). */
@@ -380,7 +402,11 @@ export async function runSimulation(cfg: SimConfig): Promise<SimResult> {
         return;
       }
     }
-    if (old.node) {
+    if (old.clock?.isPaused) {
+      // Paused, not dead (a long GC, SIGSTOP): the operator fails over around it, and it comes
+      // back later believing it still writes — the zombie writer the promise phase must stop.
+      log(`${old.name} is paused: failing over around a zombie writer`);
+    } else if (old.node) {
       stats.crashes++;
       await kill(old, 'crash');
       old.down_until = clock.nowMs() + 500 + rng.int(2000);
@@ -405,7 +431,7 @@ export async function runSimulation(cfg: SimConfig): Promise<SimResult> {
     });
     const plan = await drive(
       cluster.preparePromotion(ticket).catch((e: Error) => {
-        log(`promotion of ${next.name} refused: ${e.message.slice(0, 80)}`);
+        log(`promotion of ${next.name} refused: ${e.message.slice(0, 240)}`);
         return null;
       }),
       10_000,
@@ -511,6 +537,14 @@ export async function runSimulation(cfg: SimConfig): Promise<SimResult> {
         }, 500 + rng.int(3000));
       } else if (f === 'failover' && cfg.durability === 'quorum' && failovers < 2) {
         await failover();
+      } else if (f === 'pause' && victim.node && victim.clock && !victim.clock.isPaused) {
+        // A process frozen (SIGSTOP, a long GC): no timer fires, no message in or out.
+        victim.clock.pause();
+        net.pause(victim.peer_id);
+        stats.pauses = (stats.pauses ?? 0) + 1;
+        const ms = 500 + rng.int(14_500);
+        log(`${victim.name} paused for ${ms} ms`);
+        clock.setTimeout(() => unpause(victim), ms);
       } else if (f === 'drop') {
         net.faults = { ...net.faults, drop: 0.05, duplicate: 0.05 };
       } else if (f === 'rogue_writer' && rogue?.node) {
@@ -533,6 +567,7 @@ export async function runSimulation(cfg: SimConfig): Promise<SimResult> {
 
   // ---------------- quiet period: liveness ----------------
   net.heal();
+  for (const s of slots) unpause(s);
   net.faults = { ...net.faults, drop: 0, duplicate: 0 };
   for (const s of slots) {
     s.disk.enospc = false;

@@ -77,6 +77,12 @@ export async function runBuild(
       doc_count: cand.manifest.doc_count,
       build_ms: clock.monotonicMs() - t0,
     });
+    // The writer may have lost its lease while building (paused, or replaced): do not go live.
+    if (deps.hooks.buildAllowed && !deps.hooks.buildAllowed()) {
+      lc.send({ type: 'FAIL', reason: 'the writer lost its lease during the build' });
+      tr.end('fenced');
+      return { built: false, state: 'fenced', reason: 'the writer lost its lease during the build' };
+    }
     const ref = await engine.gate.activate({
       manifest_id: cand.manifest_id,
       source: 'build',

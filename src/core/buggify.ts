@@ -10,4 +10,8 @@ export const UNSAFE = {
   skip_marker_chain_check: false,
   /** Dial each seed and learned peer once only, never again after a connection is lost. */
   skip_redial: false,
+  /** Accept replication from the old writer after promising a promotion (zombie writers). */
+  skip_promise_check: false,
+  /** A writer builds and admits writes without a current lease (a paused writer wakes as a zombie). */
+  skip_writer_lease: false,
 };

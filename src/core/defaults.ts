@@ -65,6 +65,12 @@ export const CLUSTER_DEFAULTS = {
   announce_interval_ms: 500,
   quorum_timeout_ms: 10_000,
   head_request_timeout_ms: 5000,
+  /**
+   * A failover-capable writer builds, announces and admits writes only while ⌊members/2⌋ members
+   * following it confirmed it within this window (its lease); a promotion waits this long after
+   * gathering its promises, so a paused old writer (a long GC, SIGSTOP) finds its lease expired.
+   */
+  writer_lease_ms: 3000,
   manifest_request_timeout_ms: 10_000,
   replicate_request_timeout_ms: 10_000,
   capsules_request_timeout_ms: 30_000,

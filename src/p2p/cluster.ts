@@ -34,6 +34,7 @@ import { Membership } from './services/membership.ts';
 import { serveProtocols } from './services/protocol-server.ts';
 import { QueryRouter } from './services/query-router.ts';
 import { ReplicaSync } from './services/replica-sync.ts';
+import { WriterFence } from './services/writer-fence.ts';
 import { WriterReplication } from './services/writer-replication.ts';
 import { fetchObjectFromPeers } from './symbol-fetch.ts';
 
@@ -71,17 +72,8 @@ export class ClusterService implements NodeService {
   private router: QueryRouter | null = null;
   private offEvents: (() => void) | null = null;
   private stopped = false;
-  /**
-   * A writer in a failover-capable cluster (`--admin-pub`) starts fenced: no builds, no
-   * announcements, no writes (429, Retry-After) until a majority of members answered its head polls
-   * without naming a newer writer — so a writer returning from the dead cannot serve or spread a
-   * history the cluster already replaced (found by the simulator's failover fault).
-   */
-  private fenced = false;
-  /** A member reported a promise above our epoch in this writer round (stay or become fenced). */
-  private promiseSeen = false;
-  /** Members that answered this writer round following this writer (they lift its fence). */
-  private confirmations = 0;
+  /** The writer's fence and lease in a failover-capable cluster (services/writer-fence.ts). */
+  private fence: WriterFence | null = null;
 
   constructor(c: NodeComponents, cfg: ClusterServiceConfig) {
     this.c = c;
@@ -117,11 +109,11 @@ export class ClusterService implements NodeService {
         setRole: (r, w) => this.setRole(r, w),
         stopped: () => this.stopped,
         // A writer that promised a promotion (it is being replaced while alive) stops writing.
-        onPromise: () => {
-          if (this.writer) this.fenced = true;
+        onPromise: (t) => {
+          if (this.writer && t.candidate !== transport.peerId) this.fence?.raise();
         },
         fence: () => {
-          if (this.writer) this.fenced = true;
+          if (this.writer) this.fence?.raise();
         },
         trustedWriter: () => membership.trusted,
       },
@@ -142,7 +134,12 @@ export class ClusterService implements NodeService {
         );
     }
     this.router = this.makeRouter(transport, membership);
-    this.fenced = opts.role === 'writer' && opts.admin_pub !== undefined && opts.members > 1;
+    this.fence = new WriterFence(c.clock, {
+      self: transport.peerId,
+      members: opts.members,
+      enabled: opts.admin_pub !== undefined && opts.members > 1,
+    });
+    if (opts.role === 'writer') this.fence.start();
     this.startRole();
     serveProtocols({
       ...c,
@@ -156,14 +153,14 @@ export class ClusterService implements NodeService {
           ? { epoch: failover.promise.ticket.epoch, candidate: failover.promise.ticket.candidate }
           : null,
       acceptPrepare: (t) => failover.acceptTicket(t),
-      replicate: (append) => failover.replicate(append),
+      replicate: (append, from) => failover.replicate(append, from),
     });
     this.subscribe(transport, membership);
     await transport.start();
     await this.keeper.start();
     this.offEvents = c.events.on((e) => {
       // Never after stop: the transport is gone (an unhandled rejection here killed a process).
-      if (e.event === 'generation_activation_succeeded' && !this.stopped && this.writer && !this.fenced)
+      if (e.event === 'generation_activation_succeeded' && !this.stopped && this.writer && this.fence?.open())
         void this.writer.announce().catch(() => {});
     });
     this.tick();
@@ -181,15 +178,9 @@ export class ClusterService implements NodeService {
           this.writer
             ? c.generations.retained.some((r) => r.generation_id === gid && r.artifact_manifest_id === mid)
             : membership.isTrustedManifest(gid, mid),
-        onHead: (h) => {
-          // A member promised a newer epoch: this writer is being replaced (promise phase).
-          const f = this.failover;
-          if (f && Number.isSafeInteger(h.promised_epoch) && (h.promised_epoch as number) > f.epoch)
-            this.promiseSeen = true;
-          // Only a member that follows this writer confirms it (a rogue's answer does not: found
-          // by the simulator, a returning writer lifted its fence on a rogue member's word).
-          else if (h.writer === transport.peerId) this.confirmations++;
-          return f?.offer(h.handover).catch(() => false);
+        onHead: (h, peer) => {
+          this.fence?.observe(peer, h, this.failover?.epoch ?? 0);
+          return this.failover?.offer(h.handover).catch(() => false);
         },
       },
       this.cfg.route_lag_commits,
@@ -226,7 +217,7 @@ export class ClusterService implements NodeService {
     const membership = this.membership!;
     // A promoted writer collected a majority's history itself, and a replica does not write:
     // either way there is nothing left to confirm.
-    this.fenced = false;
+    this.fence?.clear();
     if (membership.trusted !== writer) membership.follow(writer);
     if (role === this.opts.role) return;
     if (this.writer) this.writer.stopped = true;
@@ -329,23 +320,22 @@ export class ClusterService implements NodeService {
 
   /** A writer's periodic round: hear the members (handovers, routing), then announce unless fenced. */
   private async writerRound(writer: WriterReplication): Promise<void> {
-    this.promiseSeen = false;
-    this.confirmations = 0;
+    const fence = this.fence!;
+    fence.beginRound();
     await this.router!.pollPeers();
-    if (this.promiseSeen && this.writer === writer) this.fenced = true;
-    else if (
-      this.fenced &&
-      this.writer === writer &&
-      this.confirmations >= Math.floor(this.opts.members / 2)
-    ) {
-      this.fenced = false;
-      this.c.requestBuild();
+    if (this.writer !== writer) return; // the role changed meanwhile (failover)
+    if (fence.endRound()) this.c.requestBuild();
+    if (!fence.fenced) {
+      // Builds refused while the lease lapsed resume once it is held again.
+      const active = this.c.generations.active?.commit_seq_high ?? 0;
+      if (fence.leaseHeld() && this.c.log.commitSeqHigh > active) this.c.requestBuild();
+      await writer.announce();
     }
-    if (!this.fenced && this.writer === writer) await writer.announce();
   }
 
+  /** A writer builds only while its fence is down and its lease held (replicas always may). */
   buildAllowed(): boolean {
-    return !this.fenced;
+    return !this.writer || (this.fence?.open() ?? true);
   }
 
   routeSearch(opts: SearchOptions & ReadOptions, local: RoutingState): Promise<RoutedResult | null> {
@@ -357,7 +347,7 @@ export class ClusterService implements NodeService {
   }
 
   admitWrite(): void {
-    if (this.fenced)
+    if (this.writer && this.fence && !this.fence.open())
       throw new FsmeshError(
         'busy',
         'the writer is confirming its epoch with the cluster (a majority must answer); retry',
@@ -414,7 +404,8 @@ export class ClusterService implements NodeService {
       epoch: this.failover?.epoch ?? 0,
       promised_epoch: Math.max(this.failover?.promisedEpoch ?? 0, this.failover?.highestPromiseSeen ?? 0),
       promised_to: this.failover?.promisedEpoch ? this.failover.promise?.ticket.candidate : null,
-      fenced: this.fenced,
+      fenced: this.fence?.fenced ?? false,
+      lease_held: this.writer ? (this.fence?.leaseHeld() ?? true) : null,
       // Each member's health, lag, draining flag and repairs in progress, as it last told us.
       members: this.router?.members() ?? {},
     };

@@ -3,7 +3,7 @@
  * replication failure precisely (withheld symbols, a failing gate) and drive virtual time.
  */
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys';
-import { VirtualClock } from '../../sim/clock.ts';
+import { NodeClock, VirtualClock } from '../../sim/clock.ts';
 import { SimDisk } from '../../sim/disk.ts';
 import { SimNetwork } from '../../sim/network.ts';
 import { composeNode } from '../../src/compose/compose-node.ts';
@@ -25,11 +25,12 @@ export function simCluster(seed: number, cluster: Partial<ClusterServiceConfig> 
     async node(name: string, role: 'writer' | 'replica', trusted?: string, over: Partial<NodeConfig> = {}) {
       const key = await generateKeyPairFromSeed('Ed25519', rng.bytes(32));
       const transport = net.transport(peerIdOf(key));
+      const nodeClock = new NodeClock(clock); // pausable, like the simulator's nodes
       const { node } = await composeNode({
         node: {
           node_name: name,
           role,
-          runtime: { clock, random: rng.fork(), storage: new SimDisk(rng.fork()).mount() },
+          runtime: { clock: nodeClock, random: rng.fork(), storage: new SimDisk(rng.fork()).mount() },
           build: { batch_max_commits: 1, build_interval_ms: 10 },
           ...over,
         },
@@ -47,7 +48,21 @@ export function simCluster(seed: number, cluster: Partial<ClusterServiceConfig> 
           ...cluster,
         },
       });
-      return { node, transport, peer: peerIdOf(key) };
+      const peer = peerIdOf(key);
+      return {
+        node,
+        transport,
+        peer,
+        /** Freeze the node like SIGSTOP (no timer, no message in or out) and thaw it. */
+        pause: () => {
+          nodeClock.pause();
+          net.pause(peer);
+        },
+        resume: () => {
+          nodeClock.resume();
+          net.resume(peer);
+        },
+      };
     },
     /** Run virtual time forward, letting promises settle between timers. */
     async runFor(ms: number) {

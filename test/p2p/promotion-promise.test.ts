@@ -22,15 +22,22 @@ test('promotion promises: admin tickets only, one candidate per epoch, a live ol
   const r2 = await sim.node('r2', 'replica', w.peer);
   const cs = (n: { node: { services: { get(k: string): unknown } } }) =>
     (n.node.services.get('cluster') as { status(): Record<string, unknown> }).status();
+  // Drive virtual time, then insist the work settled (a hang fails here, naming the budget).
   const run = async <T>(p: Promise<T>, ms = 3000): Promise<T> => {
-    const settled = p.then(
-      (v) => ({ ok: true as const, v }),
-      (e: Error) => ({ ok: false as const, e }),
+    let r: { ok: true; v: T } | { ok: false; e: Error } | null = null;
+    p.then(
+      (v) => {
+        r = { ok: true, v };
+      },
+      (e: Error) => {
+        r = { ok: false, e };
+      },
     );
     await sim.runFor(ms);
-    const r = await settled;
-    if (!r.ok) throw r.e;
-    return r.v;
+    const done = r as { ok: true; v: T } | { ok: false; e: Error } | null;
+    if (!done) throw new Error(`did not settle within ${ms} ms of virtual time`);
+    if (!done.ok) throw done.e;
+    return done.v;
   };
   await sim.runFor(3000); // connections, and the writer's fence lifts once a majority answered
   const first = await run(w.node.ingestOps([{ op: 'upsert', doc_id: 'a', text: 'before the promotion' }]));
@@ -68,7 +75,8 @@ test('promotion promises: admin tickets only, one candidate per epoch, a live ol
     run(r1.node.preparePromotion(await ticket(r1.peer, intruder))),
     /not signed by the admin key/,
   );
-  const plan = (await run(r1.node.preparePromotion(await ticket(r1.peer)))) as PromotionPlan;
+  // Prepare outlasts the old writer's lease (3 s) before it answers.
+  const plan = (await run(r1.node.preparePromotion(await ticket(r1.peer)), 8000)) as PromotionPlan;
   assert.equal(plan.epoch, 1);
   assert.ok(plan.commit_seq_high >= first.commit_seq, 'the plan holds the acknowledged commit');
   assert.ok(plan.members_consulted >= 1);

@@ -12,6 +12,7 @@
  * Manual today; an automatic mode (a lease plus member votes) would produce the same record.
  */
 
+import { UNSAFE } from '../../core/buggify.ts';
 import { DATA_DIR } from '../../core/data-dir-layout.ts';
 import { CLUSTER_DEFAULTS } from '../../core/defaults.ts';
 import { FsmeshError } from '../../core/errors.ts';
@@ -37,7 +38,7 @@ import { pullCapsules } from './capsule-replay.ts';
 
 export type FailoverComponents = Pick<
   NodeComponents,
-  'storage' | 'log' | 'generations' | 'gate' | 'events' | 'shard'
+  'storage' | 'log' | 'generations' | 'gate' | 'events' | 'shard' | 'clock'
 > & {
   transport: Transport;
   /** Switch this node's role (cluster services and actors) to follow the handover. */
@@ -124,10 +125,13 @@ export class Failover {
    * A replicated append from the trusted writer: refused once this node promised a newer epoch (the
    * writer it follows is then of an older one), and never interleaved with a promise.
    */
-  replicate<T>(append: () => Promise<T>): Promise<T> {
+  replicate<T>(append: () => Promise<T>, from: string): Promise<T> {
     const run = this.replication.then(() => {
       const p = this.promise?.ticket;
-      if (p && this.promisedEpoch > 0)
+      // The candidate itself may be the writer (a writer promoted again): its log is the one the
+      // promotion collects, so its replication stays welcome (found by the simulator: a repeated
+      // promotion of the current writer that did not complete stopped every write).
+      if (p && this.promisedEpoch > 0 && from !== p.candidate && !UNSAFE.skip_promise_check)
         throw new FsmeshError(
           'conflict',
           `replicate refused: this node promised epoch ${p.epoch} to ${p.candidate} (failover in progress)`,
@@ -237,6 +241,9 @@ export class Failover {
         'unavailable',
         `promotion needs ${need} other member(s) of ${this.opts.members} that promised epoch ${s.ticket.epoch} and whose logs this node holds, ${covered.length} of ${heads.length} promising${this.highestPromiseSeen ? ` (a member promised epoch ${this.highestPromiseSeen} to another candidate: promote again)` : ''}: a majority must confirm the history`,
       );
+    // Outlast the old writer's lease: the members that promised stopped confirming it, so by now a
+    // paused old writer (a long GC) cannot build or admit writes any more when it wakes up.
+    await this.c.clock.sleep(CLUSTER_DEFAULTS.writer_lease_ms);
     const active = this.c.generations.active;
     if (active && log.commitSeqHigh < active.commit_seq_high)
       throw new FsmeshError(

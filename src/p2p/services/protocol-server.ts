@@ -36,7 +36,7 @@ export type ProtocolServerComponents = Pick<NodeComponents, 'log' | 'objects' | 
   /** A prepare ticket carried by a head request: promise or throw why not. */
   acceptPrepare(ticket: unknown): Promise<void>;
   /** Run a replicated append (refused after a promise, never interleaved with one). */
-  replicate<T>(append: () => Promise<T>): Promise<T>;
+  replicate<T>(append: () => Promise<T>, from: string): Promise<T>;
 };
 
 export function serveProtocols(c: ProtocolServerComponents): void {
@@ -90,7 +90,7 @@ export function serveProtocols(c: ProtocolServerComponents): void {
       const ack = await c.log.appendReplicated(marker, req.slice(MARKER_BYTES));
       c.metrics.commit_seq_high.set(c.log.commitSeqHigh);
       return [jsonFrame({ ok: true, commit_seq: ack.commit_seq })];
-    });
+    }, from);
   });
 }
 

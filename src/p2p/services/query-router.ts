@@ -20,7 +20,7 @@ export type QueryRouterComponents = Pick<NodeComponents, 'clock' | 'searchLocal'
   /** Only a member serving a generation the trusted writer signed may answer for us. */
   isTrustedGeneration(generation_id: string, artifact_manifest_id: string): boolean;
   /** Every head answer polled here (a writer learns handovers this way). */
-  onHead?(head: Record<string, unknown>): void | Promise<unknown>;
+  onHead?(head: Record<string, unknown>, peer: string): void | Promise<unknown>;
 };
 
 interface PeerState extends RoutingState {
@@ -81,7 +81,7 @@ export class QueryRouter {
         });
         const h = parseJsonFrame<Record<string, unknown>>(f, 'head response');
         this.observe(p, h as Partial<RoutingState>);
-        await this.c.onHead?.(h);
+        await this.c.onHead?.(h, p);
         answered++;
       } catch {
         // unreachable or not speaking the protocol: its state ages out
