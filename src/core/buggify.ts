@@ -14,4 +14,8 @@ export const UNSAFE = {
   skip_promise_check: false,
   /** A writer builds and admits writes without a current lease (a paused writer wakes as a zombie). */
   skip_writer_lease: false,
+  /** A writer believes a member's claim of a promise without the admin-signed ticket. */
+  trust_claimed_promise: false,
+  /** Quorum acks count from any connected peer, not only the named members. */
+  count_any_ack: false,
 };

@@ -36,6 +36,7 @@ import { QueryRouter } from './services/query-router.ts';
 import { ReplicaSync } from './services/replica-sync.ts';
 import { WriterFence } from './services/writer-fence.ts';
 import { WriterReplication } from './services/writer-replication.ts';
+import { SlowPeerGuard } from './slow-peers.ts';
 import { fetchObjectFromPeers } from './symbol-fetch.ts';
 
 export interface ClusterServiceConfig extends Partial<ClusterOptions> {
@@ -68,6 +69,8 @@ export class ClusterService implements NodeService {
   private writer: WriterReplication | null = null;
   private replica: ReplicaSync | null = null;
   private timer: TimerHandle | null = null;
+  /** The periodic round's generation: a role switch starts a new one, the old one ends. */
+  private rounds = 0;
   private keeper: ConnectionKeeper | null = null;
   private router: QueryRouter | null = null;
   private offEvents: (() => void) | null = null;
@@ -96,7 +99,7 @@ export class ClusterService implements NodeService {
     const { c, opts } = this;
     const key = this.cfg.private_key ?? (await loadOrCreateIdentity(c.storage));
     this.key = key;
-    this.net = this.cfg.transport ?? (await this.libp2p(key));
+    this.net = new SlowPeerGuard(this.cfg.transport ?? (await this.libp2p(key)), c.clock);
     const transport = this.net;
     this.keeper = new ConnectionKeeper({ ...c, transport }, this.cfg.seeds ?? []);
     const membership = new Membership({ ...c, transport }, opts);
@@ -138,6 +141,7 @@ export class ClusterService implements NodeService {
       self: transport.peerId,
       members: opts.members,
       enabled: opts.admin_pub !== undefined && opts.members > 1,
+      isAdminTicket: (t) => failover.validTicket(t),
     });
     if (opts.role === 'writer') this.fence.start();
     this.startRole();
@@ -148,10 +152,7 @@ export class ClusterService implements NodeService {
       trustedWriter: () => membership.trusted,
       currentRecord: () => this.writer?.currentRecord() ?? membership.latest,
       handover: () => failover.current,
-      promise: () =>
-        failover.promisedEpoch > 0 && failover.promise
-          ? { epoch: failover.promise.ticket.epoch, candidate: failover.promise.ticket.candidate }
-          : null,
+      promise: () => (failover.promisedEpoch > 0 ? failover.promise : null),
       acceptPrepare: (t) => failover.acceptTicket(t),
       replicate: (append, from) => failover.replicate(append, from),
     });
@@ -178,8 +179,8 @@ export class ClusterService implements NodeService {
           this.writer
             ? c.generations.retained.some((r) => r.generation_id === gid && r.artifact_manifest_id === mid)
             : membership.isTrustedManifest(gid, mid),
-        onHead: (h, peer) => {
-          this.fence?.observe(peer, h, this.failover?.epoch ?? 0);
+        onHead: async (h, peer) => {
+          await this.fence?.observe(peer, h, this.failover?.epoch ?? 0);
           return this.failover?.offer(h.handover).catch(() => false);
         },
       },
@@ -227,6 +228,12 @@ export class ClusterService implements NodeService {
     this.opts.role = role;
     this.c.setRole(role);
     this.startRole();
+    // The new role's round starts now: the previous role's may be stuck for a while (a capsule
+    // pull waits up to 30 s), and a promoted writer must not wait for it to renew its lease
+    // (found by the simulator, seed 348: writes refused for 25 s after a promotion).
+    this.rounds++;
+    this.timer?.cancel();
+    this.tick();
   }
 
   private subscribe(transport: Transport, membership: Membership): void {
@@ -305,16 +312,16 @@ export class ClusterService implements NodeService {
   }
 
   /** Periodic anti-entropy: writers re-announce, replicas poll heads (gossip is not persistent). */
-  private tick(): void {
-    if (this.stopped) return;
+  private tick(round = this.rounds): void {
+    if (this.stopped || round !== this.rounds) return;
     const run = this.writer
       ? this.writerRound(this.writer)
       : (this.replica?.pollHeads() ?? Promise.resolve());
     void run
       .catch(() => {})
       .finally(() => {
-        if (!this.stopped)
-          this.timer = this.c.clock.setTimeout(() => this.tick(), this.opts.announce_interval_ms);
+        if (!this.stopped && round === this.rounds)
+          this.timer = this.c.clock.setTimeout(() => this.tick(round), this.opts.announce_interval_ms);
       });
   }
 

@@ -36,7 +36,10 @@ test(`fuzz HTTP routes: every malformed request gets a 4xx naming the problem ($
     http: { host: '127.0.0.1', port: 0, security: { token: 'fuzz-token-0123456789' } },
   });
   try {
-    await node.ingest([{ id: 'seed', text: 'a document to search' }]);
+    const ack = await node.ingest([{ id: 'seed', text: 'a document to search' }]);
+    // Wait for its generation (a strict read): the check after the fuzzing must not race the first
+    // build (a fresh-clone run on a loaded machine failed exactly so).
+    await node.search({ q: 'document', min_commit_seq: ack.commit_seq, timeout_ms: 60_000 });
     const seg = fc.oneof(
       fc.constantFrom(
         'v1',

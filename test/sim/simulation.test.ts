@@ -77,3 +77,22 @@ test('planted bug: with skip_redial (connections never heal) the simulator finds
   for (const s of found)
     assert.deepEqual((await run(s)).violations, [], `seed ${s} must pass with redial on`);
 });
+
+test('planted bug: with trust_claimed_promise a hostile member fences the writer for good (found within 8 seeds); the same seeds pass with the check on', async () => {
+  // The hostile member (an opt-in fault) claims a promise in its head answers, without a ticket.
+  const run = (seed: number) =>
+    runSimulation({ seed, nodes: 3, steps: 120, faults: ['hostile_member'], durability: 'quorum' });
+  const found: number[] = [];
+  UNSAFE.trust_claimed_promise = true;
+  try {
+    for (let s = 1; s <= 8 && found.length === 0; s++) {
+      const r = await run(s);
+      if (r.violations.some((v) => v.invariant === 'writes_resume_after_faults_heal')) found.push(s);
+    }
+  } finally {
+    UNSAFE.trust_claimed_promise = false;
+  }
+  assert.ok(found.length > 0, 'no liveness violation with claimed promises trusted');
+  for (const s of found)
+    assert.deepEqual((await run(s)).violations, [], `seed ${s} must pass when promises need the ticket`);
+});

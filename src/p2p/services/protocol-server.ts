@@ -9,7 +9,7 @@ import { FsmeshError } from '../../core/errors.ts';
 import { decodeMarker, encodeMarker, MARKER_BYTES } from '../../core/marker.ts';
 import type { NodeComponents, RoutingState } from '../../node/services.ts';
 import type { Transport } from '../../runtime/index.ts';
-import type { SignedHandover } from '../handover.ts';
+import type { SignedHandover, SignedPrepareTicket } from '../handover.ts';
 import {
   jsonFrame,
   MAX_CAPSULES_PER_REQUEST,
@@ -31,8 +31,8 @@ export type ProtocolServerComponents = Pick<NodeComponents, 'log' | 'objects' | 
   /** Health, draining, active commit: what peers route queries by. */
   routingState(): RoutingState;
   handover(): SignedHandover | null;
-  /** The promotion this node promised to (failover's promise phase), if any above its epoch. */
-  promise(): { epoch: number; candidate: string } | null;
+  /** The signed prepare ticket this node promised to (failover's promise phase), if above its epoch. */
+  promise(): SignedPrepareTicket | null;
   /** A prepare ticket carried by a head request: promise or throw why not. */
   acceptPrepare(ticket: unknown): Promise<void>;
   /** Run a replicated append (refused after a promise, never interleaved with one). */
@@ -98,7 +98,7 @@ export function serveProtocols(c: ProtocolServerComponents): void {
 async function headFrame(
   c: ProtocolServerComponents,
   transport: Transport,
-  promise: { epoch: number; candidate: string } | null,
+  promise: SignedPrepareTicket | null,
   promise_refused: string | undefined,
 ): Promise<Uint8Array> {
   return jsonFrame({
@@ -111,7 +111,10 @@ async function headFrame(
     // Failover: the newest signed handover this node knows, so every peer learns it (anti-entropy).
     handover: c.handover(),
     // Failover's promise phase: a writer of an older epoch that sees this stays fenced.
-    ...(promise ? { promised_epoch: promise.epoch, promised_to: promise.candidate } : {}),
+    // The signed ticket itself, so a peer can check the promise is the admin's and not a claim.
+    ...(promise
+      ? { promised_epoch: promise.ticket.epoch, promised_to: promise.ticket.candidate, promise }
+      : {}),
     ...(promise_refused ? { promise_refused } : {}),
     // Peer exchange: replicas learn each other, so symbols can come from several peers.
     peers: (await transport.peerAddrs())

@@ -20,6 +20,8 @@ export interface WriterFenceOptions {
   /** Fence and lease apply only in failover-capable clusters of more than one member. */
   enabled: boolean;
   lease_ms?: number;
+  /** Is this a prepare ticket signed by the admin key, for this cluster and shard? */
+  isAdminTicket(t: unknown): Promise<boolean>;
 }
 
 export class WriterFence {
@@ -60,14 +62,23 @@ export class WriterFence {
   }
 
   /** One member's head answer, attributed to `peer` (the authenticated sender). */
-  observe(peer: string, h: Record<string, unknown>, epoch: number): void {
-    // A promise to another candidate above our epoch: this writer is being replaced.
-    if (
+  async observe(peer: string, h: Record<string, unknown>, epoch: number): Promise<void> {
+    // A promise to another candidate above our epoch: this writer is being replaced. Only the
+    // admin-signed ticket counts, never the claim (found by the simulator's hostile member: a
+    // forged `promised_epoch` fenced the writer for good).
+    const t = (h.promise as { ticket?: { epoch?: unknown; candidate?: unknown } } | undefined)?.ticket;
+    const promised =
+      t !== undefined &&
+      Number.isSafeInteger(t.epoch) &&
+      (t.epoch as number) > epoch &&
+      t.candidate !== this.o.self &&
+      (UNSAFE.trust_claimed_promise || (await this.o.isAdminTicket(h.promise)));
+    const claimed =
+      UNSAFE.trust_claimed_promise &&
       Number.isSafeInteger(h.promised_epoch) &&
       (h.promised_epoch as number) > epoch &&
-      h.promised_to !== this.o.self
-    )
-      this.promiseSeen = true;
+      h.promised_to !== this.o.self;
+    if (promised || claimed) this.promiseSeen = true;
     else if (h.writer === this.o.self) {
       this.confirmations++;
       this.confirmedAt.set(peer, this.clock.monotonicMs());

@@ -3,7 +3,9 @@
  * commit head over gossip, ship every commit to every connected replica in order, and resolve a
  * write per the durability mode — at once (`local`) or when a majority of members hold it (`quorum`).
  */
+
 import type { PrivateKey } from '@libp2p/interface';
+import { UNSAFE } from '../../core/buggify.ts';
 import { CLUSTER_DEFAULTS } from '../../core/defaults.ts';
 import { FsmeshError } from '../../core/errors.ts';
 import { encodeMarker } from '../../core/marker.ts';
@@ -56,6 +58,7 @@ export class WriterReplication {
 
   /** Acks count only from members: the named ones, else (cluster key) any connected peer. */
   private isMember(peer: string): boolean {
+    if (UNSAFE.count_any_ack) return true; // planted bug (simulator only)
     return this.opts.member_ids ? this.opts.member_ids.includes(peer) : true;
   }
 
