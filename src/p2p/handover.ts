@@ -39,17 +39,20 @@ export function encodeSignedHandover(s: SignedHandover): Uint8Array {
   return canonicalBytes(s);
 }
 
+/** Bounded UTF-8 JSON of an admin-signed record (handover, prepare ticket), errors naming `what`. */
+function parseAdminRecord<T>(bytes: Uint8Array, what: string): T {
+  if (bytes.length > MAX_HANDOVER_BYTES)
+    throw new FsmeshError('invalid_input', `${what} of ${bytes.length} bytes exceeds ${MAX_HANDOVER_BYTES}`);
+  try {
+    return JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes)) as T;
+  } catch {
+    throw new FsmeshError('invalid_input', `${what}: not valid UTF-8 JSON`);
+  }
+}
+
 /** Parse and structurally check (every problem named); does not check the signature. */
 export function decodeSignedHandover(bytes: Uint8Array): SignedHandover {
-  if (bytes.length > MAX_HANDOVER_BYTES)
-    throw new FsmeshError('invalid_input', `handover of ${bytes.length} bytes exceeds ${MAX_HANDOVER_BYTES}`);
-  let s: SignedHandover;
-  try {
-    s = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
-  } catch {
-    throw new FsmeshError('invalid_input', 'handover: not valid UTF-8 JSON');
-  }
-  return checkHandover(s);
+  return checkHandover(parseAdminRecord<SignedHandover>(bytes, 'handover'));
 }
 
 export function checkHandover(s: SignedHandover): SignedHandover {
@@ -138,18 +141,7 @@ export function encodePrepareTicket(s: SignedPrepareTicket): Uint8Array {
 
 /** Parse a stored or received ticket (bounded, every problem named); does not check the signature. */
 export function decodePrepareTicket(bytes: Uint8Array): SignedPrepareTicket {
-  if (bytes.length > MAX_HANDOVER_BYTES)
-    throw new FsmeshError(
-      'invalid_input',
-      `prepare ticket of ${bytes.length} bytes exceeds ${MAX_HANDOVER_BYTES}`,
-    );
-  let s: SignedPrepareTicket;
-  try {
-    s = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
-  } catch {
-    throw new FsmeshError('invalid_input', 'prepare ticket: not valid UTF-8 JSON');
-  }
-  return checkPrepareTicket(s);
+  return checkPrepareTicket(parseAdminRecord<SignedPrepareTicket>(bytes, 'prepare ticket'));
 }
 
 export function verifyPrepareTicket(s: SignedPrepareTicket, adminPubHex: string): Promise<boolean> {

@@ -64,6 +64,28 @@ export function simCluster(seed: number, cluster: Partial<ClusterServiceConfig> 
         },
       };
     },
+    /**
+     * Drive virtual time for `ms`, then insist `p` settled (a hang fails here, naming the budget):
+     * its value, or its error thrown.
+     */
+    async drive<T>(p: Promise<T>, ms: number): Promise<T> {
+      let r: { ok: true; v: T } | { ok: false; e: Error } | null = null;
+      p.then(
+        (v) => {
+          r = { ok: true, v };
+        },
+        (e: Error) => {
+          r = { ok: false, e };
+        },
+      );
+      const end = clock.nowMs() + ms;
+      while (clock.step(end)) await settle();
+      await settle();
+      const done = r as { ok: true; v: T } | { ok: false; e: Error } | null;
+      if (!done) throw new Error(`did not settle within ${ms} ms of virtual time`);
+      if (!done.ok) throw done.e;
+      return done.v;
+    },
     /** Run virtual time forward, letting promises settle between timers. */
     async runFor(ms: number) {
       const end = clock.nowMs() + ms;

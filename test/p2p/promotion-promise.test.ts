@@ -22,23 +22,7 @@ test('promotion promises: admin tickets only, one candidate per epoch, a live ol
   const r2 = await sim.node('r2', 'replica', w.peer);
   const cs = (n: { node: { services: { get(k: string): unknown } } }) =>
     (n.node.services.get('cluster') as { status(): Record<string, unknown> }).status();
-  // Drive virtual time, then insist the work settled (a hang fails here, naming the budget).
-  const run = async <T>(p: Promise<T>, ms = 3000): Promise<T> => {
-    let r: { ok: true; v: T } | { ok: false; e: Error } | null = null;
-    p.then(
-      (v) => {
-        r = { ok: true, v };
-      },
-      (e: Error) => {
-        r = { ok: false, e };
-      },
-    );
-    await sim.runFor(ms);
-    const done = r as { ok: true; v: T } | { ok: false; e: Error } | null;
-    if (!done) throw new Error(`did not settle within ${ms} ms of virtual time`);
-    if (!done.ok) throw done.e;
-    return done.v;
-  };
+  const run = <T>(p: Promise<T>, ms = 3000) => sim.drive(p, ms);
   await sim.runFor(3000); // connections, and the writer's fence lifts once a majority answered
   const first = await run(w.node.ingestOps([{ op: 'upsert', doc_id: 'a', text: 'before the promotion' }]));
   const ticket = (candidate: string, key = admin, epoch = 1): Promise<unknown> =>

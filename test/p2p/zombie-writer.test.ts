@@ -21,23 +21,7 @@ async function zombieWrite(): Promise<{ write: string; removed: number; role: un
   const w = await sim.node('writer', 'writer');
   const r1 = await sim.node('r1', 'replica', w.peer);
   const r2 = await sim.node('r2', 'replica', w.peer);
-  // Drive virtual time, then insist the work settled (a hang fails here, naming the budget).
-  const run = async <T>(p: Promise<T>, ms: number): Promise<T> => {
-    let r: { ok: true; v: T } | { ok: false; e: Error } | null = null;
-    p.then(
-      (v) => {
-        r = { ok: true, v };
-      },
-      (e: Error) => {
-        r = { ok: false, e };
-      },
-    );
-    await sim.runFor(ms);
-    const done = r as { ok: true; v: T } | { ok: false; e: Error } | null;
-    if (!done) throw new Error(`did not settle within ${ms} ms of virtual time`);
-    if (!done.ok) throw done.e;
-    return done.v;
-  };
+  const run = <T>(p: Promise<T>, ms: number) => sim.drive(p, ms);
   await sim.runFor(3000);
   await run(w.node.ingestOps([{ op: 'upsert', doc_id: 'a', text: 'first' }]), 3000);
   // The candidate cannot reach the writer (it never hears the ticket); then the writer freezes.
