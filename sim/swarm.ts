@@ -91,9 +91,23 @@ export async function runSwarm(
       // A seed holds a whole cluster in memory; one at a time per thread.
       concurrentTasksPerWorker: 1,
     });
+    // A worker that dies (an infrastructure failure, not a seed's verdict: a run is a pure
+    // function of its seed) must not take the whole swarm down: the seed is re-run here, inline,
+    // and a real failure then shows as its violations. Seen once in ten fresh-clone suite runs.
+    pool.on('error', (err: Error) => process.stderr.write(`swarm: worker error: ${err.message}\n`));
     try {
       await Promise.all(
-        tasks.map((t) => pool.run(t).then((x: { cfg: SimConfig; r: SimResult }) => record(x))),
+        tasks.map((t) =>
+          pool
+            .run(t)
+            .catch((err: Error) => {
+              process.stderr.write(
+                `swarm: seed ${t.seed} lost its worker (${err.message}); re-running inline\n`,
+              );
+              return runSeedTask(t);
+            })
+            .then((x: { cfg: SimConfig; r: SimResult }) => record(x)),
+        ),
       );
     } finally {
       await pool.destroy();

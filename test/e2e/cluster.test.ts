@@ -9,6 +9,8 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import {
   activeAt,
+  httpPortOf,
+  p2pPortOf,
   restartWriter,
   startCluster,
   startReplica,
@@ -16,7 +18,7 @@ import {
   stopAll,
   waitForManifest,
 } from '../helpers/cluster.ts';
-import { freePort, http, waitFor } from '../helpers/proc.ts';
+import { http, waitFor } from '../helpers/proc.ts';
 import { cli, tmpDir } from '../helpers/tmp.ts';
 
 const corpus = (n: number, tag = 'c') =>
@@ -109,8 +111,8 @@ test('SIGKILL a replica during bootstrap: after restart it completes and matches
     for (let i = 0; i < 10; i++) last = (await ingest(c.writer.url, corpus(2000, `k${i}-`))).commit_seq;
     const ws = await activeAt(c.writer.url, last);
     const dir = path.join(root, 'late');
-    const [hp, pp] = [await freePort(), await freePort()];
-    let late = await startReplica(dir, hp, pp, [c.writerAddr]);
+    let late = await startReplica(dir, 0, 0, [c.writerAddr]);
+    const [hp, pp] = [httpPortOf(late), p2pPortOf(late)];
     await new Promise((r) => setTimeout(r, 150));
     await late.kill('SIGKILL');
     late = await startReplica(dir, hp, pp, [c.writerAddr]);
@@ -178,14 +180,12 @@ test('cluster key: a peer without it cannot connect; an untrusted writer key is 
     const ws = await activeAt(c.writer.url, last);
     await waitForManifest(c.replicas[0], ws.artifact_manifest_id);
     // No key: the connection is refused, nothing replicates.
-    const outsider = await startReplica(path.join(root, 'outsider'), await freePort(), await freePort(), [
-      c.writerAddr,
-    ]);
+    const outsider = await startReplica(path.join(root, 'outsider'), 0, 0, [c.writerAddr]);
     // Right key but a different trusted writer: records are refused.
     const wrongTrust = await startReplica(
       path.join(root, 'wrong-trust'),
-      await freePort(),
-      await freePort(),
+      0,
+      0,
       [c.writerAddr],
       ['--cluster-key', keyFile, '--trusted-writer', '12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN'],
     );

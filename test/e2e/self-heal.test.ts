@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { activeAt } from '../helpers/cluster.ts';
-import { freePort, http, startNodeProc, waitFor } from '../helpers/proc.ts';
+import { http, startNodeProc, waitFor } from '../helpers/proc.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 
 test('a node degraded by failed activations heals by itself once the cause is gone', async () => {
@@ -18,7 +18,7 @@ test('a node degraded by failed activations heals by itself once the cause is go
     '--data',
     dir,
     '--http',
-    `127.0.0.1:${await freePort()}`,
+    '127.0.0.1:0',
     '--batch-max-commits',
     '1',
     '--build-interval-ms',

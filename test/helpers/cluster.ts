@@ -1,6 +1,6 @@
 /** Start real 3-node clusters (separate processes, libp2p over TCP on 127.0.0.1) for e2e tests. */
 import * as path from 'node:path';
-import { freePort, http, type NodeProc, startNodeProc, waitFor } from './proc.ts';
+import { http, type NodeProc, startNodeProc, waitFor } from './proc.ts';
 
 export interface ClusterProcs {
   writer: NodeProc;
@@ -48,20 +48,17 @@ export async function startCluster(
   } = {},
 ): Promise<ClusterProcs> {
   const n = opts.replicas ?? 2;
-  const httpPorts: number[] = [];
-  const p2pPorts: number[] = [];
-  for (let i = 0; i <= n; i++) {
-    httpPorts.push(await freePort());
-    p2pPorts.push(await freePort());
-  }
+  // Every node binds port 0 and says which port it got: ports picked in advance could be taken by
+  // a concurrent test file before the node binds them (EADDRINUSE, seen on a fresh clone). A
+  // restart reuses the ports its first start got.
   const dirs = Array.from({ length: n + 1 }, (_, i) => path.join(root, `node-${i}`));
   const writer = await startNodeProc([
     '--data',
     dirs[0],
     '--http',
-    `127.0.0.1:${httpPorts[0]}`,
+    '127.0.0.1:0',
     '--listen',
-    `/ip4/127.0.0.1/tcp/${p2pPorts[0]}`,
+    '/ip4/127.0.0.1/tcp/0',
     '--role',
     'writer',
     '--build-interval-ms',
@@ -73,17 +70,30 @@ export async function startCluster(
   const writerAddr = (writer.ready.multiaddrs as string[])[0];
   const replicas = await Promise.all(
     Array.from({ length: n }, (_, i) =>
-      startReplica(
-        dirs[i + 1],
-        httpPorts[i + 1],
-        p2pPorts[i + 1],
-        [writerAddr],
-        opts.replicaArgs,
-        opts.replicaEnv,
-      ),
+      startReplica(dirs[i + 1], 0, 0, [writerAddr], opts.replicaArgs, opts.replicaEnv),
     ),
   );
-  return { writer, replicas, dirs, writerAddr, httpPorts, p2pPorts };
+  const procs = [writer, ...replicas];
+  return {
+    writer,
+    replicas,
+    dirs,
+    writerAddr,
+    httpPorts: procs.map(httpPortOf),
+    p2pPorts: procs.map(p2pPortOf),
+  };
+}
+
+/** The HTTP port a started node bound. */
+export function httpPortOf(p: NodeProc): number {
+  return Number(new URL(p.url).port);
+}
+
+/** The TCP port of a started node's first libp2p address. */
+export function p2pPortOf(p: NodeProc): number {
+  const m = /\/tcp\/(\d+)/.exec(((p.ready.multiaddrs as string[]) ?? [])[0] ?? '');
+  if (!m) throw new Error(`no TCP address in ${JSON.stringify(p.ready.multiaddrs)}`);
+  return Number(m[1]);
 }
 
 /** Start the cluster's writer again on its data dir and addresses (after a kill). */
