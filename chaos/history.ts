@@ -25,6 +25,8 @@ export interface FaultWindow {
   start_ms: number;
   /** When the fault was healed (process back, SIGCONT, ...). */
   healed_ms: number;
+  /** For a partition: the nodes cut off from the rest. */
+  isolated?: string[];
 }
 
 export class History {
@@ -87,4 +89,24 @@ export function duplicateCommitSeqs(writes: readonly WriteOp[]): number[] {
     if (w.outcome === 'ok' && w.commit_seq !== undefined)
       seen.set(w.commit_seq, (seen.get(w.commit_seq) ?? 0) + 1);
   return [...seen].filter(([, n]) => n > 1).map(([s]) => s);
+}
+
+/** The slowest acknowledged write (a write that waits out a partition is slow, not failed). */
+export function maxAckLatencyMs(writes: readonly WriteOp[]): number {
+  return Math.max(0, ...writes.filter((w) => w.outcome === 'ok').map((w) => w.end_ms - w.start_ms));
+}
+
+/**
+ * Quorum safety under partitions: a write that started after the writer was cut off from every
+ * other member and was acknowledged before the cut healed reached no replica, so a quorum writer
+ * must never acknowledge it. Returns those writes (empty when the rule held).
+ */
+export function ackedWhileWriterIsolated(history: History, writer: string, members: number): WriteOp[] {
+  const cuts = history.faults.filter(
+    (f) =>
+      f.kind === 'partition' &&
+      f.isolated?.includes(writer) &&
+      f.isolated.length < Math.floor(members / 2) + 1,
+  );
+  return history.acked().filter((w) => cuts.some((f) => w.start_ms >= f.start_ms && w.end_ms <= f.healed_ms));
 }

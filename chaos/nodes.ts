@@ -18,6 +18,8 @@ export interface ChaosNodeSpec {
   dir: string;
   http_port: number;
   p2p_port: number;
+  /** When set, the node announces this port (a partition proxy, chaos/partition.ts) instead. */
+  proxy_port?: number;
   args: string[];
 }
 
@@ -34,6 +36,9 @@ export class ChaosNode {
   }
   get url(): string {
     return `http://127.0.0.1:${this.spec.http_port}`;
+  }
+  get pid(): number | undefined {
+    return this.running ? this.child?.pid : undefined;
   }
   get running(): boolean {
     return this.child !== null && this.child.exitCode === null && this.child.signalCode === null;
@@ -59,6 +64,7 @@ export class ChaosNode {
         `127.0.0.1:${s.http_port}`,
         '--listen',
         `/ip4/127.0.0.1/tcp/${s.p2p_port}`,
+        ...(s.proxy_port ? ['--announce', `/ip4/127.0.0.1/tcp/${s.proxy_port}`] : []),
         '--role',
         s.role,
         ...seeds.flatMap((a) => ['--seed', a]),

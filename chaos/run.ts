@@ -15,16 +15,27 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { seededRandom } from '../src/runtime/index.ts';
 import {
+  ackedWhileWriterIsolated,
   duplicateCommitSeqs,
   History,
   lostDocIds,
+  maxAckLatencyMs,
   maxUnavailableMs,
   recoveryMs,
   type WriteOp,
 } from './history.ts';
 import { ChaosNode, FSMESH_BIN, freePort } from './nodes.ts';
+import { PartitionNet } from './partition.ts';
 
-const FAULT_KINDS = ['kill_writer', 'kill_replica', 'pause', 'wipe_replica', 'corrupt', 'restart'] as const;
+const FAULT_KINDS = [
+  'kill_writer',
+  'kill_replica',
+  'pause',
+  'wipe_replica',
+  'corrupt',
+  'restart',
+  'partition',
+] as const;
 /** Writes must resume this soon after a fault heals (a restarted writer redials, replicas rejoin). */
 const RECOVERY_BOUND_MS = 20_000;
 
@@ -162,6 +173,7 @@ async function main(): Promise<number> {
         dir: path.join(o.root, `node-${i}`),
         http_port: await freePort(),
         p2p_port: await freePort(),
+        proxy_port: await freePort(),
         args:
           i === 0
             ? [...common, '--durability', 'quorum', '--members', String(o.nodes), '--build-interval-ms', '50']
@@ -169,6 +181,10 @@ async function main(): Promise<number> {
       }),
     );
   const [writer, ...replicas] = nodes;
+  const partitions = new PartitionNet(
+    () => new Map(nodes.flatMap((n) => (n.pid === undefined ? [] : [[n.spec.name, n.pid] as const]))),
+  );
+  for (const n of nodes) await partitions.add(n.spec.name, n.spec.proxy_port!, () => n.spec.p2p_port);
   await writer.start([]);
   const seeds = [writer.multiaddr];
   await Promise.all(replicas.map((r) => r.start(seeds)));
@@ -188,11 +204,13 @@ async function main(): Promise<number> {
       const target =
         kind === 'kill_writer'
           ? writer
-          : kind === 'pause' || kind === 'corrupt' || kind === 'restart'
+          : kind === 'pause' || kind === 'corrupt' || kind === 'restart' || kind === 'partition'
             ? nodes[rng.int(nodes.length)]
             : replicas[rng.int(replicas.length)];
       const holdMs = 500 + rng.int(2000);
-      const start_ms = Date.now();
+      let start_ms = Date.now();
+      let isolated: string[] | undefined;
+      let split_ms = 0;
       say(`cycle ${cycle}: ${kind} ${target.spec.name} for ${holdMs} ms`);
       switch (kind) {
         case 'kill_writer':
@@ -216,19 +234,41 @@ async function main(): Promise<number> {
           await sleep(holdMs);
           await target.start(seeds);
           break;
+        case 'partition': {
+          // A minority (one node, or two of five) cut off from the rest, both directions.
+          const names = nodes.map((n) => n.spec.name);
+          const minority = [target.spec.name];
+          while (minority.length < Math.floor((names.length - 1) / 2) && rng.int(2) === 1) {
+            const other = names.filter((x) => !minority.includes(x));
+            minority.push(other[rng.int(other.length)]);
+          }
+          isolated = minority;
+          split_ms = Date.now();
+          const reset = partitions.split([minority, names.filter((x) => !minority.includes(x))]);
+          say(`  isolated ${minority.join('+')} (${reset} connections reset)`);
+          await sleep(holdMs + 1000);
+          partitions.heal();
+          break;
+        }
         case 'corrupt':
           say(`  corrupted ${target.corruptArtifact((n) => rng.int(n)) ?? '(no artifact yet)'}`);
           await sleep(holdMs);
           break;
       }
       counts[kind] = (counts[kind] ?? 0) + 1;
-      history.faults.push({ cycle, kind, node: target.spec.name, start_ms, healed_ms: Date.now() });
+      if (isolated) start_ms = split_ms;
+      history.faults.push({ cycle, kind, node: target.spec.name, start_ms, healed_ms: Date.now(), isolated });
     }
     await sleep(2000);
   } finally {
     await workload.stop();
   }
-  return check(o, nodes, history, counts, say, t0);
+  partitions.heal();
+  try {
+    return await check(o, nodes, history, counts, say, t0, partitions.refused);
+  } finally {
+    await partitions.stop();
+  }
 }
 
 async function check(
@@ -238,6 +278,7 @@ async function check(
   counts: Record<string, number>,
   say: (s: string) => void,
   t0: number,
+  refusedConnections: number,
 ): Promise<number> {
   const [writer] = nodes;
   for (const n of nodes) if (n.stopped) await n.signal('SIGCONT');
@@ -288,12 +329,15 @@ async function check(
   const recoveries = recoveryMs(history);
   const maxRecovery = Math.max(0, ...recoveries.map((r) => r.recovery_ms));
   const lost = new Set(Object.values(lostByNode).flat()).size;
+  const unsafeAcks = ackedWhileWriterIsolated(history, writer.spec.name, o.nodes);
   const report = {
     cycles: o.cycles,
     acked: acked.length,
     lost,
     converged: converged !== null,
     max_unavailable_ms: maxUnavailableMs(history.writes),
+    max_ack_latency_ms: maxAckLatencyMs(history.writes),
+    acked_while_writer_isolated: unsafeAcks.length,
     max_recovery_ms: Number.isFinite(maxRecovery) ? maxRecovery : null,
     recovery_bound_ms: RECOVERY_BOUND_MS,
     unknown: history.writes.filter((w) => w.outcome === 'unknown').length * 3,
@@ -302,6 +346,7 @@ async function check(
     verify_clean: Object.values(verify).every((s) => s === 0),
     verify,
     faults: counts,
+    partition_refused_connections: refusedConnections,
     lost_by_node: Object.fromEntries(Object.entries(lostByNode).map(([k, v]) => [k, v.slice(0, 20)])),
     nodes: o.nodes,
     seed: o.seed,
@@ -315,6 +360,7 @@ async function check(
     report.converged &&
     report.verify_clean &&
     report.duplicate_commit_seqs.length === 0 &&
+    unsafeAcks.length === 0 &&
     maxRecovery <= RECOVERY_BOUND_MS;
   if (ok) fs.rmSync(o.root, { recursive: true, force: true });
   else

@@ -90,6 +90,8 @@ interface SimNodeSlot {
   clock: NodeClock | null;
   /** `--trusted-writer` of a replica: the original writer, until an operator re-provisions it. */
   trusted_writer?: string;
+  /** `commit_seq:marker_id` of every commit a killed incarnation held, for the quorum-ack check. */
+  killed_held: Set<string>;
 }
 
 const simAddr = (peer: string) => `/sim/${peer}/p2p/${peer}`;
@@ -117,7 +119,10 @@ export async function runSimulation(cfg: SimConfig): Promise<SimResult> {
     partitions: 0,
     activations: 0,
   };
-  const log = (s: string) => trace.push(`${clock.nowMs() - 1_700_000_000_000} ${s}`);
+  const log = (s: string) => {
+    trace.push(`${clock.nowMs() - 1_700_000_000_000} ${s}`);
+    if (process.env.FSMESH_SIM_TRACE) process.stderr.write(`${trace[trace.length - 1]}\n`);
+  };
   const seenViolations = new Set<string>();
   const violate = (kind: Violation['kind'], invariant: string, detail: string) => {
     // One report per invariant and node: the first occurrence is the one to debug.
@@ -148,6 +153,7 @@ export async function runSimulation(cfg: SimConfig): Promise<SimResult> {
       down_until: null,
       rogue,
       skew_ms: has('clock_skew') ? skewRng.int(20_001) - 10_000 : 0,
+      killed_held: new Set(),
       clock: null,
     });
   }
@@ -172,9 +178,27 @@ export async function runSimulation(cfg: SimConfig): Promise<SimResult> {
         return `${x.name}${isWriter(x) ? '*' : ''}: ${st ? `role ${st.role} epoch ${st.epoch} trusts ${String(st.trusted_writer).slice(-6)} peers ${(st.peers as string[]).length} log ${x.node?.engine.log.commitSeqHigh}` : 'down'}`;
       })
       .join('; ');
-  const noteAck = (ack: { commit_seq: number; marker_id: string }) => {
+  /** Does this node hold commit `seq` with `marker` (now, or in an incarnation since killed)? */
+  const holds = (x: SimNodeSlot, seq: number, marker: string) => {
+    const l = x.node?.engine.log;
+    return (
+      (l !== undefined && l.commitSeqHigh >= seq && l.markerIdAt(seq) === marker) ||
+      x.killed_held.has(`${seq}:${marker}`)
+    );
+  };
+  const noteAck = (ack: { commit_seq: number; marker_id: string }, by: SimNodeSlot) => {
     maxAcked = Math.max(maxAcked, ack.commit_seq);
     ackedMarkers.set(ack.commit_seq, ack.marker_id);
+    // Quorum durability means the commit was on ⌊members/2⌋ other members' disks when the writer
+    // acknowledged it — not that ⌊members/2⌋ peers said so (a hostile member's acks are free).
+    if (cfg.durability !== 'quorum') return;
+    const holders = honest().filter((x) => x !== by && holds(x, ack.commit_seq, ack.marker_id)).length;
+    if (holders < Math.floor(cfg.nodes / 2))
+      violate(
+        'safety',
+        'quorum_ack_held_by_majority',
+        `${by.name} acknowledged commit ${ack.commit_seq} held by ${holders} other members (${describeNodes()})`,
+      );
   };
   const trustedManifests = new Set<string>(); // manifests the trusted writer activated
   const answers = new Map<string, string>(); // manifest|query -> hits
@@ -280,6 +304,9 @@ export async function runSimulation(cfg: SimConfig): Promise<SimResult> {
   async function kill(s: SimNodeSlot, how: 'crash' | 'wipe'): Promise<void> {
     if (!s.node) return;
     const node = s.node;
+    const capsules = node.engine.log;
+    for (let seq = 1; seq <= capsules.commitSeqHigh; seq++)
+      s.killed_held.add(`${seq}:${capsules.markerIdAt(seq)}`);
     s.node = null;
     s.cluster = null;
     unpause(s); // a paused process can be killed too; the next incarnation starts running
@@ -506,7 +533,7 @@ export async function runSimulation(cfg: SimConfig): Promise<SimResult> {
         node.ingestOps(ops).then(
           (ack) => {
             stats.acked++;
-            noteAck(ack);
+            noteAck(ack, writer);
             log(`writer ack ${ack.commit_seq}`);
           },
           (err) => log(`writer ingest error ${(err as Error).message.slice(0, 60)}`),
@@ -566,6 +593,13 @@ export async function runSimulation(cfg: SimConfig): Promise<SimResult> {
         const ms = 500 + rng.int(14_500);
         log(`${victim.name} paused for ${ms} ms`);
         clock.setTimeout(() => unpause(victim), ms);
+      } else if (f === 'clock_skew' && victim.clock) {
+        // Besides a fixed offset per node, wall clocks step (NTP, a VM resumed with a stale clock):
+        // anything that measures a duration must use monotonic time.
+        const step = rng.int(20_001) - 10_000;
+        victim.skew_ms += step;
+        victim.clock.skew_ms = victim.skew_ms;
+        log(`${victim.name} wall clock steps ${step} ms`);
       } else if (f === 'drop') {
         net.faults = { ...net.faults, drop: 0.05, duplicate: 0.05 };
       } else if (f === 'rogue_writer' && rogue?.node) {
@@ -615,13 +649,14 @@ export async function runSimulation(cfg: SimConfig): Promise<SimResult> {
   const resumeDeadline = clock.nowMs() + resumeBoundMs;
   const writeUntilAcknowledged = async (): Promise<boolean> => {
     for (let i = 0; clock.nowMs() < resumeDeadline; i++) {
-      const node = slots[writerIdx].node;
+      const by = slots[writerIdx];
+      const node = by.node;
       const ok = node
         ? await node
             .ingestOps([{ op: 'upsert', doc_id: `after-faults-${i}`, text: 'written once faults healed' }])
             .then(
               (ack) => {
-                noteAck(ack);
+                noteAck(ack, by);
                 return true;
               },
               () => false,

@@ -90,7 +90,7 @@ export async function runBuild(
       trace: tr,
     });
     if (st.oldest_pending_ms !== null) {
-      const lag = clock.nowMs() - st.oldest_pending_ms;
+      const lag = Math.max(0, clock.nowMs() - st.oldest_pending_ms); // wall clock: may step back
       metrics.commit_lag_ms.set(lag);
       metrics.commit_lag_ms_histogram.observe(lag);
     }

@@ -45,7 +45,7 @@ export function restartPolicy(
 ) {
   const crashes: number[] = [];
   return async (msg: unknown, err: unknown, ctx: NactSupervisionCtx): Promise<symbol> => {
-    const now = clock.nowMs();
+    const now = clock.monotonicMs(); // a window of time, not a date: immune to clock steps
     crashes.push(now);
     while (crashes.length && crashes[0] < now - policy.window_ms) crashes.shift();
     const m = msg as Replyable | undefined;

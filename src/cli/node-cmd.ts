@@ -14,7 +14,7 @@ import { intFlag, parse, requireFlag, UsageError } from './args.ts';
 import { parseFailpoints } from './failpoints.ts';
 
 export const NODE_START_USAGE =
-  'fsmesh node start --data DIR --http HOST:PORT [--listen /ip4/127.0.0.1/tcp/PORT] [--seed MULTIADDR ...] [--role writer|replica] [--cluster-key FILE] [--trusted-writer PEER_ID] [--cluster NAME] [--durability local|quorum] [--members N|PEER_ID,...] [--name NAME] [--shard S] [--fsync per_commit|group] [--group-commit-ms N] [--batch-max-commits N] [--build-interval-ms N] [--scrub-interval-ms N] [--trace none|console|OTLP_URL] [--http-token FILE] [--http-allowed-hosts NAME,...] [--insecure] [--max-replica-lag-commits N] [--route-lag-commits N] [--admin-pub HEX] [--degraded-probe-interval-ms N] [--max-activation-failures N] [--quiet]';
+  'fsmesh node start --data DIR --http HOST:PORT [--listen /ip4/127.0.0.1/tcp/PORT] [--announce /ip4/HOST/tcp/PORT ...] [--seed MULTIADDR ...] [--role writer|replica] [--cluster-key FILE] [--trusted-writer PEER_ID] [--cluster NAME] [--durability local|quorum] [--members N|PEER_ID,...] [--name NAME] [--shard S] [--fsync per_commit|group] [--group-commit-ms N] [--batch-max-commits N] [--build-interval-ms N] [--scrub-interval-ms N] [--trace none|console|OTLP_URL] [--http-token FILE] [--http-allowed-hosts NAME,...] [--insecure] [--max-replica-lag-commits N] [--route-lag-commits N] [--admin-pub HEX] [--degraded-probe-interval-ms N] [--max-activation-failures N] [--quiet]';
 
 export function parseHostPort(v: string, flag: string): { host: string; port: number } {
   const m = /^([^:]+):(\d{1,5})$/.exec(v);
@@ -36,6 +36,7 @@ const NODE_START_FLAGS = {
   'scrub-interval-ms': { type: 'string' },
   quiet: { type: 'boolean' },
   listen: { type: 'string' },
+  announce: { type: 'string', multiple: true },
   seed: { type: 'string', multiple: true },
   'cluster-key': { type: 'string' },
   'trusted-writer': { type: 'string' },
@@ -166,6 +167,12 @@ function planNodeStart(v: Flags): {
   const listen = v.listen as string | undefined;
   if (listen !== undefined && !/^\/ip[46]\/[^/]+\/tcp\/\d+$/.test(listen))
     throw new UsageError(`--listen: expected /ip4/HOST/tcp/PORT, got ${JSON.stringify(listen)}`);
+  const announce = (v.announce as string[] | undefined) ?? [];
+  for (const a of announce)
+    if (!/^\/ip[46]\/[^/]+\/tcp\/\d+$/.test(a))
+      throw new UsageError(`--announce: expected /ip4/HOST/tcp/PORT, got ${JSON.stringify(a)}`);
+  if (announce.length > 0 && listen === undefined)
+    throw new UsageError('--announce needs --listen (the address the node really binds)');
   const clusterKey = typeof v['cluster-key'] === 'string' ? readClusterKey(v['cluster-key']) : undefined;
   const p2p = listen !== undefined || seeds.length > 0;
   if (!p2p && durability === 'quorum')
@@ -206,6 +213,7 @@ function planNodeStart(v: Flags): {
   const cluster: ClusterServiceConfig | undefined = p2p
     ? {
         listen: [listen ?? '/ip4/127.0.0.1/tcp/0'],
+        ...(announce.length ? { announce } : {}),
         seeds,
         cluster_key: clusterKey,
         cluster: v.cluster as string | undefined,

@@ -18,4 +18,6 @@ export const UNSAFE = {
   trust_claimed_promise: false,
   /** Quorum acks count from any connected peer, not only the named members. */
   count_any_ack: false,
+  /** The writer lease is measured on the wall clock, which steps (NTP) — not on monotonic time. */
+  lease_on_wall_clock: false,
 };

@@ -23,7 +23,7 @@ export interface GateEngine {
   loadManifest(manifestId: ObjectId): Promise<GenerationManifest>;
   /** Validate + re-hash + warm; the returned pin keeps the reader open until released. */
   verifyAndWarm(manifestId: ObjectId): Promise<{ release(): void }>;
-  flipPointer(manifestId: ObjectId): Promise<GenerationRef>;
+  flipPointer(manifestId: ObjectId, opts?: { allowOlder?: boolean }): Promise<GenerationRef>;
   rollbackTarget(): GenerationRef;
   rollbackPointer(): Promise<{ from: GenerationRef; to: GenerationRef }>;
   /** After a flip: collect what no retained generation needs (failures are not the flip's). */
@@ -39,6 +39,8 @@ export interface ActivationRequest {
   trace?: LifecycleTrace;
   /** Extra fields for the activation event (bytes fetched, peers, build time, ...). */
   details?: Record<string, unknown>;
+  /** Replace an active generation a failover cut, even with fewer commits (never otherwise). */
+  replaces_cut_history?: boolean;
 }
 
 export type GateStage = 'verify' | 'warm' | 'flip';
@@ -71,7 +73,9 @@ export class ActivationGate {
       this.reportFailure({ ...req, generation_id: 'unknown', commit_seq: 0 }, err);
       throw err;
     });
-    return this.pass(req, manifest, () => this.engine.flipPointer(req.manifest_id));
+    return this.pass(req, manifest, () =>
+      this.engine.flipPointer(req.manifest_id, { allowOlder: req.replaces_cut_history === true }),
+    );
   }
 
   /** §14: make the previous retained generation live again, through the same checks. */

@@ -95,7 +95,7 @@ export class LocalEngine {
       active: () => this.generations.active,
       loadManifest: (id) => this.generations.loadManifest(id),
       verifyAndWarm: (id) => this.verifyAndWarm(id),
-      flipPointer: (id) => this.generations.activate(id),
+      flipPointer: (id, opts) => this.generations.activate(id, opts),
       rollbackTarget: () => this.generations.rollbackTarget(),
       rollbackPointer: () => this.generations.rollback(),
       afterFlip: async () => {

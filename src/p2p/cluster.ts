@@ -45,6 +45,8 @@ export interface ClusterServiceConfig extends Partial<ClusterOptions> {
   private_key?: PrivateKey;
   /** libp2p only: listen addresses, seed multiaddrs, the pnet cluster key. */
   listen?: string[];
+  /** Addresses advertised to peers instead of the listen addresses (NAT, port forwarding, a proxy). */
+  announce?: string[];
   seeds?: string[];
   cluster_key?: Uint8Array;
   inbound_request_timeout_ms?: number;
@@ -208,6 +210,7 @@ export class ClusterService implements NodeService {
           this.router?.observe(p, h);
           void this.failover?.offer(h.handover).catch(() => {});
         },
+        servingUntilReplaced: () => this.failover?.servingUntilReplaced ?? null,
       },
       opts,
     );
@@ -289,6 +292,7 @@ export class ClusterService implements NodeService {
     return new Libp2pTransport({
       privateKey: key,
       listen: this.cfg.listen ?? ['/ip4/127.0.0.1/tcp/0'],
+      announce: this.cfg.announce,
       seeds: this.cfg.seeds ?? [],
       cluster_key: this.cfg.cluster_key,
       inbound_request_timeout_ms: this.cfg.inbound_request_timeout_ms,

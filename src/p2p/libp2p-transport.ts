@@ -23,6 +23,8 @@ import { FrameDecoder, frame } from './framing.ts';
 export interface Libp2pTransportOptions {
   privateKey: PrivateKey;
   listen: string[];
+  /** Advertised instead of the listen addresses (identify, `getMultiaddrs`); default: the listen ones. */
+  announce?: string[];
   seeds: string[];
   /** Contents of a pnet swarm key file (`/key/swarm/psk/1.0.0/` format). */
   cluster_key?: Uint8Array;
@@ -83,7 +85,10 @@ export class Libp2pTransport implements Transport {
     const maxMsg = this.opts.max_message_bytes ?? 1 << 20;
     this.node = (await createLibp2p({
       privateKey: this.opts.privateKey,
-      addresses: { listen: this.opts.listen },
+      addresses: {
+        listen: this.opts.listen,
+        ...(this.opts.announce?.length ? { announce: this.opts.announce } : {}),
+      },
       transports: [tcp()],
       connectionEncrypters: [noise()],
       streamMuxers: [yamux()],

@@ -257,12 +257,14 @@ export class CapsuleLog {
     if (marker.commit_seq <= this.headSeq) {
       const loc = this.locs[marker.commit_seq - 1];
       if (loc.marker_id === markerIdOf(marker)) {
-        return Promise.resolve({
+        // A duplicate is acknowledged only once the first copy is durable: an ack is a promise
+        // that the record survives a crash (found by the simulator's quorum-ack check).
+        return this.whenDurable(marker.commit_seq, loc.marker_id).then(() => ({
           commit_seq: marker.commit_seq,
           commit_id: marker.commit_id,
           marker_id: loc.marker_id,
           deduplicated: true,
-        });
+        }));
       }
       return Promise.reject(
         new FsmeshError(
@@ -288,6 +290,17 @@ export class CapsuleLog {
       );
     }
     return this.enqueue(marker, capsuleBytes, capsule.idempotency_key);
+  }
+
+  /** Resolves once commit `seq` (with this marker) is durable; rejects if its append failed. */
+  private async whenDurable(seq: number, markerId: ObjectId): Promise<void> {
+    while (this.durableSeq < seq) {
+      if (this.headSeq < seq || (this.queue.length === 0 && !this.flushing))
+        throw new FsmeshError('conflict', `commit ${seq} failed to become durable`);
+      await this.flush();
+    }
+    if (this.locs[seq - 1]?.marker_id !== markerId)
+      throw new FsmeshError('conflict', `commit ${seq} was replaced while it became durable`);
   }
 
   private enqueue(

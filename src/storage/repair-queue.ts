@@ -70,7 +70,7 @@ export class RepairQueue {
   /** Ask for a repair; resolves with its result (or 'breaker_open' when the breaker refuses it). */
   request(key: string): Promise<RepairJobResult | 'breaker_open'> {
     const b = this.breakers.get(key);
-    if (b && b.open_until_ms > this.clock.nowMs()) {
+    if (b && b.open_until_ms > this.clock.monotonicMs()) {
       this.rejectedByBreaker++;
       return Promise.resolve('breaker_open');
     }
@@ -88,11 +88,11 @@ export class RepairQueue {
 
   isBreakerOpen(key: string): boolean {
     const b = this.breakers.get(key);
-    return !!b && b.open_until_ms > this.clock.nowMs();
+    return !!b && b.open_until_ms > this.clock.monotonicMs();
   }
 
   stats(): RepairQueueStats {
-    const now = this.clock.nowMs();
+    const now = this.clock.monotonicMs();
     return {
       running: this.running,
       queued: this.queued.length,
@@ -146,7 +146,7 @@ export class RepairQueue {
           this.opts.breaker_max_ms,
           this.opts.breaker_base_ms * 2 ** (b.failures - this.opts.breaker_threshold),
         );
-        b.open_until_ms = this.clock.nowMs() + backoff;
+        b.open_until_ms = this.clock.monotonicMs() + backoff;
       }
       this.breakers.set(key, b);
     } else {

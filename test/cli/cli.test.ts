@@ -171,3 +171,34 @@ test('verify names each corrupt object and exits 1; usage errors exit 2', () => 
   assert.equal(cli(['frobnicate']).code, 2);
   assert.equal(cli(['verify', '--data', data, '--nope']).code, 2);
 });
+
+test('node start --announce: a malformed address or one without --listen is a usage error naming it', () => {
+  const data = path.join(tmpDir(), 'n');
+  const bad = cli([
+    'node',
+    'start',
+    '--data',
+    data,
+    '--http',
+    '127.0.0.1:0',
+    '--listen',
+    '/ip4/127.0.0.1/tcp/0',
+    '--announce',
+    'localhost:9',
+  ]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--announce: expected \/ip4\/HOST\/tcp\/PORT, got "localhost:9"/);
+  const alone = cli([
+    'node',
+    'start',
+    '--data',
+    data,
+    '--http',
+    '127.0.0.1:0',
+    '--announce',
+    '/ip4/127.0.0.1/tcp/9',
+  ]);
+  assert.equal(alone.code, 2);
+  assert.match(alone.stderr, /--announce needs --listen/);
+  assert.equal(fs.existsSync(data), false, 'nothing created for a refused command');
+});

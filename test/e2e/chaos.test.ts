@@ -22,5 +22,6 @@ test('chaos (5 cycles): no acknowledged write lost, converged, verify clean, wri
   assert.equal(report.lost, 0);
   assert.equal(report.converged, true);
   assert.equal(report.verify_clean, true);
+  assert.equal(report.acked_while_writer_isolated, 0);
   assert.ok(report.max_recovery_ms <= report.recovery_bound_ms, JSON.stringify(report));
 });

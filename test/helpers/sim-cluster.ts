@@ -62,6 +62,10 @@ export function simCluster(seed: number, cluster: Partial<ClusterServiceConfig> 
           nodeClock.resume();
           net.resume(peer);
         },
+        /** Step the node's wall clock (an NTP step, a VM resumed with a stale clock); monotonic time runs on. */
+        stepWallClock: (ms: number) => {
+          nodeClock.skew_ms += ms;
+        },
       };
     },
     /**

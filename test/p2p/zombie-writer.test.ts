@@ -15,7 +15,9 @@ import { signHandover, signPrepareTicket } from '../../src/p2p/handover.ts';
 import { handoverOf, type PromotionPlan } from '../../src/p2p/services/failover.ts';
 import { simCluster } from '../helpers/sim-cluster.ts';
 
-async function zombieWrite(): Promise<{ write: string; removed: number; role: unknown; epoch: unknown }> {
+async function zombieWrite(
+  wallClockStepMs = 0,
+): Promise<{ write: string; removed: number; role: unknown; epoch: unknown }> {
   const admin = await generateKeyPairFromSeed('Ed25519', new Uint8Array(32).fill(5));
   const sim = simCluster(41, { durability: 'local', members: 3, admin_pub: toHex(admin.publicKey.raw) });
   const w = await sim.node('writer', 'writer');
@@ -41,7 +43,9 @@ async function zombieWrite(): Promise<{ write: string; removed: number; role: un
   w.node.events.on((e) => {
     if (e.event === 'log_suffix_truncated') removed += Number(e.removed_commits);
   });
-  // It wakes, and a client that still thinks it writes sends it a write at once.
+  // It wakes (perhaps with its wall clock stepped back, as after a VM resume or an NTP step), and
+  // a client that still thinks it writes sends it a write at once.
+  w.stepWallClock(wallClockStepMs);
   w.resume();
   const write = w.node.ingestOps([{ op: 'upsert', doc_id: 'z', text: 'to the zombie' }]).then(
     () => 'acknowledged',
@@ -66,5 +70,19 @@ test('a writer paused past a promotion refuses writes when it wakes, and follows
     assert.ok(bad.removed >= 1, 'and the new history cuts it: an acknowledged write lost');
   } finally {
     UNSAFE.skip_writer_lease = false;
+  }
+});
+
+test('clock skew: a writer whose wall clock steps back while paused still refuses writes (planted: lease on the wall clock)', async () => {
+  const safe = await zombieWrite(-60_000);
+  assert.match(safe.write, /confirming its epoch/, 'monotonic lease: the step changes nothing');
+  assert.equal(safe.removed, 0);
+  UNSAFE.lease_on_wall_clock = true;
+  try {
+    const bad = await zombieWrite(-60_000);
+    assert.equal(bad.write, 'acknowledged', 'a wall-clock lease looks fresh again after the step back');
+    assert.ok(bad.removed >= 1, 'and the new history cuts the write: an acknowledged write lost');
+  } finally {
+    UNSAFE.lease_on_wall_clock = false;
   }
 });

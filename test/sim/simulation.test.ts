@@ -96,3 +96,23 @@ test('planted bug: with trust_claimed_promise a hostile member fences the writer
   for (const s of found)
     assert.deepEqual((await run(s)).violations, [], `seed ${s} must pass when promises need the ticket`);
 });
+
+test('planted bug: with count_any_ack a hostile member spoofs quorum acks (found within 8 seeds); the same seeds pass with acks only from members', async () => {
+  // The hostile member acknowledges every replicated commit without storing it; the invariant
+  // quorum_ack_held_by_majority checks the members' disks when the writer acknowledges.
+  const run = (seed: number) =>
+    runSimulation({ seed, nodes: 3, steps: 120, faults: ['hostile_member'], durability: 'quorum' });
+  const found: number[] = [];
+  UNSAFE.count_any_ack = true;
+  try {
+    for (let s = 1; s <= 8 && found.length === 0; s++) {
+      const r = await run(s);
+      if (r.violations.some((v) => v.invariant === 'quorum_ack_held_by_majority')) found.push(s);
+    }
+  } finally {
+    UNSAFE.count_any_ack = false;
+  }
+  assert.ok(found.length > 0, 'no spoofed quorum found with acks counted from any peer');
+  for (const s of found)
+    assert.deepEqual((await run(s)).violations, [], `seed ${s} must pass when only members' acks count`);
+});

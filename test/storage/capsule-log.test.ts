@@ -211,3 +211,27 @@ test('truncateAfter (failover) keeps exactly the prefix, across segments, durabl
   assert.equal((await again.read(6)).capsule.ops[0].doc_id, 'd99');
   await again.close();
 });
+
+test('a duplicate replicated record is acknowledged only once the first copy is durable', async () => {
+  const w = await openLog(tmpDir());
+  await w.append(cap(1));
+  const rec = await w.read(1);
+  // Group commit: the first copy waits for its flush; a duplicate (a retried push) must not be
+  // acknowledged before it — an ack promises the record survives a crash.
+  const r = await openLog(tmpDir(), [], { durability: { mode: 'group', group_commit_ms: 60_000 } });
+  const order: string[] = [];
+  const first = r.appendReplicated(rec.marker, rec.capsule_bytes).then((a) => {
+    order.push(`first durable=${r.commitSeqHigh}`);
+    return a;
+  });
+  const dup = r.appendReplicated(rec.marker, rec.capsule_bytes).then((a) => {
+    order.push(`dup durable=${r.commitSeqHigh}`);
+    return a;
+  });
+  const [a, b] = await Promise.all([first, dup]);
+  assert.equal(b.deduplicated, true);
+  assert.equal(a.marker_id, b.marker_id);
+  assert.deepEqual(order, ['first durable=1', 'dup durable=1']);
+  await w.close();
+  await r.close();
+});

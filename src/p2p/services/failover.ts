@@ -83,6 +83,8 @@ export class Failover {
   private readonly c: FailoverComponents;
   private readonly opts: ClusterOptions;
   current: SignedHandover | null = null;
+  /** Manifest id of the active generation the last cut left serving until the new writer's replaces it. */
+  servingUntilReplaced: string | null = null;
   /** The prepare ticket this node promised to (kept on disk). */
   promise: SignedPrepareTicket | null = null;
   /** The highest promise a member reported during this node's last prepare. */
@@ -404,6 +406,21 @@ export class Failover {
         throw new FsmeshError('conflict', `log diverges from the handover history at or below ${high}`);
       }
       cut = fork;
+    } else if (
+      log.commitSeqHigh > high &&
+      h.writer !== this.c.transport.peerId &&
+      this.c.trustedWriter() !== this.c.transport.peerId
+    ) {
+      // Above the handover point, on a replica: a suffix an older writer never got acknowledged,
+      // or the new writer's own first commits — a promised member accepts them from the candidate
+      // before it installs the handover, and they may already be acknowledged (found by the
+      // simulator's quorum-ack check, seeds 68 and 241). Keep what the new writer's log holds.
+      // (An old writer's own suffix is never in the new history: it is cut to the handover point.)
+      const fork = await this.forkPoint(h.writer, high, marker, log.commitSeqHigh, high).catch(() => null);
+      if (fork === null)
+        throw new FsmeshError('unavailable', `cannot check this log against the new writer ${h.writer} yet`);
+      if (fork === log.commitSeqHigh) return;
+      cut = fork;
     }
     // A generation built from commits about to be cut is not part of the new history: roll back
     // past it first, so the pointer never names commits the log no longer holds (a crash between
@@ -423,6 +440,7 @@ export class Failover {
     }
     const { removed } = await log.truncateAfter(cut);
     const beyond = generations.active && generations.active.commit_seq_high > cut ? generations.active : null;
+    this.servingUntilReplaced = beyond?.artifact_manifest_id ?? null;
     this.c.events.emit('log_suffix_truncated', {
       commit_seq: cut,
       removed_commits: removed,
@@ -432,16 +450,18 @@ export class Failover {
   }
 
   /**
-   * The last commit our log (up to `upTo`) shares with `writer`'s, which must hold `marker` at
-   * `high` (the signed head: the answers come from the history the handover names). Markers chain,
-   * so a match at a commit means a match below it: binary search, one single-record capsules
-   * request a probe. Null when the writer is not connected or does not hold the signed head.
+   * The last commit our log (from `from` up to `upTo`) shares with `writer`'s, which must hold
+   * `marker` at `high` (the signed head: the answers come from the history the handover names).
+   * Markers chain, so a match at a commit means a match below it: binary search, one single-record
+   * capsules request a probe; a commit the writer does not hold is a mismatch. Null when the writer
+   * is not connected or does not hold the signed head.
    */
   private async forkPoint(
     writer: string,
     high: number,
     marker: string,
     upTo = Math.min(high, this.c.log.commitSeqHigh),
+    from = 0,
   ): Promise<number | null> {
     const { log, transport } = this.c;
     if (writer === transport.peerId || !transport.peers().includes(writer)) return null;
@@ -449,6 +469,7 @@ export class Failover {
       const [f] = await transport.request(writer, PROTO.capsules, jsonFrame({ from: seq, to: seq }), {
         timeout_ms: FORK_PROBE_TIMEOUT_MS,
       });
+      if (!f && seq > high) return ''; // beyond the writer's head: not shared
       if (!f || f.length < MARKER_BYTES) throw new FsmeshError('not_found', `no commit ${seq} at ${writer}`);
       const m = decodeMarker(f.subarray(0, MARKER_BYTES));
       if (m.commit_seq !== seq)
@@ -457,8 +478,8 @@ export class Failover {
     };
     if ((await markerAt(high)) !== marker) return null;
     // At `high` itself we already differ; below it, try our head first (a log merely behind).
-    if (upTo < high && (await markerAt(upTo)) === log.markerIdAt(upTo)) return upTo;
-    let lo = 0; // genesis: shared by every chain
+    if (upTo !== high && (await markerAt(upTo)) === log.markerIdAt(upTo)) return upTo;
+    let lo = from; // genesis (or the signed head): shared by both chains
     let hi = upTo - 1;
     while (lo < hi) {
       const mid = Math.ceil((lo + hi) / 2);

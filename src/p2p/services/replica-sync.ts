@@ -26,6 +26,8 @@ export type ReplicaSyncComponents = Omit<ReplayComponents, 'membership' | 'trust
     learnPeer(addr: string): void;
     /** Every head answer, for routing (health, draining, active commit of that peer). */
     observePeer(peer: string, head: Record<string, unknown>): void;
+    /** Manifest id of the active generation a failover cut left serving (its commits are gone). */
+    servingUntilReplaced?(): string | null;
   };
 
 export class ReplicaSync {
@@ -140,9 +142,13 @@ export class ReplicaSync {
         const target = this.c.membership.latest;
         const active = this.c.generations.active;
         if (!target || target.record.artifact_manifest_id === active?.artifact_manifest_id) break;
-        if (active && target.record.commit_seq_high < active.commit_seq_high) break;
+        // Never move back in commits — unless the active generation holds commits a failover cut:
+        // then any generation of the new writer replaces it, whatever its commit_seq_high
+        // (found by the simulator, seed 3043: a zombie's gen-7 outranked the new writer's gen-1).
+        const cutAway = active !== null && this.c.servingUntilReplaced?.() === active.artifact_manifest_id;
+        if (active && !cutAway && target.record.commit_seq_high < active.commit_seq_high) break;
         try {
-          await this.syncTo(target);
+          await this.syncTo(target, cutAway);
           this.retry.send({ type: 'SUCCEEDED' });
         } catch {
           // §7.3 fallback: when the generation delta cannot be fetched, replay the commit stream.
@@ -167,7 +173,7 @@ export class ReplicaSync {
   }
 
   /** Fetch the generation named by a trusted record (only the objects we lack), then the gate. */
-  private async syncTo(s: SignedRecord): Promise<void> {
+  private async syncTo(s: SignedRecord, replacesCutHistory = false): Promise<void> {
     const { c } = this;
     const rec = s.record;
     const lc = startGenerationLifecycle(c.clock, rec.generation_id, rec.artifact_manifest_id);
@@ -213,6 +219,7 @@ export class ReplicaSync {
           lifecycle: lc,
           trace: tr,
           details: { ...fetched, sync_ms: c.clock.monotonicMs() - t0 },
+          replaces_cut_history: replacesCutHistory,
         });
         if (this.bootstrapStartMs !== null) {
           c.metrics.snapshot_bootstrap_ms.observe(c.clock.monotonicMs() - this.bootstrapStartMs);

@@ -81,7 +81,7 @@ export class WriterFence {
     if (promised || claimed) this.promiseSeen = true;
     else if (h.writer === this.o.self) {
       this.confirmations++;
-      this.confirmedAt.set(peer, this.clock.monotonicMs());
+      this.confirmedAt.set(peer, this.leaseNowMs());
     }
   }
 
@@ -98,9 +98,17 @@ export class WriterFence {
     return false;
   }
 
+  /**
+   * Lease time is monotonic: a wall clock stepped back (NTP, a VM resumed with a stale clock) would
+   * stretch a lease past the promotion that replaced this writer.
+   */
+  private leaseNowMs(): number {
+    return UNSAFE.lease_on_wall_clock ? this.clock.nowMs() : this.clock.monotonicMs();
+  }
+
   leaseHeld(): boolean {
     if (!this.o.enabled || UNSAFE.skip_writer_lease) return true;
-    const since = this.clock.monotonicMs() - (this.o.lease_ms ?? CLUSTER_DEFAULTS.writer_lease_ms);
+    const since = this.leaseNowMs() - (this.o.lease_ms ?? CLUSTER_DEFAULTS.writer_lease_ms);
     let n = 0;
     for (const t of this.confirmedAt.values()) if (t >= since) n++;
     return n >= this.need;

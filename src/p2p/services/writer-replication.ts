@@ -30,7 +30,7 @@ export class WriterReplication {
   private readonly opts: ClusterOptions;
   private readonly t: { manifests: string; heads: string };
   private ownRecord: SignedRecord | null = null;
-  private readonly acks = new Map<number, { need: number; have: number; done: () => void }>();
+  private readonly acks = new Map<number, { need: number; have: Set<string>; done: () => void }>();
   private readonly pushers = new Map<string, { target: number; running: boolean }>();
   /** Per peer: the highest commit_seq it acknowledged, never above what we sent it. */
   private readonly acked = new Map<string, number>();
@@ -137,10 +137,12 @@ export class WriterReplication {
     const need = Math.floor(this.opts.members / 2) + 1 - 1; // replicas needed besides ourselves
     if (need <= 0) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
-      const entry = { need, have: 0, done: resolve };
+      // Distinct members, not a count of acks: a replica that reconnects acknowledges again.
+      const entry = { need, have: new Set<string>(), done: resolve };
       this.acks.set(ack.commit_seq, entry);
-      for (const [peer, high] of this.acked) if (high >= ack.commit_seq && this.isMember(peer)) entry.have++;
-      if (entry.have >= need) {
+      for (const [peer, high] of this.acked)
+        if (high >= ack.commit_seq && this.isMember(peer)) entry.have.add(peer);
+      if (entry.have.size >= need) {
         this.acks.delete(ack.commit_seq);
         return resolve();
       }
@@ -150,7 +152,7 @@ export class WriterReplication {
         reject(
           new FsmeshError(
             'timeout',
-            `quorum not reached for commit_seq ${ack.commit_seq} within ${this.opts.quorum_timeout_ms} ms (${entry.have}/${need} replicas); the commit is durable on the writer but not acknowledged`,
+            `quorum not reached for commit_seq ${ack.commit_seq} within ${this.opts.quorum_timeout_ms} ms (${entry.have.size}/${need} replicas); the commit is durable on the writer but not acknowledged`,
           ),
         );
       }, this.opts.quorum_timeout_ms);
@@ -240,8 +242,8 @@ export class WriterReplication {
     if (!this.isMember(peer)) return;
     for (const [s, e] of this.acks) {
       if (s > before && s <= seq) {
-        e.have++;
-        if (e.have >= e.need) {
+        e.have.add(peer);
+        if (e.have.size >= e.need) {
           this.acks.delete(s);
           e.done();
         }
