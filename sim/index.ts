@@ -13,6 +13,7 @@ export { SimNetwork, SimTransport } from './network.ts';
 export {
   FAULTS,
   type Fault,
+  LATE_FAULTS,
   OPT_IN_FAULTS,
   runSimulation,
   type SimConfig,

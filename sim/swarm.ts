@@ -7,16 +7,24 @@
 import { availableParallelism } from 'node:os';
 import { UNSAFE } from '../src/core/buggify.ts';
 import { seededRandom } from '../src/runtime/index.ts';
-import { FAULTS, type Fault, runSimulation, type SimConfig, type SimResult } from './simulation.ts';
+import {
+  FAULTS,
+  type Fault,
+  LATE_FAULTS,
+  runSimulation,
+  type SimConfig,
+  type SimResult,
+} from './simulation.ts';
 
 export function swarmConfig(seed: number, steps?: number, extraFaults: readonly Fault[] = []): SimConfig {
   const r = seededRandom(seed ^ 0x5eed);
-  const faults = FAULTS.filter(() => r.next() < 0.6) as Fault[];
+  const faults = FAULTS.filter((f) => !LATE_FAULTS.includes(f)).filter(() => r.next() < 0.6) as Fault[];
   const nodes = 2 + r.int(3);
   const durability = nodes >= 3 && r.next() < 0.4 ? ('quorum' as const) : ('local' as const);
   const cfgSteps = steps ?? 60 + r.int(140);
-  // Opt-in faults are drawn last, so asking for them leaves the rest of each configuration as is.
-  for (const f of extraFaults) if (r.next() < 0.6 && !faults.includes(f)) faults.push(f);
+  // Late and extra faults are drawn last, so adding them leaves the rest of each configuration as is.
+  for (const f of new Set([...LATE_FAULTS, ...extraFaults]) as Set<Fault>)
+    if (r.next() < 0.6 && !faults.includes(f)) faults.push(f);
   return { seed, nodes, steps: cfgSteps, faults, durability };
 }
 

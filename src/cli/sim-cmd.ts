@@ -7,7 +7,7 @@ import { SingleBar } from 'cli-progress';
 import { intFlag, parse, UsageError } from './args.ts';
 
 const USAGE =
-  'fsmesh sim --seed N [--nodes K] [--steps S] [--faults LIST] [--durability local|quorum] [--json] | fsmesh sim --swarm --seeds M [--first-seed N] [--steps S] [--workers W] [--extra-faults failover] [--json]';
+  'fsmesh sim --seed N [--nodes K] [--steps S] [--faults LIST] [--durability local|quorum] [--json] | fsmesh sim --swarm --seeds M [--first-seed N] [--steps S] [--workers W] [--extra-faults FAULT,...] [--json]';
 
 const out = (o: unknown) => process.stdout.write(`${JSON.stringify(o)}\n`);
 
@@ -65,13 +65,12 @@ export async function cmdSim(argv: string[]): Promise<number> {
 }
 
 async function swarm(v: Record<string, string | boolean | undefined>): Promise<number> {
-  const { OPT_IN_FAULTS, runSwarm } = await import('../../sim/index.ts');
+  const { FAULTS, OPT_IN_FAULTS, runSwarm } = await import('../../sim/index.ts');
+  const known: readonly string[] = [...FAULTS, ...OPT_IN_FAULTS];
   const extra = typeof v['extra-faults'] === 'string' ? v['extra-faults'].split(',').filter(Boolean) : [];
   for (const f of extra)
-    if (!(OPT_IN_FAULTS as readonly string[]).includes(f))
-      throw new UsageError(
-        `--extra-faults: ${JSON.stringify(f)} is not an opt-in fault (opt-in: ${OPT_IN_FAULTS.join(', ')})`,
-      );
+    if (!known.includes(f))
+      throw new UsageError(`--extra-faults: unknown fault ${JSON.stringify(f)} (known: ${known.join(', ')})`);
   const seeds = intFlag(v.seeds as string | undefined, 'seeds', 1) ?? 20;
   const workers = intFlag(v.workers as string | undefined, 'workers', 1);
   const first = intFlag(v['first-seed'] as string | undefined, 'first-seed') ?? 1;
