@@ -160,19 +160,7 @@ function planNodeStart(v: Flags): {
   const role = oneOf(v.role, 'role', ['writer', 'replica'] as const, 'writer');
   const fsync = oneOf(v.fsync, 'fsync', ['per_commit', 'group'] as const, 'per_commit');
   const durability = oneOf(v.durability, 'durability', ['local', 'quorum'] as const, 'local');
-  const seeds = (v.seed as string[] | undefined) ?? [];
-  for (const s of seeds)
-    if (!/^\/ip[46]\/[^/]+\/tcp\/\d+\/p2p\/\w+$/.test(s))
-      throw new UsageError(`--seed: expected /ip4/HOST/tcp/PORT/p2p/PEER_ID, got ${JSON.stringify(s)}`);
-  const listen = v.listen as string | undefined;
-  if (listen !== undefined && !/^\/ip[46]\/[^/]+\/tcp\/\d+$/.test(listen))
-    throw new UsageError(`--listen: expected /ip4/HOST/tcp/PORT, got ${JSON.stringify(listen)}`);
-  const announce = (v.announce as string[] | undefined) ?? [];
-  for (const a of announce)
-    if (!/^\/ip[46]\/[^/]+\/tcp\/\d+$/.test(a))
-      throw new UsageError(`--announce: expected /ip4/HOST/tcp/PORT, got ${JSON.stringify(a)}`);
-  if (announce.length > 0 && listen === undefined)
-    throw new UsageError('--announce needs --listen (the address the node really binds)');
+  const { seeds, listen, announce } = p2pAddresses(v);
   const clusterKey = typeof v['cluster-key'] === 'string' ? readClusterKey(v['cluster-key']) : undefined;
   const p2p = listen !== undefined || seeds.length > 0;
   if (!p2p && durability === 'quorum')
@@ -230,6 +218,24 @@ function planNodeStart(v: Flags): {
     : undefined;
   const security = { token, allowed_hosts: allowedHosts?.map((h) => h.trim().toLowerCase()) };
   return { dir, trace, compose: { node, cluster, http: { host, port, security } } };
+}
+
+/** `--seed`, `--listen`, `--announce`: multiaddrs checked by shape, each error naming its flag. */
+function p2pAddresses(v: Flags): { seeds: string[]; listen: string | undefined; announce: string[] } {
+  const seeds = (v.seed as string[] | undefined) ?? [];
+  for (const s of seeds)
+    if (!/^\/ip[46]\/[^/]+\/tcp\/\d+\/p2p\/\w+$/.test(s))
+      throw new UsageError(`--seed: expected /ip4/HOST/tcp/PORT/p2p/PEER_ID, got ${JSON.stringify(s)}`);
+  const listen = v.listen as string | undefined;
+  if (listen !== undefined && !/^\/ip[46]\/[^/]+\/tcp\/\d+$/.test(listen))
+    throw new UsageError(`--listen: expected /ip4/HOST/tcp/PORT, got ${JSON.stringify(listen)}`);
+  const announce = (v.announce as string[] | undefined) ?? [];
+  for (const a of announce)
+    if (!/^\/ip[46]\/[^/]+\/tcp\/\d+$/.test(a))
+      throw new UsageError(`--announce: expected /ip4/HOST/tcp/PORT, got ${JSON.stringify(a)}`);
+  if (announce.length > 0 && listen === undefined)
+    throw new UsageError('--announce needs --listen (the address the node really binds)');
+  return { seeds, listen, announce };
 }
 
 /** `--degraded-probe-interval-ms`, `--max-activation-failures`: only what was given. */
