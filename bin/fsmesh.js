@@ -1,21 +1,38 @@
 #!/usr/bin/env node
-// Entry point of the `fsmesh` command. The sources are TypeScript run by Node's type stripping,
-// which needs Node >= 22.18. `npm ci` installs a pinned Node 24 (package `node`); when this file is
-// started by an older system Node, it re-runs itself on that pinned binary.
+// Entry point of the `fsmesh` command, whatever path or link starts it (npx, npm link, a global
+// install, `node bin/fsmesh.js`): it calls main() itself.
+//
+// - In a checkout of the repository (src/ beside this file) it runs the TypeScript sources with
+//   Node's type stripping, which needs Node >= 22.18: `npm ci` installs a pinned Node 24 (package
+//   `node`), and an older system Node re-runs this file on it.
+// - In an installed package (no src/) it runs the built JavaScript in dist/ on any Node >= 22.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
-const [major, minor] = process.versions.node.split('.').map(Number);
-if (major < 22 || (major === 22 && minor < 18)) {
-  const here = dirname(fileURLToPath(import.meta.url));
-  const pinned = join(here, '..', 'node_modules', 'node', 'bin', 'node');
-  if (!existsSync(pinned)) {
-    process.stderr.write(`fsmesh needs Node >= 22.18 (found ${process.versions.node}); run \`npm ci\` to install the pinned Node.\n`);
-    process.exit(2);
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const source = join(root, 'src', 'cli', 'main.ts');
+const built = join(root, 'dist', 'src', 'cli', 'main.js');
+
+let entry = built;
+if (existsSync(source)) {
+  const [major, minor] = process.versions.node.split('.').map(Number);
+  if (major < 22 || (major === 22 && minor < 18)) {
+    const pinned = join(root, 'node_modules', 'node', 'bin', 'node');
+    if (!existsSync(pinned)) {
+      process.stderr.write(
+        `fsmesh needs Node >= 22.18 to run its sources (found ${process.versions.node}); run \`npm ci\` to install the pinned Node.\n`,
+      );
+      process.exit(2);
+    }
+    const r = spawnSync(pinned, [fileURLToPath(import.meta.url), ...process.argv.slice(2)], { stdio: 'inherit' });
+    process.exit(r.status ?? 1);
   }
-  const r = spawnSync(pinned, [fileURLToPath(import.meta.url), ...process.argv.slice(2)], { stdio: 'inherit' });
-  process.exit(r.status ?? 1);
+  entry = source;
+} else if (!existsSync(built)) {
+  process.stderr.write(`fsmesh: ${built} is missing: the package was not built (npm run build)\n`);
+  process.exit(2);
 }
-await import('../src/cli/main.ts');
+const { main } = await import(pathToFileURL(entry).href);
+process.exitCode = await main(process.argv.slice(2));

@@ -93,7 +93,9 @@ export async function runSwarm(
   } else {
     const { Piscina } = await import('piscina');
     const pool = new Piscina({
-      filename: new URL('./swarm-worker.ts', import.meta.url).href,
+      // The sources run as .ts; the built package (dist/) as .js.
+      filename: new URL(`./swarm-worker.${import.meta.url.endsWith('.ts') ? 'ts' : 'js'}`, import.meta.url)
+        .href,
       minThreads: workers,
       maxThreads: workers,
       // A seed holds a whole cluster in memory; one at a time per thread.

@@ -3,7 +3,7 @@
  * alone and embed its actors in a host application.
  */
 export { type ComposedNode, type ComposeOptions, composeNode } from './compose/compose-node.ts';
-export { startHttpServer } from './http/server.ts';
+export { createHttpHandler, startHttpServer } from './http/server.ts';
 export {
   createNode,
   type DocInput,

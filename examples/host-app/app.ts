@@ -8,8 +8,9 @@
 import * as http from 'node:http';
 import { parseArgs } from 'node:util';
 import { dispatch, query, spawn, start, stop } from 'nact';
-import { createHttpHandler } from '../../src/http/server.ts';
-import { composeNode } from '../../src/index.ts';
+// By package name, as a host app that installed fsmesh does (here it resolves to this package's
+// own build, dist/, made by `npm ci` / `npm run build`).
+import { composeNode, createHttpHandler } from 'fsmesh';
 
 const { values } = parseArgs({
   options: { data: { type: 'string' }, port: { type: 'string', default: '0' } },

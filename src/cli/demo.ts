@@ -8,13 +8,12 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { freeLoopbackPort } from '../runtime/loopback-port.ts';
 import { parse } from './args.ts';
+import { packageRoot } from './package-root.ts';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const BIN = path.resolve(here, '../../bin/fsmesh.js');
-const CORPUS = path.resolve(here, '../../examples/corpus/distributed-systems.jsonl');
+const BIN = path.join(packageRoot(), 'bin/fsmesh.js');
+const CORPUS = path.join(packageRoot(), 'examples/corpus/distributed-systems.jsonl');
 
 const freePort = freeLoopbackPort;
 

@@ -17,6 +17,7 @@ import { verifyDataDir } from '../engine/verify.ts';
 import { nodeFsStorage, type Runtime, seededRandom, systemClock } from '../runtime/index.ts';
 import type { SearchMode } from '../search/searcher.ts';
 import { intFlag, parse, requireFlag, UsageError } from './args.ts';
+import { ttyProgress } from './progress.ts';
 
 const USAGE = `fsmesh <command> [options]
 
@@ -34,6 +35,7 @@ commands:
   http-token FILE                     write a new HTTP bearer token (for --http-token)
   admin-key FILE                      write an operator admin key (prints its public_key for --admin-pub)
   promote --http URL --admin-key FILE make the node at URL the writer of the next epoch (failover)
+  status --http URL [--watch] [--json]  the cluster table as that node sees it (also: GET /ui)
   sim --seed N [--nodes K] [--steps S] [--faults LIST] [--json]   deterministic cluster simulation
   sim --swarm --seeds M [--workers W] many seeds with varied configurations, over W threads; lists failing seeds
   demo                                the README's main job (npm start)`;
@@ -113,9 +115,20 @@ async function cmdIngest(argv: string[]): Promise<number> {
     dir,
     async (engine) => {
       const acks = [];
-      for (let i = 0; i < ops.length; i += batch) acks.push(engine.ingest(ops.slice(i, i + batch)));
+      const bar = ttyProgress('ingest', ops.length);
+      let done = 0;
+      for (let i = 0; i < ops.length; i += batch) {
+        const part = ops.slice(i, i + batch);
+        acks.push(
+          engine.ingest(part).then(() => {
+            done += part.length;
+            bar.update(done, undefined, 'docs durable');
+          }),
+        );
+      }
       await Promise.all(acks);
-      const built = await engine.buildAndActivate();
+      bar.update(done, undefined, 'building the generation');
+      const built = await engine.buildAndActivate().finally(() => bar.stop());
       const active = engine.generations.active;
       out({
         commit_seq_high: engine.log.commitSeqHigh,
@@ -173,10 +186,8 @@ async function cmdSearch(argv: string[]): Promise<number> {
 /** The semantic quality tier; its converted table is cached beside the installed packages. */
 async function semanticEmbedder() {
   const { StaticEmbedder } = await import('../search/vector/static-embedder.ts');
-  const { fileURLToPath } = await import('node:url');
-  const cacheDir =
-    process.env.FSMESH_CACHE_DIR ??
-    path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../node_modules/.cache/fsmesh');
+  const { packageRoot } = await import('./package-root.ts');
+  const cacheDir = process.env.FSMESH_CACHE_DIR ?? path.join(packageRoot(), 'node_modules/.cache/fsmesh');
   fs.mkdirSync(cacheDir, { recursive: true });
   return StaticEmbedder.load(nodeFsStorage(cacheDir));
 }
@@ -333,6 +344,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   'http-token': cmdHttpToken,
   'admin-key': async (argv) => (await import('./admin-cmd.ts')).cmdAdminKey(argv),
   promote: async (argv) => (await import('./admin-cmd.ts')).cmdPromote(argv),
+  status: async (argv) => (await import('./status-cmd.ts')).cmdStatus(argv),
   sim: async (argv) => (await import('./sim-cmd.ts')).cmdSim(argv),
   demo: async (argv) => (await import('./demo.ts')).runDemo(argv),
   node: async (argv) => (await import('./node-cmd.ts')).cmdNode(argv),
@@ -365,6 +377,8 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-if (import.meta.main || process.argv[1]?.endsWith('fsmesh.js')) {
+// `node src/cli/main.ts ...` (npm start); the `fsmesh` bin calls main() itself, whatever path or
+// link it was started by (npx, npm link, a global install).
+if (import.meta.main) {
   process.exitCode = await main(process.argv.slice(2));
 }

@@ -12,6 +12,7 @@ import type { ClusterServiceConfig } from '../p2p/cluster.ts';
 import type { BootstrapProgress } from '../p2p/cluster-options.ts';
 import { intFlag, parse, requireFlag, UsageError } from './args.ts';
 import { parseFailpoints } from './failpoints.ts';
+import { type Progress, ttyProgress } from './progress.ts';
 
 export const NODE_START_USAGE =
   'fsmesh node start --data DIR --http HOST:PORT [--listen /ip4/127.0.0.1/tcp/PORT] [--announce /ip4/HOST/tcp/PORT ...] [--seed MULTIADDR ...] [--role writer|replica] [--cluster-key FILE] [--trusted-writer PEER_ID] [--cluster NAME] [--durability local|quorum] [--members N|PEER_ID,...] [--name NAME] [--shard S] [--fsync per_commit|group] [--group-commit-ms N] [--batch-max-commits N] [--build-interval-ms N] [--scrub-interval-ms N] [--trace none|console|OTLP_URL] [--http-token FILE] [--http-allowed-hosts NAME,...] [--insecure] [--max-replica-lag-commits N] [--route-lag-commits N] [--admin-pub HEX] [--degraded-probe-interval-ms N] [--max-activation-failures N] [--quiet]';
@@ -213,7 +214,7 @@ function planNodeStart(v: Flags): {
         max_replica_lag_commits: int('max-replica-lag-commits', 0),
         route_lag_commits: int('route-lag-commits', 0),
         admin_pub: adminPub,
-        onProgress: v.quiet ? undefined : printBootstrapProgress,
+        onProgress: v.quiet || !process.stderr.isTTY ? undefined : bootstrapProgressBar(),
       }
     : undefined;
   const security = { token, allowed_hosts: allowedHosts?.map((h) => h.trim().toLowerCase()) };
@@ -284,8 +285,21 @@ export async function cmdNode(argv: string[]): Promise<number> {
   return 0;
 }
 
-function printBootstrapProgress(p: BootstrapProgress): void {
-  process.stderr.write(
-    `\r[fsmesh ${p.phase}] objects ${p.objects_done}/${p.objects_total}  bytes ${(p.bytes / 1048576).toFixed(1)} MiB  peers ${p.peers}${p.phase === 'done' ? '\n' : ''}`,
-  );
+/** Bootstrap / catch-up fetch progress as a bar on a terminal (nothing when stderr is not one). */
+function bootstrapProgressBar(): (p: BootstrapProgress) => void {
+  let bar: Progress | null = null;
+  return (p) => {
+    if (p.phase === 'done') {
+      bar?.update(p.objects_done, p.objects_total, 'done');
+      bar?.stop();
+      bar = null;
+      return;
+    }
+    bar ??= ttyProgress('fetch', p.objects_total);
+    bar.update(
+      p.objects_done,
+      p.objects_total,
+      `${(p.bytes / 1048576).toFixed(1)} MiB from ${p.peers} peer(s)`,
+    );
+  };
 }

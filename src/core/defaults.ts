@@ -133,4 +133,6 @@ export const HTTP_DEFAULTS = {
   drain_timeout_ms: 10_000,
   /** On stop, in-flight requests get this long to finish before their connections are cut. */
   shutdown_grace_ms: 5_000,
+  /** Open `GET /v1/events` streams per node (each holds a connection and a listener). */
+  max_event_streams: 16,
 } as const;

@@ -3,7 +3,8 @@
  * - `Host` must be an IP literal, `localhost`, or a name in `allowed_hosts` (DNS rebinding);
  * - an `Origin`, when present, must be the node's own origin (cross-site requests, CSRF);
  * - with a token configured, every `/v1/*` route needs `Authorization: Bearer <token>`
- *   (`/healthz`, `/livez`, `/readyz` and `/metrics` stay open for probes and scrapers);
+ *   (`/healthz`, `/livez`, `/readyz` and `/metrics` stay open for probes and scrapers, and `/ui`,
+ *   a page without data whose own requests send the token);
  * - a POST body must be `application/json` or `application/x-ndjson`.
  */
 import { timingSafeEqual } from 'node:crypto';
@@ -27,7 +28,8 @@ export class GuardError extends Error {
   }
 }
 
-const OPEN_PATHS = new Set(['/healthz', '/livez', '/readyz', '/metrics']);
+// `/ui` is a static page with no data in it: its requests to /v1/* carry the token.
+const OPEN_PATHS = new Set(['/healthz', '/livez', '/readyz', '/metrics', '/ui', '/ui/']);
 const BODY_TYPES = ['application/json', 'application/x-ndjson'];
 
 /** `example.com:8080` → `example.com`; `[::1]:80` → `::1`. */

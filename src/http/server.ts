@@ -6,6 +6,9 @@
  *   GET    /v1/search?q=&k=&mode=&as_of_commit_seq=&min_commit_seq=&timeout_ms=
  *   GET    /v1/status              role, health, generation_id, artifact_manifest_id, commit_seq_high, lag_commits, ...
  *   GET    /v1/generations         retained generations, active marked
+ *   GET    /v1/cluster             every member this node knows: role, health, lag, generation, ...
+ *   GET    /v1/events              Server-Sent Events of the node's events
+ *   GET    /ui                     the live cluster console (a page; its data comes from the routes above)
  *   GET    /healthz                200 healthy/catching_up, 503 degraded/bootstrapping (body says which)
  *   GET    /metrics                Prometheus text
  */
@@ -15,6 +18,9 @@ import { HTTP_DEFAULTS } from '../core/defaults.ts';
 import { FsmeshError } from '../core/errors.ts';
 import type { FsmeshNode } from '../node/index.ts';
 import type { SearchMode } from '../search/searcher.ts';
+import { clusterView } from './cluster-view.ts';
+import { CONSOLE_CSP, CONSOLE_HTML } from './console-page.ts';
+import { EventStreams } from './event-stream.ts';
 import { guardRequest, GuardError as HttpError, type HttpSecurity } from './guard.ts';
 
 export interface HttpOptions {
@@ -205,7 +211,7 @@ function intParam(url: URL, name: string, min = 0): number | undefined {
 }
 
 type Reply = { status: number; body: unknown; type?: string; headers?: Record<string, string> };
-const OPEN_ROUTES = ['/healthz', '/livez', '/readyz', '/metrics'];
+const OPEN_ROUTES = ['/healthz', '/livez', '/readyz', '/metrics', '/ui'];
 
 /** POST /v1/docs and DELETE /v1/docs/:id. */
 async function writeRoute(
@@ -277,6 +283,14 @@ async function readRoute(node: FsmeshNode, opts: HttpOptions, url: URL): Promise
   }
   if (p === '/v1/status')
     return { status: 200, body: { ...node.status(), ...(opts.statusExtra ?? node.serviceStatus)() } };
+  if (p === '/v1/cluster') return { status: 200, body: clusterView(node) };
+  if (p === '/ui' || p === '/ui/')
+    return {
+      status: 200,
+      body: CONSOLE_HTML,
+      type: 'text/html; charset=utf-8',
+      headers: { 'content-security-policy': CONSOLE_CSP, 'x-frame-options': 'DENY' },
+    };
   if (p === '/v1/generations') {
     const active = node.engine.generations.active?.artifact_manifest_id;
     const generations = node.generations().map((g) => ({ ...g, active: g.artifact_manifest_id === active }));
@@ -314,7 +328,8 @@ function errorReply(err: unknown): Reply {
 
 export function createHttpHandler(node: FsmeshNode, opts: HttpOptions = {}) {
   const limit = opts.max_body_bytes ?? HTTP_DEFAULTS.max_body_bytes;
-  return async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
+  const streams = new EventStreams(HTTP_DEFAULTS.max_event_streams);
+  const handler = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
     try {
       const url = parseUrl(req.url);
       const p = url.pathname;
@@ -327,9 +342,18 @@ export function createHttpHandler(node: FsmeshNode, opts: HttpOptions = {}) {
           'not_found',
           `${req.method} ${p} is not a route`,
         );
+      if (!r && p === '/v1/events') {
+        const recent = Math.min(200, intParam(url, 'recent') ?? 50);
+        if (streams.serve(node, req, res, recent)) return;
+        throw new HttpError(
+          503,
+          'unavailable',
+          `too many event streams open (${streams.count}); retry later`,
+        );
+      }
       r ??= await readRoute(node, opts, url);
       if (!r) throw new HttpError(404, 'not_found', `no route ${p}`);
-      return send(res, r.status, r.body, r.type);
+      return send(res, r.status, r.body, r.type, r.headers);
     } catch (err) {
       // Answer an oversized body only once the client has finished sending it (bounded), so it
       // reads the 413 instead of a reset while still writing (EPIPE).
@@ -338,6 +362,8 @@ export function createHttpHandler(node: FsmeshNode, opts: HttpOptions = {}) {
       return send(res, r.status, r.body, undefined, r.headers);
     }
   };
+  /** End the open event streams (the server is stopping). */
+  return Object.assign(handler, { closeStreams: () => streams.closeAll() });
 }
 
 export async function startHttpServer(
@@ -365,6 +391,7 @@ export async function startHttpServer(
       new Promise<void>((resolve) => {
         // Finish in-flight requests, refuse new ones; past the drain deadline, cut what is left.
         closing = true;
+        handler.closeStreams();
         const deadline = setTimeout(() => server.closeAllConnections(), HTTP_DEFAULTS.shutdown_grace_ms);
         deadline.unref();
         server.close(() => {

@@ -22,6 +22,7 @@ import { checkStrictRead, waitForActivation } from '../engine/read-path.ts';
 import { DEFAULT_HEALTH_POLICY, type NodeHealth, startNodeHealth } from '../fsm/node-health.ts';
 import { NodeEvents } from '../obs/events.ts';
 import { NodeMetrics } from '../obs/metrics.ts';
+import { RateMeter } from '../obs/rate-meter.ts';
 import { type Clock, nodeFsStorage, type Runtime, systemClock, systemRandom } from '../runtime/index.ts';
 import { type SearchOptions, type SearchResult, validateSearchOptions } from '../search/searcher.ts';
 import type { AppendAck } from '../storage/capsule-log.ts';
@@ -54,9 +55,12 @@ export async function createNode(config: NodeConfig): Promise<FsmeshNode> {
   const strictWait = strictReadWaiter(engine, timers.clock);
   // A local search: strict reads wait for their commit here, not in the query mailbox (bounded in
   // number), so parked reads cannot fill it; the actor then pins the generation covering the commit.
+  const queryRate = new RateMeter(timers.clock);
   const searchLocal = async (opts: SearchOptions & ReadOptions) => {
     if (opts.min_commit_seq !== undefined) await strictWait(opts);
-    return actors.query.ask<SearchResult>({ type: 'search', opts });
+    const r = await actors.query.ask<SearchResult>({ type: 'search', opts });
+    queryRate.mark();
+    return r;
   };
   const setRole = (r: 'writer' | 'replica') => {
     if (r === local.role) return;
@@ -71,6 +75,7 @@ export async function createNode(config: NodeConfig): Promise<FsmeshNode> {
     () => repairQueue.stats().under_repair,
     setRole,
     () => builder.tell({ type: 'build' }),
+    () => queryRate.perSecond(),
   );
   for (const factory of config.services ?? []) services.push(factory(components));
   const byName = new Map(services.map((s) => [s.name, s]));
@@ -176,13 +181,15 @@ function nodeApi(n: {
       const r = await n.components.searchLocal(rest);
       return { ...r, served_by: services.find((s) => s.selfId)?.selfId?.() ?? name };
     },
-    status: () =>
-      buildNodeStatus({ name, shard, role: n.local.role, engine, health, repairQueue, crashes }, [
+    status: () => ({
+      ...buildNodeStatus({ name, shard, role: n.local.role, engine, health, repairQueue, crashes }, [
         ingest,
         builder,
         repair,
         query,
       ]),
+      queries_per_s: n.components.routingState().queries_per_s ?? 0,
+    }),
     serviceStatus: () => Object.assign({}, ...services.map((s) => s.status?.() ?? {})),
     readiness: () => {
       const stopped = health.context().stopped_actors;
@@ -350,6 +357,7 @@ function nodeComponents(
   repairing: () => string[],
   setRole: (r: 'writer' | 'replica') => void,
   requestBuild: () => void,
+  queriesPerS: () => number,
 ): NodeComponents {
   const { engine } = n;
   return {
@@ -363,6 +371,8 @@ function nodeComponents(
       generation_id: engine.generations.active?.generation_id ?? null,
       artifact_manifest_id: engine.generations.active?.artifact_manifest_id ?? null,
       repairing: repairing(),
+      commit_seq_high: engine.log.commitSeqHigh,
+      queries_per_s: queriesPerS(),
     }),
     name: n.name,
     shard: n.shard,

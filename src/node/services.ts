@@ -54,6 +54,20 @@ export interface RoutingState {
   artifact_manifest_id: string | null;
   /** Objects this node is repairing now (at most 16): the cluster status shows repairs per member. */
   repairing: string[];
+  /** Its capsule log's head (commits held, built or not). */
+  commit_seq_high?: number;
+  /** Queries it served per second (10 s window). */
+  queries_per_s?: number;
+  /** The last bootstrap / catch-up fetch progress of a replica (null when none ran yet). */
+  sync_progress?: SyncProgress | null;
+}
+
+export interface SyncProgress {
+  phase: string;
+  objects_done: number;
+  objects_total: number;
+  bytes: number;
+  peers: number;
 }
 
 export interface NodeService {

@@ -23,6 +23,8 @@ export interface NodeStatus {
   mailboxes: Record<string, { inflight: number; bound: number; rejected: number }>;
   repair_queue: ReturnType<RepairQueue['stats']>;
   crashes: CrashReport[];
+  /** Queries this node served per second (10 s window). */
+  queries_per_s?: number;
 }
 
 export function buildNodeStatus(

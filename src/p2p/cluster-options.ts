@@ -1,13 +1,10 @@
 /** Options of a node's cluster membership, with defaults from src/core/defaults.ts. */
 import { CLUSTER_DEFAULTS } from '../core/defaults.ts';
 
-export interface BootstrapProgress {
-  phase: string;
-  objects_done: number;
-  objects_total: number;
-  bytes: number;
-  peers: number;
-}
+import type { SyncProgress } from '../node/services.ts';
+
+/** A replica's fetch progress (bootstrap or catch-up), as its head answers and status show it. */
+export type BootstrapProgress = SyncProgress;
 
 export interface ClusterOptions {
   cluster: string;

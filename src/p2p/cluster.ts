@@ -15,6 +15,7 @@ import type {
   RoutedResult,
   RoutingState,
   ServiceFactory,
+  SyncProgress,
 } from '../node/services.ts';
 import type { TimerHandle, Transport } from '../runtime/index.ts';
 import type { SearchOptions } from '../search/searcher.ts';
@@ -79,6 +80,8 @@ export class ClusterService implements NodeService {
   private stopped = false;
   /** The writer's fence and lease in a failover-capable cluster (services/writer-fence.ts). */
   private fence: WriterFence | null = null;
+  /** The last fetch progress of this replica (status, head answers, the console's progress bars). */
+  private syncProgress: SyncProgress | null = null;
 
   constructor(c: NodeComponents, cfg: ClusterServiceConfig) {
     this.c = c;
@@ -90,6 +93,11 @@ export class ClusterService implements NodeService {
     });
     invariant(this.opts.role === c.role, 'the cluster role is the node role');
     this.opts.admin_pub = cfg.admin_pub;
+    const report = cfg.onProgress;
+    this.opts.onProgress = (p) => {
+      this.syncProgress = { ...p };
+      report?.(p);
+    };
   }
 
   get transport(): Transport {
@@ -149,6 +157,7 @@ export class ClusterService implements NodeService {
     this.startRole();
     serveProtocols({
       ...c,
+      routingState: () => ({ ...c.routingState(), sync_progress: this.syncProgress }),
       transport,
       role: () => opts.role,
       trustedWriter: () => membership.trusted,
@@ -417,6 +426,7 @@ export class ClusterService implements NodeService {
       promised_to: this.failover?.promisedEpoch ? this.failover.promise?.ticket.candidate : null,
       fenced: this.fence?.fenced ?? false,
       lease_held: this.writer ? (this.fence?.leaseHeld() ?? true) : null,
+      sync_progress: this.syncProgress,
       // Each member's health, lag, draining flag and repairs in progress, as it last told us.
       members: this.router?.members() ?? {},
     };

@@ -24,7 +24,29 @@ export type QueryRouterComponents = Pick<NodeComponents, 'clock' | 'searchLocal'
 };
 
 interface PeerState extends RoutingState {
+  /** The writer this peer follows (itself when it writes), as its head said. */
+  writer: string | null;
   seen_ms: number;
+}
+
+const count = (v: unknown): number | undefined =>
+  typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : undefined;
+
+/** A peer's claimed fetch progress, bounded and typed (it is shown, never trusted for anything). */
+function syncProgressOf(v: unknown): RoutingState['sync_progress'] {
+  if (!v || typeof v !== 'object') return null;
+  const p = v as Record<string, unknown>;
+  const phase = typeof p.phase === 'string' && /^[a-z_]{1,16}$/.test(p.phase) ? p.phase : null;
+  const done = count(p.objects_done);
+  const total = count(p.objects_total);
+  if (phase === null || done === undefined || total === undefined) return null;
+  return {
+    phase,
+    objects_done: done,
+    objects_total: total,
+    bytes: count(p.bytes) ?? 0,
+    peers: count(p.peers) ?? 0,
+  };
 }
 
 const SERVING = new Set(['healthy', 'catching_up']);
@@ -44,14 +66,25 @@ export class QueryRouter {
   }
 
   /** A head answer's routing fields (attributed to the peer that answered). */
-  observe(peer: string, h: Partial<RoutingState>): void {
+  observe(peer: string, h: Partial<RoutingState> & { writer?: unknown }): void {
     if (typeof h.health !== 'string' || !Number.isSafeInteger(h.active_commit_seq_high)) return;
+    const qps = h.queries_per_s;
     this.peers.set(peer, {
-      health: h.health,
+      writer: typeof h.writer === 'string' && /^\w{1,128}$/.test(h.writer) ? h.writer : null,
+      commit_seq_high: count(h.commit_seq_high),
+      queries_per_s: typeof qps === 'number' && Number.isFinite(qps) && qps >= 0 ? Math.min(qps, 1e9) : 0,
+      sync_progress: syncProgressOf(h.sync_progress),
+      health: /^[a-z_]{1,32}$/.test(h.health) ? h.health : 'unknown',
       draining: h.draining === true,
       active_commit_seq_high: h.active_commit_seq_high as number,
-      generation_id: typeof h.generation_id === 'string' ? h.generation_id : null,
-      artifact_manifest_id: typeof h.artifact_manifest_id === 'string' ? h.artifact_manifest_id : null,
+      generation_id:
+        typeof h.generation_id === 'string' && /^[\w.-]{1,64}$/.test(h.generation_id)
+          ? h.generation_id
+          : null,
+      artifact_manifest_id:
+        typeof h.artifact_manifest_id === 'string' && /^[0-9a-f]{64}$/.test(h.artifact_manifest_id)
+          ? h.artifact_manifest_id
+          : null,
       repairing: Array.isArray(h.repairing)
         ? h.repairing
             .filter((x): x is string => typeof x === 'string' && /^[0-9a-f]{64}$/.test(x))

