@@ -226,6 +226,8 @@ export async function runDemo(argv: string[]): Promise<number> {
     await showSearches(procs, replicas[1], acks.first_commit_seq, log);
     log('');
     log('try by hand:');
+    log(`  open ${writer.url}/ui          the live cluster console (members, generations, events, search)`);
+    log(`  node bin/fsmesh.js status --http ${writer.url} --watch`);
     log(`  curl '${replicas[0].url}/v1/search?q=gossip+peers&k=5'`);
     log(
       `  curl -XPOST ${writer.url}/v1/docs -H 'content-type: application/json' -d '[{"id":"new","text":"hello fsmesh"}]'`,
