@@ -13,6 +13,7 @@ const BENCHES = [
   'bootstrap.ts',
   'obs.ts',
   'two-tier.ts',
+  'replication.ts',
 ];
 for (const b of BENCHES) {
   if (only.length && !only.some((o) => b.startsWith(o))) continue;

@@ -58,6 +58,11 @@ export interface SimConfig {
   quiet_ms?: number;
   /** The writer's durability: `quorum` acknowledges once a majority of the nodes hold a commit. */
   durability?: 'local' | 'quorum';
+  /**
+   * How replicas get generations: `artifacts` (Option B, default), `commits` (Option A: every
+   * replica rebuilds from the commit stream) or `mixed` (odd-numbered replicas rebuild).
+   */
+  replication?: 'artifacts' | 'commits' | 'mixed';
 }
 
 export interface Violation {
@@ -171,6 +176,12 @@ export async function runSimulation(cfg: SimConfig): Promise<SimResult> {
   let ticketEpoch = 0;
   const ackedMarkers = new Map<number, string>(); // commit_seq -> marker_id of every acknowledged write
   const isWriter = (s: SimNodeSlot) => s === slots[writerIdx];
+  /** Option A or B for a node (the role it plays later does not matter: a writer ignores it). */
+  const replicationOf = (name: string): 'artifacts' | 'commits' => {
+    const mode = cfg.replication ?? 'artifacts';
+    if (mode !== 'mixed') return mode;
+    return Number(/\d+$/.exec(name)?.[0] ?? 0) % 2 === 1 ? 'commits' : 'artifacts';
+  };
   const honest = () => slots.filter((x) => !x.rogue);
   const hostile = has('hostile_member') ? await hostileMember(net, cfg.seed) : null;
   /** Each node's view of the cluster, for a violation's detail. */
@@ -252,6 +263,7 @@ export async function runSimulation(cfg: SimConfig): Promise<SimResult> {
         cluster: 'sim',
         role: s.role,
         durability: cfg.durability ?? 'local',
+        replication: replicationOf(s.name),
         members: cfg.nodes,
         // The honest nodes by name (the secure configuration): acks from anyone else never count.
         member_ids: honest()

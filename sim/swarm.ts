@@ -25,12 +25,14 @@ export function swarmConfig(seed: number, steps?: number, extraFaults: readonly 
   // Late and extra faults are drawn last, so adding them leaves the rest of each configuration as is.
   for (const f of new Set([...LATE_FAULTS, ...extraFaults]) as Set<Fault>)
     if (r.next() < 0.6 && !faults.includes(f)) faults.push(f);
-  return { seed, nodes, steps: cfgSteps, faults, durability };
+  // Drawn last too: Option A replicas joined the configurations after everything above.
+  const replication = r.next() < 0.3 ? ('mixed' as const) : ('artifacts' as const);
+  return { seed, nodes, steps: cfgSteps, faults, durability, replication };
 }
 
 /** The command that replays one configuration alone (printed for every failing seed). */
 export function replayCommand(cfg: SimConfig): string {
-  return `fsmesh sim --seed ${cfg.seed} --nodes ${cfg.nodes} --steps ${cfg.steps} --faults ${cfg.faults.join(',') || "''"} --durability ${cfg.durability ?? 'local'}`;
+  return `fsmesh sim --seed ${cfg.seed} --nodes ${cfg.nodes} --steps ${cfg.steps} --faults ${cfg.faults.join(',') || "''"} --durability ${cfg.durability ?? 'local'}${cfg.replication && cfg.replication !== 'artifacts' ? ` --replication ${cfg.replication}` : ''}`;
 }
 
 export interface FailingSeed {

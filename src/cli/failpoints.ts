@@ -6,9 +6,12 @@
  *   FSMESH_FAILPOINTS="activation.warm=always@1"   first activation passes, every later one fails
  *   FSMESH_FAILPOINTS="activation.verify=3"        the next 3 activations fail at verification
  *
- * Grammar: `activation.STAGE=COUNT[@SKIP]`, STAGE one of verify|warm|flip, COUNT `always` or a
- * positive integer, SKIP the number of activations that pass first. Entries are separated by `;`
- * (one activation failpoint is active at a time, so at most one entry today).
+ *   FSMESH_FAILPOINTS="build.perturb=1@2"          the third build is perturbed (a planted
+ *                                                   non-deterministic build, for audit tests)
+ *
+ * Grammar: `activation.STAGE=COUNT[@SKIP]`, STAGE one of verify|warm|flip, and
+ * `build.perturb=COUNT[@SKIP]`; COUNT `always` or a positive integer, SKIP the number that pass
+ * first. Entries are separated by `;`, at most one of each kind.
  */
 import type { GateStage } from '../engine/activation-gate.ts';
 import { UsageError } from './args.ts';
@@ -20,23 +23,44 @@ export interface ActivationFailpoint {
 }
 
 const ENTRY = /^activation\.(verify|warm|flip)=(always|[1-9][0-9]{0,8})(?:@([0-9]{1,9}))?$/;
+const BUILD_ENTRY = /^build\.perturb=(always|[1-9][0-9]{0,8})(?:@([0-9]{1,9}))?$/;
 
-export function parseFailpoints(spec: string | undefined): ActivationFailpoint | null {
-  if (spec === undefined || spec.trim() === '') return null;
-  const entries = spec
+export interface Failpoints {
+  activation: ActivationFailpoint | null;
+  build_perturb: { times: number; skip: number } | null;
+}
+
+const count = (v: string) => (v === 'always' ? Number.POSITIVE_INFINITY : Number(v));
+
+/** Every failpoint of FSMESH_FAILPOINTS; a malformed or repeated entry is a usage error naming it. */
+export function parseFailpointSpec(spec: string | undefined): Failpoints {
+  const out: Failpoints = { activation: null, build_perturb: null };
+  if (spec === undefined || spec.trim() === '') return out;
+  for (const entry of spec
     .split(';')
     .map((e) => e.trim())
-    .filter(Boolean);
-  if (entries.length > 1)
-    throw new UsageError(`FSMESH_FAILPOINTS: one activation failpoint at a time, got ${entries.length}`);
-  const m = ENTRY.exec(entries[0]);
-  if (!m)
-    throw new UsageError(
-      `FSMESH_FAILPOINTS: ${JSON.stringify(entries[0])} is not activation.{verify|warm|flip}=always|N[@SKIP]`,
-    );
-  return {
-    stage: m[1] as GateStage,
-    times: m[2] === 'always' ? Number.POSITIVE_INFINITY : Number(m[2]),
-    skip: m[3] === undefined ? 0 : Number(m[3]),
-  };
+    .filter(Boolean)) {
+    const a = ENTRY.exec(entry);
+    const b = BUILD_ENTRY.exec(entry);
+    if (a && !out.activation)
+      out.activation = {
+        stage: a[1] as GateStage,
+        times: count(a[2]),
+        skip: a[3] === undefined ? 0 : Number(a[3]),
+      };
+    else if (b && !out.build_perturb)
+      out.build_perturb = { times: count(b[1]), skip: b[2] === undefined ? 0 : Number(b[2]) };
+    else if (a || b)
+      throw new UsageError(`FSMESH_FAILPOINTS: one activation failpoint at a time, and one build failpoint`);
+    else
+      throw new UsageError(
+        `FSMESH_FAILPOINTS: ${JSON.stringify(entry)} is not activation.{verify|warm|flip}=always|N[@SKIP] or build.perturb=always|N[@SKIP]`,
+      );
+  }
+  return out;
+}
+
+/** The activation failpoint alone (what most callers need). */
+export function parseFailpoints(spec: string | undefined): ActivationFailpoint | null {
+  return parseFailpointSpec(spec).activation;
 }

@@ -18,6 +18,7 @@ import { nodeFsStorage, type Runtime, seededRandom, systemClock } from '../runti
 import type { SearchMode } from '../search/searcher.ts';
 import { intFlag, parse, requireFlag, UsageError } from './args.ts';
 import { ttyProgress } from './progress.ts';
+import { semanticEmbedder } from './semantic.ts';
 
 const USAGE = `fsmesh <command> [options]
 
@@ -36,6 +37,7 @@ commands:
   admin-key FILE                      write an operator admin key (prints its public_key for --admin-pub)
   promote --http URL --admin-key FILE make the node at URL the writer of the next epoch (failover)
   status --http URL [--watch] [--json]  the cluster table as that node sees it (also: GET /ui)
+  audit --data DIR [--from SEQ] [--json]  replay the log, rebuild every retained generation, compare
   sim --seed N [--nodes K] [--steps S] [--faults LIST] [--json]   deterministic cluster simulation
   sim --swarm --seeds M [--workers W] many seeds with varied configurations, over W threads; lists failing seeds
   demo                                the README's main job (npm start)`;
@@ -181,15 +183,6 @@ async function cmdSearch(argv: string[]): Promise<number> {
     },
     over,
   );
-}
-
-/** The semantic quality tier; its converted table is cached beside the installed packages. */
-async function semanticEmbedder() {
-  const { StaticEmbedder } = await import('../search/vector/static-embedder.ts');
-  const { packageRoot } = await import('./package-root.ts');
-  const cacheDir = process.env.FSMESH_CACHE_DIR ?? path.join(packageRoot(), 'node_modules/.cache/fsmesh');
-  fs.mkdirSync(cacheDir, { recursive: true });
-  return StaticEmbedder.load(nodeFsStorage(cacheDir));
 }
 
 function intFlagSigned(v: string, name: string): number {
@@ -345,6 +338,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   'admin-key': async (argv) => (await import('./admin-cmd.ts')).cmdAdminKey(argv),
   promote: async (argv) => (await import('./admin-cmd.ts')).cmdPromote(argv),
   status: async (argv) => (await import('./status-cmd.ts')).cmdStatus(argv),
+  audit: async (argv) => (await import('./audit-cmd.ts')).cmdAudit(argv),
   sim: async (argv) => (await import('./sim-cmd.ts')).cmdSim(argv),
   demo: async (argv) => (await import('./demo.ts')).runDemo(argv),
   node: async (argv) => (await import('./node-cmd.ts')).cmdNode(argv),

@@ -11,11 +11,12 @@ import type { NodeConfig } from '../node/index.ts';
 import type { ClusterServiceConfig } from '../p2p/cluster.ts';
 import type { BootstrapProgress } from '../p2p/cluster-options.ts';
 import { intFlag, parse, requireFlag, UsageError } from './args.ts';
-import { parseFailpoints } from './failpoints.ts';
+import { parseFailpointSpec } from './failpoints.ts';
 import { type Progress, ttyProgress } from './progress.ts';
+import { semanticEmbedder } from './semantic.ts';
 
 export const NODE_START_USAGE =
-  'fsmesh node start --data DIR --http HOST:PORT [--listen /ip4/127.0.0.1/tcp/PORT] [--announce /ip4/HOST/tcp/PORT ...] [--seed MULTIADDR ...] [--role writer|replica] [--cluster-key FILE] [--trusted-writer PEER_ID] [--cluster NAME] [--durability local|quorum] [--members N|PEER_ID,...] [--name NAME] [--shard S] [--fsync per_commit|group] [--group-commit-ms N] [--batch-max-commits N] [--build-interval-ms N] [--scrub-interval-ms N] [--trace none|console|OTLP_URL] [--http-token FILE] [--http-allowed-hosts NAME,...] [--insecure] [--max-replica-lag-commits N] [--route-lag-commits N] [--admin-pub HEX] [--degraded-probe-interval-ms N] [--max-activation-failures N] [--quiet]';
+  'fsmesh node start --data DIR --http HOST:PORT [--listen /ip4/127.0.0.1/tcp/PORT] [--announce /ip4/HOST/tcp/PORT ...] [--seed MULTIADDR ...] [--role writer|replica] [--cluster-key FILE] [--trusted-writer PEER_ID] [--cluster NAME] [--durability local|quorum] [--members N|PEER_ID,...] [--name NAME] [--shard S] [--fsync per_commit|group] [--group-commit-ms N] [--batch-max-commits N] [--build-interval-ms N] [--scrub-interval-ms N] [--trace none|console|OTLP_URL] [--http-token FILE] [--http-allowed-hosts NAME,...] [--insecure] [--max-replica-lag-commits N] [--route-lag-commits N] [--admin-pub HEX] [--degraded-probe-interval-ms N] [--max-activation-failures N] [--replication artifacts|commits] [--semantic] [--quiet]';
 
 export function parseHostPort(v: string, flag: string): { host: string; port: number } {
   const m = /^([^:]+):(\d{1,5})$/.exec(v);
@@ -54,6 +55,8 @@ const NODE_START_FLAGS = {
   'admin-pub': { type: 'string' },
   'degraded-probe-interval-ms': { type: 'string' },
   'max-activation-failures': { type: 'string' },
+  replication: { type: 'string' },
+  semantic: { type: 'boolean' },
 } as const;
 
 type Flags = Record<string, string | string[] | boolean | undefined>;
@@ -214,6 +217,7 @@ function planNodeStart(v: Flags): {
         max_replica_lag_commits: int('max-replica-lag-commits', 0),
         route_lag_commits: int('route-lag-commits', 0),
         admin_pub: adminPub,
+        replication: oneOf(v.replication, 'replication', ['artifacts', 'commits'] as const, 'artifacts'),
         onProgress: v.quiet || !process.stderr.isTTY ? undefined : bootstrapProgressBar(),
       }
     : undefined;
@@ -254,17 +258,22 @@ export async function cmdNode(argv: string[]): Promise<number> {
   if (sub !== 'start') throw new UsageError(`usage: ${NODE_START_USAGE}`);
   const a = parse(rest, NODE_START_FLAGS, NODE_START_USAGE);
   const plan = planNodeStart(a.values as Flags);
-  const failpoint = parseFailpoints(process.env.FSMESH_FAILPOINTS);
+  // The semantic quality tier (the same vectors on every node: builds must be reproducible).
+  if (a.values.semantic)
+    plan.compose.node.engine = { ...plan.compose.node.engine, quality_embedder: await semanticEmbedder() };
+  const failpoints = parseFailpointSpec(process.env.FSMESH_FAILPOINTS);
   fs.mkdirSync(plan.dir, { recursive: true });
   const { configureTracing } = await import('../obs/tracing.ts');
   const tracing = await configureTracing(plan.trace);
   const { node, cluster, http, stop } = await composeNode(plan.compose);
-  if (failpoint) {
+  const { activation: failpoint, build_perturb: perturb } = failpoints;
+  if (failpoint || perturb)
     process.stderr.write(
       `fsmesh: FSMESH_FAILPOINTS is set: ${process.env.FSMESH_FAILPOINTS} (chaos testing only)\n`,
     );
+  if (failpoint)
     node.engine.gate.injectFault(failpoint.stage, 'FSMESH_FAILPOINTS', failpoint.times, failpoint.skip);
-  }
+  if (perturb) node.engine.perturbBuilds(perturb.times, perturb.skip);
   if (!a.values.quiet) {
     const log = pino({ base: undefined, timestamp: false, messageKey: 'msg' });
     // Events from start-up (log recovery at open, cluster start) first, then live ones.

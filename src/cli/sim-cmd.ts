@@ -7,7 +7,7 @@ import { SingleBar } from 'cli-progress';
 import { intFlag, parse, UsageError } from './args.ts';
 
 const USAGE =
-  'fsmesh sim --seed N [--nodes K] [--steps S] [--faults LIST] [--durability local|quorum] [--json] | fsmesh sim --swarm --seeds M [--first-seed N] [--steps S] [--workers W] [--extra-faults FAULT,...] [--json]';
+  'fsmesh sim --seed N [--nodes K] [--steps S] [--faults LIST] [--durability local|quorum] [--replication artifacts|commits|mixed] [--json] | fsmesh sim --swarm --seeds M [--first-seed N] [--steps S] [--workers W] [--extra-faults FAULT,...] [--json]';
 
 const out = (o: unknown) => process.stdout.write(`${JSON.stringify(o)}\n`);
 
@@ -24,6 +24,7 @@ export async function cmdSim(argv: string[]): Promise<number> {
       seeds: { type: 'string' },
       'first-seed': { type: 'string' },
       durability: { type: 'string' },
+      replication: { type: 'string' },
       workers: { type: 'string' },
       'extra-faults': { type: 'string' },
     },
@@ -32,6 +33,11 @@ export async function cmdSim(argv: string[]): Promise<number> {
   const durability = a.values.durability as string | undefined;
   if (durability !== undefined && durability !== 'local' && durability !== 'quorum')
     throw new UsageError(`--durability: must be local or quorum, got ${JSON.stringify(durability)}`);
+  const replication = a.values.replication as string | undefined;
+  if (replication !== undefined && !['artifacts', 'commits', 'mixed'].includes(replication))
+    throw new UsageError(
+      `--replication: must be artifacts, commits or mixed, got ${JSON.stringify(replication)}`,
+    );
   if (a.values.swarm) return swarm(a.values as Record<string, string | boolean | undefined>);
   if (a.values.workers !== undefined) throw new UsageError('--workers: only with --swarm');
   const { FAULTS, OPT_IN_FAULTS, runSimulation } = await import('../../sim/index.ts');
@@ -45,6 +51,7 @@ export async function cmdSim(argv: string[]): Promise<number> {
   const r = await runSimulation({
     seed: intFlag(a.values.seed, 'seed') ?? 1,
     ...(durability ? { durability: durability as 'local' | 'quorum' } : {}),
+    ...(replication ? { replication: replication as 'artifacts' | 'commits' | 'mixed' } : {}),
     nodes: intFlag(a.values.nodes, 'nodes', 2) ?? 3,
     steps: intFlag(a.values.steps, 'steps', 1) ?? 200,
     faults: faultList as never,

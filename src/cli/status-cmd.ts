@@ -51,7 +51,7 @@ export function renderClusterTable(v: ClusterView): string {
     ['PEER', 'ROLE', 'HEALTH', 'LAG', 'GENERATION', 'COMMIT_SEQ_HIGH', 'QPS', 'SYNC/REPAIR'],
     ...v.members.map((m) => [
       `${short(m.peer_id)}${m.self ? ' *' : ''}`,
-      m.role,
+      m.role === 'replica' && m.replication === 'commits' ? 'replica (commits)' : m.role,
       `${m.health}${m.draining ? ' (draining)' : ''}`,
       m.lag_commits === null ? '-' : String(m.lag_commits),
       m.generation_id ?? '-',

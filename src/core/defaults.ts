@@ -77,6 +77,8 @@ export const CLUSTER_DEFAULTS = {
   symbols_request_timeout_ms: 10_000,
   /** Replica sync: consecutive failures before giving up until the next announcement. */
   sync_max_failures: 5,
+  /** A replica that gave up syncing tries again this often while the writer's head shows it behind. */
+  sync_retry_after_give_up_ms: 5_000,
   /** Replica sync retries back off linearly by this step (200, 400, ... ms). */
   sync_retry_step_ms: 200,
   /** After this many failed syncs in a row, try capsule replay (§7.3 fallback). */

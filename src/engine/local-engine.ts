@@ -201,6 +201,28 @@ export class LocalEngine {
     }
   }
 
+  private perturb: { times: number; skip: number } | null = null;
+
+  /**
+   * A planted non-deterministic build (failpoint `build.perturb`, chaos and audit tests only): after
+   * `skip` builds, the next `times` builds use the other vector quantization — a valid generation
+   * whose bytes no faithful rebuild reproduces, as a node with a drifting build would produce.
+   */
+  perturbBuilds(times: number, skip = 0): void {
+    this.perturb = { times, skip };
+  }
+
+  private perturbThisBuild(): boolean {
+    const p = this.perturb;
+    if (!p || p.times <= 0) return false;
+    if (p.skip > 0) {
+      p.skip--;
+      return false;
+    }
+    p.times--;
+    return true;
+  }
+
   /**
    * Build (but do not activate) the next generation from the commits after the active one:
    * artifacts, symbols and manifest are stored, invisible to readers until a flip. The returned
@@ -226,7 +248,11 @@ export class LocalEngine {
         shard: this.config.shard,
         created_by: as?.created_by ?? this.config.created_by,
         embedder: this.config.embedder,
-        quantization: this.config.quantization,
+        quantization: this.perturbThisBuild()
+          ? this.config.quantization === 'f16'
+            ? 'f32'
+            : 'f16'
+          : this.config.quantization,
         repair: this.config.repair,
         max_segments: this.config.max_segments,
         quality_embedder: this.config.quality_embedder,

@@ -22,6 +22,8 @@ export interface ClusterMember {
   queries_per_s: number;
   repairing: number;
   sync_progress: unknown;
+  /** Option B (`artifacts`) or Option A (`commits`), for replicas. */
+  replication: 'artifacts' | 'commits';
   /** How old the information is (0 for this node itself). */
   age_ms: number;
 }
@@ -45,6 +47,7 @@ type PeerInfo = {
   commit_seq_high?: number;
   queries_per_s?: number;
   sync_progress?: unknown;
+  replication?: 'artifacts' | 'commits';
   writer: string | null;
   age_ms: number;
 };
@@ -78,6 +81,7 @@ export function clusterView(node: FsmeshNode): ClusterView {
       queries_per_s: s.queries_per_s ?? 0,
       repairing: s.repair_queue.under_repair.length,
       sync_progress: c.sync_progress ?? null,
+      replication: c.replication === 'commits' ? 'commits' : 'artifacts',
       age_ms: 0,
     },
   ];
@@ -98,6 +102,7 @@ export function clusterView(node: FsmeshNode): ClusterView {
       queries_per_s: p.queries_per_s ?? 0,
       repairing: p.repairing.length,
       sync_progress: p.sync_progress ?? null,
+      replication: p.replication ?? 'artifacts',
       age_ms: p.age_ms,
     });
   return {

@@ -78,7 +78,7 @@ function renderCluster(c) {
     tr.dataset.role = m.role;
     const name = m.self ? short(m.peer_id) + ' (this node' + (m.name ? ', ' + m.name : '') + ')' : short(m.peer_id);
     const health = el('td', m.health + (m.draining ? ' (draining)' : ''), 'h-' + m.health);
-    tr.append(el('td', name), el('td', m.role), health, el('td', m.lag_commits === null ? '-' : m.lag_commits),
+    tr.append(el('td', name), el('td', m.role + (m.role === 'replica' && m.replication === 'commits' ? ' (commits)' : '')), health, el('td', m.lag_commits === null ? '-' : m.lag_commits),
       el('td', m.generation_id || '-'), el('td', m.commit_seq_high === null ? '-' : m.commit_seq_high),
       el('td', m.queries_per_s), progressCell(m));
     tr.title = m.peer_id;

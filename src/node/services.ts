@@ -60,6 +60,8 @@ export interface RoutingState {
   queries_per_s?: number;
   /** The last bootstrap / catch-up fetch progress of a replica (null when none ran yet). */
   sync_progress?: SyncProgress | null;
+  /** How it replicates generations: fetched artifacts (Option B) or rebuilt commits (Option A). */
+  replication?: 'artifacts' | 'commits';
 }
 
 export interface SyncProgress {

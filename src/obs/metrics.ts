@@ -32,6 +32,7 @@ export class NodeMetrics {
   readonly peers_connected: Gauge;
   readonly write_backpressure: Gauge;
   readonly replica_lag_commits: Gauge;
+  readonly replication_mode: Gauge;
   readonly repaired_bytes_total: Counter;
   readonly busy_rejections_total: Counter;
   private repairedBytes = 0;
@@ -126,6 +127,12 @@ export class NodeMetrics {
     this.replica_lag_commits = new Gauge({
       name: 'fsmesh_replica_lag_commits',
       help: 'commits the needed replicas lag behind the writer (the largest lag among those counted)',
+      registers: [r],
+    });
+    this.replication_mode = new Gauge({
+      name: 'fsmesh_replication_mode',
+      help: '1 for how this node replicates generations: artifacts (Option B) or commits (Option A)',
+      labelNames: ['mode'],
       registers: [r],
     });
     this.peers_connected = new Gauge({

@@ -33,6 +33,12 @@ export interface ClusterOptions {
   /** Use at most this many peers for symbol fetches (0 = all); benchmarks compare 1, 2, 4. */
   fetch_peers?: number;
   onProgress?: (p: BootstrapProgress) => void;
+  /**
+   * How a replica gets generations (docs/replication.md): `artifacts` (Option B, default) fetches
+   * the writer's artifacts as repair symbols; `commits` (Option A) rebuilds them from the commit
+   * stream and activates only what hashes to the writer's signed manifest id.
+   */
+  replication: 'artifacts' | 'commits';
 }
 
 export function clusterOptions(o: Partial<ClusterOptions> & Pick<ClusterOptions, 'role'>): ClusterOptions {
@@ -43,6 +49,7 @@ export function clusterOptions(o: Partial<ClusterOptions> & Pick<ClusterOptions,
     lag_alert_commits: CLUSTER_DEFAULTS.lag_alert_commits,
     announce_interval_ms: CLUSTER_DEFAULTS.announce_interval_ms,
     quorum_timeout_ms: CLUSTER_DEFAULTS.quorum_timeout_ms,
+    replication: 'artifacts',
     ...Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)),
   } as ClusterOptions;
 }

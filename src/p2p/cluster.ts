@@ -4,6 +4,10 @@
  * (writers) or replica sync (replicas) — over one Transport, and gives the node what it asks of a
  * cluster: durability (quorum acks), peer repair, status. The network comes from the runtime seam:
  * libp2p in production, the simulator's network under simulation.
+ *
+ * Length: ~450 lines because it wires eight sub-services (membership, failover, fence, router,
+ * keeper, protocol server, writer replication or replica sync) and their role switches; each
+ * behaviour lives in its own file under services/.
  */
 import type { PrivateKey } from '@libp2p/interface';
 import { FsmeshError, invariant } from '../core/errors.ts';
@@ -154,10 +158,16 @@ export class ClusterService implements NodeService {
       isAdminTicket: (t) => failover.validTicket(t),
     });
     if (opts.role === 'writer') this.fence.start();
+    for (const mode of ['artifacts', 'commits'] as const)
+      c.metrics.replication_mode.set({ mode }, mode === opts.replication ? 1 : 0);
     this.startRole();
     serveProtocols({
       ...c,
-      routingState: () => ({ ...c.routingState(), sync_progress: this.syncProgress }),
+      routingState: () => ({
+        ...c.routingState(),
+        sync_progress: this.syncProgress,
+        replication: this.opts.replication,
+      }),
       transport,
       role: () => opts.role,
       trustedWriter: () => membership.trusted,
@@ -427,6 +437,9 @@ export class ClusterService implements NodeService {
       fenced: this.fence?.fenced ?? false,
       lease_held: this.writer ? (this.fence?.leaseHeld() ?? true) : null,
       sync_progress: this.syncProgress,
+      // Option A or B (docs/replication.md); a mixed cluster is explicit here and in the metrics.
+      replication: this.opts.replication,
+      replication_checkpoints: this.replica?.checkpoints ?? 0,
       // Each member's health, lag, draining flag and repairs in progress, as it last told us.
       members: this.router?.members() ?? {},
     };

@@ -20,7 +20,10 @@ import {
 } from '../protocols.ts';
 import type { SignedRecord } from '../records.ts';
 
-export type ProtocolServerComponents = Pick<NodeComponents, 'log' | 'objects' | 'symbols' | 'metrics'> & {
+export type ProtocolServerComponents = Pick<
+  NodeComponents,
+  'log' | 'objects' | 'symbols' | 'metrics' | 'generations'
+> & {
   transport: Transport;
   /** The node's role now (it changes on failover). */
   role(): 'writer' | 'replica';
@@ -57,11 +60,20 @@ export function serveProtocols(c: ProtocolServerComponents): void {
     return [await headFrame(c, transport, promise, promise_refused)];
   });
   transport.handle(PROTO.manifest, async (req) => {
-    const { artifact_manifest_id } = parseJsonFrame<{ artifact_manifest_id: string }>(
+    const r = parseJsonFrame<{ artifact_manifest_id?: unknown; generation_id?: unknown }>(
       req,
       'manifest request',
     );
-    return [await c.objects.get('manifest', artifact_manifest_id)];
+    // By generation id (commit replication walks the chain of parents): a retained one, else none.
+    if (r.generation_id !== undefined) {
+      if (typeof r.generation_id !== 'string' || !/^gen-[1-9]\d{0,15}$/.test(r.generation_id))
+        throw new FsmeshError('invalid_input', 'manifest request: generation_id must be "gen-<n>"');
+      const ref = c.generations.retained.find((g) => g.generation_id === r.generation_id);
+      return ref ? [await c.objects.get('manifest', ref.artifact_manifest_id)] : [];
+    }
+    if (typeof r.artifact_manifest_id !== 'string' || !/^[0-9a-f]{64}$/.test(r.artifact_manifest_id))
+      throw new FsmeshError('invalid_input', 'manifest request: artifact_manifest_id must be 64 hex digits');
+    return [await c.objects.get('manifest', r.artifact_manifest_id)];
   });
   transport.handle(PROTO.symbols, (req) => serveSymbols(c, req));
   transport.handle(PROTO.capsules, async (req) => {

@@ -74,6 +74,7 @@ export class QueryRouter {
       commit_seq_high: count(h.commit_seq_high),
       queries_per_s: typeof qps === 'number' && Number.isFinite(qps) && qps >= 0 ? Math.min(qps, 1e9) : 0,
       sync_progress: syncProgressOf(h.sync_progress),
+      replication: h.replication === 'commits' ? 'commits' : 'artifacts',
       health: /^[a-z_]{1,32}$/.test(h.health) ? h.health : 'unknown',
       draining: h.draining === true,
       active_commit_seq_high: h.active_commit_seq_high as number,

@@ -16,6 +16,7 @@ import { jsonFrame, PROTO, parseJsonFrame } from '../protocols.ts';
 import { encodeSignedRecord, type SignedRecord } from '../records.ts';
 import { type FetchProgress, fetchObjectFromPeers } from '../symbol-fetch.ts';
 import { pullCapsules, type ReplayComponents, replayTo } from './capsule-replay.ts';
+import { rebuildTo } from './commit-replication.ts';
 import { fetchManifestBytes } from './manifest-fetch.ts';
 import type { Membership } from './membership.ts';
 
@@ -57,7 +58,9 @@ export class ReplicaSync {
         growth: 'linear',
         max_attempts: CLUSTER_DEFAULTS.sync_max_failures,
       },
-      () => void this.kick(),
+      // The machine calls this mid-transition, still `backing_off`: the retry must not be skipped
+      // (found by the simulator with commit replication: a replica that never retried a sync).
+      () => void this.kick(true),
     );
     if (!c.generations.active) this.bootstrapStartMs = c.clock.monotonicMs();
   }
@@ -109,12 +112,35 @@ export class ReplicaSync {
         if (h.record) await this.onRecord(encodeSignedRecord(h.record), p);
         if (h.record && h.record.record.writer === membership.trusted && p === membership.trusted) {
           membership.noteWriterHead(h.commit_seq_high);
+          this.retryAfterGivingUp();
           await pullCapsules(this.replay, p, h.commit_seq_high);
         }
       } catch {
         // peer without the protocol or unreachable: try the next
       }
     }
+  }
+
+  private lastRetryKickMs = 0;
+
+  /**
+   * A sync that gave up waits for the next new record — but a writer that has nothing new to write
+   * never sends one, and the replica would stay behind for good (found by the simulator with
+   * commit replication: its pulls failed fast while the writer was marked slow). The writer's head
+   * answer says it is still behind: try again, at most every `sync_retry_after_give_up_ms`.
+   */
+  private retryAfterGivingUp(): void {
+    const now = this.c.clock.monotonicMs();
+    if (
+      this.retry.state() !== 'gave_up' ||
+      now - this.lastRetryKickMs < CLUSTER_DEFAULTS.sync_retry_after_give_up_ms
+    )
+      return;
+    const target = this.c.membership.latest;
+    if (!target || target.record.artifact_manifest_id === this.c.generations.active?.artifact_manifest_id)
+      return;
+    this.lastRetryKickMs = now;
+    void this.kick();
   }
 
   /** Peer exchange, bounded: a few new addresses per round, to the connection keeper. */
@@ -132,9 +158,9 @@ export class ReplicaSync {
   }
 
   /** Bring the active generation up to the latest trusted record (one loop at a time). */
-  async kick(): Promise<void> {
+  async kick(fromRetry = false): Promise<void> {
     if (this.syncing || this.stopped) return;
-    if (this.retry.state() === 'backing_off') return; // the machine kicks when the wait is over
+    if (!fromRetry && this.retry.state() === 'backing_off') return; // the machine kicks when the wait is over
     if (this.retry.state() === 'gave_up') this.retry.send({ type: 'RESET' }); // a new record: try again
     this.syncing = true;
     try {
@@ -148,9 +174,14 @@ export class ReplicaSync {
         const cutAway = active !== null && this.c.servingUntilReplaced?.() === active.artifact_manifest_id;
         if (active && !cutAway && target.record.commit_seq_high < active.commit_seq_high) break;
         try {
-          await this.syncTo(target, cutAway);
+          if (this.opts.replication === 'commits') await this.rebuildOrCheckpoint(target, cutAway);
+          else await this.syncTo(target, cutAway);
           this.retry.send({ type: 'SUCCEEDED' });
         } catch {
+          if (this.opts.replication === 'commits') {
+            this.retry.send({ type: 'FAILED' });
+            break;
+          }
           // §7.3 fallback: when the generation delta cannot be fetched, replay the commit stream.
           const failures = this.retry.failures() + 1;
           if (
@@ -170,6 +201,29 @@ export class ReplicaSync {
     } finally {
       this.syncing = false;
     }
+  }
+
+  /** Generations a `commits` replica took as artifacts because it could not rebuild up to them. */
+  checkpoints = 0;
+
+  /**
+   * Option A: rebuild the writer's generations from the commit stream. When the chain back to our
+   * active generation is gone (the writer's retention dropped it, a failover cut ours) the target
+   * is fetched as artifacts once — a checkpoint — and rebuilding resumes from there. A rebuild that
+   * differs is a divergence: never a checkpoint, nothing activated.
+   */
+  private async rebuildOrCheckpoint(target: SignedRecord, cutAway: boolean): Promise<void> {
+    if (!cutAway) {
+      try {
+        await rebuildTo({ ...this.replay, transport: this.c.transport }, target);
+        return;
+      } catch (err) {
+        const e = err as FsmeshError;
+        if (e.details?.divergence || (e.code !== 'not_found' && e.code !== 'conflict')) throw err;
+      }
+    }
+    await this.syncTo(target, cutAway);
+    this.checkpoints++;
   }
 
   /** Fetch the generation named by a trusted record (only the objects we lack), then the gate. */
