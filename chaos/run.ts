@@ -1,5 +1,5 @@
 /**
- * `npm run chaos -- [--cycles N] [--nodes K] [--seed S] [--faults LIST] [--json]` — Jepsen-style chaos on real
+ * `npm run chaos -- [--cycles N] [--nodes K] [--seed S] [--faults LIST] [--commits-replicas R] [--json]` — Jepsen-style chaos on real
  * processes (docs/runbook.md, "Chaos"): K `fsmesh node start` processes on 127.0.0.1 (one writer,
  * quorum durability, a cluster key) under a concurrent HTTP write workload, with one fault per
  * cycle — SIGKILL + restart of the writer or a replica, SIGSTOP/SIGCONT, a wiped replica data
@@ -66,6 +66,8 @@ interface Options {
   faults: FaultKind[];
   cycles: number;
   nodes: number;
+  /** Replicas that rebuild from the commit stream (Option A); the last ones. */
+  commitsReplicas: number;
   seed: number;
   json: boolean;
   root: string;
@@ -81,6 +83,7 @@ function options(argv: string[]): Options {
       json: { type: 'boolean', default: false },
       dir: { type: 'string' },
       faults: { type: 'string' },
+      'commits-replicas': { type: 'string', default: '1' },
     },
   });
   const faults = (values.faults ?? FAULT_KINDS.join(',')).split(',').filter(Boolean);
@@ -96,6 +99,7 @@ function options(argv: string[]): Options {
   return {
     cycles: int('cycles', values.cycles!, 1, 100_000),
     nodes: int('nodes', values.nodes!, 3, 5),
+    commitsReplicas: int('commits-replicas', values['commits-replicas']!, 0, 4),
     seed: int('seed', values.seed!, 0, 2 ** 31),
     json: values.json!,
     faults: faults as FaultKind[],
@@ -177,7 +181,9 @@ async function main(): Promise<number> {
         args:
           i === 0
             ? [...common, '--durability', 'quorum', '--members', String(o.nodes), '--build-interval-ms', '50']
-            : common,
+            : i >= o.nodes - o.commitsReplicas
+              ? [...common, '--replication', 'commits']
+              : common,
       }),
     );
   const [writer, ...replicas] = nodes;
@@ -349,6 +355,7 @@ async function check(
     partition_refused_connections: refusedConnections,
     lost_by_node: Object.fromEntries(Object.entries(lostByNode).map(([k, v]) => [k, v.slice(0, 20)])),
     nodes: o.nodes,
+    commits_replicas: Math.min(o.commitsReplicas, o.nodes - 1),
     seed: o.seed,
     wall_s: Math.round((Date.now() - t0) / 100) / 10,
     data: o.root,

@@ -18,7 +18,7 @@ import {
   stopAll,
   waitForManifest,
 } from '../helpers/cluster.ts';
-import { http, waitFor } from '../helpers/proc.ts';
+import { freePort, http, waitFor } from '../helpers/proc.ts';
 import { cli, tmpDir } from '../helpers/tmp.ts';
 
 const corpus = (n: number, tag = 'c') =>
@@ -111,7 +111,8 @@ test('SIGKILL a replica during bootstrap: after restart it completes and matches
     for (let i = 0; i < 10; i++) last = (await ingest(c.writer.url, corpus(2000, `k${i}-`))).commit_seq;
     const ws = await activeAt(c.writer.url, last);
     const dir = path.join(root, 'late');
-    let late = await startReplica(dir, 0, 0, [c.writerAddr]);
+    // Fixed ports below the ephemeral range: the restart below comes back on the same address.
+    let late = await startReplica(dir, await freePort(), await freePort(), [c.writerAddr]);
     const [hp, pp] = [httpPortOf(late), p2pPortOf(late)];
     await new Promise((r) => setTimeout(r, 150));
     await late.kill('SIGKILL');

@@ -1,6 +1,6 @@
 /** Start real 3-node clusters (separate processes, libp2p over TCP on 127.0.0.1) for e2e tests. */
 import * as path from 'node:path';
-import { http, type NodeProc, startNodeProc, waitFor } from './proc.ts';
+import { freePort, http, type NodeProc, startNodeProc, waitFor } from './proc.ts';
 
 export interface ClusterProcs {
   writer: NodeProc;
@@ -48,17 +48,18 @@ export async function startCluster(
   } = {},
 ): Promise<ClusterProcs> {
   const n = opts.replicas ?? 2;
-  // Every node binds port 0 and says which port it got: ports picked in advance could be taken by
-  // a concurrent test file before the node binds them (EADDRINUSE, seen on a fresh clone). A
-  // restart reuses the ports its first start got.
+  // Ports below the kernel's ephemeral range (freeLoopbackPort): a concurrent test's port-0 bind can
+  // never take them — not before the node binds them, nor while it is down for a restart on the
+  // same address (a port 0 the kernel gave once can be handed to another process meanwhile; seen
+  // as a rare failed restart in the failover test).
   const dirs = Array.from({ length: n + 1 }, (_, i) => path.join(root, `node-${i}`));
   const writer = await startNodeProc([
     '--data',
     dirs[0],
     '--http',
-    '127.0.0.1:0',
+    `127.0.0.1:${await freePort()}`,
     '--listen',
-    '/ip4/127.0.0.1/tcp/0',
+    `/ip4/127.0.0.1/tcp/${await freePort()}`,
     '--role',
     'writer',
     '--build-interval-ms',
@@ -69,8 +70,15 @@ export async function startCluster(
   ]);
   const writerAddr = (writer.ready.multiaddrs as string[])[0];
   const replicas = await Promise.all(
-    Array.from({ length: n }, (_, i) =>
-      startReplica(dirs[i + 1], 0, 0, [writerAddr], opts.replicaArgs, opts.replicaEnv),
+    Array.from({ length: n }, async (_, i) =>
+      startReplica(
+        dirs[i + 1],
+        await freePort(),
+        await freePort(),
+        [writerAddr],
+        opts.replicaArgs,
+        opts.replicaEnv,
+      ),
     ),
   );
   const procs = [writer, ...replicas];

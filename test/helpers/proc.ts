@@ -50,9 +50,11 @@ export async function startNodeProc(
     output: () => out + err,
     kill: (signal = 'SIGTERM') =>
       new Promise((resolve) => {
-        if (child.exitCode !== null) return resolve(child.exitCode);
+        // Already gone — exited, or killed by a signal (exitCode stays null then): waiting for
+        // 'exit' again would hang the test's cleanup for good, hiding why it failed.
+        if (child.exitCode !== null || child.signalCode !== null) return resolve(child.exitCode);
         child.once('exit', (code) => resolve(code));
-        child.kill(signal);
+        if (child.signalCode === null && !child.kill(signal)) resolve(null);
       }),
   };
 }

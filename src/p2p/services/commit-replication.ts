@@ -62,17 +62,30 @@ export async function rebuildTo(c: CommitReplicationComponents, s: SignedRecord)
   const chain = [
     { manifest: decodeManifest(targetBytes), id: s.record.artifact_manifest_id, bytes: targetBytes },
   ];
-  const activeId = c.generations.active?.generation_id ?? null;
-  while (chain[0].manifest.parent_generation_id !== activeId) {
-    const parent = chain[0].manifest.parent_generation_id;
-    if (parent === null)
+  // Walk back to our active generation, compared by manifest id: after a failover, generation ids
+  // repeat across histories, and a rebuild on a same-named parent from the other history differs
+  // (found by the simulator: false divergences on commits replicas after a promotion).
+  const active = c.generations.active;
+  for (;;) {
+    const first = chain[0].manifest;
+    const parent = first.parent_generation_id;
+    if (parent === null) {
+      if (active === null) break;
       throw new FsmeshError(
         'conflict',
-        `the writer's history does not contain this node's active generation ${activeId}`,
+        `the writer's history does not contain this node's ${active.generation_id}`,
+      );
+    }
+    if (active && first.generation_seq <= active.generation_seq)
+      throw new FsmeshError(
+        'conflict',
+        `the writer's history does not contain this node's ${active.generation_id}`,
       );
     if (chain.length >= MAX_CHAIN)
       throw new FsmeshError('not_found', `more than ${MAX_CHAIN} generations behind`);
-    chain.unshift(await parentManifest(c, writer, parent, chain[0].manifest));
+    const p = await parentManifest(c, writer, parent, first);
+    if (active && p.id === active.artifact_manifest_id) break;
+    chain.unshift(p);
   }
   for (const link of chain) {
     try {
