@@ -13,50 +13,15 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { defaultEngineConfig, LocalEngine } from '../src/engine/local-engine.ts';
 import { nodeFsStorage, seededRandom, systemClock } from '../src/runtime/index.ts';
+import { freeLoopbackPort } from '../src/runtime/loopback-port.ts';
 import { loadCorpus } from './corpus.ts';
+import { getJson, procs, startNode, until } from './nodes.ts';
 import { arg, benchDir, nowMs, report, round, summarize } from './util.ts';
 
 const N = arg('docs', 50_000);
-const BIN = path.resolve('bin/fsmesh.js');
-const procs: ChildProcess[] = [];
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
-async function start(args: string[]): Promise<{ url: string; ready: any; child: ChildProcess }> {
-  const child = spawn(process.execPath, [BIN, 'node', 'start', '--quiet', ...args], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  procs.push(child);
-  return new Promise((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (d) => {
-      out += d;
-      const line = out.split('\n').find((l) => l.includes('"ready":true'));
-      if (line) {
-        const ready = JSON.parse(line);
-        resolve({ url: ready.http, ready, child });
-      }
-    });
-    child.on('exit', (c) => reject(new Error(`node exited ${c}`)));
-  });
-}
-const j = async (url: string, init?: RequestInit) => (await (await fetch(url, init)).json()) as any;
-async function until<T>(fn: () => Promise<T | null>, ms = 300_000): Promise<T> {
-  const t0 = Date.now();
-  for (;;) {
-    const v = await fn().catch(() => null);
-    if (v) return v;
-    if (Date.now() - t0 > ms) throw new Error('timeout');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const start = startNode;
+const freePort = freeLoopbackPort;
+const j = getJson;
 const metric = (text: string, name: string) =>
   Number(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, 'm').exec(text)?.[1] ?? NaN);
 
@@ -177,7 +142,12 @@ try {
       .on('end', () => resolve(nowMs() - t0));
   });
   const rawMbps = totalBytes / 1e6 / (rawMs / 1000);
-  // 4. Commit latency: quorum (writer + 2 replicas) versus local.
+  // 4. Commit latency: quorum (writer + 2 replicas) versus local. Quorum by count needs a cluster
+  //    key (only key holders can connect, so only they can acknowledge).
+  const keyFile = path.join(root, 'cluster.key');
+  if (!fs.existsSync(keyFile))
+    spawnSync(process.execPath, [path.resolve('bin/fsmesh.js'), 'cluster-key', keyFile], { stdio: 'ignore' });
+  const keyed = ['--cluster-key', keyFile];
   const lat = async (durability: 'local' | 'quorum') => {
     const p = [await freePort(), await freePort()];
     const w = await start([
@@ -193,6 +163,7 @@ try {
       '3',
       '--durability',
       durability,
+      ...keyed,
     ]);
     const reps = [];
     for (let i = 0; i < 2; i++)
@@ -208,6 +179,7 @@ try {
           'replica',
           '--seed',
           w.ready.multiaddrs[0],
+          ...keyed,
         ]),
       );
     await until(async () => ((await j(`${w.url}/v1/status`)).peers.length >= 2 ? true : null));

@@ -9,49 +9,19 @@
  * Prints one JSON line; the ratio A / B is §10's "hours to minutes" claim, measured.
  *   node bench/replication.ts [--docs 50000] [--semantic 1] [--commits 1000]
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { freeLoopbackPort } from '../src/runtime/loopback-port.ts';
 import { loadCorpus } from './corpus.ts';
+import { getJson, procs, startNode, until } from './nodes.ts';
 import { arg, benchDir, nowMs, report, round } from './util.ts';
 
 const N = arg('docs', 50_000);
 const SEMANTIC = arg('semantic', 1) === 1;
 const NEW_COMMITS = arg('commits', 1000);
-const BIN = path.resolve('bin/fsmesh.js');
-const procs: ChildProcess[] = [];
+const start = (args: string[]) => startNode([...(SEMANTIC ? ['--semantic'] : []), ...args]);
+const j = getJson;
 
-async function start(args: string[]): Promise<{ url: string; ready: any; child: ChildProcess }> {
-  const child = spawn(
-    process.execPath,
-    [BIN, 'node', 'start', '--quiet', ...(SEMANTIC ? ['--semantic'] : []), ...args],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  procs.push(child);
-  return new Promise((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (d) => {
-      out += d;
-      const line = out.split('\n').find((l) => l.includes('"ready":true'));
-      if (line) {
-        const ready = JSON.parse(line);
-        resolve({ url: ready.http, ready, child });
-      }
-    });
-    child.on('exit', (c) => reject(new Error(`node exited ${c}`)));
-  });
-}
-const j = async (url: string, init?: RequestInit) => (await (await fetch(url, init)).json()) as any;
-async function until<T>(fn: () => Promise<T | null>, ms = 1_800_000): Promise<T> {
-  const t0 = Date.now();
-  for (;;) {
-    const v = await fn().catch(() => null);
-    if (v) return v;
-    if (Date.now() - t0 > ms) throw new Error('timeout');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 /** CPU seconds (user + system) a process used so far, from /proc. */
 function cpuSeconds(pid: number): number {
   const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -78,7 +48,10 @@ const node = async (root: string, name: string, role: string, extra: string[]) =
   ]);
 
 async function serves(url: string, manifestId: string): Promise<void> {
-  await until(async () => ((await j(`${url}/v1/status`)).artifact_manifest_id === manifestId ? true : null));
+  await until(
+    async () => ((await j(`${url}/v1/status`)).artifact_manifest_id === manifestId ? true : null),
+    1_800_000,
+  );
 }
 
 try {
@@ -103,7 +76,7 @@ try {
   const ws = await until(async () => {
     const s = await j(`${writer.url}/v1/status`);
     return s.active_commit_seq_high >= batches ? s : null;
-  });
+  }, 1_800_000);
   const writerBuildMs = nowMs() - tw;
   const seed = writer.ready.multiaddrs[0];
   const mode = async (replication: 'artifacts' | 'commits') => {

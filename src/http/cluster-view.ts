@@ -5,6 +5,7 @@
  * served queries per second, repairs and fetch progress.
  */
 import type { FsmeshNode } from '../node/index.ts';
+import type { RoutingState } from '../node/services.ts';
 
 export interface ClusterMember {
   peer_id: string;
@@ -37,20 +38,8 @@ export interface ClusterView {
   members: ClusterMember[];
 }
 
-type PeerInfo = {
-  health: string;
-  draining: boolean;
-  active_commit_seq_high: number;
-  generation_id: string | null;
-  artifact_manifest_id: string | null;
-  repairing: string[];
-  commit_seq_high?: number;
-  queries_per_s?: number;
-  sync_progress?: unknown;
-  replication?: 'artifacts' | 'commits';
-  writer: string | null;
-  age_ms: number;
-};
+/** What the router keeps of each peer's head answer (query-router.ts `members()`). */
+type PeerInfo = RoutingState & { writer: string | null; age_ms: number };
 
 export function clusterView(node: FsmeshNode): ClusterView {
   const s = node.status();

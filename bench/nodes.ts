@@ -1,0 +1,39 @@
+/** Real `fsmesh node start` processes for the cluster benchmarks, and small HTTP helpers. */
+import { type ChildProcess, spawn } from 'node:child_process';
+import * as path from 'node:path';
+
+const BIN = path.resolve('bin/fsmesh.js');
+/** Every process started here (the benchmark kills them on exit). */
+export const procs: ChildProcess[] = [];
+
+export async function startNode(args: string[]): Promise<{ url: string; ready: any; child: ChildProcess }> {
+  const child = spawn(process.execPath, [BIN, 'node', 'start', '--quiet', ...args], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  procs.push(child);
+  return new Promise((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (d) => {
+      out += d;
+      const line = out.split('\n').find((l) => l.includes('"ready":true'));
+      if (line) {
+        const ready = JSON.parse(line);
+        resolve({ url: ready.http, ready, child });
+      }
+    });
+    child.on('exit', (c) => reject(new Error(`node exited ${c}`)));
+  });
+}
+
+export const getJson = async (url: string, init?: RequestInit) =>
+  (await (await fetch(url, init)).json()) as any;
+
+export async function until<T>(fn: () => Promise<T | null>, ms = 300_000): Promise<T> {
+  const t0 = Date.now();
+  for (;;) {
+    const v = await fn().catch(() => null);
+    if (v) return v;
+    if (Date.now() - t0 > ms) throw new Error('timeout');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
