@@ -1,7 +1,8 @@
 /**
- * `fsmesh audit --data DIR [--from SEQ] [--json] [--semantic] [--keep-scratch]` (docs/replication.md):
+ * `fsmesh audit --data DIR [--from SEQ] [--json] [--semantic] [--keep-scratch]
+ *              [--peer MULTIADDR [--cluster-key FILE]]` (docs/replication.md):
  * replay the capsule log in a scratch directory, rebuild every retained generation and compare it
- * with what is stored. Prints `{"generations_checked","objects_checked","divergences":[…],
+ * with what is stored — or, with `--peer`, the peer's generations (manifests only). Prints `{"generations_checked","objects_checked","divergences":[…],
  * "replayed_commits","checkpoint"}`; exit 1 on any divergence, naming the first commit whose
  * generation differs. A progress bar on a terminal.
  */
@@ -10,11 +11,13 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { auditDataDir } from '../engine/audit.ts';
 import { defaultEngineConfig } from '../engine/engine-config.ts';
+import { fetchPeerChain } from '../p2p/peer-manifests.ts';
 import { intFlag, parse, requireFlag, UsageError } from './args.ts';
 import { ttyProgress } from './progress.ts';
 import { semanticEmbedder } from './semantic.ts';
 
-const USAGE = 'fsmesh audit --data DIR [--from SEQ] [--json] [--semantic] [--keep-scratch]';
+const USAGE =
+  'fsmesh audit --data DIR [--from SEQ] [--json] [--semantic] [--keep-scratch] [--peer MULTIADDR [--cluster-key FILE]]';
 
 export async function cmdAudit(argv: string[]): Promise<number> {
   const a = parse(
@@ -26,20 +29,33 @@ export async function cmdAudit(argv: string[]): Promise<number> {
       semantic: { type: 'boolean' },
       'keep-scratch': { type: 'boolean' },
       peer: { type: 'string' },
+      'cluster-key': { type: 'string' },
     },
     USAGE,
   );
   const dir = requireFlag(a.values.data as string | undefined, 'data', USAGE);
-  if (a.values.peer !== undefined)
-    throw new UsageError('--peer: auditing a remote node is not built yet (docs/replication.md)');
+  const peerAddr = a.values.peer as string | undefined;
+  if (peerAddr !== undefined && !/^\/ip[46]\/[^/]+\/tcp\/\d+\/p2p\/\w+$/.test(peerAddr))
+    throw new UsageError(`--peer: expected /ip4/HOST/tcp/PORT/p2p/PEER_ID, got ${JSON.stringify(peerAddr)}`);
+  const keyFile = a.values['cluster-key'] as string | undefined;
+  let clusterKey: Uint8Array | undefined;
+  if (keyFile !== undefined) {
+    try {
+      clusterKey = new Uint8Array(fs.readFileSync(keyFile));
+    } catch (err) {
+      throw new UsageError(`--cluster-key: cannot read ${keyFile}: ${(err as Error).message}`);
+    }
+  }
   if (!fs.existsSync(dir)) throw new UsageError(`--data: ${dir} does not exist`);
   const from = intFlag(a.values.from as string | undefined, 'from', 1);
   const quality = a.values.semantic ? await semanticEmbedder() : undefined;
   const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'fsmesh-audit-'));
   let bar: ReturnType<typeof ttyProgress> | null = null;
   try {
+    const peer = peerAddr ? await fetchPeerChain(peerAddr, clusterKey) : null;
     const report = await auditDataDir(dir, scratch, {
       from,
+      ...(peer ? { peerChain: peer.chain } : {}),
       config: (m) => {
         if (m.quality_embedder && !quality)
           throw new UsageError(
@@ -53,7 +69,9 @@ export async function cmdAudit(argv: string[]): Promise<number> {
       },
     });
     (bar as ReturnType<typeof ttyProgress> | null)?.stop();
-    process.stdout.write(`${JSON.stringify(report)}\n`);
+    process.stdout.write(
+      `${JSON.stringify(peer ? { ...report, peer: { peer_id: peer.peer_id, generations: peer.chain.length } } : report)}\n`,
+    );
     const first = report.divergences[0];
     if (first && !a.values.json)
       process.stderr.write(

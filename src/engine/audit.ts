@@ -58,9 +58,16 @@ export interface AuditOptions {
   /** The engine configuration to rebuild with (the shard and embedders of the stored manifests). */
   config: (first: GenerationManifest) => EngineConfig;
   onProgress?: (done: number, total: number) => void;
+  /**
+   * Audit these generations instead of the directory's own — a peer's, oldest first, as a chain
+   * (`fsmesh audit --peer`): the replay uses the local log; their artifacts are not local, so only
+   * manifest ids are compared. It starts at genesis, or at the peer's oldest generation when this
+   * directory holds the same one (same manifest id) to start from.
+   */
+  peerChain?: Stored[];
 }
 
-interface Stored {
+export interface Stored {
   id: ObjectId;
   manifest: GenerationManifest;
 }
@@ -135,8 +142,10 @@ export async function auditDataDir(
     if (isNotFound(err)) throw new FsmeshError('not_found', `${dataDir}: no generation to audit yet`);
     throw err;
   }
-  const chain = await retainedChain(objects, pointerBytes);
-  const start = startIndex(chain, o.from);
+  const local = await retainedChain(objects, pointerBytes);
+  const chain = o.peerChain ?? local;
+  if (chain.length === 0) throw new FsmeshError('not_found', 'no generation to audit');
+  const start = o.peerChain ? peerStart(o.peerChain, local) : startIndex(chain, o.from);
   // The source log is copied, then opened: opening may cut a torn tail, which must not touch it.
   fs.mkdirSync(path.join(scratchDir, 'source'), { recursive: true });
   fs.cpSync(path.join(dataDir, DATA_DIR.log_dir), path.join(scratchDir, 'source', DATA_DIR.log_dir), {
@@ -173,7 +182,7 @@ export async function auditDataDir(
         break;
       }
       report.replayed_commits += await copyCommits(src, engine.log, m.commit_seq_high);
-      const d = await checkGeneration(engine, objects, g, report);
+      const d = await checkGeneration(engine, o.peerChain ? null : objects, g, report);
       if (d) {
         report.divergences.push(d);
         break;
@@ -204,19 +213,30 @@ function divergence(
   };
 }
 
+/** Where a peer's chain starts: genesis, or its oldest generation when held here too. */
+function peerStart(peer: Stored[], local: Stored[]): number {
+  if (peer[0].manifest.parent_generation_id === null) return -1;
+  if (local.some((l) => l.id === peer[0].id)) return 0;
+  throw new FsmeshError(
+    'not_found',
+    `the peer's oldest retained generation ${peer[0].manifest.generation_id} is not held here: nothing to replay its chain from`,
+  );
+}
+
 /** Rebuild one generation and compare; null when it is identical (then it is activated). */
 async function checkGeneration(
   engine: LocalEngine,
-  objects: ObjectStore,
+  /** The stored objects to re-hash (null: a peer's generation, whose objects are not here). */
+  objects: ObjectStore | null,
   g: Stored,
   report: AuditReport,
 ): Promise<AuditDivergence | null> {
   const m = g.manifest;
   const stored = [...m.lexical_artifacts, ...m.vector_artifacts].map((a) => a.object_id);
   const damaged: ObjectId[] = [];
-  for (const id of stored) {
+  for (const id of objects ? stored : []) {
     report.objects_checked++;
-    if ((await objects.check('artifact', id)) !== 'ok') damaged.push(id);
+    if ((await objects!.check('artifact', id)) !== 'ok') damaged.push(id);
   }
   const cand = await engine.buildCandidate(m.commit_seq_high, {
     created_by: m.created_by,
@@ -233,7 +253,9 @@ async function checkGeneration(
         g,
         cand.manifest_id,
         stored.filter((id) => !produced.has(id)),
-        'the rebuilt generation differs from the stored one',
+        objects
+          ? 'the rebuilt generation differs from the stored one'
+          : "the peer's generation differs from the local replay",
       );
     }
     if (damaged.length)

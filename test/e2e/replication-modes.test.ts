@@ -91,6 +91,12 @@ test('a commits replica and an artifacts replica converge on the writer manifest
       'artifacts',
       'commits',
     ]);
+    // The commits replica's log, replayed at the writer's boundaries, gives the writer's manifests.
+    await com.kill('SIGTERM');
+    const peerAudit = cli(['audit', '--data', dirs[2], '--peer', seed, '--json']);
+    assert.equal(peerAudit.code, 0, `${peerAudit.stdout}${peerAudit.stderr}`);
+    assert.equal(peerAudit.json.peer.peer_id, w.ready.peer_id);
+    assert.ok(peerAudit.json.generations_checked >= 8, peerAudit.stdout);
   } finally {
     await stopAll(w, art, com);
   }
@@ -152,6 +158,12 @@ test('planted non-deterministic build: the commits replica refuses it, audit nam
     );
     const cs = await status(com);
     assert.equal(cs.generation_id, 'gen-2', 'nothing past the divergence is activated');
+    // Auditing the writer from the commits replica's log names the same generation and commit.
+    await com.kill('SIGTERM');
+    const peerAudit = cli(['audit', '--data', dirs[2], '--peer', seed, '--json']);
+    assert.equal(peerAudit.code, 1, peerAudit.stdout);
+    assert.equal(peerAudit.json.divergences[0].generation_id, 'gen-3');
+    assert.match(peerAudit.json.divergences[0].reason, /the peer's generation differs/);
   } finally {
     await stopAll(w, art, com);
   }
