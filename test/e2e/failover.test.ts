@@ -31,6 +31,18 @@ test('failover: promote a replica, no acknowledged commit lost, the old writer t
       20_000,
       'writer sees both replicas',
     );
+    // Both replicas follow the writer (trust pinned from their seed) before it can be replaced: a
+    // replica that never learned who writes cannot be promoted (`promote` says so, 409). Seen once
+    // in a 10-run loop, when the writer died before replica 1 had pinned it.
+    const writerId = (await status(c.writer)).peer_id;
+    await waitFor(
+      async () => {
+        const all = await Promise.all(c.replicas.map(status));
+        return all.every((s) => s.trusted_writer === writerId) ? true : null;
+      },
+      20_000,
+      'both replicas trust the writer',
+    );
     const acked: number[] = [];
     // A writer in a failover-capable cluster starts fenced (429 + Retry-After) until a majority of
     // members answered it; clients retry, as here.
