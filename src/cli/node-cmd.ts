@@ -4,6 +4,7 @@
  * (pino) unless `--quiet`. Shutdown finishes in-flight requests, fsyncs and closes.
  */
 import * as fs from 'node:fs';
+import { availableParallelism } from 'node:os';
 import pino from 'pino';
 import { type ComposeOptions, composeNode } from '../compose/compose-node.ts';
 import { NODE_DEFAULTS } from '../core/defaults.ts';
@@ -16,7 +17,7 @@ import { type Progress, ttyProgress } from './progress.ts';
 import { semanticEmbedder } from './semantic.ts';
 
 export const NODE_START_USAGE =
-  'fsmesh node start --data DIR --http HOST:PORT [--listen /ip4/127.0.0.1/tcp/PORT] [--announce /ip4/HOST/tcp/PORT ...] [--seed MULTIADDR ...] [--role writer|replica] [--cluster-key FILE] [--trusted-writer PEER_ID] [--cluster NAME] [--durability local|quorum] [--members N|PEER_ID,...] [--name NAME] [--shard S] [--fsync per_commit|group] [--group-commit-ms N] [--batch-max-commits N] [--build-interval-ms N] [--scrub-interval-ms N] [--trace none|console|OTLP_URL] [--http-token FILE] [--http-allowed-hosts NAME,...] [--insecure] [--max-replica-lag-commits N] [--route-lag-commits N] [--admin-pub HEX] [--degraded-probe-interval-ms N] [--max-activation-failures N] [--replication artifacts|commits] [--semantic] [--quiet]';
+  'fsmesh node start --data DIR --http HOST:PORT [--listen /ip4/127.0.0.1/tcp/PORT] [--announce /ip4/HOST/tcp/PORT ...] [--seed MULTIADDR ...] [--role writer|replica] [--cluster-key FILE] [--trusted-writer PEER_ID] [--cluster NAME] [--durability local|quorum] [--members N|PEER_ID,...] [--name NAME] [--shard S] [--fsync per_commit|group] [--group-commit-ms N] [--batch-max-commits N] [--build-interval-ms N] [--scrub-interval-ms N] [--trace none|console|OTLP_URL] [--http-token FILE] [--http-allowed-hosts NAME,...] [--insecure] [--max-replica-lag-commits N] [--route-lag-commits N] [--admin-pub HEX] [--degraded-probe-interval-ms N] [--max-activation-failures N] [--replication artifacts|commits] [--semantic] [--compute-threads N] [--serve-rate-limit MB/s] [--quiet]';
 
 export function parseHostPort(v: string, flag: string): { host: string; port: number } {
   const m = /^([^:]+):(\d{1,5})$/.exec(v);
@@ -57,6 +58,8 @@ const NODE_START_FLAGS = {
   'max-activation-failures': { type: 'string' },
   replication: { type: 'string' },
   semantic: { type: 'boolean' },
+  'compute-threads': { type: 'string' },
+  'serve-rate-limit': { type: 'string' },
 } as const;
 
 type Flags = Record<string, string | string[] | boolean | undefined>;
@@ -155,6 +158,8 @@ function planNodeStart(v: Flags): {
   dir: string;
   trace: ReturnType<typeof parseTrace>;
   compose: ComposeOptions;
+  /** Worker threads for builds and repair encoding (0: everything on the main thread). */
+  compute_threads: number;
 } {
   const dir = requireFlag(v.data as string | undefined, 'data', NODE_START_USAGE);
   const { host, port } = parseHostPort(
@@ -214,6 +219,7 @@ function planNodeStart(v: Flags): {
         ...members,
         trusted_writer: v['trusted-writer'] as string | undefined,
         fetch_peers: int('fetch-peers', 1),
+        serve_rate_limit_bytes_per_s: serveRateOf(v['serve-rate-limit']),
         max_replica_lag_commits: int('max-replica-lag-commits', 0),
         route_lag_commits: int('route-lag-commits', 0),
         admin_pub: adminPub,
@@ -222,7 +228,15 @@ function planNodeStart(v: Flags): {
       }
     : undefined;
   const security = { token, allowed_hosts: allowedHosts?.map((h) => h.trim().toLowerCase()) };
-  return { dir, trace, compose: { node, cluster, http: { host, port, security } } };
+  // Default: a thread per core but one, which the main loop keeps for queries and HTTP.
+  const computeThreads = int('compute-threads') ?? Math.max(1, availableParallelism() - 1);
+  if (computeThreads > 256) throw new UsageError(`--compute-threads: at most 256, got ${computeThreads}`);
+  return {
+    dir,
+    trace,
+    compose: { node, cluster, http: { host, port, security } },
+    compute_threads: computeThreads,
+  };
 }
 
 /** `--seed`, `--listen`, `--announce`: multiaddrs checked by shape, each error naming its flag. */
@@ -241,6 +255,17 @@ function p2pAddresses(v: Flags): { seeds: string[]; listen: string | undefined; 
   if (announce.length > 0 && listen === undefined)
     throw new UsageError('--announce needs --listen (the address the node really binds)');
   return { seeds, listen, announce };
+}
+
+/** `--serve-rate-limit MB/s` (decimal megabytes per second) as bytes/s. */
+function serveRateOf(v: unknown): number | undefined {
+  if (v === undefined) return undefined;
+  const mb = typeof v === 'string' && /^\d+(\.\d+)?$/.test(v) ? Number(v) : Number.NaN;
+  if (!(mb > 0) || mb > 100_000)
+    throw new UsageError(
+      `--serve-rate-limit: expected megabytes per second (e.g. 10 or 2.5), got ${JSON.stringify(v)}`,
+    );
+  return Math.round(mb * 1e6);
 }
 
 /** `--degraded-probe-interval-ms`, `--max-activation-failures`: only what was given. */
@@ -265,6 +290,12 @@ export async function cmdNode(argv: string[]): Promise<number> {
   fs.mkdirSync(plan.dir, { recursive: true });
   const { configureTracing } = await import('../obs/tracing.ts');
   const tracing = await configureTracing(plan.trace);
+  // Builds and repair encoding run on worker threads: queries never wait for them.
+  const compute =
+    plan.compute_threads > 0
+      ? (await import('../engine/compute-pool.ts')).workerCompute({ threads: plan.compute_threads })
+      : undefined;
+  if (compute) plan.compose.node.runtime = { ...plan.compose.node.runtime, compute };
   const { node, cluster, http, stop } = await composeNode(plan.compose);
   const { activation: failpoint, build_perturb: perturb } = failpoints;
   if (failpoint || perturb)
@@ -289,6 +320,7 @@ export async function cmdNode(argv: string[]): Promise<number> {
     process.once('SIGTERM', () => resolve());
   });
   await stop();
+  await compute?.close();
   await tracing.shutdown();
   process.stdout.write(`${JSON.stringify({ stopped: true, node: node.name })}\n`);
   return 0;

@@ -13,8 +13,7 @@ import { ENGINE_DEFAULTS } from '../core/defaults.ts';
 import { FsmeshError } from '../core/errors.ts';
 import { type ObjectId, objectIdOf } from '../core/ids.ts';
 import type { GenerationManifest } from '../core/manifest.ts';
-import type { Runtime } from '../runtime/index.ts';
-import { type BuildConfig, buildGeneration } from '../search/builder.ts';
+import { inlineCompute, type Runtime } from '../runtime/index.ts';
 import { GenerationReader } from '../search/generation-reader.ts';
 import {
   type SearchOptions,
@@ -29,10 +28,15 @@ import { ObjectStore } from '../storage/object-store.ts';
 import { type ScrubReport, scrub } from '../storage/scrubber.ts';
 import { SymbolStore } from '../storage/symbol-store.ts';
 import { ActivationGate } from './activation-gate.ts';
+import {
+  type BuildSettings,
+  type BuildTaskInput,
+  type BuildTaskOutput,
+  buildCandidateArtifacts,
+} from './build-task.ts';
 import { checkEmbedderRevision } from './embedder-gate.ts';
 import { defaultEngineConfig, type EngineConfig } from './engine-config.ts';
 import type { ActivationSource, EngineEvent, EngineEventListener } from './engine-events.ts';
-import { addHnswGraphs } from './hnsw-graphs.ts';
 import { checkStrictRead, selectAsOf, waitForActivation } from './read-path.ts';
 import { protectSealedSegment, repairSealedSegments } from './sealed-segments.ts';
 import { type VerifyReport, verifyObjects } from './verify.ts';
@@ -89,7 +93,7 @@ export class LocalEngine {
     this.objects = objects;
     this.generations = generations;
     this.events = events;
-    this.symbols = new SymbolStore(runtime.storage, objects, config.repair);
+    this.symbols = new SymbolStore(runtime.storage, objects, config.repair, runtime.compute);
     this.gate = new ActivationGate({
       clock: runtime.clock,
       active: () => this.generations.active,
@@ -125,7 +129,7 @@ export class LocalEngine {
   ): Promise<LocalEngine> {
     await openDataDir(runtime.storage);
     const objects = await ObjectStore.open(runtime.storage);
-    const symbols = new SymbolStore(runtime.storage, objects, config.repair);
+    const symbols = new SymbolStore(runtime.storage, objects, config.repair, runtime.compute);
     // Sealed log segments are durable objects with repair symbols (§3): heal them before the log
     // verifies its chain, so a damaged sealed segment is repaired instead of being fatal.
     const emit = (e: EngineEvent) => events.onEvent?.(e);
@@ -168,6 +172,12 @@ export class LocalEngine {
     }
     const engine = new LocalEngine(runtime, config, log, objects, generations, events);
     engine.sealing = sealing;
+    // A replica killed before its background encodings finished lacks some repair symbols.
+    if (active) {
+      const m = await generations.loadManifest(active.artifact_manifest_id);
+      const ids = [...m.lexical_artifacts, ...m.vector_artifacts].map((a) => a.object_id);
+      engine.symbols.ensureLater('artifact', ids);
+    }
     return engine;
   }
 
@@ -244,10 +254,9 @@ export class LocalEngine {
         commits.push({ commit_seq: r.commit_seq, marker_id: r.marker_id, capsule: r.capsule });
       const nextSeq =
         as?.generation_seq ?? Math.max(0, ...this.generations.retained.map((r) => r.generation_seq)) + 1;
-      const cfg: BuildConfig = {
+      const settings: BuildSettings = {
         shard: this.config.shard,
         created_by: as?.created_by ?? this.config.created_by,
-        embedder: this.config.embedder,
         quantization: this.perturbThisBuild()
           ? this.config.quantization === 'f16'
             ? 'f32'
@@ -255,29 +264,46 @@ export class LocalEngine {
           : this.config.quantization,
         repair: this.config.repair,
         max_segments: this.config.max_segments,
-        quality_embedder: this.config.quality_embedder,
-      };
-      const out = buildGeneration(
-        {
-          parent: parentPin?.reader ?? null,
-          next_generation_seq: nextSeq,
-          commits,
-          head_marker_id: this.log.markerIdAt(high),
-          commit_seq_high: high,
-        },
-        cfg,
-        (bytes) => objectIdOf('artifact', bytes),
-      );
-      await addHnswGraphs(out, parentPin?.reader ?? null, {
-        storage: this.runtime.storage,
-        objects: this.objects,
         hnsw_min_rows: this.config.hnsw_min_rows,
-        repair: this.config.repair,
-      });
-      for (const [id, bytes] of out.new_artifacts) {
-        await this.objects.putVerified('artifact', id, bytes);
-        await this.symbols.ensure('artifact', id, bytes);
-      }
+      };
+      const args = {
+        commits,
+        next_generation_seq: nextSeq,
+        head_marker_id: this.log.markerIdAt(high),
+        commit_seq_high: high,
+        settings,
+      };
+      const parent = parentPin?.reader ?? null;
+      const inline = () =>
+        buildCandidateArtifacts(args, {
+          storage: this.runtime.storage,
+          objects: this.objects,
+          symbols: this.symbols,
+          parent,
+          embedder: this.config.embedder,
+          quality_embedder: this.config.quality_embedder,
+        });
+      const { embedder, quality_embedder } = this.config;
+      const compute = this.runtime.compute ?? inlineCompute;
+      // A worker rebuilds the embedders from their specs; one without a spec keeps the build here.
+      const portable =
+        embedder.spec !== undefined && (!quality_embedder || quality_embedder.spec !== undefined);
+      const out = !portable
+        ? await inline()
+        : await compute.run<BuildTaskOutput>(
+            'build_generation',
+            {
+              ...args,
+              data_dir: this.runtime.storage.root,
+              parent: parent && {
+                artifact_manifest_id: parent.artifact_manifest_id,
+                manifest: parent.manifest,
+              },
+              embedder: embedder.spec,
+              quality_embedder: quality_embedder?.spec,
+            } satisfies BuildTaskInput,
+            inline,
+          );
       const manifestId = await this.generations.putManifest(out.manifest);
       const release = this.generations.lease(manifestId);
       return { manifest_id: manifestId, manifest: out.manifest, release };
@@ -493,5 +519,6 @@ export class LocalEngine {
     await this.building;
     await this.log.close();
     await this.sealing.q;
+    await this.symbols.settled();
   }
 }

@@ -265,6 +265,7 @@ async function openLocalNode(config: NodeConfig): Promise<LocalNode> {
     clock,
     random: config.runtime?.random ?? systemRandom(),
     storage: config.runtime?.storage ?? nodeFsStorage(path.resolve(config.data_dir!)),
+    compute: config.runtime?.compute,
   };
   const name = config.node_name ?? NODE_DEFAULTS.node_name;
   const shard = config.shard ?? config.engine?.shard ?? ENGINE_DEFAULTS.shard;

@@ -32,6 +32,8 @@ export interface ClusterOptions {
   quorum_timeout_ms: number;
   /** Use at most this many peers for symbol fetches (0 = all); benchmarks compare 1, 2, 4. */
   fetch_peers?: number;
+  /** Cap on this node's uploads to peers (symbols, capsules), bytes/s; absent = uncapped. */
+  serve_rate_limit_bytes_per_s?: number;
   onProgress?: (p: BootstrapProgress) => void;
   /**
    * How a replica gets generations (docs/replication.md): `artifacts` (Option B, default) fetches

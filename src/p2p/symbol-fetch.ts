@@ -29,6 +29,8 @@ export interface FetchProgress {
 }
 
 const CHUNK = 1024;
+/** Requests in flight to each holder at once. */
+const IN_FLIGHT_PER_PEER = 4;
 /** A symbol header answer is small JSON. */
 const HEADER_MAX_BYTES = 4096;
 
@@ -48,14 +50,26 @@ export async function fetchObjectFromPeers(
   const { header, holders } = await findHolders(transport, expected, peers);
   const layout = layoutOf(header, objectId);
   const got = new Map<number, Uint8Array>();
-  const fetchRange = rangeFetcher(transport, objectId, layout, holders, got, progress);
-  // 2. Source symbols, spread over the holders, a few requests in flight per peer.
-  const ranges: [number, number][] = [];
+  const prog: FetchProgress = { bytes: 0, peers: new Set() };
+  const ask = (peer: string, from: number, to: number) =>
+    requestRange(transport, objectId, layout, peer, from, to, got, prog, progress);
+  // 2. Source symbols: every holder keeps a few requests in flight, each pulling the next range
+  //    from one queue — a faster or less loaded peer serves more of the object. A failed range goes
+  //    back to the queue; a peer that failed twice in a row is dropped.
+  const queue: [number, number][] = [];
   for (let s = 0; s < layout.source_symbols; s += CHUNK)
-    ranges.push([s, Math.min(layout.source_symbols, s + CHUNK)]);
-  const parallel = Math.max(4, holders.length * 4);
-  for (let i = 0; i < ranges.length; i += parallel)
-    await Promise.all(ranges.slice(i, i + parallel).map(([a, b]) => fetchRange(a, b)));
+    queue.push([s, Math.min(layout.source_symbols, s + CHUNK)]);
+  await Promise.all(
+    holders.map((peer) => {
+      const lane = { failures: 0, open: IN_FLIGHT_PER_PEER };
+      return Promise.all(
+        Array.from({ length: IN_FLIGHT_PER_PEER }, () => pullRanges(peer, lane, queue, ask)),
+      );
+    }),
+  );
+  // Ranges that every holder failed: the retrying fetcher, which also tries dropped peers again.
+  const fetchRange = rangeFetcher(holders, ask);
+  for (const [a, b] of queue.splice(0)) await fetchRange(a, b);
   // 3. Blocks still short of source symbols: ask for their repair symbols.
   for (const b of layout.blocks) {
     let have = 0;
@@ -70,7 +84,8 @@ export async function fetchObjectFromPeers(
   const bytes = await decodeWrap(() => symbols.reconstruct('artifact', objectId, layout, got));
   if (!bytes)
     throw new FsmeshError('not_found', `not enough symbols for ${objectId} from ${holders.length} peer(s)`);
-  await symbols.ensure('artifact', objectId, bytes);
+  // Its own repair symbols are not on the caller's path (activation, read repair): encoded later.
+  symbols.ensureLater('artifact', [objectId]);
   return bytes;
 }
 
@@ -143,20 +158,73 @@ function layoutOf(h: SymbolHeader, objectId: ObjectId): SymbolLayout {
   return layout;
 }
 
-/**
- * Fetch one symbol range from some holder into `got`. A lost message or a slow peer is not fatal:
- * retry, moving to another holder; a peer is only skipped after two failures in a row, and if every
- * holder failed we try them all again.
- */
-function rangeFetcher(
+type AskRange = (peer: string, from: number, to: number) => Promise<void>;
+
+/** One peer's request lane: take ranges from the queue until it is empty or the peer gives up. */
+async function pullRanges(
+  peer: string,
+  lane: { failures: number; open: number },
+  queue: [number, number][],
+  ask: AskRange,
+): Promise<void> {
+  try {
+    while (queue.length > 0 && lane.failures < 2) {
+      const range = queue.shift()!;
+      try {
+        await ask(peer, range[0], range[1]);
+        lane.failures = 0;
+      } catch (err) {
+        queue.push(range);
+        // A capped peer (--serve-rate-limit) refuses what it cannot send soon: fewer requests in
+        // flight to it, not a failure — unless this is its last lane.
+        if (err instanceof FsmeshError && err.code === 'busy' && lane.open > 1) return;
+        lane.failures++;
+      }
+    }
+  } finally {
+    lane.open--;
+  }
+}
+
+/** One request for symbols [from, to) to one peer, into `got`; rejects when the peer fails. */
+async function requestRange(
   transport: Transport,
   objectId: ObjectId,
   layout: SymbolLayout,
-  holders: string[],
+  peer: string,
+  from: number,
+  to: number,
   got: Map<number, Uint8Array>,
+  prog: FetchProgress,
   progress?: (p: FetchProgress) => void,
-): (from: number, to: number) => Promise<void> {
-  const prog: FetchProgress = { bytes: 0, peers: new Set() };
+): Promise<void> {
+  const frames = await transport.request(
+    peer,
+    PROTO.symbols,
+    jsonFrame({ object_id: objectId, kind: 'artifact', ranges: [[from, to]] }),
+    {
+      timeout_ms: CLUSTER_DEFAULTS.symbols_request_timeout_ms,
+      // What we asked for, framed, and no more.
+      max_response_bytes: HEADER_MAX_BYTES + (to - from) * (layout.symbol_size + 12),
+    },
+  );
+  for (const f of frames.slice(1)) {
+    const { id, data } = parseSymbolFrame(f);
+    // Only what we asked for, of the right size: a peer cannot push arbitrary symbols.
+    if (id < from || id >= to || data.length !== layout.symbol_size) continue;
+    got.set(id, data.slice());
+    prog.bytes += data.length;
+  }
+  prog.peers.add(peer);
+  progress?.(prog);
+}
+
+/**
+ * Fetch one symbol range from some holder. A lost message or a slow peer is not fatal: retry,
+ * moving to another holder; a peer is only skipped after two failures in a row, and if every
+ * holder failed we try them all again.
+ */
+function rangeFetcher(holders: string[], ask: AskRange): (from: number, to: number) => Promise<void> {
   const bad = new Set<string>();
   const failures = new Map<string, number>();
   let rr = 0;
@@ -171,26 +239,8 @@ function rangeFetcher(
       const peer = pickPeer();
       if (!peer) return;
       try {
-        const frames = await transport.request(
-          peer,
-          PROTO.symbols,
-          jsonFrame({ object_id: objectId, kind: 'artifact', ranges: [[from, to]] }),
-          {
-            timeout_ms: CLUSTER_DEFAULTS.symbols_request_timeout_ms,
-            // What we asked for, framed, and no more.
-            max_response_bytes: HEADER_MAX_BYTES + (to - from) * (layout.symbol_size + 12),
-          },
-        );
+        await ask(peer, from, to);
         failures.delete(peer);
-        for (const f of frames.slice(1)) {
-          const { id, data } = parseSymbolFrame(f);
-          // Only what we asked for, of the right size: a peer cannot push arbitrary symbols.
-          if (id < from || id >= to || data.length !== layout.symbol_size) continue;
-          got.set(id, data.slice());
-          prog.bytes += data.length;
-        }
-        prog.peers.add(peer);
-        progress?.(prog);
         return;
       } catch {
         const n = (failures.get(peer) ?? 0) + 1;

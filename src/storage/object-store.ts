@@ -20,9 +20,20 @@ export class ObjectStore {
   private readonly storage: Storage;
   private readonly dirtyDirs = new Set<string>();
   private tmpCounter = 0;
+  private readonly tmpTag: string;
 
-  private constructor(storage: Storage) {
+  private constructor(storage: Storage, tmpTag = '') {
     this.storage = storage;
+    this.tmpTag = tmpTag;
+  }
+
+  /**
+   * A second handle on a store another thread of the same node has opened (a compute worker): no
+   * clean-up of temporary files — they may be the owner's writes in flight — and temporary names
+   * tagged so the two never pick the same one.
+   */
+  static attach(storage: Storage, tmpTag: string): ObjectStore {
+    return new ObjectStore(storage, tmpTag);
   }
 
   /** For read-only inspection (`fsmesh verify`): no clean-up of interrupted writes. */
@@ -60,7 +71,7 @@ export class ObjectStore {
   private async putWithId(kind: ObjectKind, id: ObjectId, bytes: Uint8Array, replace = false): Promise<void> {
     const path = objectPath(kind, id);
     if (!replace && (await this.storage.exists(path))) return;
-    const tmp = `${TMP}/${id}.${kind}.${this.tmpCounter++}`;
+    const tmp = `${TMP}/${id}.${kind}.${this.tmpTag}${this.tmpCounter++}`;
     await this.storage.writeFile(tmp, bytes, { sync: true });
     const dir = parentDir(path);
     await this.storage.mkdirp(dir);

@@ -24,7 +24,14 @@ import { ByteReader, ByteWriter, bytesEqual, fromHex, toHex, utf8 } from '../cor
 import { symbolPath as layoutSymbolPath } from '../core/data-dir-layout.ts';
 import { FsmeshError } from '../core/errors.ts';
 import type { ObjectId, ObjectKind } from '../core/ids.ts';
-import { isNotFound, parentDir, type Storage, writeFileAtomic } from '../runtime/index.ts';
+import {
+  type Compute,
+  inlineCompute,
+  isNotFound,
+  parentDir,
+  type Storage,
+  writeFileAtomic,
+} from '../runtime/index.ts';
 import { type ObjectStore, objectPath } from './object-store.ts';
 
 const MAGIC = utf8.encode('FSSYM001');
@@ -50,22 +57,66 @@ export class SymbolStore {
   private readonly storage: Storage;
   private readonly objects: ObjectStore;
   readonly params: RepairParams;
+  private readonly compute: Compute;
+  /** Encodings in flight, so a serve request and a background pass never encode one object twice. */
+  private readonly encoding = new Map<string, Promise<void>>();
 
-  constructor(storage: Storage, objects: ObjectStore, params: RepairParams) {
+  constructor(
+    storage: Storage,
+    objects: ObjectStore,
+    params: RepairParams,
+    compute: Compute = inlineCompute,
+  ) {
     this.storage = storage;
     this.objects = objects;
     this.params = params;
+    this.compute = compute;
   }
 
   async has(kind: ObjectKind, id: ObjectId): Promise<boolean> {
     return this.storage.exists(symbolPath(kind, id));
   }
 
-  /** Compute and store the repair symbols of an object (idempotent). */
+  /**
+   * Compute and store the repair symbols of an object (idempotent). RaptorQ encoding is the costly
+   * part (~150 MB/s): with compute threads a worker reads the stored object and writes the file.
+   */
   async ensure(kind: ObjectKind, id: ObjectId, bytes?: Uint8Array): Promise<void> {
     if (await this.has(kind, id)) return;
-    const b = bytes ?? (await this.objects.get(kind, id));
-    await this.write(kind, id, b);
+    const key = `${kind}/${id}`;
+    let p = this.encoding.get(key);
+    if (!p) {
+      const inline = async () => this.write(kind, id, bytes ?? (await this.objects.get(kind, id)));
+      p = this.compute
+        .run<void>('encode_symbols', { data_dir: this.storage.root, kind, id, params: this.params }, inline)
+        .finally(() => this.encoding.delete(key));
+      this.encoding.set(key, p);
+    }
+    return p;
+  }
+
+  private backlog: Promise<void> = Promise.resolve();
+  /** Background encodings that failed for another reason than their object being gone. */
+  background_failures_total = 0;
+
+  /**
+   * Encode later, one object at a time, off the caller's path: a replica serves and activates
+   * without its own repair symbols (source symbols are the object itself), and has them soon after.
+   */
+  ensureLater(kind: ObjectKind, ids: ObjectId[]): void {
+    for (const id of ids)
+      this.backlog = this.backlog
+        .then(() => this.ensure(kind, id))
+        .catch((err) => {
+          // Collected in the meantime: nothing to protect any more.
+          if (!(err instanceof FsmeshError && err.code === 'not_found') && !isNotFound(err))
+            this.background_failures_total++;
+        });
+  }
+
+  /** Resolves when the background encodings queued so far are done (close, tests). */
+  settled(): Promise<void> {
+    return this.backlog;
   }
 
   private async write(kind: ObjectKind, id: ObjectId, bytes: Uint8Array): Promise<void> {

@@ -3,6 +3,7 @@
  * current signed record, peer exchange), manifest, symbols, capsules, replicate. Each request is
  * validated before any work proportional to it.
  */
+
 import { UNSAFE } from '../../core/buggify.ts';
 import { CLUSTER_DEFAULTS } from '../../core/defaults.ts';
 import { FsmeshError } from '../../core/errors.ts';
@@ -19,6 +20,7 @@ import {
   symbolFrame,
 } from '../protocols.ts';
 import type { SignedRecord } from '../records.ts';
+import { framesBytes, type ServeRateLimit } from '../serve-rate.ts';
 
 export type ProtocolServerComponents = Pick<
   NodeComponents,
@@ -34,6 +36,8 @@ export type ProtocolServerComponents = Pick<
   /** Health, draining, active commit: what peers route queries by. */
   routingState(): RoutingState;
   handover(): SignedHandover | null;
+  /** The upload cap (`--serve-rate-limit`), if any. */
+  serveRate?: ServeRateLimit;
   /** The signed prepare ticket this node promised to (failover's promise phase), if above its epoch. */
   promise(): SignedPrepareTicket | null;
   /** A prepare ticket carried by a head request: promise or throw why not. */
@@ -75,7 +79,12 @@ export function serveProtocols(c: ProtocolServerComponents): void {
       throw new FsmeshError('invalid_input', 'manifest request: artifact_manifest_id must be 64 hex digits');
     return [await c.objects.get('manifest', r.artifact_manifest_id)];
   });
-  transport.handle(PROTO.symbols, (req) => serveSymbols(c, req));
+  // Bulk bytes (symbols, capsules) go through the upload cap, when one is set.
+  const capped = async (frames: Uint8Array[]) => {
+    await c.serveRate?.take(framesBytes(frames));
+    return frames;
+  };
+  transport.handle(PROTO.symbols, async (req) => capped(await serveSymbols(c, req)));
   transport.handle(PROTO.capsules, async (req) => {
     const r = parseJsonFrame<{ from: number; to: number }>(req, 'capsules request');
     if (!Number.isSafeInteger(r.from) || !Number.isSafeInteger(r.to) || r.from < 1 || r.to < r.from)
@@ -83,7 +92,7 @@ export function serveProtocols(c: ProtocolServerComponents): void {
     const out: Uint8Array[] = [];
     for await (const rec of c.log.range(r.from, Math.min(r.to, r.from + MAX_CAPSULES_PER_REQUEST - 1)))
       out.push(recordBytes(encodeMarker(rec.marker), rec.capsule_bytes));
-    return out;
+    return capped(out);
   });
   transport.handle(PROTO.replicate, async (req, from) => {
     if (c.role() !== 'replica') throw new FsmeshError('conflict', 'not a replica');

@@ -265,7 +265,6 @@ export class ReplicaSync {
         const ids = [...manifest.lexical_artifacts, ...manifest.vector_artifacts].map((a) => a.object_id);
         const descriptors = new Map(manifest.repair.descriptors.map((d) => [d.object_id, d]));
         const fetched = await this.fetchMissing(ids, descriptors, tr);
-        for (const id of ids) await c.symbols.ensure('artifact', id);
         // 3. Verify, warm, flip: the gate, through the lifecycle machine.
         await c.gate.activate({
           manifest_id: rec.artifact_manifest_id,
@@ -275,6 +274,9 @@ export class ReplicaSync {
           details: { ...fetched, sync_ms: c.clock.monotonicMs() - t0 },
           replaces_cut_history: replacesCutHistory,
         });
+        // Repair symbols are for protecting and serving, not for answering: never on the way to
+        // activation (fetched objects are already queued; this covers ones held from before).
+        c.symbols.ensureLater('artifact', ids);
         if (this.bootstrapStartMs !== null) {
           c.metrics.snapshot_bootstrap_ms.observe(c.clock.monotonicMs() - this.bootstrapStartMs);
           this.bootstrapStartMs = null;

@@ -14,7 +14,18 @@ export interface Embedder {
   readonly dims: number;
   /** L2-normalised vectors, one per text. */
   embed(texts: string[]): Float32Array[];
+  /**
+   * How a worker thread rebuilds this very embedder (src/runtime/compute.ts). An embedder without
+   * one (a user's own) makes builds run on the caller's thread.
+   */
+  readonly spec?: EmbedderSpec;
 }
+
+/** A structured-cloneable description of an embedder; `revision_hash` names what it must rebuild. */
+export type EmbedderSpec =
+  | { kind: 'hashed'; dims: number; revision_hash: string }
+  /** The table sits in shared memory, so sending the spec to a thread copies nothing. */
+  | { kind: 'static'; table: Uint8Array; revision_hash: string };
 
 /** FNV-1a 32-bit over a string's UTF-16 code units: cheap and stable across machines. */
 function fnv1a(s: string, seed: number): number {
@@ -48,6 +59,10 @@ export class HashedEmbedder implements Embedder {
     this.revision_hash = blake3Hex(
       utf8.encode(`fsmesh hashed embedder v1 dims=${dims} tokens+char3 fnv1a signed`),
     ).slice(0, 32);
+  }
+
+  get spec(): EmbedderSpec {
+    return { kind: 'hashed', dims: this.dims, revision_hash: this.revision_hash };
   }
 
   embed(texts: string[]): Float32Array[] {

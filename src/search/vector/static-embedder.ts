@@ -15,7 +15,7 @@ import { FsmeshError } from '../../core/errors.ts';
 import { blake3Hex } from '../../core/ids.ts';
 import { isNotFound, type Storage, writeFileAtomic } from '../../runtime/index.ts';
 import { tokenize } from '../text.ts';
-import { type Embedder, l2normalize } from './embedder.ts';
+import { type Embedder, type EmbedderSpec, l2normalize } from './embedder.ts';
 
 const MAGIC = utf8.encode('FSWE0001');
 export const DEFAULT_VOCAB = 100_000;
@@ -73,6 +73,7 @@ export class StaticEmbedder implements Embedder {
   private readonly index = new Map<string, number>();
   private readonly vectors: Float32Array;
   private readonly weights: Float32Array;
+  readonly spec: EmbedderSpec;
 
   private constructor(table: Uint8Array) {
     const r = new ByteReader(table, 'static embedding table');
@@ -91,6 +92,15 @@ export class StaticEmbedder implements Embedder {
     this.weights = new Float32Array(count);
     for (let i = 0; i < count; i++) this.weights[i] = a / (a + 1 / ((i + 1) * harmonic));
     this.revision_hash = blake3Hex(table).slice(0, 32);
+    // One copy in shared memory: every build sent to a worker thread carries it for free.
+    const shared = new Uint8Array(new SharedArrayBuffer(table.length));
+    shared.set(table);
+    this.spec = { kind: 'static', table: shared, revision_hash: this.revision_hash };
+  }
+
+  /** The embedder a table describes (a worker thread's copy of the node's, from its spec). */
+  static fromTable(table: Uint8Array): StaticEmbedder {
+    return new StaticEmbedder(table);
   }
 
   /** Load the cached table, building it from the registry package on first use. */
