@@ -24,13 +24,16 @@ export type ComputeReply =
   | { ok: false; error: { code: string; message: string; details: Record<string, unknown> } };
 
 /** One handle per data directory this thread has served, plus the last parent generation it opened. */
-const dirs = new Map<string, { storage: Storage; objects: ObjectStore; parent?: GenerationReader }>();
+const dirs = new Map<
+  string,
+  { storage: Storage; objects: ObjectStore; tag: string; parent?: GenerationReader }
+>();
 
 function dirHandles(dataDir: string) {
   let h = dirs.get(dataDir);
   if (!h) {
     const storage = nodeFsStorage(dataDir);
-    h = { storage, objects: ObjectStore.attach(storage, `w${threadId}.`) };
+    h = { storage, objects: ObjectStore.attach(storage, `w${threadId}.`), tag: `-w${threadId}` };
     dirs.set(dataDir, h);
   }
   return h;
@@ -46,13 +49,14 @@ async function buildGenerationTask(input: BuildTaskInput) {
       h.parent?.artifact_manifest_id === p.artifact_manifest_id
         ? h.parent
         : await GenerationReader.open(h.objects, p.artifact_manifest_id, p.manifest);
+    await parent.loadVectors();
     h.parent = parent;
   }
   checkParent(parent, input);
   return buildCandidateArtifacts(input, {
     storage: h.storage,
     objects: h.objects,
-    symbols: new SymbolStore(h.storage, h.objects, input.settings.repair),
+    symbols: new SymbolStore(h.storage, h.objects, input.settings.repair, undefined, h.tag),
     parent,
     embedder: embedderFromSpec(input.embedder),
     quality_embedder: input.quality_embedder ? embedderFromSpec(input.quality_embedder) : undefined,
@@ -66,7 +70,7 @@ async function encodeSymbolsTask(input: {
   params: RepairParams;
 }) {
   const h = dirHandles(input.data_dir);
-  await new SymbolStore(h.storage, h.objects, input.params).ensure(input.kind, input.id);
+  await new SymbolStore(h.storage, h.objects, input.params, undefined, h.tag).ensure(input.kind, input.id);
   return null;
 }
 

@@ -248,6 +248,8 @@ export class LocalEngine {
     if (active && active.commit_seq_high >= high) return null;
     const parentPin = active ? await this.pin(active.artifact_manifest_id) : null;
     try {
+      // The build reuses the parent's vector shards (by id) and merges them: they must be loaded.
+      if (parentPin) await this.vectorsOf(parentPin.reader);
       const from = active ? active.commit_seq_high + 1 : 1;
       const commits = [];
       for await (const r of this.log.range(from, high))
@@ -332,6 +334,13 @@ export class LocalEngine {
     }
     this.checkEmbedderGate(manifest);
     const pinned = await this.pin(manifestId);
+    try {
+      // Activation verifies everything, vectors included: a live generation answers every mode.
+      await this.vectorsOf(pinned.reader);
+    } catch (err) {
+      pinned.release();
+      throw err;
+    }
     pinned.reader.searchLexical(['fsmesh'], 1);
     return pinned;
   }
@@ -386,15 +395,26 @@ export class LocalEngine {
    */
   private async openReaderWithRepair(manifestId: ObjectId): Promise<GenerationReader> {
     const manifest = await this.generations.loadManifest(manifestId);
+    return this.withReadRepair(() =>
+      GenerationReader.open(this.objects, manifestId, manifest, this.config.bm25, this.runtime.storage, {
+        vectors: 'lazy',
+      }),
+    );
+  }
+
+  /** A reader's vector shards and graphs, read (and verified, repaired) on first need. */
+  vectorsOf(reader: GenerationReader): Promise<void> {
+    return reader.vectors_loaded ? Promise.resolve() : this.withReadRepair(() => reader.loadVectors());
+  }
+
+  /**
+   * Run a read that verifies artifacts; one that fails verification is rebuilt from the node's
+   * own symbols when possible (§8.1), else from peers, else the error names it.
+   */
+  private async withReadRepair<T>(read: () => Promise<T>): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       try {
-        return await GenerationReader.open(
-          this.objects,
-          manifestId,
-          manifest,
-          this.config.bm25,
-          this.runtime.storage,
-        );
+        return await read();
       } catch (err) {
         const id = err instanceof FsmeshError ? (err.details.object_id as ObjectId | undefined) : undefined;
         if (
@@ -494,6 +514,7 @@ export class LocalEngine {
     validateSearchOptions(opts);
     const pinned = await this.acquire(opts);
     try {
+      if (validateSearchOptions(opts).mode !== 'lexical') await this.vectorsOf(pinned.reader);
       const q = this.config.quality_embedder
         ? { embedder: this.config.quality_embedder, weight: this.config.quality_weight }
         : undefined;

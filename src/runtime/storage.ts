@@ -63,8 +63,14 @@ export function parentDir(p: string): string {
 }
 
 /** Write via temp file + fsync + rename + fsync(dir): after a crash either old or new content is seen. */
-export async function writeFileAtomic(storage: Storage, p: string, data: Uint8Array): Promise<void> {
-  const tmp = `${p}.tmp`;
+export async function writeFileAtomic(
+  storage: Storage,
+  p: string,
+  data: Uint8Array,
+  /** Distinguishes concurrent writers of one path (a compute worker beside the main thread). */
+  tmpTag = '',
+): Promise<void> {
+  const tmp = `${p}.tmp${tmpTag}`;
   await storage.writeFile(tmp, data, { sync: true });
   await storage.rename(tmp, p);
   await storage.syncDir(parentDir(p));

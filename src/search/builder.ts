@@ -56,6 +56,7 @@ export type ObjectIdFn = (bytes: Uint8Array) => ObjectId;
 
 export function buildGeneration(input: BuildInput, cfg: BuildConfig, artifactId: ObjectIdFn): BuildOutput {
   const parent = input.parent;
+  invariant(!parent || parent.vectors_loaded, 'a build reuses its parent vector shards: load them first');
   const from = parent ? parent.commit_seq_high + 1 : 1;
   invariant(input.commit_seq_high >= from - 1, 'build window must not go backwards');
   for (let i = 0; i < input.commits.length; i++)

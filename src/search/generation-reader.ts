@@ -6,7 +6,7 @@
  */
 
 import { crc32Checksum } from '../core/checksum.ts';
-import { FsmeshError } from '../core/errors.ts';
+import { FsmeshError, invariant } from '../core/errors.ts';
 import type { ObjectId } from '../core/ids.ts';
 import type { GenerationManifest } from '../core/manifest.ts';
 import type { Storage } from '../runtime/index.ts';
@@ -81,31 +81,69 @@ export class GenerationReader {
     this.scratch = new Float64Array(base);
   }
 
+  /**
+   * Open a generation: the lexical artifacts (segments, deletions) are read and verified now; the
+   * vector shards and graphs with `vectors: 'eager'` (default) or on the first vector query
+   * (`'lazy'`: a lexical-only workload never reads them, and a restart serves sooner).
+   */
   static async open(
     objects: ObjectStore,
     id: ObjectId,
     manifest: GenerationManifest,
     bm25: Bm25Params = DEFAULT_BM25,
     storage?: Storage,
+    opts: { vectors?: 'eager' | 'lazy' } = {},
   ): Promise<GenerationReader> {
     const { segments, deletes } = await openLexical(objects, manifest);
+    const reader = new GenerationReader(
+      manifest,
+      id,
+      segments,
+      deletes,
+      segments.map(() => undefined),
+      bm25,
+    );
+    reader.vectorSource = { objects, storage };
+    if (opts.vectors !== 'lazy') await reader.loadVectors();
+    return reader;
+  }
+
+  private vectorSource: { objects: ObjectStore; storage?: Storage } | null = null;
+  private vectorsLoading: Promise<void> | null = null;
+  /** True once the vector shards (and graphs) are in memory: vector queries need them. */
+  vectors_loaded = false;
+
+  /** Read and verify the vector shards, quality shards and graphs (once; retried after a failure). */
+  loadVectors(): Promise<void> {
+    if (this.vectors_loaded) return Promise.resolve();
+    this.vectorsLoading ??= this.readVectors().then(
+      () => {
+        this.vectors_loaded = true;
+      },
+      (err) => {
+        this.vectorsLoading = null;
+        throw err;
+      },
+    );
+    return this.vectorsLoading;
+  }
+
+  private async readVectors(): Promise<void> {
+    const { objects, storage } = this.vectorSource!;
+    const { manifest, segments } = this;
     const shards: (VectorShard | undefined)[] = segments.map(() => undefined);
+    const qshards: (VectorShard | undefined)[] = [];
+    const graphs: (HnswGraph | undefined)[] = [];
     for (const a of manifest.vector_artifacts) {
       if (a.role !== 'fsvi' || a.tier === 'quality') continue;
-      const bytes = await objects.get('artifact', a.object_id);
-      const shard = VectorShard.open(a.object_id, bytes);
+      const shard = VectorShard.open(a.object_id, await objects.get('artifact', a.object_id));
       if (
         shard.dims !== a.dims ||
         shard.count !== a.count ||
         shard.revision_hash !== manifest.embedder.revision_hash ||
         shard.segment_object_id !== a.segment_object_id
-      ) {
-        throw new FsmeshError(
-          'corrupt_data',
-          `vector shard ${a.object_id} does not match its manifest entry`,
-          { object_id: a.object_id },
-        );
-      }
+      )
+        throw corruptEntry(a.object_id, 'vector shard');
       const si = segments.findIndex((s) => s.object_id === a.segment_object_id);
       if (si < 0)
         throw new FsmeshError('corrupt_data', `vector shard ${a.object_id} names a missing segment`, {
@@ -113,7 +151,6 @@ export class GenerationReader {
         });
       shards[si] = shard;
     }
-    const reader = new GenerationReader(manifest, id, segments, deletes, shards, bm25);
     for (const a of manifest.vector_artifacts) {
       if (a.tier !== 'quality') continue;
       const shard = VectorShard.open(a.object_id, await objects.get('artifact', a.object_id));
@@ -123,14 +160,9 @@ export class GenerationReader {
         shard.count !== a.count ||
         shard.dims !== a.dims ||
         shard.revision_hash !== manifest.quality_embedder?.revision_hash
-      ) {
-        throw new FsmeshError(
-          'corrupt_data',
-          `quality shard ${a.object_id} does not match its manifest entry`,
-          { object_id: a.object_id },
-        );
-      }
-      reader.qshards[si] = shard;
+      )
+        throw corruptEntry(a.object_id, 'quality shard');
+      qshards[si] = shard;
     }
     for (const a of manifest.vector_artifacts) {
       if (a.role !== 'hnsw' || !storage) continue;
@@ -145,9 +177,18 @@ export class GenerationReader {
         await objects.get('artifact', a.object_id),
         shards[si]!,
       );
-      if (g) reader.graphs[si] = g;
+      if (g) graphs[si] = g;
     }
-    return reader;
+    // All or nothing: a failure above leaves the reader without vectors, never half of them.
+    shards.forEach((x, i) => {
+      this.shards[i] = x;
+    });
+    qshards.forEach((x, i) => {
+      this.qshards[i] = x;
+    });
+    graphs.forEach((x, i) => {
+      this.graphs[i] = x;
+    });
   }
 
   get generation_id(): string {
@@ -257,6 +298,7 @@ export class GenerationReader {
 
   /** Exact cosine top-k over every shard, skipping deleted rows; merged into one top-k. */
   searchVector(query: Float32Array, k: number, opts: { exact?: boolean } = {}): ScoredDoc[] {
+    invariant(this.vectors_loaded, 'vector query on a reader whose vectors are not loaded (loadVectors)');
     const top = new TopK<number>(k);
     this.segments.forEach((s, si) => {
       const shard = this.shards[si];
@@ -284,12 +326,14 @@ export class GenerationReader {
     return top.sorted().map((e) => ({ doc_id: e.key, score: e.score }));
   }
 
+  /** From the manifest: true before the quality shards are loaded too. */
   get has_quality_tier(): boolean {
-    return this.qshards.some((q) => q !== undefined);
+    return this.manifest.vector_artifacts.some((a) => a.tier === 'quality');
   }
 
   /** Quality-tier cosine of the query with each given document (undefined when absent or deleted). */
   qualityScores(query: Float32Array, docIds: string[]): Map<string, number> {
+    invariant(this.vectors_loaded, 'quality scores on a reader whose vectors are not loaded');
     const out = new Map<string, number>();
     for (const docId of docIds) {
       for (let si = 0; si < this.segments.length; si++) {
@@ -308,6 +352,7 @@ export class GenerationReader {
 
   /** Quality-tier nearest neighbours (exact scan), skipping deleted rows. */
   searchQuality(query: Float32Array, k: number): ScoredDoc[] {
+    invariant(this.vectors_loaded, 'quality query on a reader whose vectors are not loaded');
     const top = new TopK<number>(k);
     this.segments.forEach((s, si) => {
       const q = this.qshards[si];
@@ -354,4 +399,10 @@ async function openLexical(
     else deletes = DeleteBitmap.decode(a.object_id, bytes);
   }
   return { segments, deletes };
+}
+
+function corruptEntry(objectId: ObjectId, what: string): FsmeshError {
+  return new FsmeshError('corrupt_data', `${what} ${objectId} does not match its manifest entry`, {
+    object_id: objectId,
+  });
 }

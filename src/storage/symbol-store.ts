@@ -61,16 +61,21 @@ export class SymbolStore {
   /** Encodings in flight, so a serve request and a background pass never encode one object twice. */
   private readonly encoding = new Map<string, Promise<void>>();
 
+  /** Temporary-file tag of this handle (a compute worker's differs from the main thread's). */
+  private readonly tmpTag: string;
+
   constructor(
     storage: Storage,
     objects: ObjectStore,
     params: RepairParams,
     compute: Compute = inlineCompute,
+    tmpTag = '',
   ) {
     this.storage = storage;
     this.objects = objects;
     this.params = params;
     this.compute = compute;
+    this.tmpTag = tmpTag;
   }
 
   async has(kind: ObjectKind, id: ObjectId): Promise<boolean> {
@@ -144,7 +149,7 @@ export class SymbolStore {
     for (const r of repair) w.bytes(r);
     const path = symbolPath(kind, id);
     await this.storage.mkdirp(parentDir(path));
-    await writeFileAtomic(this.storage, path, w.finish());
+    await writeFileAtomic(this.storage, path, w.finish(), this.tmpTag);
   }
 
   private async readHeader(kind: ObjectKind, id: ObjectId): Promise<SymbolFile> {

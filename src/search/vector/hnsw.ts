@@ -5,7 +5,9 @@
  * artifact. Labels are shard row numbers. hnswlib only reads and writes files by name, so the
  * bytes pass through a scratch file under the data directory (Storage.nativePath).
  */
+
 import { createRequire } from 'node:module';
+import { threadId } from 'node:worker_threads';
 import { FsmeshError } from '../../core/errors.ts';
 import type { Storage } from '../../runtime/index.ts';
 import type { VectorShard } from './fsvi.ts';
@@ -33,11 +35,13 @@ function ctor(): HnswCtor {
 }
 
 let scratchCounter = 0;
+/** Scratch names carry the thread: a compute worker and the main thread share objects/tmp. */
+const SCRATCH_TAG = `t${threadId}`;
 async function scratch(
   storage: Storage,
   fn: (file: string) => void | Promise<void>,
 ): Promise<Uint8Array | null> {
-  const rel = `objects/tmp/hnsw-${scratchCounter++}.bin`;
+  const rel = `objects/tmp/hnsw-${SCRATCH_TAG}-${scratchCounter++}.bin`;
   const file = storage.nativePath(rel);
   if (!file) return null;
   await storage.mkdirp('objects/tmp');
@@ -80,7 +84,7 @@ export class HnswGraph {
   ): Promise<HnswGraph | null> {
     const H = ctor();
     const idx = new H('ip', shard.dims);
-    const rel = `objects/tmp/hnsw-open-${scratchCounter++}.bin`;
+    const rel = `objects/tmp/hnsw-open-${SCRATCH_TAG}-${scratchCounter++}.bin`;
     const file = storage.nativePath(rel);
     if (!file) return null;
     await storage.mkdirp('objects/tmp');
