@@ -19,6 +19,8 @@ import { getJson, procs, startNode, until } from './nodes.ts';
 import { arg, benchDir, nowMs, report, round, summarize } from './util.ts';
 
 const N = arg('docs', 50_000);
+/** Upload cap of each serving peer in the capped runs, MB/s. */
+const CAP_MB = arg('cap-mb', 8);
 const start = startNode;
 const freePort = freeLoopbackPort;
 const j = getJson;
@@ -47,22 +49,38 @@ try {
     '1000000',
   ]);
   const seed = writer.ready.multiaddrs[0];
+  const writerArgs = [
+    '--data',
+    path.join(root, 'w'),
+    '--http',
+    `127.0.0.1:${wp[0]}`,
+    '--listen',
+    `/ip4/127.0.0.1/tcp/${wp[1]}`,
+    '--role',
+    'writer',
+    '--members',
+    '1',
+    '--build-interval-ms',
+    '1000000',
+  ];
   const holders = [writer];
-  for (let i = 0; i < 3; i++)
-    holders.push(
-      await start([
-        '--data',
-        path.join(root, `h${i}`),
-        '--http',
-        `127.0.0.1:${await freePort()}`,
-        '--listen',
-        `/ip4/127.0.0.1/tcp/${await freePort()}`,
-        '--role',
-        'replica',
-        '--seed',
-        seed,
-      ]),
-    );
+  const holderArgs: string[][] = [writerArgs];
+  for (let i = 0; i < 3; i++) {
+    const args = [
+      '--data',
+      path.join(root, `h${i}`),
+      '--http',
+      `127.0.0.1:${await freePort()}`,
+      '--listen',
+      `/ip4/127.0.0.1/tcp/${await freePort()}`,
+      '--role',
+      'replica',
+      '--seed',
+      seed,
+    ];
+    holderArgs.push(args);
+    holders.push(await start(args));
+  }
   for (let i = 0; i < docs.length; i += 5000)
     await j(`${writer.url}/v1/docs`, {
       method: 'POST',
@@ -89,13 +107,13 @@ try {
     (n: number, a: any) => n + a.size_bytes,
     0,
   );
-  // 2. Fresh replicas bootstrapping from 1, 2, 4 peers.
-  const runs: any[] = [];
-  for (const k of [1, 2, 4]) {
+  // 2. Fresh replicas bootstrapping from 1, 2, 4 peers (uncapped), then from 1 and 4 peers whose
+  //    uploads are capped (--serve-rate-limit): a WAN-like link, where more peers should add up.
+  const bootstrapFrom = async (k: number, tag: string) => {
     const t0 = nowMs();
     const r = await start([
       '--data',
-      path.join(root, `boot-${k}`),
+      path.join(root, `boot-${tag}-${k}`),
       '--http',
       `127.0.0.1:${await freePort()}`,
       '--listen',
@@ -112,14 +130,28 @@ try {
     const wall = nowMs() - t0;
     const m = await (await fetch(`${r.url}/metrics`)).text();
     const ms = metric(m, 'distributed_snapshot_bootstrap_ms_sum');
-    runs.push({
+    r.child.kill('SIGTERM');
+    return {
       peers: k,
       bootstrap_ms: round(ms, 1),
       wall_ms_including_process_start: round(wall, 0),
       mb_per_s: round(totalBytes / 1e6 / (ms / 1000), 1),
-    });
-    r.child.kill('SIGTERM');
+    };
+  };
+  const runs: any[] = [];
+  for (const k of [1, 2, 4]) runs.push(await bootstrapFrom(k, 'open'));
+  // Restart the four holders with an upload cap (same data, same identities, same ports).
+  for (const h of holders) {
+    h.child.kill('SIGTERM');
+    await new Promise((r) => h.child.once('exit', r));
   }
+  const capped: any[] = [];
+  const restarted = [];
+  for (const args of holderArgs) restarted.push(await start([...args, '--serve-rate-limit', String(CAP_MB)]));
+  for (const h of restarted.slice(1))
+    await until(async () => ((await j(`${h.url}/v1/status`)).peers.length >= 1 ? true : null));
+  holders.splice(0, holders.length, ...restarted);
+  for (const k of [1, 4]) capped.push(await bootstrapFrom(k, 'capped'));
   // 3. Raw TCP baseline: the same number of bytes between two processes on loopback.
   const rawServer = spawn(
     process.execPath,
@@ -231,6 +263,9 @@ try {
     bootstrap: runs.map((r) => ({ ...r, ratio_to_raw_tcp: round(r.mb_per_s / rawMbps, 3) })),
     speedup_2_peers: round(runs[0].bootstrap_ms / runs[1].bootstrap_ms, 2),
     speedup_4_peers: round(runs[0].bootstrap_ms / runs[2].bootstrap_ms, 2),
+    capped_upload_mb_per_s_per_peer: CAP_MB,
+    capped: capped,
+    capped_speedup_4_peers: round(capped[0].bootstrap_ms / capped[1].bootstrap_ms, 2),
     commit_latency: { local, quorum, quorum_over_local_p50: round(quorum.p50_ms / local.p50_ms, 2) },
     activation_flip_ms: {
       docs_10k: round(flip10k, 2),

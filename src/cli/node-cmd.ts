@@ -193,6 +193,7 @@ function planNodeStart(v: Flags): {
   const allowedHosts =
     typeof v['http-allowed-hosts'] === 'string' ? v['http-allowed-hosts'].split(',') : undefined;
   const trace = parseTrace(v.trace as string | undefined);
+  const serveRate = serveRateOf(v['serve-rate-limit']);
   const node: NodeConfig = {
     data_dir: dir,
     node_name: (v.name as string | undefined) ?? `node-${port}`,
@@ -219,7 +220,7 @@ function planNodeStart(v: Flags): {
         ...members,
         trusted_writer: v['trusted-writer'] as string | undefined,
         fetch_peers: int('fetch-peers', 1),
-        serve_rate_limit_bytes_per_s: serveRateOf(v['serve-rate-limit']),
+        serve_rate_limit_bytes_per_s: serveRate,
         max_replica_lag_commits: int('max-replica-lag-commits', 0),
         route_lag_commits: int('route-lag-commits', 0),
         admin_pub: adminPub,
