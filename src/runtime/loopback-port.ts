@@ -18,10 +18,21 @@ function tryPort(port: number): Promise<boolean> {
   });
 }
 
+/**
+ * Ports this process has handed out: never twice. A caller often picks several before binding any
+ * (a node's HTTP and p2p ports, a cluster's nodes); a repeat among them — about 1 in 12,000 per pair,
+ * so ~1 % of suite runs — was seen as EADDRINUSE at start.
+ */
+const handedOut = new Set<number>();
+
 export async function freeLoopbackPort(): Promise<number> {
   for (let attempt = 0; attempt < 200; attempt++) {
     const port = LOW + Math.floor(Math.random() * (HIGH - LOW));
-    if (await tryPort(port)) return port;
+    if (handedOut.has(port)) continue;
+    if (await tryPort(port)) {
+      handedOut.add(port);
+      return port;
+    }
   }
   throw new Error(`no free port on 127.0.0.1 in ${LOW}..${HIGH - 1}`);
 }
