@@ -13,7 +13,7 @@ export const ENGINE_DEFAULTS = {
   retention_keep_last: 8,
   retention_keep_newer_than_ms: 0,
   log_segment_max_bytes: 64 << 20,
-  hnsw_min_rows: 20_000,
+  hnsw_min_rows: 2_048,
   quality_weight: 0.6,
   /** Strict reads (min_commit_seq) wait at most this long unless the request says otherwise. */
   strict_read_timeout_ms: 5000,
