@@ -154,13 +154,15 @@ function parseTrace(v: string | undefined): 'none' | 'console' | { otlp_url: str
 }
 
 /** Every flag checked (each error names its flag) and turned into composition options. */
-function planNodeStart(v: Flags): {
+interface NodeStartPlan {
   dir: string;
   trace: ReturnType<typeof parseTrace>;
   compose: ComposeOptions;
   /** Worker threads for builds and repair encoding (0: everything on the main thread). */
   compute_threads: number;
-} {
+}
+
+function planNodeStart(v: Flags): NodeStartPlan {
   const dir = requireFlag(v.data as string | undefined, 'data', NODE_START_USAGE);
   const { host, port } = parseHostPort(
     requireFlag(v.http as string | undefined, 'http', NODE_START_USAGE),
@@ -193,7 +195,7 @@ function planNodeStart(v: Flags): {
   const allowedHosts =
     typeof v['http-allowed-hosts'] === 'string' ? v['http-allowed-hosts'].split(',') : undefined;
   const trace = parseTrace(v.trace as string | undefined);
-  const serveRate = serveRateOf(v['serve-rate-limit']);
+  const { serveRate, computeThreads } = resourceFlags(v, int);
   const node: NodeConfig = {
     data_dir: dir,
     node_name: (v.name as string | undefined) ?? `node-${port}`,
@@ -229,9 +231,6 @@ function planNodeStart(v: Flags): {
       }
     : undefined;
   const security = { token, allowed_hosts: allowedHosts?.map((h) => h.trim().toLowerCase()) };
-  // Default: a thread per core but one, which the main loop keeps for queries and HTTP.
-  const computeThreads = int('compute-threads') ?? Math.max(1, availableParallelism() - 1);
-  if (computeThreads > 256) throw new UsageError(`--compute-threads: at most 256, got ${computeThreads}`);
   return {
     dir,
     trace,
@@ -256,6 +255,14 @@ function p2pAddresses(v: Flags): { seeds: string[]; listen: string | undefined; 
   if (announce.length > 0 && listen === undefined)
     throw new UsageError('--announce needs --listen (the address the node really binds)');
   return { seeds, listen, announce };
+}
+
+/** `--compute-threads N`, `--serve-rate-limit MB/s`: what the node may use of the machine. */
+function resourceFlags(v: Flags, int: (flag: string, min?: number) => number | undefined) {
+  // Default: a thread per core but one, which the main loop keeps for queries and HTTP.
+  const computeThreads = int('compute-threads') ?? Math.max(1, availableParallelism() - 1);
+  if (computeThreads > 256) throw new UsageError(`--compute-threads: at most 256, got ${computeThreads}`);
+  return { computeThreads, serveRate: serveRateOf(v['serve-rate-limit']) };
 }
 
 /** `--serve-rate-limit MB/s` (decimal megabytes per second) as bytes/s. */

@@ -33,7 +33,7 @@ import {
 } from './handover.ts';
 import { loadOrCreateIdentity } from './identity.ts';
 import { topics } from './protocols.ts';
-import { ServeRateLimit } from './serve-rate.ts';
+import { serveRateLimitOf } from './serve-rate.ts';
 import { ConnectionKeeper } from './services/connection-keeper.ts';
 import { Failover, type PromotionPlan } from './services/failover.ts';
 import { Membership } from './services/membership.ts';
@@ -164,10 +164,7 @@ export class ClusterService implements NodeService {
     this.startRole();
     serveProtocols({
       ...c,
-      serveRate:
-        opts.serve_rate_limit_bytes_per_s !== undefined
-          ? new ServeRateLimit(c.clock, opts.serve_rate_limit_bytes_per_s)
-          : undefined,
+      serveRate: serveRateLimitOf(opts.serve_rate_limit_bytes_per_s, c.clock),
       routingState: () => ({
         ...c.routingState(),
         sync_progress: this.syncProgress,

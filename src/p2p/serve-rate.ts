@@ -43,3 +43,8 @@ export function framesBytes(frames: Uint8Array[]): number {
   for (const f of frames) n += f.length;
   return n;
 }
+
+/** The node's cap from its options (none when unset). */
+export function serveRateLimitOf(bytesPerS: number | undefined, clock: Clock): ServeRateLimit | undefined {
+  return bytesPerS === undefined ? undefined : new ServeRateLimit(clock, bytesPerS);
+}
