@@ -32,23 +32,6 @@ try {
   const docs = loadCorpus(N);
   // 1. Writer + 3 replicas: 4 peers hold the generation.
   const wp = [await freePort(), await freePort()];
-  const writer = await start([
-    '--data',
-    path.join(root, 'w'),
-    '--http',
-    `127.0.0.1:${wp[0]}`,
-    '--listen',
-    `/ip4/127.0.0.1/tcp/${wp[1]}`,
-    '--role',
-    'writer',
-    '--members',
-    '1',
-    '--batch-max-commits',
-    String(Math.ceil(docs.length / 5000)),
-    '--build-interval-ms',
-    '1000000',
-  ]);
-  const seed = writer.ready.multiaddrs[0];
   const writerArgs = [
     '--data',
     path.join(root, 'w'),
@@ -63,6 +46,9 @@ try {
     '--build-interval-ms',
     '1000000',
   ];
+  // One build once everything is in (the corpus arrives in batches of 5,000).
+  const writer = await start([...writerArgs, '--batch-max-commits', String(Math.ceil(docs.length / 5000))]);
+  const seed = writer.ready.multiaddrs[0];
   const holders = [writer];
   const holderArgs: string[][] = [writerArgs];
   for (let i = 0; i < 3; i++) {
