@@ -164,7 +164,7 @@ export class CapsuleLog {
         await this.storage.remove(path);
         continue;
       }
-      const scan = scanSegment(bytes, path, isLast, expectSeq, prev);
+      const scan = scanSegment(bytes, path, isLast, expectSeq, prev, 'integrity');
       this.segments.push({ name, first_seq: expectSeq });
       for (const r of scan.records) {
         this.locs.push({ segment: name, ...r });

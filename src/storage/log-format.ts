@@ -7,7 +7,7 @@
  */
 import { crc32 } from 'node:zlib';
 import { ByteReader, ByteWriter, bytesEqual, concatBytes } from '../core/bytes.ts';
-import { type CommitCapsule, commitIdOf, decodeCapsule } from '../core/capsule.ts';
+import { commitIdOf, decodeCapsule } from '../core/capsule.ts';
 import { FsmeshError, invariant } from '../core/errors.ts';
 import type { ObjectId } from '../core/ids.ts';
 import { type CommitMarker, decodeMarker, encodeMarker, MARKER_BYTES, markerIdOf } from '../core/marker.ts';
@@ -90,13 +90,19 @@ export function scanSegment(
   isLast: boolean,
   expectSeq: number,
   prev: ObjectId,
+  /**
+   * `full` (verify): every capsule is decoded and validated too. `integrity` (opening the log):
+   * checksum, marker chain and commit id only — the bytes are then exactly those validated when
+   * they were appended, and decoding every capsule made opening a 50k-document log cost ~0.6 s.
+   */
+  depth: 'full' | 'integrity' = 'full',
 ): { records: ScannedRecord[]; torn?: { offset: number; size_bytes: number; reason: string } } {
   checkHeader(bytes, path, expectSeq);
   const records: ScannedRecord[] = [];
   let off = LOG_HEADER_BYTES;
   while (off < bytes.length) {
     const seq = expectSeq + records.length;
-    const r = checkRecord(bytes, off, seq, prev);
+    const r = checkRecord(bytes, off, seq, prev, depth);
     if (typeof r === 'string') {
       const recordEnd =
         bytes.length >= off + RECORD_HEADER_BYTES
@@ -125,6 +131,7 @@ export function checkRecord(
   off: number,
   expectSeq: number,
   prev: ObjectId,
+  depth: 'full' | 'integrity' = 'full',
 ): string | { body_len: number; marker_id: ObjectId; commit_id: ObjectId; idempotency_key?: string } {
   if (bytes.length - off < RECORD_HEADER_BYTES) return 'record header truncated';
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -135,10 +142,14 @@ export function checkRecord(
   const body = bytes.subarray(off + RECORD_HEADER_BYTES, off + RECORD_HEADER_BYTES + len);
   if (crc32(body) !== crc) return 'checksum mismatch';
   let marker: CommitMarker;
-  let capsule: CommitCapsule;
+  let idempotencyKey: string | undefined;
   try {
     marker = decodeMarker(body.subarray(0, MARKER_BYTES));
-    capsule = decodeCapsule(body.subarray(MARKER_BYTES));
+    const capsuleBytes = body.subarray(MARKER_BYTES);
+    idempotencyKey =
+      depth === 'full' || mayHoldIdempotencyKey(capsuleBytes)
+        ? decodeCapsule(capsuleBytes).idempotency_key
+        : undefined;
   } catch (err) {
     return (err as Error).message;
   }
@@ -151,6 +162,20 @@ export function checkRecord(
     body_len: len,
     marker_id: markerIdOf(marker),
     commit_id: commitId,
-    idempotency_key: capsule.idempotency_key,
+    idempotency_key: idempotencyKey,
   };
+}
+
+const KEY_NEEDLE = Buffer.from('idempotency_key"');
+const ESCAPE_NEEDLE = Buffer.from('\\u');
+
+/**
+ * False only when the capsule cannot have an idempotency key member, in any JSON spelling: the
+ * name is letters and `_`, so it is either written plainly — `idempotency_key"`, which never occurs
+ * inside a JSON string (a quote there is escaped) — or with `\u` escapes. Neither present: no key.
+ * Otherwise (the key, a field or text of that name, an escape) the capsule is decoded to be sure.
+ */
+function mayHoldIdempotencyKey(capsuleBytes: Uint8Array): boolean {
+  const b = Buffer.from(capsuleBytes.buffer, capsuleBytes.byteOffset, capsuleBytes.byteLength);
+  return b.indexOf(KEY_NEEDLE) >= 0 || b.indexOf(ESCAPE_NEEDLE) >= 0;
 }

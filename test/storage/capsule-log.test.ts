@@ -145,6 +145,37 @@ test('idempotency key: a retried batch is acknowledged once, not applied twice',
   await again.close();
 });
 
+test('reopening finds idempotency keys without decoding every capsule, whatever else the capsules hold', async () => {
+  const dir = tmpDir();
+  const log = await openLog(dir);
+  // A key, a user field of that name, text quoting it, a JSON escape: only commit 1 has a key.
+  await log.append(cap(1, 'k1'));
+  await log.append({
+    format: 1,
+    shard: 'default',
+    ops: [{ op: 'upsert', doc_id: 'f', text: 'x', fields: { idempotency_key: 'not-a-key' } }],
+  });
+  await log.append({
+    format: 1,
+    shard: 'default',
+    ops: [{ op: 'upsert', doc_id: 'q', text: 'idempotency_key": "k9"' }],
+  });
+  await log.append({
+    format: 1,
+    shard: 'default',
+    ops: [{ op: 'upsert', doc_id: 'u', text: 'bell \u0007' }],
+  });
+  await log.append(cap(5, 'k5'));
+  await log.close();
+  const again = await openLog(dir);
+  assert.equal(again.commitSeqHigh, 5);
+  assert.equal((await again.append(cap(1, 'k1'))).deduplicated, true);
+  assert.equal((await again.append(cap(5, 'k5'))).commit_seq, 5);
+  // Names that only appear inside documents are not keys: these append as new commits.
+  for (const k of ['not-a-key', 'k9']) assert.equal((await again.append(cap(7, k))).deduplicated, false);
+  await again.close();
+});
+
 test('group commit batches appends into fewer fsyncs and acks all of them', async () => {
   const dir = tmpDir();
   const log = await openLog(dir, [], { durability: { mode: 'group', group_commit_ms: 5 } });
