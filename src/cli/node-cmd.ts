@@ -17,7 +17,7 @@ import { type Progress, ttyProgress } from './progress.ts';
 import { semanticEmbedder } from './semantic.ts';
 
 export const NODE_START_USAGE =
-  'fsmesh node start --data DIR --http HOST:PORT [--listen /ip4/127.0.0.1/tcp/PORT] [--announce /ip4/HOST/tcp/PORT ...] [--seed MULTIADDR ...] [--role writer|replica] [--cluster-key FILE] [--trusted-writer PEER_ID] [--cluster NAME] [--durability local|quorum] [--members N|PEER_ID,...] [--name NAME] [--shard S] [--fsync per_commit|group] [--group-commit-ms N] [--batch-max-commits N] [--build-interval-ms N] [--scrub-interval-ms N] [--trace none|console|OTLP_URL] [--http-token FILE] [--http-allowed-hosts NAME,...] [--insecure] [--max-replica-lag-commits N] [--route-lag-commits N] [--admin-pub HEX] [--degraded-probe-interval-ms N] [--max-activation-failures N] [--replication artifacts|commits] [--semantic] [--compute-threads N] [--serve-rate-limit MB/s] [--quiet]';
+  'fsmesh node start --data DIR --http HOST:PORT [--listen /ip4/127.0.0.1/tcp/PORT] [--announce /ip4/HOST/tcp/PORT ...] [--seed MULTIADDR ...] [--role writer|replica] [--cluster-key FILE] [--trusted-writer PEER_ID] [--cluster NAME] [--durability local|quorum] [--members N|PEER_ID,...] [--name NAME] [--shard S] [--fsync per_commit|group] [--group-commit-ms N] [--batch-max-commits N] [--build-interval-ms N] [--scrub-interval-ms N] [--trace none|console|OTLP_URL] [--http-token FILE] [--http-allowed-hosts NAME,...] [--insecure] [--max-replica-lag-commits N] [--route-lag-commits N] [--admin-pub HEX] [--degraded-probe-interval-ms N] [--max-activation-failures N] [--replication artifacts|commits] [--semantic] [--compute-threads N] [--serve-rate-limit MB/s] [--reader-cache-mb N] [--quiet]';
 
 export function parseHostPort(v: string, flag: string): { host: string; port: number } {
   const m = /^([^:]+):(\d{1,5})$/.exec(v);
@@ -60,6 +60,7 @@ const NODE_START_FLAGS = {
   semantic: { type: 'boolean' },
   'compute-threads': { type: 'string' },
   'serve-rate-limit': { type: 'string' },
+  'reader-cache-mb': { type: 'string' },
 } as const;
 
 type Flags = Record<string, string | string[] | boolean | undefined>;
@@ -195,7 +196,7 @@ function planNodeStart(v: Flags): NodeStartPlan {
   const allowedHosts =
     typeof v['http-allowed-hosts'] === 'string' ? v['http-allowed-hosts'].split(',') : undefined;
   const trace = parseTrace(v.trace as string | undefined);
-  const { serveRate, computeThreads } = resourceFlags(v, int);
+  const { serveRate, computeThreads, engine } = resourceFlags(v, int);
   const node: NodeConfig = {
     data_dir: dir,
     node_name: (v.name as string | undefined) ?? `node-${port}`,
@@ -209,6 +210,7 @@ function planNodeStart(v: Flags): NodeStartPlan {
     },
     scrub_interval_ms: int('scrub-interval-ms') ?? NODE_DEFAULTS.cli_scrub_interval_ms,
     health_policy: healthPolicyOf(int),
+    engine,
   };
   const cluster: ClusterServiceConfig | undefined = p2p
     ? {
@@ -262,7 +264,12 @@ function resourceFlags(v: Flags, int: (flag: string, min?: number) => number | u
   // Default: a thread per core but one, which the main loop keeps for queries and HTTP.
   const computeThreads = int('compute-threads') ?? Math.max(1, availableParallelism() - 1);
   if (computeThreads > 256) throw new UsageError(`--compute-threads: at most 256, got ${computeThreads}`);
-  return { computeThreads, serveRate: serveRateOf(v['serve-rate-limit']) };
+  const cacheMb = int('reader-cache-mb');
+  return {
+    computeThreads,
+    serveRate: serveRateOf(v['serve-rate-limit']),
+    engine: cacheMb === undefined ? {} : { reader_cache_bytes: cacheMb * 2 ** 20 },
+  };
 }
 
 /** `--serve-rate-limit MB/s` (decimal megabytes per second) as bytes/s. */

@@ -14,6 +14,8 @@ export const ENGINE_DEFAULTS = {
   retention_keep_newer_than_ms: 0,
   log_segment_max_bytes: 64 << 20,
   hnsw_min_rows: 2_048,
+  /** Open generations kept beyond the active and pinned ones, while they fit (bytes). */
+  reader_cache_bytes: 256 << 20,
   quality_weight: 0.6,
   /** Strict reads (min_commit_seq) wait at most this long unless the request says otherwise. */
   strict_read_timeout_ms: 5000,

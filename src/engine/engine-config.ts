@@ -29,6 +29,11 @@ export interface EngineConfig {
   role: 'writer' | 'replica';
   /** Vector shards with at least this many rows also get an HNSW graph artifact. */
   hnsw_min_rows: number;
+  /**
+   * Open generations other than the active and pinned ones are kept while all held fit in this
+   * many bytes (most recently used first); beyond it a time-travel read reopens its generation.
+   */
+  reader_cache_bytes: number;
 }
 
 export function defaultEngineConfig(over: Partial<EngineConfig> = {}): EngineConfig {
@@ -48,6 +53,7 @@ export function defaultEngineConfig(over: Partial<EngineConfig> = {}): EngineCon
     bm25: DEFAULT_BM25,
     log_segment_max_bytes: ENGINE_DEFAULTS.log_segment_max_bytes,
     hnsw_min_rows: ENGINE_DEFAULTS.hnsw_min_rows,
+    reader_cache_bytes: ENGINE_DEFAULTS.reader_cache_bytes,
     quality_weight: ENGINE_DEFAULTS.quality_weight,
     role: 'writer',
     ...over,

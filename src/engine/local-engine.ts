@@ -38,6 +38,7 @@ import { checkEmbedderRevision } from './embedder-gate.ts';
 import { defaultEngineConfig, type EngineConfig } from './engine-config.ts';
 import type { ActivationSource, EngineEvent, EngineEventListener } from './engine-events.ts';
 import { checkStrictRead, selectAsOf, waitForActivation } from './read-path.ts';
+import { ReaderCache } from './reader-cache.ts';
 import { protectSealedSegment, repairSealedSegments } from './sealed-segments.ts';
 import { type VerifyReport, verifyObjects } from './verify.ts';
 
@@ -73,7 +74,7 @@ export class LocalEngine {
   /** Read-time verification failures that local symbols could not repair (§8.1). */
   repair_failures_total = 0;
   repaired_objects_total = 0;
-  private readonly readers = new Map<ObjectId, { reader: Promise<GenerationReader>; refs: number }>();
+  private readonly readers: ReaderCache;
   private building: Promise<unknown> = Promise.resolve();
   private readonly events: EngineOptions;
   /** The one path by which a generation becomes live (src/engine/activation-gate.ts). */
@@ -94,6 +95,7 @@ export class LocalEngine {
     this.generations = generations;
     this.events = events;
     this.symbols = new SymbolStore(runtime.storage, objects, config.repair, runtime.compute);
+    this.readers = new ReaderCache(config.reader_cache_bytes);
     this.gate = new ActivationGate({
       clock: runtime.clock,
       active: () => this.generations.active,
@@ -358,21 +360,13 @@ export class LocalEngine {
 
   /** Pin a generation's reader for the duration of one request (§5.3). */
   async pin(manifestId: ObjectId): Promise<Pinned> {
-    let e = this.readers.get(manifestId);
-    if (!e) {
-      const reader = this.openReaderWithRepair(manifestId);
-      e = { reader, refs: 0 };
-      this.readers.set(manifestId, e);
-      reader.catch(() => this.readers.delete(manifestId));
-    }
-    e.refs++;
+    const entry = this.readers.acquire(manifestId, () => this.openReaderWithRepair(manifestId));
     const lease = this.generations.lease(manifestId);
-    const entry = e;
     let reader: GenerationReader;
     try {
-      reader = await e.reader;
+      reader = await entry.reader;
     } catch (err) {
-      entry.refs--;
+      this.readers.release(entry);
       lease();
       throw err;
     }
@@ -382,7 +376,7 @@ export class LocalEngine {
       release: () => {
         if (released) return;
         released = true;
-        entry.refs--;
+        this.readers.release(entry);
         lease();
         this.evictUnretained();
       },
@@ -475,10 +469,12 @@ export class LocalEngine {
     const keep = new Set(
       this.generations.retained.filter((r) => !r.rolled_back).map((r) => r.artifact_manifest_id),
     );
-    const active = this.generations.active?.artifact_manifest_id;
-    for (const [id, e] of this.readers) {
-      if (e.refs === 0 && id !== active && !keep.has(id)) this.readers.delete(id);
-    }
+    this.readers.evict(this.generations.active?.artifact_manifest_id, keep);
+  }
+
+  /** Generations open in memory now (the active one, pinned ones, and what the budget keeps). */
+  get open_generations(): number {
+    return this.readers.size;
   }
 
   /** Choose and pin the generation a read uses: latest, time travel, or strict (waits). */
