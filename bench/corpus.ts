@@ -42,6 +42,13 @@ export interface CorpusDoc {
   text: string;
 }
 
+/** The corpus as a JSONL file (`fsmesh ingest` input), written on first use. */
+export function corpusFile(target = 50_000): string {
+  const cache = path.resolve('.bench-data', `corpus-${target}.jsonl`);
+  if (!fs.existsSync(cache)) loadCorpus(target);
+  return cache;
+}
+
 export function loadCorpus(target = 50_000): CorpusDoc[] {
   const cache = path.resolve('.bench-data', `corpus-${target}.jsonl`);
   if (fs.existsSync(cache))

@@ -14,6 +14,7 @@ const BENCHES = [
   'obs.ts',
   'two-tier.ts',
   'replication.ts',
+  'open.ts',
 ];
 for (const b of BENCHES) {
   if (only.length && !only.some((o) => b.startsWith(o))) continue;

@@ -5,6 +5,8 @@
 
 export {
   type Clock,
+  type Compute,
+  inlineCompute,
   nodeFsStorage,
   type Random,
   type Runtime,
@@ -13,4 +15,5 @@ export {
   systemClock,
   systemRandom,
 } from '../runtime/index.ts';
+export { defaultComputeThreads, type WorkerComputeOptions, workerCompute } from './compute-pool.ts';
 export * from './local-engine.ts';

@@ -1,0 +1,90 @@
+/**
+ * Opening a generation (issue 16): what a cold process pays to answer, and what ingest holds.
+ *  - `fsmesh search` in a fresh process on a 50,000-document data directory, lexical and hybrid:
+ *    wall time and peak RSS; baseline in the same run: `fsmesh --help` (process start + module
+ *    loading) — in this checkout the sources are TypeScript, stripped on load;
+ *  - node restart to serving: spawn → ready, then the first lexical and the first hybrid answer;
+ *  - `fsmesh ingest` of the corpus file: wall time and peak RSS, against the file's size.
+ *   node bench/open.ts [--docs 50000]
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { freeLoopbackPort } from '../src/runtime/loopback-port.ts';
+import { corpusFile } from './corpus.ts';
+import { arg, benchDir, nowMs, report, round } from './util.ts';
+
+const N = arg('docs', 50_000);
+const BIN = path.resolve('bin/fsmesh.js');
+const file = corpusFile(N);
+const dir = path.join(benchDir('open'), 'd');
+
+/** Wall ms and peak RSS (MB) of one fsmesh command, from GNU time. */
+function measured(args: string[]): { wall_ms: number; peak_rss_mb: number } {
+  const t0 = nowMs();
+  const r = spawnSync('/usr/bin/time', ['-f', 'RSS_KB=%M', process.execPath, BIN, ...args], {
+    encoding: 'utf8',
+  });
+  const wall = nowMs() - t0;
+  if (r.status !== 0) throw new Error(`fsmesh ${args.join(' ')} failed: ${r.stderr}`);
+  const kb = Number(/RSS_KB=(\d+)/.exec(r.stderr)?.[1]);
+  return { wall_ms: round(wall, 0), peak_rss_mb: round(kb / 1024, 1) };
+}
+
+const ingest = measured(['ingest', '--data', dir, file]);
+const help = measured(['--help']);
+const searches: Record<string, { wall_ms: number; peak_rss_mb: number }> = {};
+for (const mode of ['lexical', 'hybrid']) {
+  measured(['search', '--data', dir, 'warm up the page cache', '--mode', mode]);
+  searches[mode] = measured(['search', '--data', dir, 'shell script', '--mode', mode, '--k', '10']);
+}
+
+async function restart(): Promise<Record<string, number>> {
+  const port = await freeLoopbackPort();
+  const t0 = nowMs();
+  const child = spawn(
+    process.execPath,
+    [BIN, 'node', 'start', '--data', dir, '--http', `127.0.0.1:${port}`, '--quiet'],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.on('data', (d) => String(d).includes('"ready":true') && resolve());
+    child.on('exit', (c) => reject(new Error(`node exited ${c}`)));
+  });
+  const ready = nowMs() - t0;
+  const first = async (mode: string) => {
+    const r = await fetch(`http://127.0.0.1:${port}/v1/search?q=shell+script&k=10&mode=${mode}`);
+    if (r.status !== 200) throw new Error(`search ${mode}: ${r.status} ${await r.text()}`);
+    await r.arrayBuffer();
+    return nowMs() - t0;
+  };
+  const lexical = await first('lexical');
+  const hybrid = await first('hybrid');
+  child.kill('SIGTERM');
+  await new Promise((r) => child.once('exit', r));
+  return {
+    ready_ms: round(ready, 0),
+    first_lexical_ms: round(lexical, 0),
+    first_hybrid_ms: round(hybrid, 0),
+  };
+}
+const restarts = [await restart(), await restart()];
+
+report('open', {
+  corpus_docs: N,
+  corpus_file_mb: round(fs.statSync(file).size / 1e6, 1),
+  ingest: {
+    ...ingest,
+    rss_over_file_size: round(ingest.peak_rss_mb / (fs.statSync(file).size / 2 ** 20), 1),
+  },
+  cli_help_baseline: help,
+  cli_search: {
+    ...searches,
+    lexical_over_help_wall: round(searches.lexical.wall_ms / help.wall_ms, 2),
+    hybrid_over_help_wall: round(searches.hybrid.wall_ms / help.wall_ms, 2),
+  },
+  restart_to_serving: restarts,
+  goals: { cli_search_ms: 200, cli_search_rss_mb: 150, ingest_peak_rss_mb: 300, restart_ms: 1000 },
+});
