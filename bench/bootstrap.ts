@@ -27,6 +27,13 @@ const j = getJson;
 const metric = (text: string, name: string) =>
   Number(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, 'm').exec(text)?.[1] ?? NaN);
 
+/** `node start` arguments of a replica on fresh loopback ports. */
+async function replicaArgs(dir: string, extra: string[]): Promise<string[]> {
+  const http = `127.0.0.1:${await freePort()}`;
+  const listen = `/ip4/127.0.0.1/tcp/${await freePort()}`;
+  return ['--data', dir, '--http', http, '--listen', listen, '--role', 'replica', ...extra];
+}
+
 try {
   const root = benchDir('bootstrap');
   const docs = loadCorpus(N);
@@ -52,18 +59,7 @@ try {
   const holders = [writer];
   const holderArgs: string[][] = [writerArgs];
   for (let i = 0; i < 3; i++) {
-    const args = [
-      '--data',
-      path.join(root, `h${i}`),
-      '--http',
-      `127.0.0.1:${await freePort()}`,
-      '--listen',
-      `/ip4/127.0.0.1/tcp/${await freePort()}`,
-      '--role',
-      'replica',
-      '--seed',
-      seed,
-    ];
+    const args = await replicaArgs(path.join(root, `h${i}`), ['--seed', seed]);
     holderArgs.push(args);
     holders.push(await start(args));
   }
@@ -97,19 +93,13 @@ try {
   //    uploads are capped (--serve-rate-limit): a WAN-like link, where more peers should add up.
   const bootstrapFrom = async (k: number, tag: string) => {
     const t0 = nowMs();
-    const r = await start([
-      '--data',
-      path.join(root, `boot-${tag}-${k}`),
-      '--http',
-      `127.0.0.1:${await freePort()}`,
-      '--listen',
-      `/ip4/127.0.0.1/tcp/${await freePort()}`,
-      '--role',
-      'replica',
-      '--fetch-peers',
-      String(k),
-      ...holders.flatMap((h) => ['--seed', h.ready.multiaddrs[0]]),
-    ]);
+    const r = await start(
+      await replicaArgs(path.join(root, `boot-${tag}-${k}`), [
+        '--fetch-peers',
+        String(k),
+        ...holders.flatMap((h) => ['--seed', h.ready.multiaddrs[0]]),
+      ]),
+    );
     await until(async () =>
       (await j(`${r.url}/v1/status`)).artifact_manifest_id === manifestId ? true : null,
     );
