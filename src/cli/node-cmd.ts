@@ -17,7 +17,7 @@ import { type Progress, ttyProgress } from './progress.ts';
 import { semanticEmbedder } from './semantic.ts';
 
 export const NODE_START_USAGE =
-  'fsmesh node start --data DIR --http HOST:PORT [--listen /ip4/127.0.0.1/tcp/PORT] [--announce /ip4/HOST/tcp/PORT ...] [--seed MULTIADDR ...] [--role writer|replica] [--cluster-key FILE] [--trusted-writer PEER_ID] [--cluster NAME] [--durability local|quorum] [--members N|PEER_ID,...] [--name NAME] [--shard S] [--fsync per_commit|group] [--group-commit-ms N] [--batch-max-commits N] [--build-interval-ms N] [--scrub-interval-ms N] [--trace none|console|OTLP_URL] [--http-token FILE] [--http-allowed-hosts NAME,...] [--insecure] [--max-replica-lag-commits N] [--route-lag-commits N] [--admin-pub HEX] [--degraded-probe-interval-ms N] [--max-activation-failures N] [--replication artifacts|commits] [--semantic] [--compute-threads N] [--serve-rate-limit MB/s] [--reader-cache-mb N] [--quiet]';
+  'fsmesh node start --data DIR --http HOST:PORT [--listen /ip4/127.0.0.1/tcp/PORT] [--announce /ip4/HOST/tcp/PORT ...] [--seed MULTIADDR ...] [--role writer|replica] [--cluster-key FILE] [--trusted-writer PEER_ID] [--cluster NAME] [--durability local|quorum] [--members N|PEER_ID,...] [--name NAME] [--shard S] [--fsync per_commit|group] [--group-commit-ms N] [--batch-max-commits N] [--build-interval-ms N] [--scrub-interval-ms N] [--trace none|console|OTLP_URL] [--trace-sample-ratio R] [--http-token FILE] [--http-allowed-hosts NAME,...] [--insecure] [--max-replica-lag-commits N] [--route-lag-commits N] [--admin-pub HEX] [--degraded-probe-interval-ms N] [--max-activation-failures N] [--replication artifacts|commits] [--semantic] [--compute-threads N] [--serve-rate-limit MB/s] [--reader-cache-mb N] [--quiet]';
 
 export function parseHostPort(v: string, flag: string): { host: string; port: number } {
   const m = /^([^:]+):(\d{1,5})$/.exec(v);
@@ -48,6 +48,7 @@ const NODE_START_FLAGS = {
   members: { type: 'string' },
   'fetch-peers': { type: 'string' },
   trace: { type: 'string' },
+  'trace-sample-ratio': { type: 'string' },
   'http-token': { type: 'string' },
   'http-allowed-hosts': { type: 'string' },
   insecure: { type: 'boolean' },
@@ -154,10 +155,24 @@ function parseTrace(v: string | undefined): 'none' | 'console' | { otlp_url: str
   throw new UsageError(`--trace: none, console or an OTLP/HTTP collector URL, got ${JSON.stringify(v)}`);
 }
 
+/** `--trace-sample-ratio R`: the fraction of queries traced (lifecycle spans always are). */
+function parseSampleRatio(v: unknown, trace: ReturnType<typeof parseTrace>): number | undefined {
+  if (v === undefined) return undefined;
+  const r = typeof v === 'string' && /^(0(\.\d+)?|1(\.0+)?)$/.test(v) ? Number(v) : Number.NaN;
+  if (Number.isNaN(r))
+    throw new UsageError(
+      `--trace-sample-ratio: expected a number from 0 to 1 (e.g. 0.1), got ${JSON.stringify(v)}`,
+    );
+  if (trace === 'none') throw new UsageError('--trace-sample-ratio needs --trace console or a collector URL');
+  return r;
+}
+
 /** Every flag checked (each error names its flag) and turned into composition options. */
 interface NodeStartPlan {
   dir: string;
   trace: ReturnType<typeof parseTrace>;
+  /** Fraction of queries traced; undefined: the exporter's default. */
+  query_sample_ratio: number | undefined;
   compose: ComposeOptions;
   /** Worker threads for builds and repair encoding (0: everything on the main thread). */
   compute_threads: number;
@@ -196,6 +211,7 @@ function planNodeStart(v: Flags): NodeStartPlan {
   const allowedHosts =
     typeof v['http-allowed-hosts'] === 'string' ? v['http-allowed-hosts'].split(',') : undefined;
   const trace = parseTrace(v.trace as string | undefined);
+  const query_sample_ratio = parseSampleRatio(v['trace-sample-ratio'], trace);
   const { serveRate, computeThreads, engine } = resourceFlags(v, int);
   const node: NodeConfig = {
     data_dir: dir,
@@ -236,6 +252,7 @@ function planNodeStart(v: Flags): NodeStartPlan {
   return {
     dir,
     trace,
+    query_sample_ratio,
     compose: { node, cluster, http: { host, port, security } },
     compute_threads: computeThreads,
   };
@@ -304,7 +321,7 @@ export async function cmdNode(argv: string[]): Promise<number> {
   const failpoints = parseFailpointSpec(process.env.FSMESH_FAILPOINTS);
   fs.mkdirSync(plan.dir, { recursive: true });
   const { configureTracing } = await import('../obs/tracing.ts');
-  const tracing = await configureTracing(plan.trace);
+  const tracing = await configureTracing(plan.trace, { query_sample_ratio: plan.query_sample_ratio });
   // Builds and repair encoding run on worker threads: queries never wait for them.
   const compute =
     plan.compute_threads > 0
