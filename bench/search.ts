@@ -17,7 +17,7 @@ import { Index as FlexIndex } from 'flexsearch';
 import MiniSearch from 'minisearch';
 import { defaultEngineConfig, LocalEngine } from '../src/engine/local-engine.ts';
 import { nodeFsStorage, seededRandom, systemClock } from '../src/runtime/index.ts';
-import { buildSegment, indexDoc, Segment } from '../src/search/lexical/segment.ts';
+import { Segment, SegmentBuilder } from '../src/search/lexical/segment.ts';
 import { tokenize } from '../src/search/text.ts';
 import { loadCorpus } from './corpus.ts';
 import { arg, benchDir, nowMs, report, round, summarize } from './util.ts';
@@ -50,9 +50,12 @@ function latencies(fn: (q: string) => unknown): ReturnType<typeof summarize> {
 }
 
 // ---- fsmesh lexical build (segment only, comparable to the lexical peers) ----
-const build = time(() =>
-  buildSegment(docs.map((d) => indexDoc({ doc_id: d.id, title: d.title, text: d.text }))),
-);
+// The builder's own path (src/search/builder.ts): documents tokenized and inverted as they stream.
+const build = time(() => {
+  const b = new SegmentBuilder();
+  for (const d of docs) b.add({ doc_id: d.id, title: d.title, text: d.text });
+  return b.finish();
+});
 const segBytes = build.value;
 
 // ---- full engine build: segment + hashed embeddings + FSVI + HNSW, then activation ----

@@ -20,7 +20,7 @@ import {
 } from '../core/manifest.ts';
 import type { GenerationReader } from './generation-reader.ts';
 import { DeleteBitmap } from './lexical/deletes.ts';
-import { buildSegment, type IndexedDoc, indexDoc, Segment } from './lexical/segment.ts';
+import { buildSegment, type IndexedDoc, Segment, SegmentBuilder } from './lexical/segment.ts';
 import type { Embedder } from './vector/embedder.ts';
 import { encodeFsvi } from './vector/fsvi.ts';
 
@@ -76,7 +76,7 @@ export function buildGeneration(input: BuildInput, cfg: BuildConfig, artifactId:
   if (upserts.length > 0)
     segments.push(
       makeSegment(
-        upserts.map((u) => indexDoc(u)),
+        segmentOf(upserts),
         embedTexts(cfg.embedder, upserts),
         newArtifacts,
         artifactId,
@@ -284,14 +284,21 @@ interface SegEntry {
   qShardBytes?: number;
 }
 
+/** Segment bytes and doc ids (input order) of freshly upserted documents, tokenized as they stream. */
+function segmentOf(upserts: UpsertOp[]): { bytes: Uint8Array; docs: { doc_id: string }[] } {
+  const b = new SegmentBuilder();
+  for (const u of upserts) b.add(u);
+  return { bytes: b.finish(), docs: upserts };
+}
+
 function makeSegment(
-  docs: IndexedDoc[],
+  built: { bytes: Uint8Array; docs: { doc_id: string }[] },
   vectorsInInputOrder: Float32Array[],
   out: Map<ObjectId, Uint8Array>,
   artifactId: ObjectIdFn,
   qualityInInputOrder: Float32Array[] | null = null,
 ): SegEntry {
-  const bytes = buildSegment(docs);
+  const { bytes, docs } = built;
   const id = artifactId(bytes);
   out.set(id, bytes);
   const seg = Segment.open(id, bytes);
@@ -361,7 +368,13 @@ function mergeSmallest(
     }
     deletes.bySegment.delete(segId);
   }
-  const merged = makeSegment(docs, vecs, out, artifactId, quality ? qvecs : null);
+  const merged = makeSegment(
+    { bytes: buildSegment(docs), docs },
+    vecs,
+    out,
+    artifactId,
+    quality ? qvecs : null,
+  );
   const firstIdx = Math.min(...chosen);
   const result: typeof segments = [];
   segments.forEach((s, i) => {

@@ -47,6 +47,10 @@ export class GenerationReader {
   private readonly avgdl: number;
   private readonly dfCache = new Map<string, number>();
   private scratch: Float64Array;
+  /** Docnums (global) touched by the running query: preallocated, reused by every query. */
+  private touchedScratch: Int32Array;
+  /** Per global docnum: the BM25 length norm k1·(1 − b + b·len/avgdl), fixed for this generation. */
+  private docNorm: Float64Array;
 
   private constructor(
     manifest: GenerationManifest,
@@ -79,6 +83,15 @@ export class GenerationReader {
     this.live_docs = live;
     this.avgdl = live > 0 ? lenSum / live : 1;
     this.scratch = new Float64Array(base);
+    this.touchedScratch = new Int32Array(base);
+    this.docNorm = new Float64Array(base);
+    const normA = bm25.k1 * (1 - bm25.b);
+    const normB = (bm25.k1 * bm25.b) / this.avgdl;
+    segments.forEach((s, si) => {
+      const b0 = this.bases[si];
+      for (let i = 0; i < s.doc_count; i++)
+        this.docNorm[b0 + i] = normA + normB * (s.text_len[i] + bm25.title_boost * s.title_len[i]);
+    });
   }
 
   /**
@@ -226,12 +239,13 @@ export class GenerationReader {
   searchLexical(terms: string[], k: number): ScoredDoc[] {
     const uniq = [...new Set(terms)];
     const acc = this.scratch;
-    const touched: number[] = [];
-    const { k1, b, title_boost } = this.bm25;
-    const avgdl = this.avgdl;
+    const touched = this.touchedScratch;
+    let nTouched = 0;
+    const { k1, title_boost } = this.bm25;
+    const norm = this.docNorm;
     for (const term of uniq) {
-      const idf = this.idf(term);
       if (this.liveDf(term) === 0) continue;
+      const idfK = this.idf(term) * (k1 + 1);
       for (let si = 0; si < this.segments.length; si++) {
         const s = this.segments[si];
         const e = s.terms.get(term);
@@ -239,50 +253,43 @@ export class GenerationReader {
         const base = this.bases[si];
         const segId = s.object_id;
         const del = this.deletes.deletedCount(segId) > 0 ? this.deletes.bySegment.get(segId)!.bits : null;
-        const tl = s.title_len;
-        const xl = s.text_len;
         const b8 = s.bytes;
-        const idfK = idf * (k1 + 1);
-        const normA = k1 * (1 - b);
-        const normB = (k1 * b) / avgdl;
         // Postings decoded inline (same layout as Segment.forEachPosting): the lexical hot loop.
+        // Most values fit one LEB128 byte (tf_title is usually 0), so that case skips the loop.
         let pos = e.offset;
         const end = e.offset + e.length;
         let d = 0;
         while (pos < end) {
-          let v = 0;
-          let shift = 0;
-          let c: number;
-          do {
+          let c = b8[pos++];
+          let v = c & 0x7f;
+          for (let shift = 7; c & 0x80; shift += 7) {
             c = b8[pos++];
             v |= (c & 0x7f) << shift;
-            shift += 7;
-          } while (c & 0x80);
+          }
           d += v;
-          let tt = 0;
-          shift = 0;
-          do {
+          c = b8[pos++];
+          let tt = c & 0x7f;
+          for (let shift = 7; c & 0x80; shift += 7) {
             c = b8[pos++];
             tt |= (c & 0x7f) << shift;
-            shift += 7;
-          } while (c & 0x80);
-          let tx = 0;
-          shift = 0;
-          do {
+          }
+          c = b8[pos++];
+          let tx = c & 0x7f;
+          for (let shift = 7; c & 0x80; shift += 7) {
             c = b8[pos++];
             tx |= (c & 0x7f) << shift;
-            shift += 7;
-          } while (c & 0x80);
+          }
           if (del !== null && (del[d >> 3] & (1 << (d & 7))) !== 0) continue;
           const tf = tx + title_boost * tt;
           const g = base + d;
-          if (acc[g] === 0) touched.push(g);
-          acc[g] += (idfK * tf) / (tf + normA + normB * (xl[d] + title_boost * tl[d]));
+          if (acc[g] === 0) touched[nTouched++] = g;
+          acc[g] += (idfK * tf) / (tf + norm[g]);
         }
       }
     }
     const top = new TopK<number>(k);
-    for (const g of touched) {
+    for (let i = 0; i < nTouched; i++) {
+      const g = touched[i];
       const score = acc[g];
       acc[g] = 0;
       if (top.admits(score)) top.push(score, this.docIdAt(g), g);
