@@ -12,6 +12,8 @@ import type { GenerationManifest } from '../core/manifest.ts';
 import type { Storage } from '../runtime/index.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import { DeleteBitmap } from './lexical/deletes.ts';
+import { ExhaustiveScorer } from './lexical/exhaustive-top-k.ts';
+import { type LexicalScoring, prunedTopK, type QueryTerm, worthPruning } from './lexical/pruned-top-k.ts';
 import { Segment } from './lexical/segment.ts';
 import { TopK } from './topk.ts';
 import { VectorShard } from './vector/fsvi.ts';
@@ -46,9 +48,8 @@ export class GenerationReader {
   readonly live_docs: number;
   private readonly avgdl: number;
   private readonly dfCache = new Map<string, number>();
-  private scratch: Float64Array;
-  /** Docnums (global) touched by the running query: preallocated, reused by every query. */
-  private touchedScratch: Int32Array;
+  /** Term-at-a-time scorer with its per-document accumulators (shared: queries are synchronous). */
+  private readonly exhaustive: ExhaustiveScorer;
   /** Per global docnum: the BM25 length norm k1·(1 − b + b·len/avgdl), fixed for this generation. */
   private docNorm: Float64Array;
 
@@ -82,8 +83,7 @@ export class GenerationReader {
     this.totalDocs = base;
     this.live_docs = live;
     this.avgdl = live > 0 ? lenSum / live : 1;
-    this.scratch = new Float64Array(base);
-    this.touchedScratch = new Int32Array(base);
+    this.exhaustive = new ExhaustiveScorer(base);
     this.docNorm = new Float64Array(base);
     const normA = bm25.k1 * (1 - bm25.b);
     const normB = (bm25.k1 * bm25.b) / this.avgdl;
@@ -235,66 +235,41 @@ export class GenerationReader {
     return Math.log(1 + (n - df + 0.5) / (df + 0.5));
   }
 
-  /** BM25 over title+text (title tf and length weighted by title_boost). Synchronous: the scratch buffer is shared. */
-  searchLexical(terms: string[], k: number): ScoredDoc[] {
-    const uniq = [...new Set(terms)];
-    const acc = this.scratch;
-    const touched = this.touchedScratch;
-    let nTouched = 0;
-    const { k1, title_boost } = this.bm25;
-    const norm = this.docNorm;
-    for (const term of uniq) {
-      if (this.liveDf(term) === 0) continue;
-      const idfK = this.idf(term) * (k1 + 1);
-      for (let si = 0; si < this.segments.length; si++) {
-        const s = this.segments[si];
-        const e = s.terms.get(term);
-        if (!e) continue;
-        const base = this.bases[si];
-        const segId = s.object_id;
-        const del = this.deletes.deletedCount(segId) > 0 ? this.deletes.bySegment.get(segId)!.bits : null;
-        const b8 = s.bytes;
-        // Postings decoded inline (same layout as Segment.forEachPosting): the lexical hot loop.
-        // Most values fit one LEB128 byte (tf_title is usually 0), so that case skips the loop.
-        let pos = e.offset;
-        const end = e.offset + e.length;
-        let d = 0;
-        while (pos < end) {
-          let c = b8[pos++];
-          let v = c & 0x7f;
-          for (let shift = 7; c & 0x80; shift += 7) {
-            c = b8[pos++];
-            v |= (c & 0x7f) << shift;
-          }
-          d += v;
-          c = b8[pos++];
-          let tt = c & 0x7f;
-          for (let shift = 7; c & 0x80; shift += 7) {
-            c = b8[pos++];
-            tt |= (c & 0x7f) << shift;
-          }
-          c = b8[pos++];
-          let tx = c & 0x7f;
-          for (let shift = 7; c & 0x80; shift += 7) {
-            c = b8[pos++];
-            tx |= (c & 0x7f) << shift;
-          }
-          if (del !== null && (del[d >> 3] & (1 << (d & 7))) !== 0) continue;
-          const tf = tx + title_boost * tt;
-          const g = base + d;
-          if (acc[g] === 0) touched[nTouched++] = g;
-          acc[g] += (idfK * tf) / (tf + norm[g]);
-        }
-      }
-    }
+  /**
+   * BM25 over title+text (title tf and length weighted by title_boost): the top k, pruned
+   * (MaxScore + block-max, src/search/lexical/pruned-top-k.ts) when the query's shape gains from
+   * it, else term at a time; both give the same hits and scores, bit for bit.
+   */
+  searchLexical(terms: string[], k: number, opts: { exhaustive?: boolean } = {}): ScoredDoc[] {
+    if (k <= 0) return [];
+    const { k1, b, title_boost } = this.bm25;
+    const query: QueryTerm[] = [];
+    for (const term of new Set(terms))
+      if (this.liveDf(term) > 0) query.push({ term, order: query.length, idfK: this.idf(term) * (k1 + 1) });
+    const scoring: LexicalScoring = {
+      k1,
+      title_boost,
+      normA: k1 * (1 - b),
+      normB: (k1 * b) / this.avgdl,
+      norm: this.docNorm,
+    };
     const top = new TopK<number>(k);
-    for (let i = 0; i < nTouched; i++) {
-      const g = touched[i];
-      const score = acc[g];
-      acc[g] = 0;
-      if (top.admits(score)) top.push(score, this.docIdAt(g), g);
-    }
+    const docIdAt = (g: number) => this.docIdAt(g);
+    const views = this.segments.map((seg, si) => ({
+      seg,
+      base: this.bases[si],
+      deleted:
+        this.deletes.deletedCount(seg.object_id) > 0 ? this.deletes.bySegment.get(seg.object_id)!.bits : null,
+    }));
+    if (opts.exhaustive || !worthPruning(query.map((q) => this.liveDf(q.term))))
+      this.exhaustive.addTopK(views, query, scoring, top, docIdAt);
+    else for (const v of views) prunedTopK(v.seg, v.base, v.deleted, query, scoring, top, docIdAt);
     return top.sorted().map((e) => ({ doc_id: e.key, score: e.score }));
+  }
+
+  /** Every posting scored, term at a time: the reference the pruned search must equal. */
+  searchLexicalExhaustive(terms: string[], k: number): ScoredDoc[] {
+    return this.searchLexical(terms, k, { exhaustive: true });
   }
 
   private docIdAt(g: number): string {

@@ -8,6 +8,10 @@ export class TopK<T> {
   private worse(a: { score: number; key: string }, b: { score: number; key: string }): boolean {
     return a.score < b.score || (a.score === b.score && a.key > b.key);
   }
+  /** The score to beat once k entries are held (an equal score may still enter by key); -Infinity before. */
+  threshold(): number {
+    return this.heap.length < this.k ? Number.NEGATIVE_INFINITY : this.heap[0].score;
+  }
   /** Would an entry with this score enter? (cheap pre-check before building the key) */
   admits(score: number): boolean {
     return this.heap.length < this.k || score >= this.heap[0].score;

@@ -1,0 +1,60 @@
+/**
+ * Lexical segment format (docs/formats.md §"Lexical segment"): constants and helpers shared by the
+ * builder (segment-builder.ts) and the reader (segment.ts). Version 2 adds, for every term with
+ * more than POSTINGS_BLOCK postings, a block table before its postings: each block's last docnum,
+ * byte length and "impacts" (the (tf, length) pairs no other posting of the block beats), so a
+ * query can skip blocks that cannot reach its top k (block-max pruning). The postings bytes
+ * themselves are the same in both versions.
+ */
+import { utf8 } from '../../core/bytes.ts';
+
+export const SEGMENT_MAGIC = utf8.encode('FSLXSEG1');
+/** The version written; version 1 (no block tables) is still read. */
+export const SEGMENT_VERSION = 2;
+/** Postings per block; terms with at most this many postings have no block table. */
+export const POSTINGS_BLOCK = 128;
+/**
+ * Title weight used for the impacts: tf = tf_text + 2·tf_title, len = len_text + 2·len_title
+ * (the default BM25 title_boost). A reader configured with another boost ignores the impacts.
+ */
+export const IMPACT_TITLE_BOOST = 2;
+/** More non-dominated (tf, len) pairs than this in a block are folded into one (max tf, min len). */
+export const MAX_IMPACTS_PER_BLOCK = 8;
+
+export interface SegmentDocInput {
+  doc_id: string;
+  title?: string;
+  text: string;
+}
+
+/** A document already tokenized: what a merge carries over without the original text. */
+export interface IndexedDoc {
+  doc_id: string;
+  title_len: number;
+  text_len: number;
+  /** term -> [tf_title, tf_text] */
+  terms: Map<string, [number, number]>;
+}
+
+/**
+ * Order of the strings' UTF-8 bytes without encoding them: UTF-16 code-unit order agrees with it
+ * except that surrogates (U+10000 and up) must sort after U+E000..U+FFFF.
+ */
+export function compareUtf8(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    let x = a.charCodeAt(i);
+    let y = b.charCodeAt(i);
+    if (x === y) continue;
+    if (x >= 0xd800 && y >= 0xd800) {
+      if (x <= 0xdfff) x += 0x2800;
+      if (y <= 0xdfff) y += 0x2800;
+    }
+    return x - y;
+  }
+  return a.length - b.length;
+}
+
+export function varintSize(v: number): number {
+  return v < 0x80 ? 1 : v < 0x4000 ? 2 : v < 0x200000 ? 3 : v < 0x10000000 ? 4 : 5;
+}
