@@ -48,6 +48,8 @@ export class GenerationReader {
   readonly live_docs: number;
   private readonly avgdl: number;
   private readonly dfCache = new Map<string, number>();
+  /** Per-block BM25 bounds by segment and term (pruned-top-k.ts); fixed for this generation. */
+  private readonly boundCache = new Map<string, Float64Array>();
   /** Term-at-a-time scorer with its per-document accumulators (shared: queries are synchronous). */
   private readonly exhaustive: ExhaustiveScorer;
   /** Per global docnum: the BM25 length norm k1·(1 − b + b·len/avgdl), fixed for this generation. */
@@ -252,7 +254,10 @@ export class GenerationReader {
       normA: k1 * (1 - b),
       normB: (k1 * b) / this.avgdl,
       norm: this.docNorm,
+      bound_cache: this.boundCache,
     };
+    // Bounded: a generation sees many distinct query terms over its life.
+    if (this.boundCache.size > 20_000) this.boundCache.clear();
     const top = new TopK<number>(k);
     const docIdAt = (g: number) => this.docIdAt(g);
     const views = this.segments.map((seg, si) => ({
@@ -261,7 +266,13 @@ export class GenerationReader {
       deleted:
         this.deletes.deletedCount(seg.object_id) > 0 ? this.deletes.bySegment.get(seg.object_id)!.bits : null,
     }));
-    if (opts.exhaustive || !worthPruning(query.map((q) => this.liveDf(q.term))))
+    if (
+      opts.exhaustive ||
+      !worthPruning(
+        query.map((q) => this.liveDf(q.term)),
+        k,
+      )
+    )
       this.exhaustive.addTopK(views, query, scoring, top, docIdAt);
     else for (const v of views) prunedTopK(v.seg, v.base, v.deleted, query, scoring, top, docIdAt);
     return top.sorted().map((e) => ({ doc_id: e.key, score: e.score }));

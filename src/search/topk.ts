@@ -1,6 +1,6 @@
 /** Bounded min-heap keeping the k best (score desc, then key asc for deterministic ties). */
 export class TopK<T> {
-  private readonly k: number;
+  readonly k: number;
   private readonly heap: { score: number; key: string; item: T }[] = [];
   constructor(k: number) {
     this.k = k;
