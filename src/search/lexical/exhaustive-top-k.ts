@@ -4,7 +4,7 @@
  * queries of several terms of similar frequency, where pruning skips little (worthPruning).
  */
 import type { TopK } from '../topk.ts';
-import type { LexicalScoring, QueryTerm } from './pruned-top-k.ts';
+import type { LexicalScoring, QueryTerm } from './scoring.ts';
 import type { Segment } from './segment.ts';
 
 export interface SegmentView {
