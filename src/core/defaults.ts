@@ -14,6 +14,11 @@ export const ENGINE_DEFAULTS = {
   retention_keep_newer_than_ms: 0,
   log_segment_max_bytes: 64 << 20,
   hnsw_min_rows: 2_048,
+  /**
+   * A build window with more upserts than this is cut into several segments of equal size: each
+   * gets its own vector shard and HNSW graph, built in parallel on the compute threads.
+   */
+  segment_max_docs: 32_768,
   /** Open generations kept beyond the active and pinned ones, while they fit (bytes). */
   reader_cache_bytes: 256 << 20,
   quality_weight: 0.6,

@@ -16,7 +16,7 @@ import type { GenerationReader } from '../search/generation-reader.ts';
 import type { Embedder, EmbedderSpec } from '../search/vector/embedder.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import type { SymbolStore } from '../storage/symbol-store.ts';
-import { addHnswGraphs } from './hnsw-graphs.ts';
+import { addHnswGraphs, type GraphBuilder } from './hnsw-graphs.ts';
 
 export interface BuildSettings {
   shard: string;
@@ -24,6 +24,7 @@ export interface BuildSettings {
   quantization: Quantization;
   repair: RepairParams;
   max_segments: number;
+  segment_max_docs: number;
   hnsw_min_rows: number;
 }
 
@@ -39,6 +40,8 @@ export interface BuildTaskInput {
   settings: BuildSettings;
   embedder: EmbedderSpec;
   quality_embedder?: EmbedderSpec;
+  /** Leave the HNSW graphs out: the caller builds them in parallel (task build_hnsw) and adds them. */
+  defer_graphs?: boolean;
 }
 
 export interface BuildTaskOutput {
@@ -46,6 +49,8 @@ export interface BuildTaskOutput {
   /** Objects this build wrote (parent artifacts it reuses are not listed). */
   new_artifact_ids: ObjectId[];
   new_artifact_bytes: number;
+  /** The HNSW graphs were left out (defer_graphs): the caller adds them. */
+  graphs_deferred: boolean;
 }
 
 /** Where a build reads and writes: the engine's own stores inline, a worker's handles otherwise. */
@@ -61,6 +66,7 @@ export interface BuildEnv {
 export async function buildCandidateArtifacts(
   input: Omit<BuildTaskInput, 'data_dir' | 'embedder' | 'quality_embedder' | 'parent'>,
   env: BuildEnv,
+  graphs?: GraphBuilder,
 ): Promise<BuildTaskOutput> {
   const s = input.settings;
   const out = buildGeneration(
@@ -78,26 +84,38 @@ export async function buildCandidateArtifacts(
       quantization: s.quantization,
       repair: s.repair,
       max_segments: s.max_segments,
+      segment_max_docs: s.segment_max_docs,
       quality_embedder: env.quality_embedder,
     },
     (bytes) => objectIdOf('artifact', bytes),
   );
-  await addHnswGraphs(out, env.parent, {
-    storage: env.storage,
-    objects: env.objects,
-    hnsw_min_rows: s.hnsw_min_rows,
-    repair: s.repair,
-  });
+  // Graphs built elsewhere (compute threads) read their shard from the store: store first.
+  const stored = new Set<ObjectId>();
+  const store = async () => {
+    for (const [id, b] of out.new_artifacts) {
+      if (stored.has(id)) continue;
+      stored.add(id);
+      await env.objects.putVerified('artifact', id, b);
+      await env.symbols.ensure('artifact', id, b);
+    }
+  };
+  if (graphs) await store();
+  if (!input.defer_graphs)
+    await addHnswGraphs(out, env.parent, {
+      storage: env.storage,
+      objects: env.objects,
+      hnsw_min_rows: s.hnsw_min_rows,
+      repair: s.repair,
+      build_graph: graphs,
+    });
+  await store();
   let bytes = 0;
-  for (const [id, b] of out.new_artifacts) {
-    await env.objects.putVerified('artifact', id, b);
-    await env.symbols.ensure('artifact', id, b);
-    bytes += b.length;
-  }
+  for (const b of out.new_artifacts.values()) bytes += b.length;
   return {
     manifest: out.manifest,
     new_artifact_ids: [...out.new_artifacts.keys()],
     new_artifact_bytes: bytes,
+    graphs_deferred: input.defer_graphs === true,
   };
 }
 

@@ -13,6 +13,7 @@ import { embedderFromSpec } from '../search/vector/embedder-spec.ts';
 import { ObjectStore } from '../storage/object-store.ts';
 import { SymbolStore } from '../storage/symbol-store.ts';
 import { type BuildTaskInput, buildCandidateArtifacts, checkParent } from './build-task.ts';
+import { buildStoredGraph } from './hnsw-graphs.ts';
 
 export interface ComputeRequest {
   task: string;
@@ -63,6 +64,15 @@ async function buildGenerationTask(input: BuildTaskInput) {
   });
 }
 
+async function buildHnswTask(input: { data_dir: string; shard_id: ObjectId; repair: RepairParams }) {
+  const h = dirHandles(input.data_dir);
+  return buildStoredGraph(input.shard_id, {
+    storage: h.storage,
+    objects: h.objects,
+    symbols: new SymbolStore(h.storage, h.objects, input.repair, undefined, h.tag),
+  });
+}
+
 async function encodeSymbolsTask(input: {
   data_dir: string;
   kind: ObjectKind;
@@ -76,6 +86,7 @@ async function encodeSymbolsTask(input: {
 
 const TASKS: Record<string, (input: never) => Promise<unknown>> = {
   build_generation: buildGenerationTask,
+  build_hnsw: buildHnswTask,
   encode_symbols: encodeSymbolsTask,
 };
 

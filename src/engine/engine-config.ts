@@ -16,6 +16,8 @@ export interface EngineConfig {
   quantization: 'f16' | 'f32';
   repair: RepairParams;
   max_segments: number;
+  /** A build window's upserts are cut into segments of at most this many documents. */
+  segment_max_docs: number;
   retention: RetentionPolicy;
   /** Embedder revisions explicitly allowed to activate although they differ from ours (§8.5). */
   embedder_revision_overrides: string[];
@@ -45,6 +47,7 @@ export function defaultEngineConfig(over: Partial<EngineConfig> = {}): EngineCon
     quantization: ENGINE_DEFAULTS.quantization,
     repair: DEFAULT_REPAIR,
     max_segments: ENGINE_DEFAULTS.max_segments,
+    segment_max_docs: ENGINE_DEFAULTS.segment_max_docs,
     retention: {
       keep_last: ENGINE_DEFAULTS.retention_keep_last,
       keep_newer_than_ms: ENGINE_DEFAULTS.retention_keep_newer_than_ms,

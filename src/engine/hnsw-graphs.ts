@@ -1,4 +1,8 @@
-/** HNSW graph artifacts for large vector shards: reused from the parent for a reused shard, else built. */
+/**
+ * HNSW graph artifacts for large vector shards: reused from the parent for a reused shard, else
+ * built. Graphs are independent of each other, so they are built concurrently: on the compute
+ * threads when the engine has them (task `build_hnsw`, one per shard), else here one by one.
+ */
 import { describeRepair, type RepairParams } from '../codec/repair-descriptor.ts';
 import { type ObjectId, objectIdOf } from '../core/ids.ts';
 import type { GenerationManifest } from '../core/manifest.ts';
@@ -7,37 +11,82 @@ import type { GenerationReader } from '../search/generation-reader.ts';
 import { VectorShard } from '../search/vector/fsvi.ts';
 import { buildHnsw } from '../search/vector/hnsw.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
+import type { SymbolStore } from '../storage/symbol-store.ts';
+
+/** A graph built and stored (object and repair symbols) elsewhere, e.g. on a compute thread. */
+export type GraphBuilder = (shardId: ObjectId) => Promise<{ object_id: ObjectId; size_bytes: number } | null>;
 
 export async function addHnswGraphs(
   out: { manifest: GenerationManifest; new_artifacts: Map<ObjectId, Uint8Array> },
   parent: GenerationReader | null,
-  c: { storage: Storage; objects: ObjectStore; hnsw_min_rows: number; repair: RepairParams },
+  c: {
+    storage: Storage;
+    objects: ObjectStore;
+    hnsw_min_rows: number;
+    repair: RepairParams;
+    /** Build each graph with this (stored by it) instead of here (added to new_artifacts). */
+    build_graph?: GraphBuilder;
+  },
 ): Promise<void> {
   const m = out.manifest;
-  const added = [];
+  const jobs = [];
   for (const a of m.vector_artifacts) {
     if (a.role !== 'fsvi' || a.tier === 'quality' || a.count < c.hnsw_min_rows) continue;
     const prev = parent?.manifest.vector_artifacts.find(
       (p) => p.role === 'hnsw' && p.shard_object_id === a.object_id,
     );
     if (prev) {
-      added.push(prev);
+      jobs.push(Promise.resolve(prev));
       continue;
     }
-    const shardBytes = out.new_artifacts.get(a.object_id) ?? (await c.objects.get('artifact', a.object_id));
-    const graph = await buildHnsw(c.storage, VectorShard.open(a.object_id, shardBytes));
-    if (!graph) continue;
-    const id = objectIdOf('artifact', graph);
-    out.new_artifacts.set(id, graph);
-    added.push({
-      ...a,
-      object_id: id,
-      role: 'hnsw' as const,
-      shard_object_id: a.object_id,
-      size_bytes: graph.length,
-    });
+    const built = c.build_graph
+      ? c.build_graph(a.object_id)
+      : buildHere(a.object_id, out.new_artifacts, c.storage, c.objects);
+    jobs.push(
+      built.then((g) =>
+        g === null
+          ? null
+          : {
+              ...a,
+              object_id: g.object_id,
+              role: 'hnsw' as const,
+              shard_object_id: a.object_id,
+              size_bytes: g.size_bytes,
+            },
+      ),
+    );
   }
+  // In manifest order whatever order the builds finish in: the manifest stays deterministic.
+  const added = (await Promise.all(jobs)).filter((x) => x !== null);
   if (added.length === 0) return;
   m.vector_artifacts.push(...added);
   for (const a of added) m.repair.descriptors.push(describeRepair(a.object_id, a.size_bytes, c.repair));
+}
+
+async function buildHere(
+  shardId: ObjectId,
+  newArtifacts: Map<ObjectId, Uint8Array>,
+  storage: Storage,
+  objects: ObjectStore,
+) {
+  const shardBytes = newArtifacts.get(shardId) ?? (await objects.get('artifact', shardId));
+  const graph = await buildHnsw(storage, VectorShard.open(shardId, shardBytes));
+  if (!graph) return null;
+  const id = objectIdOf('artifact', graph);
+  newArtifacts.set(id, graph);
+  return { object_id: id, size_bytes: graph.length };
+}
+
+/** Build one shard's graph from the stored shard and store it with its repair symbols. */
+export async function buildStoredGraph(
+  shardId: ObjectId,
+  env: { storage: Storage; objects: ObjectStore; symbols: SymbolStore },
+): Promise<{ object_id: ObjectId; size_bytes: number } | null> {
+  const bytes = new Map<ObjectId, Uint8Array>();
+  const g = await buildHere(shardId, bytes, env.storage, env.objects);
+  if (!g) return null;
+  const graph = bytes.get(g.object_id)!;
+  await env.objects.putVerified('artifact', g.object_id, graph);
+  await env.symbols.ensure('artifact', g.object_id, graph);
+  return g;
 }

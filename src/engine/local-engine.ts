@@ -13,7 +13,7 @@ import { ENGINE_DEFAULTS } from '../core/defaults.ts';
 import { FsmeshError } from '../core/errors.ts';
 import { type ObjectId, objectIdOf } from '../core/ids.ts';
 import type { GenerationManifest } from '../core/manifest.ts';
-import { inlineCompute, type Runtime } from '../runtime/index.ts';
+import { type Compute, inlineCompute, type Runtime } from '../runtime/index.ts';
 import { GenerationReader } from '../search/generation-reader.ts';
 import {
   type SearchOptions,
@@ -37,6 +37,7 @@ import {
 import { checkEmbedderRevision } from './embedder-gate.ts';
 import { defaultEngineConfig, type EngineConfig } from './engine-config.ts';
 import type { ActivationSource, EngineEvent, EngineEventListener } from './engine-events.ts';
+import { addHnswGraphs, buildStoredGraph, type GraphBuilder } from './hnsw-graphs.ts';
 import { checkStrictRead, selectAsOf, waitForActivation } from './read-path.ts';
 import { ReaderCache } from './reader-cache.ts';
 import { protectSealedSegment, repairSealedSegments } from './sealed-segments.ts';
@@ -268,6 +269,7 @@ export class LocalEngine {
           : this.config.quantization,
         repair: this.config.repair,
         max_segments: this.config.max_segments,
+        segment_max_docs: this.config.segment_max_docs,
         hnsw_min_rows: this.config.hnsw_min_rows,
       };
       const args = {
@@ -277,43 +279,84 @@ export class LocalEngine {
         commit_seq_high: high,
         settings,
       };
-      const parent = parentPin?.reader ?? null;
-      const inline = () =>
-        buildCandidateArtifacts(args, {
-          storage: this.runtime.storage,
-          objects: this.objects,
-          symbols: this.symbols,
-          parent,
-          embedder: this.config.embedder,
-          quality_embedder: this.config.quality_embedder,
-        });
-      const { embedder, quality_embedder } = this.config;
-      const compute = this.runtime.compute ?? inlineCompute;
-      // A worker rebuilds the embedders from their specs; one without a spec keeps the build here.
-      const portable =
-        embedder.spec !== undefined && (!quality_embedder || quality_embedder.spec !== undefined);
-      const out = !portable
-        ? await inline()
-        : await compute.run<BuildTaskOutput>(
-            'build_generation',
-            {
-              ...args,
-              data_dir: this.runtime.storage.root,
-              parent: parent && {
-                artifact_manifest_id: parent.artifact_manifest_id,
-                manifest: parent.manifest,
-              },
-              embedder: embedder.spec,
-              quality_embedder: quality_embedder?.spec,
-            } satisfies BuildTaskInput,
-            inline,
-          );
+      const out = await this.runBuild(args, parentPin?.reader ?? null);
       const manifestId = await this.generations.putManifest(out.manifest);
       const release = this.generations.lease(manifestId);
       return { manifest_id: manifestId, manifest: out.manifest, release };
     } finally {
       parentPin?.release();
     }
+  }
+
+  /**
+   * Run a build: on a compute thread when the embedders can travel there (the HNSW graphs then
+   * follow as one task per shard, in parallel), else here.
+   */
+  private async runBuild(
+    args: Omit<BuildTaskInput, 'data_dir' | 'embedder' | 'quality_embedder' | 'parent'>,
+    parent: GenerationReader | null,
+  ): Promise<BuildTaskOutput> {
+    const compute = this.runtime.compute ?? inlineCompute;
+    const graphs = this.graphBuilder(compute);
+    const inline = () =>
+      buildCandidateArtifacts(
+        args,
+        {
+          storage: this.runtime.storage,
+          objects: this.objects,
+          symbols: this.symbols,
+          parent,
+          embedder: this.config.embedder,
+          quality_embedder: this.config.quality_embedder,
+        },
+        graphs,
+      );
+    const { embedder, quality_embedder } = this.config;
+    // A worker rebuilds the embedders from their specs; one without a spec keeps the build here.
+    const portable =
+      embedder.spec !== undefined && (!quality_embedder || quality_embedder.spec !== undefined);
+    const out = !portable
+      ? await inline()
+      : await compute.run<BuildTaskOutput>(
+          'build_generation',
+          {
+            ...args,
+            data_dir: this.runtime.storage.root,
+            parent: parent && {
+              artifact_manifest_id: parent.artifact_manifest_id,
+              manifest: parent.manifest,
+            },
+            embedder: embedder.spec,
+            quality_embedder: quality_embedder?.spec,
+            defer_graphs: true,
+          } satisfies BuildTaskInput,
+          inline,
+        );
+    // A worker build leaves the graphs out; they are built here, one task per shard, in parallel.
+    if (out.graphs_deferred)
+      await addHnswGraphs({ manifest: out.manifest, new_artifacts: new Map() }, parent, {
+        storage: this.runtime.storage,
+        objects: this.objects,
+        hnsw_min_rows: args.settings.hnsw_min_rows,
+        repair: args.settings.repair,
+        build_graph: graphs,
+      });
+    return out;
+  }
+
+  /** Graphs on the compute threads (task build_hnsw), or here when the input cannot travel. */
+  private graphBuilder(compute: Compute): GraphBuilder {
+    return (shardId) =>
+      compute.run(
+        'build_hnsw',
+        { data_dir: this.runtime.storage.root, shard_id: shardId, repair: this.config.repair },
+        () =>
+          buildStoredGraph(shardId, {
+            storage: this.runtime.storage,
+            objects: this.objects,
+            symbols: this.symbols,
+          }),
+      );
   }
 
   /** Activate a stored manifest through the gate (library and CLI use: no node, no actors). */

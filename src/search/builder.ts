@@ -32,6 +32,8 @@ export interface BuildConfig {
   repair: RepairParams;
   /** Merge when a generation would have more segments than this. */
   max_segments: number;
+  /** A window's upserts are cut into segments of at most this many documents (equal sizes). */
+  segment_max_docs: number;
   /** Quality-tier (semantic) embedder: each segment also gets a quality shard (TwoTierSearcher). */
   quality_embedder?: Embedder;
 }
@@ -73,14 +75,14 @@ export function buildGeneration(input: BuildInput, cfg: BuildConfig, artifactId:
   const newArtifacts = new Map<ObjectId, Uint8Array>();
   // 3. New segment + vector shard for the upserted docs.
   const upserts = [...finalOps.values()].filter((o): o is UpsertOp => o !== null);
-  if (upserts.length > 0)
+  for (const part of splitEvenly(upserts, cfg.segment_max_docs))
     segments.push(
       makeSegment(
-        segmentOf(upserts),
-        embedTexts(cfg.embedder, upserts),
+        segmentOf(part),
+        embedTexts(cfg.embedder, part),
         newArtifacts,
         artifactId,
-        cfg.quality_embedder ? embedTexts(cfg.quality_embedder, upserts) : null,
+        cfg.quality_embedder ? embedTexts(cfg.quality_embedder, part) : null,
       ),
     );
   // 4. Merge policy: fold the smallest segments together when there are too many.
@@ -282,6 +284,19 @@ interface SegEntry {
   shardBytes?: number;
   qShardId?: ObjectId;
   qShardBytes?: number;
+}
+
+/** `items` in order, cut into the fewest parts of at most `max` items, of equal sizes (±1). */
+export function splitEvenly<T>(items: T[], max: number): T[][] {
+  invariant(max >= 1, 'segment_max_docs must be at least 1');
+  if (items.length === 0) return [];
+  const parts = Math.ceil(items.length / max);
+  const out: T[][] = [];
+  for (let p = 0; p < parts; p++)
+    out.push(
+      items.slice(Math.floor((p * items.length) / parts), Math.floor(((p + 1) * items.length) / parts)),
+    );
+  return out;
 }
 
 /** Segment bytes and doc ids (input order) of freshly upserted documents, tokenized as they stream. */

@@ -38,11 +38,12 @@ async function buildHistory(e: LocalEngine): Promise<string[]> {
 }
 
 test('a build on a worker thread stores the same generations, byte for byte, as inline', async () => {
-  const cfg = { max_segments: 3, hnsw_min_rows: 20 };
+  // Windows over 25 upserts are cut into segments, each with its own graph: built in parallel.
+  const cfg = { max_segments: 4, hnsw_min_rows: 20, segment_max_docs: 25 };
   const inlineDir = tmpDir();
   const workerDir = tmpDir();
   const lost: string[] = [];
-  const pool = workerCompute({ threads: 1, onThreadLost: (t) => lost.push(t) });
+  const pool = workerCompute({ threads: 2, onThreadLost: (t) => lost.push(t) });
   const tasks: string[] = [];
   const compute = {
     ...pool,
@@ -59,7 +60,11 @@ test('a build on a worker thread stores the same generations, byte for byte, as 
     assert.deepEqual(workerIds, inlineIds);
     // Every build went to the thread, and none fell back inline.
     assert.equal(tasks.filter((t) => t === 'build_generation').length, 5);
+    assert.ok(tasks.filter((t) => t === 'build_hnsw').length >= 3, tasks.join());
     assert.deepEqual(lost, []);
+    const first = await b.generations.loadManifest(workerIds[0]);
+    assert.equal(first.lexical_artifacts.filter((l) => l.role === 'segment').length, 3);
+    assert.equal(first.vector_artifacts.filter((v) => v.role === 'hnsw').length, 3);
     const m = await b.generations.loadManifest(workerIds.at(-1)!);
     assert.ok(
       m.vector_artifacts.some((v) => v.role === 'hnsw'),

@@ -94,6 +94,7 @@ test('a generation that was never flipped live is invisible, and its objects are
       quantization: 'f16',
       repair: e.config.repair,
       max_segments: 8,
+      segment_max_docs: e.config.segment_max_docs,
     },
     (b) => objectIdOf('artifact', b),
   );
