@@ -7,6 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DEFAULT_REPAIR } from '../codec/repair-descriptor.ts';
+import type { DocOp } from '../core/capsule.ts';
 import { DATA_DIR } from '../core/data-dir-layout.ts';
 import { parseDocsJsonl } from '../core/docs-input.ts';
 import { FsmeshError } from '../core/errors.ts';
@@ -108,7 +109,8 @@ async function cmdIngest(argv: string[]): Promise<number> {
     throw new FsmeshError('invalid_input', `cannot read ${file}: ${(err as Error).message}`);
   }
   // Parse the whole file first: a bad line means nothing from this file is committed.
-  const ops = parseDocsJsonl(text, path.basename(file));
+  let ops: DocOp[] = parseDocsJsonl(text, path.basename(file));
+  text = '';
   const over: Partial<EngineConfig> = {
     ...(typeof a.values.shard === 'string' ? { shard: a.values.shard } : {}),
     ...(a.values.semantic ? { quality_embedder: await semanticEmbedder() } : {}),
@@ -129,6 +131,9 @@ async function cmdIngest(argv: string[]): Promise<number> {
         );
       }
       await Promise.all(acks);
+      const ingested = ops.length;
+      // The documents are durable in the log: let the build's own copy be the only one in memory.
+      ops = [];
       bar.update(done, undefined, 'building the generation');
       const built = await engine.buildAndActivate().finally(() => bar.stop());
       const active = engine.generations.active;
@@ -136,7 +141,7 @@ async function cmdIngest(argv: string[]): Promise<number> {
         commit_seq_high: engine.log.commitSeqHigh,
         generation_id: active?.generation_id ?? null,
         artifact_manifest_id: active?.artifact_manifest_id ?? null,
-        docs_ingested: ops.length,
+        docs_ingested: ingested,
         built: built !== null,
       });
       return 0;
