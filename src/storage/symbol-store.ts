@@ -53,6 +53,9 @@ interface SymbolFile {
 
 export type LocalRepairOutcome = 'ok' | 'repaired' | 'unrepairable' | 'missing';
 
+/** Symbol-file headers kept parsed for serving (see servingHeader). */
+const SERVING_HEADERS_MAX = 256;
+
 export class SymbolStore {
   private readonly storage: Storage;
   private readonly objects: ObjectStore;
@@ -125,6 +128,7 @@ export class SymbolStore {
   }
 
   private async write(kind: ObjectKind, id: ObjectId, bytes: Uint8Array): Promise<void> {
+    this.headers.delete(`${kind}/${id}`);
     const p = this.params;
     const layout = layoutFor(bytes.length, p);
     const w = new ByteWriter(64 + (layout.source_symbols + layout.repair_symbols) * 4);
@@ -243,7 +247,30 @@ export class SymbolStore {
   }
 
   async layout(kind: ObjectKind, id: ObjectId): Promise<SymbolLayout> {
-    return (await this.readHeader(kind, id)).layout;
+    return (await this.servingHeader(kind, id)).layout;
+  }
+
+  /**
+   * Parsed headers of the symbol files being served, most recent last. A serving peer answers many
+   * requests for one object in a row, and the header's crc tables are ~1/1000 of the object: read
+   * and checked once, not twice per request. Safe to keep: a symbol file's content is a pure
+   * function of its object and parameters, this store drops the entry when it rewrites the file,
+   * and every symbol served is still checked against its own crc.
+   */
+  private readonly headers = new Map<string, SymbolFile>();
+
+  private async servingHeader(kind: ObjectKind, id: ObjectId): Promise<SymbolFile> {
+    const key = `${kind}/${id}`;
+    const hit = this.headers.get(key);
+    if (hit) {
+      this.headers.delete(key);
+      this.headers.set(key, hit);
+      return hit;
+    }
+    const h = await this.readHeader(kind, id);
+    this.headers.set(key, h);
+    if (this.headers.size > SERVING_HEADERS_MAX) this.headers.delete(this.headers.keys().next().value!);
+    return h;
   }
 
   /**
@@ -251,7 +278,7 @@ export class SymbolStore {
    * corrupt or unavailable ones are left out rather than served.
    */
   async getSymbols(kind: ObjectKind, id: ObjectId, symbolIds: number[]): Promise<Map<number, Uint8Array>> {
-    const h = await this.readHeader(kind, id);
+    const h = await this.servingHeader(kind, id);
     const { layout } = h;
     const total = layout.source_symbols + layout.repair_symbols;
     const seen = new Set<number>();
@@ -262,42 +289,71 @@ export class SymbolStore {
       seen.add(s);
     }
     const out = new Map<number, Uint8Array>();
-    // Read only the span of source symbols asked for, not the whole object.
-    const src = symbolIds.filter((s) => s < layout.source_symbols);
-    let span: Uint8Array | null = null;
-    let spanStart = 0;
-    if (src.length) {
-      const lo = Math.min(...src);
-      const hi = Math.max(...src);
-      spanStart = lo * layout.symbol_size;
-      try {
-        if ((await this.objects.size(kind, id)) === layout.length) {
-          span = await this.storage.readRange(
-            objectPath(kind, id),
-            spanStart,
-            Math.min(layout.length, (hi + 1) * layout.symbol_size) - spanStart,
-          );
-        }
-      } catch (err) {
-        if (!isNotFound(err)) throw err;
-      }
+    const size = layout.symbol_size;
+    const srcIds = symbolIds.filter((x) => x < layout.source_symbols);
+    const repIds = symbolIds.filter((x) => x >= layout.source_symbols).map((x) => x - layout.source_symbols);
+    // Source symbols are the object's own bytes; only an object of the right size is read.
+    let src = new Map<number, Uint8Array>();
+    try {
+      if (srcIds.length && (await this.objects.size(kind, id)) === layout.length)
+        src = await this.readRuns(objectPath(kind, id), 0, layout.length, size, srcIds);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
     }
-    for (const s of symbolIds) {
-      if (s < layout.source_symbols) {
-        if (!span) continue;
-        const sym = new Uint8Array(layout.symbol_size);
-        const off = s * layout.symbol_size - spanStart;
-        sym.set(span.subarray(off, Math.min(span.length, off + layout.symbol_size)));
-        if (crc32(sym) === h.source_crcs[s]) out.set(s, sym);
-      } else {
-        const ri = s - layout.source_symbols;
-        const sym = await this.storage.readRange(
+    let rep = new Map<number, Uint8Array>();
+    try {
+      if (repIds.length)
+        rep = await this.readRuns(
           symbolPath(kind, id),
-          h.data_offset + ri * layout.symbol_size,
-          layout.symbol_size,
+          h.data_offset,
+          h.data_offset + layout.repair_symbols * size,
+          size,
+          repIds,
         );
-        if (sym.length === layout.symbol_size && crc32(sym) === h.repair_crcs[ri]) out.set(s, sym);
+    } catch (err) {
+      this.headers.delete(`${kind}/${id}`);
+      if (!isNotFound(err)) throw err;
+    }
+    // In the order asked; every symbol is checked against its own crc, a damaged one left out.
+    for (const x of symbolIds) {
+      const isSrc = x < layout.source_symbols;
+      const i = isSrc ? x : x - layout.source_symbols;
+      const sym = (isSrc ? src : rep).get(i);
+      if (sym && crc32(sym) === (isSrc ? h.source_crcs : h.repair_crcs)[i]) out.set(x, sym);
+    }
+    return out;
+  }
+
+  /**
+   * Read the symbols at `indices` of a file region [start, end): one read per run of nearby
+   * indices (gaps of at most 8 symbols), so a request for scattered ids never reads more than a
+   * few symbols beyond what it asked for. A symbol cut short by the region's end is zero-padded.
+   */
+  private async readRuns(
+    path: string,
+    start: number,
+    end: number,
+    size: number,
+    indices: number[],
+  ): Promise<Map<number, Uint8Array>> {
+    const sorted = [...indices].sort((a, b) => a - b);
+    const out = new Map<number, Uint8Array>();
+    for (let i = 0; i < sorted.length; ) {
+      let j = i;
+      while (j + 1 < sorted.length && sorted[j + 1] - sorted[j] <= 8) j++;
+      const from = start + sorted[i] * size;
+      const buf = await this.storage.readRange(
+        path,
+        from,
+        Math.min(end, start + (sorted[j] + 1) * size) - from,
+      );
+      for (let k = i; k <= j; k++) {
+        const off = (sorted[k] - sorted[i]) * size;
+        const sym = new Uint8Array(size);
+        sym.set(buf.subarray(off, Math.min(buf.length, off + size)));
+        out.set(sorted[k], sym);
       }
+      i = j + 1;
     }
     return out;
   }
