@@ -7,9 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DEFAULT_REPAIR } from '../codec/repair-descriptor.ts';
-import type { DocOp } from '../core/capsule.ts';
 import { DATA_DIR } from '../core/data-dir-layout.ts';
-import { parseDocsJsonl } from '../core/docs-input.ts';
 import { FsmeshError } from '../core/errors.ts';
 import { manifestProblems } from '../core/manifest.ts';
 import type { EngineEvent } from '../engine/engine-events.ts';
@@ -18,6 +16,7 @@ import { verifyDataDir } from '../engine/verify.ts';
 import { nodeFsStorage, type Runtime, seededRandom, systemClock } from '../runtime/index.ts';
 import type { SearchMode } from '../search/searcher.ts';
 import { intFlag, parse, requireFlag, UsageError } from './args.ts';
+import { checkJsonlFile, commitJsonlFile } from './jsonl-file.ts';
 import { ttyProgress } from './progress.ts';
 import { semanticEmbedder } from './semantic.ts';
 
@@ -102,15 +101,9 @@ async function cmdIngest(argv: string[]): Promise<number> {
   if (a.positionals.length !== 1) throw new UsageError(`expected exactly one FILE.jsonl\nusage: ${usage}`);
   const file = a.positionals[0];
   const batch = intFlag(a.values.batch, 'batch', 1) ?? 1000;
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new FsmeshError('invalid_input', `cannot read ${file}: ${(err as Error).message}`);
-  }
-  // Parse the whole file first: a bad line means nothing from this file is committed.
-  let ops: DocOp[] = parseDocsJsonl(text, path.basename(file));
-  text = '';
+  // First pass: every line checked before anything is committed (a bad line commits nothing).
+  const source = path.basename(file);
+  const checked = await checkJsonlFile(file, source);
   const over: Partial<EngineConfig> = {
     ...(typeof a.values.shard === 'string' ? { shard: a.values.shard } : {}),
     ...(a.values.semantic ? { quality_embedder: await semanticEmbedder() } : {}),
@@ -118,23 +111,19 @@ async function cmdIngest(argv: string[]): Promise<number> {
   return withEngine(
     dir,
     async (engine) => {
-      const acks = [];
-      const bar = ttyProgress('ingest', ops.length);
-      let done = 0;
-      for (let i = 0; i < ops.length; i += batch) {
-        const part = ops.slice(i, i + batch);
-        acks.push(
-          engine.ingest(part).then(() => {
-            done += part.length;
-            bar.update(done, undefined, 'docs durable');
+      const bar = ttyProgress('ingest', checked.docs);
+      let durable = 0;
+      // Second pass: streamed in batches, a bounded number in flight (group commit still batches).
+      const ingested = await commitJsonlFile(file, source, checked, {
+        batch,
+        inFlight: 8,
+        commit: (ops) =>
+          engine.ingest(ops).then(() => {
+            durable += ops.length;
+            bar.update(durable, undefined, 'docs durable');
           }),
-        );
-      }
-      await Promise.all(acks);
-      const ingested = ops.length;
-      // The documents are durable in the log: let the build's own copy be the only one in memory.
-      ops = [];
-      bar.update(done, undefined, 'building the generation');
+      });
+      bar.update(ingested, undefined, 'building the generation');
       const built = await engine.buildAndActivate().finally(() => bar.stop());
       const active = engine.generations.active;
       out({

@@ -33,34 +33,38 @@ export function docToOp(doc: unknown, at: string): { op?: DocOp; problems: strin
   return problems.length ? { problems } : { op, problems };
 }
 
+/** One JSONL line (already trimmed, not blank) to an op, or its problems naming `source:line`. */
+export function opOfLine(source: string, n: number, line: string): { op?: DocOp; problems: string[] } {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(line);
+  } catch (err) {
+    return { problems: [`${source}:${n}: invalid JSON (${(err as Error).message})`] };
+  }
+  const r = docToOp(doc, `line ${n}`);
+  return r.op ? r : { problems: r.problems.map((p) => `${source}:${p.replace(/^line /, '')}`) };
+}
+
+/** The all-or-nothing error of a document file with problems. */
+export function docsProblemsError(source: string, count: number, problems: string[]): FsmeshError {
+  return new FsmeshError(
+    'invalid_input',
+    `${count} problem(s) in ${source}, nothing committed:\n  ${problems.slice(0, 50).join('\n  ')}`,
+    { problems },
+  );
+}
+
 /** Parse JSONL text; throws invalid_input listing every bad line (1-based). Blank lines are skipped. */
 export function parseDocsJsonl(text: string, source = 'input'): DocOp[] {
   const ops: DocOp[] = [];
   const problems: string[] = [];
-  const lines = text.split('\n');
-  lines.forEach((raw, i) => {
+  text.split('\n').forEach((raw, i) => {
     const line = raw.trim();
     if (line === '') return;
-    const at = `${source}:${i + 1}`;
-    let doc: unknown;
-    try {
-      doc = JSON.parse(line);
-    } catch (err) {
-      problems.push(`${at}: invalid JSON (${(err as Error).message})`);
-      return;
-    }
-    const r = docToOp(doc, `line ${i + 1}`);
+    const r = opOfLine(source, i + 1, line);
     if (r.op) ops.push(r.op);
-    else problems.push(...r.problems.map((p) => `${source}:${p.replace(/^line /, '')}`));
+    else problems.push(...r.problems);
   });
-  if (problems.length > 0) {
-    throw new FsmeshError(
-      'invalid_input',
-      `${problems.length} problem(s) in ${source}, nothing committed:\n  ${problems.slice(0, 50).join('\n  ')}`,
-      {
-        problems,
-      },
-    );
-  }
+  if (problems.length > 0) throw docsProblemsError(source, problems.length, problems);
   return ops;
 }
