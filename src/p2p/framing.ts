@@ -17,6 +17,38 @@ export function frame(payload: Uint8Array): Uint8Array {
   return out;
 }
 
+/** Frames are written in batches of about this many bytes (see coalesceFrames). */
+export const SEND_BATCH_BYTES = 60 * 1024;
+
+/**
+ * The framed bytes of `payloads` (each u32 length + payload, exactly as `frame` makes them), cut
+ * into buffers of at most `batchBytes` (a frame larger than that gets a buffer of its own). The
+ * bytes on the wire are the same as writing frame by frame; only the write sizes change.
+ */
+export function* coalesceFrames(payloads: Uint8Array[], batchBytes: number): Generator<Uint8Array> {
+  let i = 0;
+  while (i < payloads.length) {
+    let size = 0;
+    let j = i;
+    while (j < payloads.length && (j === i || size + 4 + payloads[j].length <= batchBytes)) {
+      if (payloads[j].length > MAX_FRAME_BYTES)
+        throw new FsmeshError('invalid_input', `frame of ${payloads[j].length} bytes exceeds ${MAX_FRAME_BYTES}`);
+      size += 4 + payloads[j].length;
+      j++;
+    }
+    const out = new Uint8Array(size);
+    const view = new DataView(out.buffer);
+    let o = 0;
+    for (let k = i; k < j; k++) {
+      view.setUint32(o, payloads[k].length, true);
+      out.set(payloads[k], o + 4);
+      o += 4 + payloads[k].length;
+    }
+    yield out;
+    i = j;
+  }
+}
+
 /** Incremental decoder: push chunks, take complete frames (no quadratic re-copying). */
 export class FrameDecoder {
   private chunks: Uint8Array[] = [];
@@ -24,6 +56,15 @@ export class FrameDecoder {
   private need = -1; // payload length of the frame being read, -1 = header not read yet
 
   private take(n: number): Uint8Array {
+    // A frame inside one received chunk is a view of it, not a copy (most symbols are).
+    const c0 = this.chunks[0];
+    if (c0 !== undefined && c0.length >= n) {
+      const view = c0.subarray(0, n);
+      if (n === c0.length) this.chunks.shift();
+      else this.chunks[0] = c0.subarray(n);
+      this.length -= n;
+      return view;
+    }
     const out = new Uint8Array(n);
     let o = 0;
     while (o < n) {
@@ -48,7 +89,7 @@ export class FrameDecoder {
       if (this.need < 0) {
         if (this.length < 4) break;
         const h = this.take(4);
-        this.need = new DataView(h.buffer).getUint32(0, true);
+        this.need = new DataView(h.buffer, h.byteOffset, 4).getUint32(0, true);
         if (this.need > MAX_FRAME_BYTES)
           throw new FsmeshError(
             'invalid_input',
