@@ -6,7 +6,7 @@
  */
 
 import type { Random } from '../src/runtime/index.ts';
-import { type AppendHandle, type Storage, StorageError } from '../src/runtime/index.ts';
+import { type AppendHandle, type Storage, StorageError, type WriteHandle } from '../src/runtime/index.ts';
 
 interface FileState {
   data: Uint8Array;
@@ -76,6 +76,30 @@ export class SimDisk {
         check();
         await slow();
         write(p, data, !!opts?.sync);
+      },
+      async openWrite(p) {
+        check();
+        write(p, new Uint8Array(0), false);
+        const handle: WriteHandle = {
+          async writeAt(offset, data) {
+            check();
+            if (self.enospc) throw new StorageError('ENOSPC', 'no space left on device (simulated)');
+            const f = get(p);
+            const next = new Uint8Array(Math.max(f.data.length, offset + data.length));
+            next.set(f.data);
+            next.set(data, offset);
+            f.data = next;
+            self.bytes_written += data.length;
+          },
+          async sync() {
+            check();
+            await slow();
+            const f = get(p);
+            f.synced = f.data;
+          },
+          async close() {},
+        };
+        return handle;
       },
       async openAppend(p) {
         check();

@@ -32,7 +32,10 @@ export function* coalesceFrames(payloads: Uint8Array[], batchBytes: number): Gen
     let j = i;
     while (j < payloads.length && (j === i || size + 4 + payloads[j].length <= batchBytes)) {
       if (payloads[j].length > MAX_FRAME_BYTES)
-        throw new FsmeshError('invalid_input', `frame of ${payloads[j].length} bytes exceeds ${MAX_FRAME_BYTES}`);
+        throw new FsmeshError(
+          'invalid_input',
+          `frame of ${payloads[j].length} bytes exceeds ${MAX_FRAME_BYTES}`,
+        );
       size += 4 + payloads[j].length;
       j++;
     }

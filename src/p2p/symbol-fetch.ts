@@ -10,6 +10,7 @@ import { FsmeshError } from '../core/errors.ts';
 import type { ObjectId } from '../core/ids.ts';
 import type { RepairDescriptor } from '../core/manifest.ts';
 import type { Transport } from '../runtime/index.ts';
+import type { ObjectAssembly } from '../storage/object-assembly.ts';
 import type { SymbolStore } from '../storage/symbol-store.ts';
 import { jsonFrame, MAX_SYMBOLS_PER_REQUEST, PROTO, parseJsonFrame, parseSymbolFrame } from './protocols.ts';
 
@@ -49,7 +50,25 @@ export async function fetchObjectFromPeers(
   // 1. Who holds it, with a layout that agrees with the manifest's descriptor.
   const { header, holders } = await findHolders(transport, expected, peers);
   const layout = layoutOf(header, objectId);
-  const got = new Map<number, Uint8Array>();
+  // Symbols go to disk as they arrive: memory holds the requests in flight, not the object.
+  const got = await symbols.assemble(objectId, layout);
+  try {
+    return await fetchInto(got, holders, transport, symbols, progress, decodeWrap);
+  } catch (err) {
+    await got.abandon();
+    throw err;
+  }
+}
+
+async function fetchInto(
+  got: ObjectAssembly,
+  holders: string[],
+  transport: Transport,
+  symbols: SymbolStore,
+  progress: ((p: FetchProgress) => void) | undefined,
+  decodeWrap: <T>(fn: () => Promise<T>) => Promise<T>,
+): Promise<Uint8Array> {
+  const { layout, object_id: objectId } = got;
   const prog: FetchProgress = { bytes: 0, peers: new Set() };
   const ask = (peer: string, from: number, to: number) =>
     requestRange(transport, objectId, layout, peer, from, to, got, prog, progress);
@@ -80,8 +99,8 @@ export async function fetchObjectFromPeers(
         Math.min(b.repair_start + b.repair_count, b.repair_start + MAX_SYMBOLS_PER_REQUEST),
       );
   }
-  // 4. Decode, verify against the id, store (replacing any corrupt local copy).
-  const bytes = await decodeWrap(() => symbols.reconstruct('artifact', objectId, layout, got));
+  // 4. Decode what is missing, verify against the id, store (replacing any corrupt local copy).
+  const bytes = await decodeWrap(() => symbols.completeAssembly(got));
   if (!bytes)
     throw new FsmeshError('not_found', `not enough symbols for ${objectId} from ${holders.length} peer(s)`);
   // Its own repair symbols are not on the caller's path (activation, read repair): encoded later.
@@ -194,7 +213,7 @@ async function requestRange(
   peer: string,
   from: number,
   to: number,
-  got: Map<number, Uint8Array>,
+  got: ObjectAssembly,
   prog: FetchProgress,
   progress?: (p: FetchProgress) => void,
 ): Promise<void> {
@@ -208,13 +227,15 @@ async function requestRange(
       max_response_bytes: HEADER_MAX_BYTES + (to - from) * (layout.symbol_size + 12),
     },
   );
+  const keep: [number, Uint8Array][] = [];
   for (const f of frames.slice(1)) {
     const { id, data } = parseSymbolFrame(f);
     // Only what we asked for, of the right size: a peer cannot push arbitrary symbols.
     if (id < from || id >= to || data.length !== layout.symbol_size) continue;
-    got.set(id, data.slice());
+    keep.push([id, data]);
     prog.bytes += data.length;
   }
+  await got.putMany(keep);
   prog.peers.add(peer);
   progress?.(prog);
 }

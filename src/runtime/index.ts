@@ -5,7 +5,7 @@ export type { Compute } from './compute.ts';
 export { inlineCompute } from './compute.ts';
 export type { Random } from './random.ts';
 export { secureRandomBytes, seededRandom, systemRandom } from './random.ts';
-export type { AppendHandle, Storage } from './storage.ts';
+export type { AppendHandle, Storage, WriteHandle } from './storage.ts';
 export {
   isNotFound,
   nodeFsStorage,

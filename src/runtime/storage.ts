@@ -16,6 +16,14 @@ export interface AppendHandle {
   close(): Promise<void>;
 }
 
+/** A file written at positions (a fetched object assembled as its pieces arrive). */
+export interface WriteHandle {
+  writeAt(offset: number, data: Uint8Array): Promise<void>;
+  /** fsync the file's data. */
+  sync(): Promise<void>;
+  close(): Promise<void>;
+}
+
 export interface Storage {
   readonly root: string;
   readFile(p: string): Promise<Uint8Array>;
@@ -24,6 +32,8 @@ export interface Storage {
   /** Create or replace a file; `sync` fsyncs its data before returning. */
   writeFile(p: string, data: Uint8Array, opts?: { sync?: boolean }): Promise<void>;
   openAppend(p: string): Promise<AppendHandle>;
+  /** Create (or truncate) a file for writing at positions. */
+  openWrite(p: string): Promise<WriteHandle>;
   rename(from: string, to: string): Promise<void>;
   /** fsync a directory so renames and creations inside it are durable. */
   syncDir(dir: string): Promise<void>;
@@ -118,6 +128,20 @@ export function nodeFsStorage(root: string): Storage {
       } finally {
         await fh.close();
       }
+    },
+    async openWrite(p) {
+      const fh = await fsp.open(abs(p), 'w');
+      return {
+        async writeAt(offset, data) {
+          let done = 0;
+          while (done < data.length) {
+            const { bytesWritten } = await fh.write(data, done, data.length - done, offset + done);
+            done += bytesWritten;
+          }
+        },
+        sync: () => fh.sync(),
+        close: () => fh.close(),
+      };
     },
     async openAppend(p) {
       const fd = fs.openSync(abs(p), 'a');
@@ -232,6 +256,7 @@ export function readOnlyStorage(s: Storage): Storage {
     nativePath: (p) => s.nativePath(p),
     writeFile: refuse('writeFile'),
     openAppend: refuse('openAppend'),
+    openWrite: refuse('openWrite'),
     rename: refuse('rename'),
     syncDir: refuse('syncDir'),
     truncate: refuse('truncate'),

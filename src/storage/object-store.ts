@@ -68,6 +68,36 @@ export class ObjectStore {
     await this.putWithId(kind, id, bytes, true);
   }
 
+  /**
+   * A fresh temporary name for an object assembled piece by piece (a fetch writing symbols as they
+   * arrive); `adoptVerified` moves it into place once its bytes hash to its id.
+   */
+  tempPathFor(kind: ObjectKind, id: ObjectId): string {
+    return `${TMP}/${id}.${kind}.${this.tmpTag}${this.tmpCounter++}.part`;
+  }
+
+  /**
+   * Check a temporary file's bytes against `id` and move it into place (replacing a corrupt copy).
+   * Returns the bytes. The file must have been fsynced by its writer; a mismatch removes it.
+   */
+  async adoptVerified(kind: ObjectKind, id: ObjectId, tmp: string): Promise<Uint8Array> {
+    const bytes = await this.storage.readFile(tmp);
+    const actual = objectIdOf(kind, bytes);
+    if (actual !== id) {
+      await this.storage.remove(tmp);
+      throw new FsmeshError('corrupt_data', `object ${id}: assembled bytes hash to ${actual}`, {
+        object_id: id,
+      });
+    }
+    const path = objectPath(kind, id);
+    const dir = parentDir(path);
+    await this.storage.mkdirp(dir);
+    await this.storage.rename(tmp, path);
+    this.dirtyDirs.add(dir);
+    this.dirtyDirs.add(parentDir(dir));
+    return bytes;
+  }
+
   private async putWithId(kind: ObjectKind, id: ObjectId, bytes: Uint8Array, replace = false): Promise<void> {
     const path = objectPath(kind, id);
     if (!replace && (await this.storage.exists(path))) return;

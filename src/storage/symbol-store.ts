@@ -32,6 +32,7 @@ import {
   type Storage,
   writeFileAtomic,
 } from '../runtime/index.ts';
+import { ObjectAssembly } from './object-assembly.ts';
 import { type ObjectStore, objectPath } from './object-store.ts';
 
 const MAGIC = utf8.encode('FSSYM001');
@@ -356,6 +357,18 @@ export class SymbolStore {
       i = j + 1;
     }
     return out;
+  }
+
+  /** Assemble a fetched object on disk as its symbols arrive (see ObjectAssembly). */
+  assemble(id: ObjectId, layout: SymbolLayout): Promise<ObjectAssembly> {
+    return ObjectAssembly.open(this.storage, this.objects, id, layout);
+  }
+
+  /** Finish an assembly and make its directory entry durable; null when symbols are still short. */
+  async completeAssembly(a: ObjectAssembly): Promise<Uint8Array | null> {
+    const bytes = await a.finish();
+    if (bytes) await this.objects.syncDirs();
+    return bytes;
   }
 
   /** Decode from symbols, verify against the id, and store the object (replacing a corrupt copy). */

@@ -53,7 +53,15 @@ test('3 nodes: replicas activate the same manifest and answer identically; node 
     // Replicas also hold the writer's capsule log (replicated, chain-checked).
     for (const r of c.replicas) assert.equal((await status(r)).commit_seq_high, last);
     // Replicas found each other (peer exchange), so symbols can come from several peers.
-    const rs = await status(c.replicas[0]);
+    // Peer exchange runs on the head polls: it may finish after the replicas have activated.
+    const rs = await waitFor(
+      async () => {
+        const st = await status(c.replicas[0]);
+        return st.peers.length >= 2 ? st : null;
+      },
+      20_000,
+      'replica 0 to know two peers',
+    );
     assert.ok(rs.peers.length >= 2, `replica peers: ${rs.peers}`);
     assert.ok((rs.multiaddrs as string[]).every((a) => a.includes(`/p2p/${rs.peer_id}`)));
 

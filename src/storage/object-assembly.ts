@@ -1,0 +1,156 @@
+/**
+ * An object fetched as symbols, assembled on disk as they arrive (§7.2): each source symbol is
+ * written at its offset in a temporary file, so a bootstrap holds only the requests in flight
+ * rather than the whole object (twice: symbols, then the concatenation). Repair symbols, asked for
+ * only for blocks short of source symbols, stay in memory. `finish` decodes those blocks into the
+ * file, fsyncs it, checks the bytes against the object id and moves it into place.
+ */
+import { decodeBlock } from '../codec/raptorq.ts';
+import type { SymbolLayout } from '../codec/symbols.ts';
+import { invariant } from '../core/errors.ts';
+import type { ObjectId } from '../core/ids.ts';
+import { isNotFound, type Storage, type WriteHandle } from '../runtime/index.ts';
+import type { ObjectStore } from './object-store.ts';
+
+export class ObjectAssembly {
+  private readonly received: Uint8Array;
+  private readonly repair = new Map<number, Uint8Array>();
+  private sourceCount = 0;
+  private closed = false;
+
+  private readonly storage: Storage;
+  private readonly objects: ObjectStore;
+  readonly object_id: ObjectId;
+  readonly layout: SymbolLayout;
+  private readonly tmp: string;
+  private readonly file: WriteHandle;
+
+  private constructor(
+    storage: Storage,
+    objects: ObjectStore,
+    objectId: ObjectId,
+    layout: SymbolLayout,
+    tmp: string,
+    file: WriteHandle,
+  ) {
+    this.storage = storage;
+    this.objects = objects;
+    this.object_id = objectId;
+    this.layout = layout;
+    this.tmp = tmp;
+    this.file = file;
+    this.received = new Uint8Array(layout.source_symbols);
+  }
+
+  static async open(
+    storage: Storage,
+    objects: ObjectStore,
+    objectId: ObjectId,
+    layout: SymbolLayout,
+  ): Promise<ObjectAssembly> {
+    const tmp = objects.tempPathFor('artifact', objectId);
+    const file = await storage.openWrite(tmp);
+    return new ObjectAssembly(storage, objects, objectId, layout, tmp, file);
+  }
+
+  has(symbolId: number): boolean {
+    return symbolId < this.layout.source_symbols ? this.received[symbolId] === 1 : this.repair.has(symbolId);
+  }
+
+  get source_received(): number {
+    return this.sourceCount;
+  }
+
+  /**
+   * Keep symbols (already checked to be ones the caller asked for, of the symbol size). Runs of
+   * consecutive source symbols are written with one write each.
+   */
+  async putMany(symbols: [number, Uint8Array][]): Promise<void> {
+    const { layout } = this;
+    const src: [number, Uint8Array][] = [];
+    for (const [id, data] of symbols) {
+      invariant(data.length === layout.symbol_size, 'assembly: symbol of the wrong size');
+      if (this.has(id)) continue;
+      if (id >= layout.source_symbols) this.repair.set(id, data.slice());
+      else {
+        // Marked before the write: a duplicate arriving meanwhile is not written twice.
+        this.received[id] = 1;
+        this.sourceCount++;
+        src.push([id, data]);
+      }
+    }
+    src.sort((x, y) => x[0] - y[0]);
+    for (let i = 0; i < src.length; ) {
+      let j = i + 1;
+      while (j < src.length && src[j][0] === src[j - 1][0] + 1) j++;
+      const offset = src[i][0] * layout.symbol_size;
+      // The last source symbol is zero-padded past the object's end: only real bytes are written.
+      const end = Math.min(layout.length, src[j - 1][0] * layout.symbol_size + layout.symbol_size);
+      const run = new Uint8Array(end - offset);
+      for (let k = i; k < j; k++) {
+        const at = (src[k][0] - src[i][0]) * layout.symbol_size;
+        run.set(src[k][1].subarray(0, Math.min(layout.symbol_size, run.length - at)), at);
+      }
+      await this.file.writeAt(offset, run);
+      i = j;
+    }
+  }
+
+  /**
+   * Decode the blocks still short of source symbols, fsync, verify against the id and store.
+   * Null when some block cannot be decoded yet (not enough symbols); the assembly stays usable.
+   */
+  async finish(): Promise<Uint8Array | null> {
+    const { layout } = this;
+    for (const b of layout.blocks) {
+      let have = 0;
+      for (let i = 0; i < b.source_count; i++) have += this.received[b.source_start + i];
+      if (have === b.source_count) continue;
+      const block = await this.decode(b, have);
+      if (!block) return null;
+      await this.file.writeAt(b.offset, block.subarray(0, b.length));
+      for (let i = 0; i < b.source_count; i++) this.received[b.source_start + i] = 1;
+    }
+    await this.file.sync();
+    await this.close();
+    return this.objects.adoptVerified('artifact', this.object_id, this.tmp);
+  }
+
+  private async decode(b: SymbolLayout['blocks'][number], have: number): Promise<Uint8Array | null> {
+    const { layout } = this;
+    let repairs = 0;
+    for (let i = 0; i < b.repair_count; i++) if (this.repair.has(b.repair_start + i)) repairs++;
+    if (have + repairs < b.source_count) return null;
+    // The block's source symbols received so far, from the file (written, not yet synced: a read
+    // of the same file sees them).
+    const region = await this.storage.readRange(this.tmp, b.offset, b.length);
+    const per = new Map<number, Uint8Array>();
+    for (let i = 0; i < b.source_count; i++) {
+      if (this.received[b.source_start + i] !== 1) continue;
+      const sym = new Uint8Array(layout.symbol_size);
+      sym.set(region.subarray(i * layout.symbol_size, (i + 1) * layout.symbol_size));
+      per.set(i, sym);
+    }
+    for (let i = 0; i < b.repair_count; i++) {
+      const s = this.repair.get(b.repair_start + i);
+      if (s) per.set(b.source_count + i, s);
+    }
+    return decodeBlock(b.length, layout.symbol_size, b.source_count, per);
+  }
+
+  /** Give up: close and remove the temporary file. */
+  async abandon(): Promise<void> {
+    await this.close();
+    try {
+      await this.storage.remove(this.tmp);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+  }
+
+  private async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.file.close();
+  }
+}
