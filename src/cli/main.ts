@@ -72,8 +72,9 @@ async function withEngine<T>(
   dir: string,
   fn: (e: LocalEngine) => Promise<T>,
   over: Partial<EngineConfig> = {},
+  opts: { maintain_symbols?: boolean } = {},
 ): Promise<T> {
-  const engine = await LocalEngine.open(runtimeFor(dir), defaultEngineConfig(over), { onEvent });
+  const engine = await LocalEngine.open(runtimeFor(dir), defaultEngineConfig(over), { onEvent, ...opts });
   try {
     return await fn(engine);
   } finally {
@@ -176,6 +177,8 @@ async function cmdSearch(argv: string[]): Promise<number> {
       return 0;
     },
     over,
+    // A one-shot read: no background symbol maintenance to wait for at close.
+    { maintain_symbols: false },
   );
 }
 

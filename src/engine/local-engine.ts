@@ -63,6 +63,11 @@ export interface EngineOptions {
   onEvent?: EngineEventListener;
   /** Restore an object from peers when local symbols cannot (§8.1); the node wires its services. */
   peer_repair?: (objectId: ObjectId) => Promise<boolean>;
+  /**
+   * Queue the active generation's missing repair symbols at open (default true). A one-shot read
+   * (`fsmesh search`) says false: it would otherwise wait at close for encodings it does not need.
+   */
+  maintain_symbols?: boolean;
 }
 
 export class LocalEngine {
@@ -77,6 +82,9 @@ export class LocalEngine {
   repaired_objects_total = 0;
   private readonly readers: ReaderCache;
   private building: Promise<unknown> = Promise.resolve();
+  /** Every build under way (actors call buildCandidate directly); close() waits for them. */
+  private readonly buildsInFlight = new Set<Promise<unknown>>();
+  private closing = false;
   private readonly events: EngineOptions;
   /** The one path by which a generation becomes live (src/engine/activation-gate.ts). */
   readonly gate: ActivationGate;
@@ -176,7 +184,7 @@ export class LocalEngine {
     const engine = new LocalEngine(runtime, config, log, objects, generations, events);
     engine.sealing = sealing;
     // A replica killed before its background encodings finished lacks some repair symbols.
-    if (active) {
+    if (active && events.maintain_symbols !== false) {
       const m = await generations.loadManifest(active.artifact_manifest_id);
       const ids = [...m.lexical_artifacts, ...m.vector_artifacts].map((a) => a.object_id);
       engine.symbols.ensureLater('artifact', ids);
@@ -241,9 +249,24 @@ export class LocalEngine {
    * artifacts, symbols and manifest are stored, invisible to readers until a flip. The returned
    * lease keeps GC away from the candidate until the caller activates or abandons it.
    */
-  async buildCandidate(
+  buildCandidate(
     upTo?: number,
     /** Replay (§7.3 fallback): rebuild exactly the writer's generation — its identity and number. */
+    as?: { created_by: string; generation_seq: number },
+  ): Promise<{ manifest_id: ObjectId; manifest: GenerationManifest; release: () => void } | null> {
+    // close() waits for every build in flight, and none starts after it: a build must not outlive
+    // the log and the compute threads it uses (a stopping node hung on one).
+    if (this.closing)
+      return Promise.reject(new FsmeshError('unavailable', 'the engine is closing: no new build'));
+    const run = this.buildCandidateNow(upTo, as);
+    const tracked = run.catch(() => {});
+    this.buildsInFlight.add(tracked);
+    void tracked.finally(() => this.buildsInFlight.delete(tracked));
+    return run;
+  }
+
+  private async buildCandidateNow(
+    upTo?: number,
     as?: { created_by: string; generation_seq: number },
   ): Promise<{ manifest_id: ObjectId; manifest: GenerationManifest; release: () => void } | null> {
     const active = this.generations.active;
@@ -251,8 +274,6 @@ export class LocalEngine {
     if (active && active.commit_seq_high >= high) return null;
     const parentPin = active ? await this.pin(active.artifact_manifest_id) : null;
     try {
-      // The build reuses the parent's vector shards (by id) and merges them: they must be loaded.
-      if (parentPin) await this.vectorsOf(parentPin.reader);
       const from = active ? active.commit_seq_high + 1 : 1;
       const commits = [];
       for await (const r of this.log.range(from, high))
@@ -298,8 +319,11 @@ export class LocalEngine {
   ): Promise<BuildTaskOutput> {
     const compute = this.runtime.compute ?? inlineCompute;
     const graphs = this.graphBuilder(compute);
-    const inline = () =>
-      buildCandidateArtifacts(
+    // The build reuses the parent's vector shards (by id) and merges them: a build here needs them
+    // loaded (a worker opens the parent itself).
+    const inline = async () => {
+      if (parent) await this.vectorsOf(parent);
+      return buildCandidateArtifacts(
         args,
         {
           storage: this.runtime.storage,
@@ -311,6 +335,7 @@ export class LocalEngine {
         },
         graphs,
       );
+    };
     const { embedder, quality_embedder } = this.config;
     // A worker rebuilds the embedders from their specs; one without a spec keeps the build here.
     const portable =
@@ -576,7 +601,9 @@ export class LocalEngine {
   }
 
   async close(): Promise<void> {
+    this.closing = true;
     await this.building;
+    await Promise.all(this.buildsInFlight);
     await this.log.close();
     await this.sealing.q;
     await this.symbols.settled();
