@@ -61,6 +61,27 @@ export class SimDisk {
       this.bytes_written += data.length;
     };
     const self = this;
+    /** Write `data` at `offset` of an open file (unsynced until its handle's sync). */
+    const putAt = (p: string, offset: number, data: Uint8Array) => {
+      check();
+      if (self.enospc) throw new StorageError('ENOSPC', 'no space left on device (simulated)');
+      const f = get(p);
+      const next = new Uint8Array(Math.max(f.data.length, offset + data.length));
+      next.set(f.data);
+      next.set(data, offset);
+      f.data = next;
+      self.bytes_written += data.length;
+    };
+    /** fsync and close of a file handle: synced data survives a crash. */
+    const fileSync = (p: string) => ({
+      async sync() {
+        check();
+        await slow();
+        const f = get(p);
+        f.synced = f.data;
+      },
+      async close() {},
+    });
     const storage: Storage = {
       root,
       async readFile(p) {
@@ -81,23 +102,8 @@ export class SimDisk {
         check();
         write(p, new Uint8Array(0), false);
         const handle: WriteHandle = {
-          async writeAt(offset, data) {
-            check();
-            if (self.enospc) throw new StorageError('ENOSPC', 'no space left on device (simulated)');
-            const f = get(p);
-            const next = new Uint8Array(Math.max(f.data.length, offset + data.length));
-            next.set(f.data);
-            next.set(data, offset);
-            f.data = next;
-            self.bytes_written += data.length;
-          },
-          async sync() {
-            check();
-            await slow();
-            const f = get(p);
-            f.synced = f.data;
-          },
-          async close() {},
+          writeAt: async (offset, data) => putAt(p, offset, data),
+          ...fileSync(p),
         };
         return handle;
       },
@@ -108,23 +114,11 @@ export class SimDisk {
           get size() {
             return self.files.get(p)?.data.length ?? 0;
           },
-          async append(data) {
+          append: async (data) => {
             check();
-            if (self.enospc) throw new StorageError('ENOSPC', 'no space left on device (simulated)');
-            const f = get(p);
-            const next = new Uint8Array(f.data.length + data.length);
-            next.set(f.data);
-            next.set(data, f.data.length);
-            f.data = next;
-            self.bytes_written += data.length;
+            putAt(p, get(p).data.length, data);
           },
-          async sync() {
-            check();
-            await slow();
-            const f = get(p);
-            f.synced = f.data;
-          },
-          async close() {},
+          ...fileSync(p),
         };
         return handle;
       },

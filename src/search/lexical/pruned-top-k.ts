@@ -27,7 +27,7 @@ export function prunedTopK(
   top: TopK<number>,
   docIdAt: (g: number) => string,
 ): void {
-  const search = new SegmentSearch(seg, base, deleted, terms, p, top, docIdAt);
+  const search = new SegmentSearch({ seg, base, deleted, terms, p, top, docIdAt });
   if (search.cursors.length === 0) return;
   if (search.bestBlocksFirst()) return;
   search.seedFromRarest();
@@ -75,15 +75,16 @@ class SegmentSearch {
   private readonly top: TopK<number>;
   private readonly docIdAt: (g: number) => string;
 
-  constructor(
-    seg: Segment,
-    base: number,
-    deleted: Uint8Array | null,
-    terms: QueryTerm[],
-    p: LexicalScoring,
-    top: TopK<number>,
-    docIdAt: (g: number) => string,
-  ) {
+  constructor(q: {
+    seg: Segment;
+    base: number;
+    deleted: Uint8Array | null;
+    terms: QueryTerm[];
+    p: LexicalScoring;
+    top: TopK<number>;
+    docIdAt: (g: number) => string;
+  }) {
+    const { seg, base, deleted, terms, p, top, docIdAt } = q;
     this.base = base;
     this.deleted = deleted;
     this.p = p;
