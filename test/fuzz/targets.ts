@@ -6,6 +6,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { crc32 } from 'node:zlib';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import fc from 'fast-check';
 import { SimDisk } from '../../sim/disk.ts';
@@ -31,7 +32,7 @@ import { decodeSignedRecord, encodeSignedRecord, signRecord } from '../../src/p2
 import { symbolIdsOf } from '../../src/p2p/services/protocol-server.ts';
 import { seededRandom } from '../../src/runtime/index.ts';
 import { DeleteBitmap } from '../../src/search/lexical/deletes.ts';
-import { Segment } from '../../src/search/lexical/segment.ts';
+import { Segment, SegmentBuilder } from '../../src/search/lexical/segment.ts';
 import { VectorShard } from '../../src/search/vector/fsvi.ts';
 import { decodePointer } from '../../src/storage/generations.ts';
 import { scanSegment } from '../../src/storage/log-format.ts';
@@ -110,6 +111,17 @@ async function buildSeeds() {
   const out = {
     manifest: await e.objects.get('manifest', built!.ref.artifact_manifest_id),
     segment: await read(seg),
+    // A version-2 segment with block tables: 300 documents sharing terms (df > 128), some titles.
+    segment_v2: (() => {
+      const b = new SegmentBuilder();
+      for (let i = 0; i < 300; i++)
+        b.add({
+          doc_id: `d${i}`,
+          title: i % 3 ? undefined : 'shared title',
+          text: `common word ${i % 7} common`,
+        });
+      return b.finish();
+    })(),
     deletes: await read(del),
     fsvi: await read(vec),
     pointer: new Uint8Array(fs.readFileSync(path.join(dir, 'CURRENT'))),
@@ -253,6 +265,28 @@ export async function fuzzTargets(): Promise<FuzzTarget[]> {
       run: (b) => void scanSegment(b, 'log/fuzz.log', true, 1, GENESIS_MARKER_ID),
     },
     { name: 'disk: lexical segment', arb: mutated([s.segment]), run: (b) => void Segment.open('s', b) },
+    {
+      // Past the checksum (recomputed after mutating): block tables and postings of every term.
+      name: 'disk: lexical segment v2 internals',
+      arb: mutated([s.segment_v2]),
+      run: (b) => {
+        const fixed = new Uint8Array(Math.max(b.length, 4));
+        fixed.set(b);
+        new DataView(fixed.buffer).setUint32(
+          fixed.length - 4,
+          crc32(fixed.subarray(0, fixed.length - 4)),
+          true,
+        );
+        const seg = Segment.open('s', fixed);
+        for (const [t, e] of seg.terms) {
+          seg.blockTable(e);
+          let n = 0;
+          seg.forEachPosting(t, () => {
+            if (++n > e.length * 2 + 8) throw new Error(`postings of ${t} never end`);
+          });
+        }
+      },
+    },
     { name: 'disk: deletes bitmap', arb: mutated([s.deletes]), run: (b) => void DeleteBitmap.decode('d', b) },
     { name: 'disk: FSVI vector shard', arb: mutated([s.fsvi]), run: (b) => void VectorShard.open('v', b) },
     {

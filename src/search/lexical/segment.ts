@@ -211,6 +211,11 @@ export class Segment {
     const what = `lexical segment ${this.object_id}`;
     const r = new ByteReader(this.bytes.subarray(e.table, e.postings), what);
     const count = Math.ceil(e.df / POSTINGS_BLOCK);
+    // Each block takes at least 5 bytes of the table: bound the counts before allocating by them.
+    if (count * 5 > e.postings - e.table || e.df > this.doc_count)
+      throw new FsmeshError('corrupt_data', `${what}: block table too short for df ${e.df}`, {
+        object_id: this.object_id,
+      });
     const last_doc = new Int32Array(count);
     const start = new Int32Array(count + 1);
     const impact_start = new Int32Array(count + 1);
