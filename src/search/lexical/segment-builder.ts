@@ -238,18 +238,26 @@ function blockImpacts(inv: Inverted, lens: Int32Array, from: number, to: number)
   return out;
 }
 
-/** One term's block table (terms with more than POSTINGS_BLOCK postings). */
-function blockTable(inv: Inverted, lens: Int32Array, id: number, w: ByteWriter): void {
-  const { start, postDoc, postTT, postTX } = inv;
+/** Encoded bytes of postings [from, to), the first delta taken from docnum `prev`. */
+function postingsBytes(inv: Inverted, from: number, to: number, prev: number): number {
+  let n = 0;
+  for (let i = from; i < to; i++) {
+    n += varintSize(inv.postDoc[i] - prev) + tfBytes(inv.postTT[i], inv.postTX[i]);
+    prev = inv.postDoc[i];
+  }
+  return n;
+}
+
+/** One term's block table (terms with more than POSTINGS_BLOCK postings); returns its postings' bytes. */
+function blockTable(inv: Inverted, lens: Int32Array, id: number, w: ByteWriter): number {
+  const { start, postDoc } = inv;
   let prevLast = 0;
-  let last = 0;
+  let total = 0;
   for (let b = start[id]; b < start[id + 1]; b += POSTINGS_BLOCK) {
     const e = Math.min(b + POSTINGS_BLOCK, start[id + 1]);
-    let bytes = 0;
-    for (let i = b; i < e; i++) {
-      bytes += varintSize(postDoc[i] - last) + tfBytes(postTT[i], postTX[i]);
-      last = postDoc[i];
-    }
+    const bytes = postingsBytes(inv, b, e, prevLast);
+    const last = postDoc[e - 1];
+    total += bytes;
     const impacts = blockImpacts(inv, lens, b, e);
     w.varint(last - prevLast);
     w.varint(bytes);
@@ -257,6 +265,7 @@ function blockTable(inv: Inverted, lens: Int32Array, id: number, w: ByteWriter):
     for (const v of impacts) w.varint(v);
     prevLast = last;
   }
+  return total;
 }
 
 /**
@@ -269,19 +278,15 @@ function encodePostings(inv: Inverted, order: number[], lens: Int32Array) {
   const tables = new Map<number, Uint8Array>();
   let total = 0;
   order.forEach((id, k) => {
-    let n = 0;
-    let last = 0;
-    for (let i = start[id]; i < start[id + 1]; i++) {
-      n += varintSize(postDoc[i] - last) + tfBytes(postTT[i], postTX[i]);
-      last = postDoc[i];
-    }
+    let n: number;
     if (start[id + 1] - start[id] > POSTINGS_BLOCK) {
+      // The table sums its blocks' bytes: the postings are sized once.
       const w = new ByteWriter(256);
-      blockTable(inv, lens, id, w);
+      const postings = blockTable(inv, lens, id, w);
       const t = w.finish();
       tables.set(k, t);
-      n += varintSize(t.length) + t.length;
-    }
+      n = postings + varintSize(t.length) + t.length;
+    } else n = postingsBytes(inv, start[id], start[id + 1], 0);
     lengths[k] = n;
     total += n;
   });
