@@ -15,12 +15,16 @@ import { type ObjectId, objectIdOf } from '../core/ids.ts';
 import type { GenerationManifest } from '../core/manifest.ts';
 import { type Compute, inlineCompute, type Runtime } from '../runtime/index.ts';
 import { GenerationReader } from '../search/generation-reader.ts';
+import type { LexicalStats } from '../search/lexical/scoring.ts';
+import { type ShardLists, shardLists } from '../search/multi-shard.ts';
 import {
+  type QualityTier,
   type SearchOptions,
   type SearchResult,
   searchTwoTier,
   validateSearchOptions,
 } from '../search/searcher.ts';
+import { tokenize } from '../search/text.ts';
 import { type AppendAck, CapsuleLog } from '../storage/capsule-log.ts';
 import { openDataDir } from '../storage/data-dir.ts';
 import { type GenerationRef, GenerationStore } from '../storage/generations.ts';
@@ -38,7 +42,7 @@ import { checkEmbedderRevision } from './embedder-gate.ts';
 import { defaultEngineConfig, type EngineConfig } from './engine-config.ts';
 import type { ActivationSource, EngineEvent, EngineEventListener } from './engine-events.ts';
 import { addHnswGraphs, buildStoredGraph, type GraphBuilder } from './hnsw-graphs.ts';
-import { checkStrictRead, selectAsOf, waitForActivation } from './read-path.ts';
+import { checkStrictRead, selectAsOf, selectGeneration, waitForActivation } from './read-path.ts';
 import { ReaderCache } from './reader-cache.ts';
 import { protectSealedSegment, repairSealedSegments } from './sealed-segments.ts';
 import { type VerifyReport, verifyObjects } from './verify.ts';
@@ -51,6 +55,16 @@ export interface ReadOptions {
   /** Strict mode (§6): wait until a generation covering this commit_seq is active. */
   min_commit_seq?: number;
   timeout_ms?: number;
+  /** Snapshot read (docs/sharding.md): exactly this retained generation. */
+  generation_id?: string;
+}
+
+/** A shard's answer to multi-shard phase 1: which generation, and its statistics. */
+export interface ShardStatsShare {
+  generation_id: string;
+  artifact_manifest_id: string;
+  commit_seq_high: number;
+  stats: LexicalStats;
 }
 
 export interface Pinned {
@@ -547,9 +561,15 @@ export class LocalEngine {
 
   /** Choose and pin the generation a read uses: latest, time travel, or strict (waits). */
   async acquire(opts: ReadOptions = {}): Promise<Pinned> {
-    if (opts.as_of_commit_seq !== undefined && opts.min_commit_seq !== undefined) {
-      throw new FsmeshError('invalid_input', 'as_of_commit_seq and min_commit_seq cannot be combined');
+    const modes = [opts.as_of_commit_seq, opts.min_commit_seq, opts.generation_id].filter((v) => v !== undefined);
+    if (modes.length > 1) {
+      throw new FsmeshError(
+        'invalid_input',
+        'as_of_commit_seq, min_commit_seq and generation_id (a snapshot) cannot be combined',
+      );
     }
+    if (opts.generation_id !== undefined)
+      return this.pin(selectGeneration(this.generations, opts.generation_id).artifact_manifest_id);
     if (opts.as_of_commit_seq !== undefined)
       return this.pin(
         selectAsOf(this.generations, this.log.commitSeqHigh, opts.as_of_commit_seq).artifact_manifest_id,
@@ -579,14 +599,50 @@ export class LocalEngine {
     const pinned = await this.acquire(opts);
     try {
       if (validateSearchOptions(opts).mode !== 'lexical') await this.vectorsOf(pinned.reader);
-      const q = this.config.quality_embedder
-        ? { embedder: this.config.quality_embedder, weight: this.config.quality_weight }
-        : undefined;
-      const r = searchTwoTier(pinned.reader, opts, this.config.embedder, q, this.config.reranker);
+      const r = searchTwoTier(pinned.reader, opts, this.config.embedder, this.qualityTier(), this.config.reranker);
       return r.refined ?? r.initial;
     } finally {
       pinned.release();
     }
+  }
+
+  /**
+   * Multi-shard phase 1 (docs/sharding.md): the generation the read options select, and its share
+   * of the query's collection-wide BM25 statistics.
+   */
+  async shardStats(opts: SearchOptions & ReadOptions): Promise<ShardStatsShare> {
+    const o = validateSearchOptions(opts);
+    const pinned = await this.acquire(opts);
+    try {
+      const r = pinned.reader;
+      return {
+        generation_id: r.generation_id,
+        artifact_manifest_id: r.artifact_manifest_id,
+        commit_seq_high: r.commit_seq_high,
+        stats: r.lexicalStats(o.mode === 'vector' ? [] : tokenize(o.q)),
+      };
+    } finally {
+      pinned.release();
+    }
+  }
+
+  /** Multi-shard phase 2: ranked lists from exactly `generation_id`, lexical under `stats`. */
+  async shardLists(opts: SearchOptions & { generation_id: string }, stats: LexicalStats): Promise<ShardLists> {
+    const o = validateSearchOptions(opts);
+    const pinned = await this.acquire({ generation_id: opts.generation_id });
+    try {
+      if (o.mode !== 'lexical') await this.vectorsOf(pinned.reader);
+      return shardLists(pinned.reader, opts, this.config.embedder, this.qualityTier(), stats);
+    } finally {
+      pinned.release();
+    }
+  }
+
+  /** The quality tier configured for this engine, if any. */
+  qualityTier(): QualityTier | undefined {
+    return this.config.quality_embedder
+      ? { embedder: this.config.quality_embedder, weight: this.config.quality_weight }
+      : undefined;
   }
 
   async rollback() {

@@ -70,3 +70,26 @@ export function waitForActivation(
     });
   });
 }
+
+/**
+ * A snapshot read (docs/sharding.md): exactly the generation named, while it is retained here.
+ * Older than anything retained: 410 retention_dropped; newer than the active one: not_found (this
+ * node has not activated it yet — another member may have).
+ */
+export function selectGeneration(generations: GenerationStore, generationId: unknown): GenerationRef {
+  if (typeof generationId !== 'string' || !/^gen-[1-9]\d{0,15}$/.test(generationId))
+    throw new FsmeshError('invalid_input', `generation_id: expected gen-N, got ${JSON.stringify(generationId)}`);
+  const ref = generations.retained.find((r) => r.generation_id === generationId && !r.rolled_back);
+  if (ref) return ref;
+  const seq = Number(generationId.slice(4));
+  const active = generations.active;
+  if (!active || seq > active.generation_seq)
+    throw new FsmeshError(
+      'not_found',
+      `generation ${generationId} is not active here yet (active: ${active?.generation_id ?? 'none'})`,
+    );
+  throw new FsmeshError(
+    'retention_dropped',
+    `generation ${generationId} is no longer retained here (active: ${active.generation_id})`,
+  );
+}

@@ -15,6 +15,7 @@ import { DeleteBitmap } from './lexical/deletes.ts';
 import { ExhaustiveScorer } from './lexical/exhaustive-top-k.ts';
 import { type LexicalScoring, prunedTopK, type QueryTerm, worthPruning } from './lexical/pruned-top-k.ts';
 import { Segment } from './lexical/segment.ts';
+import { bm25Idf, type LexicalStats } from './lexical/scoring.ts';
 import { TopK } from './topk.ts';
 import { VectorShard } from './vector/fsvi.ts';
 import { HnswGraph } from './vector/hnsw.ts';
@@ -47,6 +48,10 @@ export class GenerationReader {
   private readonly totalDocs: number;
   readonly live_docs: number;
   private readonly avgdl: number;
+  /** Σ over live documents of text_len + title_boost·title_len (the numerator of avgdl). */
+  private readonly lenSum: number;
+  /** Norms for one collection-wide avgdl (a multi-shard query's), kept while it stays the same. */
+  private globalNorm: { avgdl: number; norm: Float64Array } | null = null;
   private readonly dfCache = new Map<string, number>();
   /** Per-block BM25 bounds by segment and term (pruned-top-k.ts); fixed for this generation. */
   private readonly boundCache = new Map<string, Float64Array>();
@@ -84,6 +89,7 @@ export class GenerationReader {
     }
     this.totalDocs = base;
     this.live_docs = live;
+    this.lenSum = lenSum;
     this.avgdl = live > 0 ? lenSum / live : 1;
     this.exhaustive = new ExhaustiveScorer(base);
     this.docNorm = new Float64Array(base);
@@ -232,9 +238,33 @@ export class GenerationReader {
   }
 
   idf(term: string): number {
-    const df = this.liveDf(term);
-    const n = this.live_docs;
-    return Math.log(1 + (n - df + 0.5) / (df + 0.5));
+    return bm25Idf(this.live_docs, this.liveDf(term));
+  }
+
+  /**
+   * This generation's share of collection-wide BM25 statistics for `terms` (a multi-shard query
+   * sums them over shards, then scores every shard with the sums: docs/sharding.md).
+   */
+  lexicalStats(terms: string[]): LexicalStats {
+    const df: Record<string, number> = {};
+    for (const t of new Set(terms)) df[t] = this.liveDf(t);
+    return { live_docs: this.live_docs, len_sum: this.lenSum, df };
+  }
+
+  /** Length norms for a collection-wide avgdl (equal to the generation's own: the cached array). */
+  private normsFor(avgdl: number): Float64Array {
+    if (avgdl === this.avgdl) return this.docNorm;
+    if (this.globalNorm?.avgdl === avgdl) return this.globalNorm.norm;
+    const { k1, b, title_boost } = this.bm25;
+    const normA = k1 * (1 - b);
+    const normB = (k1 * b) / avgdl;
+    const norm = new Float64Array(this.totalDocs);
+    this.segments.forEach((s, si) => {
+      const b0 = this.bases[si];
+      for (let i = 0; i < s.doc_count; i++) norm[b0 + i] = normA + normB * (s.text_len[i] + title_boost * s.title_len[i]);
+    });
+    this.globalNorm = { avgdl, norm };
+    return norm;
   }
 
   /**
@@ -242,19 +272,28 @@ export class GenerationReader {
    * (MaxScore + block-max, src/search/lexical/pruned-top-k.ts) when the query's shape gains from
    * it, else term at a time; both give the same hits and scores, bit for bit.
    */
-  searchLexical(terms: string[], k: number, opts: { exhaustive?: boolean } = {}): ScoredDoc[] {
+  searchLexical(
+    terms: string[],
+    k: number,
+    opts: { exhaustive?: boolean; stats?: LexicalStats } = {},
+  ): ScoredDoc[] {
     if (k <= 0) return [];
     const { k1, b, title_boost } = this.bm25;
+    const g = opts.stats;
+    // Collection-wide statistics (a multi-shard query) replace this generation's own.
+    const avgdl = g ? (g.live_docs > 0 ? g.len_sum / g.live_docs : 1) : this.avgdl;
+    const idf = g ? (t: string) => bm25Idf(g.live_docs, g.df[t] ?? 0) : (t: string) => this.idf(t);
     const query: QueryTerm[] = [];
     for (const term of new Set(terms))
-      if (this.liveDf(term) > 0) query.push({ term, order: query.length, idfK: this.idf(term) * (k1 + 1) });
+      if (this.liveDf(term) > 0) query.push({ term, order: query.length, idfK: idf(term) * (k1 + 1) });
     const scoring: LexicalScoring = {
       k1,
       title_boost,
       normA: k1 * (1 - b),
-      normB: (k1 * b) / this.avgdl,
-      norm: this.docNorm,
-      bound_cache: this.boundCache,
+      normB: (k1 * b) / avgdl,
+      norm: g ? this.normsFor(avgdl) : this.docNorm,
+      // Bounds cached per generation assume its own idf and norms.
+      bound_cache: g ? undefined : this.boundCache,
     };
     // Bounded: a generation sees many distinct query terms over its life.
     if (this.boundCache.size > 20_000) this.boundCache.clear();

@@ -23,3 +23,31 @@ export interface QueryTerm {
   /** idf · (k1 + 1). */
   idfK: number;
 }
+
+/**
+ * Collection-wide BM25 statistics: each shard's `GenerationReader.lexicalStats` summed. Scoring
+ * every shard with them gives the scores of one index over all shards (docs/sharding.md).
+ */
+export interface LexicalStats {
+  live_docs: number;
+  /** Σ over live documents of text_len + title_boost·title_len. */
+  len_sum: number;
+  /** Live documents containing each query term. */
+  df: Record<string, number>;
+}
+
+/** BM25 idf of a term found in `df` of `n` documents (the +1 keeps it positive). */
+export function bm25Idf(n: number, df: number): number {
+  return Math.log(1 + (n - df + 0.5) / (df + 0.5));
+}
+
+/** Sum shards' statistics (terms absent from a share count 0 there). */
+export function sumLexicalStats(shares: LexicalStats[]): LexicalStats {
+  const out: LexicalStats = { live_docs: 0, len_sum: 0, df: {} };
+  for (const s of shares) {
+    out.live_docs += s.live_docs;
+    out.len_sum += s.len_sum;
+    for (const [t, n] of Object.entries(s.df)) out.df[t] = (out.df[t] ?? 0) + n;
+  }
+  return out;
+}
