@@ -14,6 +14,7 @@ const LAYERS = [
   ['actors'],
   ['node'], // the local node: engine + actors + machines, no network
   ['p2p'], // cluster services over libp2p
+  ['shards'], // a multi-shard node: write splitting and scatter-gather over its shards' nodes
   ['http'],
   ['compose'], // the composition root: one function builds node + services + HTTP
   ['cli', 'index.ts'], // the command line and the package entry

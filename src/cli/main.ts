@@ -32,6 +32,8 @@ commands:
   rollback --data DIR                 make the previous retained generation active
   repair --data DIR                   scrub artifacts, rebuild corrupt ones from local repair symbols
   node start --data DIR --http HOST:PORT   run a node (HTTP API; see docs/http.md)
+       [--shards S --writer-of K]     ... of a multi-shard collection (docs/sharding.md)
+  node id --data DIR                  print the node's peer id (creates its key), to plan seeds
   cluster-key FILE                    write a new cluster pre-shared key (libp2p pnet)
   http-token FILE                     write a new HTTP bearer token (for --http-token)
   admin-key FILE                      write an operator admin key (prints its public_key for --admin-pub)

@@ -12,6 +12,8 @@ export type ErrorCode =
   | 'unavailable'
   | 'embedder_mismatch'
   | 'retention_dropped'
+  /** A multi-shard write committed on some shards only (details: commit_seqs, failed_shards). */
+  | 'partial_commit'
   | 'internal';
 
 export class FsmeshError extends Error {

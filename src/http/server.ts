@@ -40,6 +40,7 @@ const STATUS_BY_CODE: Record<string, number> = {
   invalid_manifest: 400,
   not_found: 404,
   retention_dropped: 410,
+  partial_commit: 502,
   conflict: 409,
   busy: 429,
   timeout: 504,
@@ -67,7 +68,7 @@ function parseUrl(target: string | undefined): URL {
   return url;
 }
 
-function decodePathPart(s: string, what: string): string {
+export function decodePathPart(s: string, what: string): string {
   try {
     return decodeURIComponent(s);
   } catch {
@@ -92,7 +93,7 @@ function problemsOf(problems: unknown): Record<string, unknown> {
     : { problems };
 }
 
-function send(
+export function send(
   res: http.ServerResponse,
   status: number,
   body: unknown,
@@ -136,7 +137,7 @@ function drainRequest(req: http.IncomingMessage): Promise<boolean> {
   });
 }
 
-function readBody(req: http.IncomingMessage, limit: number): Promise<string> {
+export function readBody(req: http.IncomingMessage, limit: number): Promise<string> {
   return new Promise((resolve, reject) => {
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > limit) {
@@ -168,7 +169,7 @@ function readBody(req: http.IncomingMessage, limit: number): Promise<string> {
   });
 }
 
-function parseDocsBody(text: string, contentType: string): unknown[] {
+export function parseDocsBody(text: string, contentType: string): unknown[] {
   const trimmed = text.trim();
   if (trimmed === '')
     throw new HttpError(
@@ -200,7 +201,7 @@ function parseDocsBody(text: string, contentType: string): unknown[] {
   return parsed as unknown[];
 }
 
-function intParam(url: URL, name: string, min = 0): number | undefined {
+export function intParam(url: URL, name: string, min = 0): number | undefined {
   const v = url.searchParams.get(name);
   if (v === null || v === '') return undefined;
   if (!/^-?\d+$/.test(v))
@@ -318,7 +319,17 @@ function errorReply(err: unknown): Reply {
   if (err instanceof FsmeshError)
     return {
       status: STATUS_BY_CODE[err.code] ?? 500,
-      body: { error: { code: err.code, message: err.message, ...problemsOf(err.details.problems) } },
+      body: {
+        error: {
+          code: err.code,
+          message: err.message,
+          ...problemsOf(err.details.problems),
+          // A partly committed multi-shard write says which shards committed (docs/sharding.md).
+          ...(err.code === 'partial_commit'
+            ? { commit_seqs: err.details.commit_seqs, failed_shards: err.details.failed_shards }
+            : {}),
+        },
+      },
       ...(typeof err.details.retry_after_s === 'number'
         ? { headers: { 'retry-after': String(err.details.retry_after_s) } }
         : {}),

@@ -41,6 +41,8 @@ export interface ClusterOptions {
    * stream and activates only what hashes to the writer's signed manifest id.
    */
   replication: 'artifacts' | 'commits';
+  /** The collection's shard count (docs/sharding.md); 1 for a single-shard cluster. */
+  shards: number;
 }
 
 export function clusterOptions(o: Partial<ClusterOptions> & Pick<ClusterOptions, 'role'>): ClusterOptions {
@@ -52,6 +54,7 @@ export function clusterOptions(o: Partial<ClusterOptions> & Pick<ClusterOptions,
     announce_interval_ms: CLUSTER_DEFAULTS.announce_interval_ms,
     quorum_timeout_ms: CLUSTER_DEFAULTS.quorum_timeout_ms,
     replication: 'artifacts',
+    shards: 1,
     ...Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)),
   } as ClusterOptions;
 }

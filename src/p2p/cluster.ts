@@ -197,11 +197,7 @@ export class ClusterService implements NodeService {
         ...c,
         transport,
         writerHead: () => (this.writer ? c.log.commitSeqHigh : membership.writer_head),
-        // A writer trusts what it activated itself; a replica what the trusted writer signed.
-        isTrustedGeneration: (gid, mid) =>
-          this.writer
-            ? c.generations.retained.some((r) => r.generation_id === gid && r.artifact_manifest_id === mid)
-            : membership.isTrustedManifest(gid, mid),
+        isTrustedGeneration: (gid, mid) => this.isTrustedGeneration(gid, mid),
         onHead: async (h, peer) => {
           await this.fence?.observe(peer, h, this.failover?.epoch ?? 0);
           return this.failover?.offer(h.handover).catch(() => false);
@@ -209,6 +205,20 @@ export class ClusterService implements NodeService {
       },
       this.cfg.route_lag_commits,
     );
+  }
+
+  /** A writer trusts what it activated itself; a replica what the trusted writer signed. */
+  isTrustedGeneration(generation_id: string, artifact_manifest_id: string): boolean {
+    if (this.writer)
+      return this.c.generations.retained.some(
+        (r) => r.generation_id === generation_id && r.artifact_manifest_id === artifact_manifest_id,
+      );
+    return this.membership?.isTrustedManifest(generation_id, artifact_manifest_id) ?? false;
+  }
+
+  /** Members fit to serve this shard at commit `min` or later, best first (health, lag). */
+  servingMembers(min = 0): string[] {
+    return this.router?.servingPeers(min) ?? [];
   }
 
   /** The role's own service: writer replication, or replica sync. */

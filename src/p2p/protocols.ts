@@ -11,6 +11,9 @@ export const PROTO = {
   capsules: '/fsmesh/capsules/1.0.0',
   replicate: '/fsmesh/replicate/1.0.0',
   search: '/fsmesh/search/1.0.0',
+  /** Multi-shard collections only (served per shard, shard-transport.ts). */
+  write: '/fsmesh/write/1.0.0',
+  shard_query: '/fsmesh/shard-query/1.0.0',
 } as const;
 
 export const topics = (cluster: string, shard: string) => ({

@@ -1,7 +1,7 @@
 /**
  * The signed control-plane record of a generation (§8.4): the writer signs
  * `{format, cluster, shard, generation_id, generation_seq, artifact_manifest_id, commit_seq_high, writer}`
- * (canonical JSON) with its ed25519 key. Replicas activate a manifest only when its id equals a
+ * plus `shards` in a multi-shard collection (canonical JSON) with its ed25519 key. Replicas activate a manifest only when its id equals a
  * record signed by the shard's trusted writer; two different records for one generation are
  * divergence.
  */
@@ -22,6 +22,8 @@ export interface GenerationRecord {
   artifact_manifest_id: string;
   commit_seq_high: number;
   writer: string;
+  /** The collection's shard count when it has more than one (fixed for its life; docs/sharding.md). */
+  shards?: number;
 }
 
 export interface SignedRecord {
@@ -66,7 +68,9 @@ export function decodeSignedRecord(bytes: Uint8Array): SignedRecord {
   if (!isObjectId(r.artifact_manifest_id)) bad('artifact_manifest_id must be 64 hex characters');
   if (typeof s.signature !== 'string' || !/^[0-9a-f]{128}$/.test(s.signature))
     bad('signature must be 64 bytes of hex');
-  if (Object.keys(r).length !== 8) bad('unexpected fields');
+  if (r.shards !== undefined && (!Number.isSafeInteger(r.shards) || r.shards < 2 || r.shards > 64))
+    bad('shards must be an integer from 2 to 64 when present');
+  if (Object.keys(r).length !== (r.shards === undefined ? 8 : 9)) bad('unexpected fields');
   return s;
 }
 

@@ -12,6 +12,7 @@ export {
   parentDir,
   readOnlyStorage,
   StorageError,
+  subStorage,
   writeFileAtomic,
 } from './storage.ts';
 export type { GossipMessage, Transport, ValidationResult } from './transport.ts';

@@ -265,3 +265,34 @@ export function readOnlyStorage(s: Storage): Storage {
     mkdirp: refuse('mkdirp'),
   };
 }
+
+/**
+ * A directory of a storage as a storage of its own (each shard of a multi-shard node keeps a
+ * whole data dir under `shards/<k>/`). Works over any implementation, the simulator's included.
+ */
+export function subStorage(base: Storage, dir: string): Storage {
+  const at = (p: string) => {
+    // Stay inside the directory: one shard never reaches another's files.
+    if (p.split(/[\\/]/).includes('..') || p.startsWith('/'))
+      throw new StorageError('EINVAL', `path escapes ${dir}: ${p}`);
+    return p === '' || p === '.' ? dir : `${dir}/${p}`;
+  };
+  return {
+    root: `${base.root}/${dir}`,
+    readFile: (p) => base.readFile(at(p)),
+    readRange: (p, o, l) => base.readRange(at(p), o, l),
+    writeFile: (p, d, o) => base.writeFile(at(p), d, o),
+    openAppend: (p) => base.openAppend(at(p)),
+    openWrite: (p) => base.openWrite(at(p)),
+    rename: (a, b) => base.rename(at(a), at(b)),
+    syncDir: (d) => base.syncDir(at(d)),
+    list: (d) => base.list(at(d)),
+    exists: (p) => base.exists(at(p)),
+    size: (p) => base.size(at(p)),
+    truncate: (p, l) => base.truncate(at(p), l),
+    remove: (p) => base.remove(at(p)),
+    removeTree: (d) => base.removeTree(at(d)),
+    mkdirp: (d) => base.mkdirp(at(d)),
+    nativePath: (p) => base.nativePath(at(p)),
+  };
+}

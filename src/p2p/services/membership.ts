@@ -75,6 +75,8 @@ export class Membership {
       return false;
     }
     if (s.record.cluster !== this.opts.cluster || s.record.shard !== this.c.shard) return false;
+    // A record of another shard layout (a cluster re-created with another --shards) never counts.
+    if ((s.record.shards ?? 1) !== this.opts.shards) return false;
     if (UNSAFE.skip_record_signature_check) return true; // planted bug (simulator only)
     if (!(await verifyRecordSignature(s))) return false;
     if (this.trusted && s.record.writer !== this.trusted) {

@@ -157,6 +157,11 @@ export class QueryRouter {
     return null; // nobody better: serve here (or fail here, with the local reason)
   }
 
+  /** Members fit to serve a read needing at least `min` (a multi-shard query's remote shards). */
+  servingPeers(min: number): string[] {
+    return this.candidates(min);
+  }
+
   /** Members fit to serve a read needing at least `min`: fresh state, serving, least lag first. */
   private candidates(min: number): string[] {
     const now = this.c.clock.monotonicMs();

@@ -81,6 +81,7 @@ export class WriterReplication {
           artifact_manifest_id: a.artifact_manifest_id,
           commit_seq_high: a.commit_seq_high,
           writer: transport.peerId,
+          ...(this.opts.shards > 1 ? { shards: this.opts.shards } : {}),
         });
       }
       await transport.publish(this.t.manifests, encodeSignedRecord(this.ownRecord)).catch(() => {});

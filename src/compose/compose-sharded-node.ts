@@ -1,0 +1,149 @@
+/**
+ * The composition root of a multi-shard node (docs/sharding.md): one network host and identity,
+ * one local node per shard under `shards/<k>/` of the data dir (the writer of `writer_of`, a
+ * replica of every other shard), the ShardSet that splits writes and gathers reads, and the
+ * HTTP API over all of it. The shard count is recorded in `shards.json` at first start and a
+ * restart with another count is refused (documents would land on other shards).
+ */
+import * as path from 'node:path';
+import { canonicalBytes } from '../core/canonical-json.ts';
+import { FsmeshError } from '../core/errors.ts';
+import { checkShardCount, checkShardIndex, shardName } from '../core/sharding.ts';
+import { type HttpOptions, startHttpServer } from '../http/server.ts';
+import { shardedRoutes } from '../http/sharded-routes.ts';
+import type { NodeConfig } from '../node/index.ts';
+import type { ClusterService, ClusterServiceConfig } from '../p2p/cluster.ts';
+import { loadOrCreateIdentity } from '../p2p/identity.ts';
+import { SharedHost } from '../p2p/shard-transport.ts';
+import { isNotFound, nodeFsStorage, type Storage, subStorage, writeFileAtomic } from '../runtime/index.ts';
+import { type LocalShard, ShardSet } from '../shards/shard-set.ts';
+import { type ComposedNode, composeNode, type HttpHandle } from './compose-node.ts';
+
+export interface ShardedComposeOptions {
+  shards: number;
+  /** The shard this node writes (at most one); null: a replica of every shard. */
+  writer_of: number | null;
+  /** Shared by every shard's node (`role` and `shard` are set per shard). */
+  node: NodeConfig;
+  cluster: ClusterServiceConfig;
+  http?: HttpOptions;
+}
+
+export interface ComposedShardedNode {
+  set: ShardSet;
+  shards: ComposedNode[];
+  peer_id: string;
+  multiaddrs(): string[];
+  http: HttpHandle | null;
+  stop(): Promise<void>;
+}
+
+const LAYOUT_FILE = 'shards.json';
+
+/** The shard count this data dir was created with, written at first start. */
+async function checkLayout(storage: Storage, shards: number): Promise<void> {
+  try {
+    const v = JSON.parse(new TextDecoder().decode(await storage.readFile(LAYOUT_FILE)));
+    if (v?.shards !== shards)
+      throw new FsmeshError(
+        'invalid_input',
+        `--shards ${shards}: this data dir holds a collection of ${v?.shards} shards (fixed for its life; ${LAYOUT_FILE})`,
+      );
+    return;
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
+  }
+  await writeFileAtomic(storage, LAYOUT_FILE, canonicalBytes({ format: 1, shards }));
+}
+
+async function baseTransport(o: ShardedComposeOptions, storage: Storage) {
+  const key = o.cluster.private_key ?? (await loadOrCreateIdentity(storage));
+  if (o.cluster.transport) return { key, transport: o.cluster.transport };
+  const { Libp2pTransport } = await import('../p2p/libp2p-transport.ts');
+  const transport = new Libp2pTransport({
+    privateKey: key,
+    listen: o.cluster.listen ?? ['/ip4/127.0.0.1/tcp/0'],
+    announce: o.cluster.announce,
+    seeds: o.cluster.seeds ?? [],
+    cluster_key: o.cluster.cluster_key,
+    inbound_request_timeout_ms: o.cluster.inbound_request_timeout_ms,
+  });
+  return { key, transport };
+}
+
+export async function composeShardedNode(o: ShardedComposeOptions): Promise<ComposedShardedNode> {
+  const shards = checkShardCount(o.shards);
+  if (shards < 2) throw new FsmeshError('invalid_input', 'shards: a multi-shard node has 2 or more shards');
+  if (o.writer_of !== null) checkShardIndex(o.writer_of, shards, 'writer_of');
+  const root = o.node.runtime?.storage ?? nodeFsStorage(path.resolve(o.node.data_dir!));
+  await checkLayout(root, shards);
+  const { key, transport } = await baseTransport(o, root);
+  const host = new SharedHost(transport);
+  const composed: ComposedNode[] = [];
+  const stopAll = async () => {
+    for (const c of composed.reverse()) await c.stop();
+    await host.stop();
+  };
+  try {
+    for (let k = 0; k < shards; k++) {
+      const role = k === o.writer_of ? 'writer' : 'replica';
+      const name = shardName(k);
+      composed.push(
+        await composeNode({
+          node: {
+            ...o.node,
+            data_dir: undefined,
+            shard: name,
+            role,
+            runtime: { ...o.node.runtime, storage: subStorage(root, `shards/${name}`) },
+          },
+          cluster: { ...o.cluster, role, shards, transport: host.view(name), private_key: key },
+        }),
+      );
+    }
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+  const local: LocalShard[] = composed.map((c, k) => ({
+    shard: k,
+    node: c.node,
+    cluster: c.cluster as ClusterService,
+    transport: host.view(shardName(k)),
+  }));
+  const set = new ShardSet({ shards, writer_of: o.writer_of, local });
+  const first = local[o.writer_of ?? 0];
+  const statusExtra = () => ({
+    node: first.node.name,
+    peer_id: transport.peerId,
+    multiaddrs: first.cluster.status().multiaddrs,
+    cluster: first.cluster.opts.cluster,
+  });
+  let http: HttpHandle | null = null;
+  try {
+    if (o.http)
+      http = await startHttpServer(first.node, {
+        ...o.http,
+        statusExtra,
+        extraRoutes: shardedRoutes(set, { max_body_bytes: o.http.max_body_bytes, statusExtra }),
+      });
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+  let stopping: Promise<void> | null = null;
+  return {
+    set,
+    shards: composed,
+    peer_id: transport.peerId,
+    multiaddrs: () => first.cluster.status().multiaddrs as string[],
+    http,
+    stop: () => {
+      stopping ??= (async () => {
+        await http?.close();
+        await stopAll();
+      })();
+      return stopping;
+    },
+  };
+}

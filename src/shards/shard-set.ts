@@ -1,0 +1,277 @@
+/**
+ * A node of a multi-shard collection (docs/sharding.md): one local node per shard it carries (its
+ * own log, generations, actors and cluster services, all over one network host), and the two
+ * things a single-shard node never needed:
+ *   - writes anywhere: a batch is checked whole, split by `shardOf`, and each part committed by
+ *     its shard's writer (here, or forwarded over the `write` protocol) as one capsule — all or
+ *     nothing per shard; a partial failure names the shards that committed;
+ *   - scatter-gather reads: every shard answers from one pinned generation, in two phases —
+ *     statistics first (summed into collection-wide BM25 statistics), then ranked lists scored
+ *     with them — merged into one answer that names its `snapshot`, the generation of each shard.
+ * Each shard is read here when this node serves it well enough, else on the best member.
+ */
+import type { DocOp } from '../core/capsule.ts';
+import { FsmeshError, invariant } from '../core/errors.ts';
+import { shardName, shardOf, splitOpsByShard } from '../core/sharding.ts';
+import type { ReadOptions, ShardStatsShare } from '../engine/local-engine.ts';
+import type { FsmeshNode } from '../node/index.ts';
+import { checkIdempotencyKey, docsToOps } from '../node/doc-input.ts';
+import type { ClusterService } from '../p2p/cluster.ts';
+import { requestShardLists, requestShardStats, requestWrite, serveShardRpc, type WriteAnswer } from '../p2p/shard-rpc.ts';
+import type { Transport } from '../runtime/index.ts';
+import { type LexicalStats, sumLexicalStats } from '../search/lexical/scoring.ts';
+import { type MergedAnswer, mergeShardLists, type ShardLists } from '../search/multi-shard.ts';
+import type { SearchOptions } from '../search/searcher.ts';
+import { type ShardReadVector, shardReadOptions } from './read-vectors.ts';
+
+/** One shard this node carries. */
+export interface LocalShard {
+  shard: number;
+  node: FsmeshNode;
+  cluster: ClusterService;
+  /** The shard's view of the network host. */
+  transport: Transport;
+}
+
+export interface ShardSetOptions {
+  shards: number;
+  writer_of: number | null;
+  local: LocalShard[];
+  /** Deadline for a forwarded write part and for each phase of a remote shard read. */
+  request_timeout_ms?: number;
+}
+
+export interface ShardedWriteAck {
+  commit_seqs: Record<string, number>;
+  commit_ids: Record<string, string>;
+  docs: number;
+  deduplicated: boolean;
+}
+
+export interface ShardedSearchResult extends MergedAnswer {
+  /** The generation each shard answered from: pass it back as `snapshot` to read the same view. */
+  snapshot: Record<string, string>;
+  shards: Record<string, { generation_id: string; commit_seq_high: number; served_by: string }>;
+}
+
+/** Where a shard's two phases ran: here, or on one member (phase 2 goes where phase 1 went). */
+type Source = { kind: 'local' } | { kind: 'peer'; peer: string };
+
+const SERVING = new Set(['healthy', 'catching_up']);
+
+export class ShardSet {
+  readonly shards: number;
+  readonly writer_of: number | null;
+  private readonly local = new Map<number, LocalShard>();
+  private readonly timeoutMs: number;
+
+  constructor(o: ShardSetOptions) {
+    this.shards = o.shards;
+    this.writer_of = o.writer_of;
+    this.timeoutMs = o.request_timeout_ms ?? 30_000;
+    for (const l of o.local) this.local.set(l.shard, l);
+    // Every shard is carried here (narrowing with --replicate-shards is not built: docs/sharding.md).
+    invariant(this.local.size === this.shards, 'a multi-shard node carries every shard');
+    for (const l of o.local) this.serve(l);
+  }
+
+  shard(k: number): LocalShard {
+    const l = this.local.get(k);
+    invariant(l, `shard ${k} is carried here`);
+    return l;
+  }
+
+  get nodes(): FsmeshNode[] {
+    return [...this.local.values()].map((l) => l.node);
+  }
+
+  /** Answer peers' forwarded writes and shard queries for each carried shard. */
+  private serve(l: LocalShard): void {
+    serveShardRpc(l.transport, {
+      write: async (req) => {
+        if (l.node.status().role !== 'writer')
+          throw new FsmeshError('conflict', `this node does not write shard ${l.shard}`);
+        const ack = await l.node.ingestOps(req.ops, { idempotency_key: req.idempotency_key });
+        return { commit_seq: ack.commit_seq, commit_id: ack.commit_id, deduplicated: ack.deduplicated };
+      },
+      stats: (search, read) => l.node.engine.shardStats({ ...search, ...read }),
+      lists: (search, generation_id, stats) => l.node.engine.shardLists({ ...search, generation_id }, stats),
+    });
+  }
+
+  /** A batch from a client: checked whole (nothing committed on one bad document), then split. */
+  async ingest(docs: unknown, opts: { idempotency_key?: string } = {}): Promise<ShardedWriteAck> {
+    checkIdempotencyKey(opts.idempotency_key);
+    const ops = docsToOps(docs);
+    return this.commit(ops, opts.idempotency_key);
+  }
+
+  async delete(docId: string): Promise<ShardedWriteAck> {
+    return this.commit([{ op: 'delete', doc_id: docId }], undefined);
+  }
+
+  private async commit(ops: DocOp[], key: string | undefined): Promise<ShardedWriteAck> {
+    const parts = [...splitOpsByShard(ops, this.shards).entries()];
+    // Each shard's part keeps its own idempotency key, so retrying a partly failed batch commits
+    // only what is missing.
+    const results = await Promise.allSettled(
+      parts.map(([k, part]) => this.writePart(k, part, key === undefined ? undefined : `${key}#${k}`)),
+    );
+    const ack: ShardedWriteAck = { commit_seqs: {}, commit_ids: {}, docs: ops.length, deduplicated: true };
+    const failed: Record<string, string> = {};
+    let firstError: unknown = null;
+    results.forEach((r, i) => {
+      const name = shardName(parts[i][0]);
+      if (r.status === 'fulfilled') {
+        ack.commit_seqs[name] = r.value.commit_seq;
+        ack.commit_ids[name] = r.value.commit_id;
+        ack.deduplicated &&= r.value.deduplicated;
+      } else {
+        failed[name] = (r.reason as Error).message;
+        firstError ??= r.reason;
+      }
+    });
+    if (Object.keys(failed).length === 0) return ack;
+    // Nothing committed: the first shard's error as it is (its code says what to do).
+    if (Object.keys(ack.commit_seqs).length === 0) throw firstError;
+    throw new FsmeshError(
+      'partial_commit',
+      `shards ${Object.keys(failed).join(', ')} did not commit (${Object.values(failed)[0]}); shards ${Object.keys(ack.commit_seqs).join(', ')} did: retry the batch with the same Idempotency-Key to commit only the rest`,
+      { commit_seqs: ack.commit_seqs, failed_shards: failed },
+    );
+  }
+
+  /** One shard's part, committed by its writer: here, or forwarded to the writer it trusts. */
+  private async writePart(k: number, ops: DocOp[], key: string | undefined): Promise<WriteAnswer> {
+    const l = this.shard(k);
+    if (l.node.status().role === 'writer') {
+      const ack = await l.node.ingestOps(ops, { idempotency_key: key });
+      return { commit_seq: ack.commit_seq, commit_id: ack.commit_id, deduplicated: ack.deduplicated };
+    }
+    const writer = l.cluster.status().trusted_writer;
+    if (typeof writer !== 'string')
+      throw new FsmeshError('unavailable', `shard ${k}: no writer known yet (not connected to it); retry`, {
+        retry_after_s: 1,
+      });
+    return requestWrite(l.transport, writer, { ops, idempotency_key: key }, this.timeoutMs);
+  }
+
+  /** Where a document lives (tests, tools). */
+  shardOfDoc(docId: string): number {
+    return shardOf(docId, this.shards);
+  }
+
+  /**
+   * Scatter-gather: phase 1 pins one generation per shard and sums the statistics, phase 2 asks
+   * each for its lists under them, and the merge fuses them. A shard whose generation went away
+   * between the phases (retention) is asked again once from phase 1, unless it was a snapshot.
+   */
+  async search(opts: SearchOptions & ShardReadVector): Promise<ShardedSearchResult> {
+    const { search, perShard } = shardReadOptions(opts, this.shards);
+    for (let attempt = 0; ; attempt++) {
+      const phase1 = await Promise.all(perShard.map((read, k) => this.statsOf(k, search, read)));
+      const stats = sumLexicalStats(phase1.map((p) => p.share.stats));
+      try {
+        const lists = await Promise.all(phase1.map((p, k) => this.listsOf(k, p.source, search, p.share, stats)));
+        const merged = mergeShardLists(lists, search, this.shard(0).node.engine.config.embedder, this.qualityTier());
+        return {
+          ...merged,
+          snapshot: Object.fromEntries(phase1.map((p, k) => [shardName(k), p.share.generation_id])),
+          shards: Object.fromEntries(
+            phase1.map((p, k) => [
+              shardName(k),
+              {
+                generation_id: p.share.generation_id,
+                commit_seq_high: p.share.commit_seq_high,
+                served_by: p.source.kind === 'local' ? this.shard(k).cluster.selfId() : p.source.peer,
+              },
+            ]),
+          ),
+        };
+      } catch (err) {
+        const dropped = err instanceof FsmeshError && err.code === 'retention_dropped';
+        if (!dropped || attempt > 0 || opts.snapshot !== undefined) throw err;
+      }
+    }
+  }
+
+  private qualityTier() {
+    return this.shard(0).node.engine.qualityTier();
+  }
+
+  /** Phase 1 for shard k: here when this node serves the read, else on the best member. */
+  private async statsOf(
+    k: number,
+    search: SearchOptions,
+    read: ReadOptions,
+  ): Promise<{ source: Source; share: ShardStatsShare }> {
+    const l = this.shard(k);
+    const local = l.node.status();
+    const min = read.min_commit_seq ?? 0;
+    const fitHere = SERVING.has(local.health) && local.active_commit_seq_high >= min;
+    const peers = l.cluster.servingMembers(min);
+    // A strict read this node cannot answer yet goes where the commit is already active.
+    if (!fitHere && peers.length > 0) {
+      for (const peer of peers) {
+        try {
+          const share = await requestShardStats(l.transport, peer, search, read, this.readTimeout(read));
+          if (!l.cluster.isTrustedGeneration(share.generation_id, share.artifact_manifest_id))
+            throw new FsmeshError('conflict', `peer ${peer} answered from a generation the writer never signed`);
+          return { source: { kind: 'peer', peer }, share };
+        } catch {
+          // next member, then here
+        }
+      }
+    }
+    return { source: { kind: 'local' }, share: await l.node.engine.shardStats({ ...search, ...read }) };
+  }
+
+  private readTimeout(read: ReadOptions): number {
+    return (read.timeout_ms ?? 0) + this.timeoutMs;
+  }
+
+  private listsOf(
+    k: number,
+    source: Source,
+    search: SearchOptions,
+    share: ShardStatsShare,
+    stats: LexicalStats,
+  ): Promise<ShardLists> {
+    const l = this.shard(k);
+    if (source.kind === 'local')
+      return l.node.engine.shardLists({ ...search, generation_id: share.generation_id }, stats);
+    return requestShardLists(l.transport, source.peer, search, share.generation_id, stats, this.timeoutMs);
+  }
+
+  /** Every shard: its writer, its members, its active generation and lag (`/v1/status`). */
+  status(): Record<string, unknown> {
+    const shards: Record<string, unknown> = {};
+    for (const [k, l] of [...this.local.entries()].sort((a, b) => a[0] - b[0])) {
+      const s = l.node.status();
+      const c = l.cluster.status() as Record<string, unknown>;
+      shards[shardName(k)] = {
+        role: s.role,
+        writer: c.trusted_writer ?? null,
+        members: Object.keys((c.members as Record<string, unknown>) ?? {}),
+        health: s.health,
+        generation_id: s.generation_id,
+        active_commit_seq_high: s.active_commit_seq_high,
+        commit_seq_high: s.commit_seq_high,
+        writer_commit_seq_high: c.writer_commit_seq_high ?? null,
+        lag_commits: c.lag_commits ?? s.lag_commits,
+      };
+    }
+    const healths = Object.values(shards).map((s) => (s as { health: string }).health);
+    return {
+      shard_count: this.shards,
+      writer_of: this.writer_of,
+      role: this.writer_of === null ? 'replica' : 'writer',
+      health: healths.find((h) => !SERVING.has(h)) ?? (healths.every((h) => h === 'healthy') ? 'healthy' : 'catching_up'),
+      shards,
+    };
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.nodes.map((n) => n.stop()));
+  }
+}
