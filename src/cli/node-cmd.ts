@@ -8,15 +8,20 @@ import { availableParallelism } from 'node:os';
 import pino from 'pino';
 import { type ComposeOptions, composeNode } from '../compose/compose-node.ts';
 import { NODE_DEFAULTS } from '../core/defaults.ts';
-import { MAX_SHARDS } from '../core/sharding.ts';
 import type { NodeConfig } from '../node/index.ts';
-import { nodeFsStorage } from '../runtime/index.ts';
 import type { ClusterServiceConfig } from '../p2p/cluster.ts';
 import type { BootstrapProgress } from '../p2p/cluster-options.ts';
 import { intFlag, parse, requireFlag, UsageError } from './args.ts';
 import { parseFailpointSpec } from './failpoints.ts';
 import { type Progress, ttyProgress } from './progress.ts';
 import { semanticEmbedder } from './semantic.ts';
+import {
+  cmdNodeId,
+  NODE_ID_USAGE,
+  runShardedNode,
+  type ShardedPlan,
+  shardFlags,
+} from './sharded-node-cmd.ts';
 
 export const NODE_START_USAGE =
   'fsmesh node start --data DIR --http HOST:PORT [--listen /ip4/127.0.0.1/tcp/PORT] [--announce /ip4/HOST/tcp/PORT ...] [--seed MULTIADDR ...] [--role writer|replica] [--cluster-key FILE] [--trusted-writer PEER_ID] [--cluster NAME] [--durability local|quorum] [--members N|PEER_ID,...] [--name NAME] [--shard S] [--fsync per_commit|group] [--group-commit-ms N] [--batch-max-commits N] [--build-interval-ms N] [--scrub-interval-ms N] [--trace none|console|OTLP_URL] [--trace-sample-ratio R] [--http-token FILE] [--http-allowed-hosts NAME,...] [--insecure] [--max-replica-lag-commits N] [--route-lag-commits N] [--admin-pub HEX] [--degraded-probe-interval-ms N] [--max-activation-failures N] [--replication artifacts|commits] [--semantic] [--compute-threads N] [--serve-rate-limit MB/s] [--reader-cache-mb N] [--shards S] [--writer-of K] [--replicate-shards LIST] [--quiet]';
@@ -182,41 +187,7 @@ interface NodeStartPlan {
   /** Worker threads for builds and repair encoding (0: everything on the main thread). */
   compute_threads: number;
   /** A multi-shard collection (`--shards S`, S >= 2): the count and the shard written here. */
-  sharded: { shards: number; writer_of: number | null } | null;
-}
-
-/**
- * `--shards S [--writer-of K] [--replicate-shards LIST]` (docs/sharding.md). Flags that name one
- * shard's writer or role do not apply to a multi-shard node and are refused by name.
- */
-function shardFlags(v: Flags, p2p: boolean): NodeStartPlan['sharded'] {
-  const int = (flag: string, min?: number) => intFlag(v[flag] as string | undefined, flag, min);
-  const shards = int('shards', 1);
-  if (shards === undefined || shards === 1) {
-    for (const f of ['writer-of', 'replicate-shards'])
-      if (v[f] !== undefined) throw new UsageError(`--${f} needs --shards S (2 or more)`);
-    return null;
-  }
-  if (shards > MAX_SHARDS) throw new UsageError(`--shards: at most ${MAX_SHARDS}, got ${shards}`);
-  if (!p2p) throw new UsageError('--shards needs a cluster (--listen / --seed): shards replicate peer to peer');
-  for (const f of ['role', 'shard', 'trusted-writer'])
-    if (v[f] !== undefined)
-      throw new UsageError(
-        `--${f} does not apply with --shards: use --writer-of K for the shard this node writes (writers are trusted per shard, on first use from the seeds)`,
-      );
-  const w = int('writer-of', 0);
-  if (w !== undefined && w >= shards)
-    throw new UsageError(`--writer-of: a shard number from 0 to ${shards - 1}, got ${w}`);
-  const list = v['replicate-shards'] as string | undefined;
-  if (list !== undefined) {
-    const named = new Set(list.split(',').map((s) => s.trim()));
-    const all = Array.from({ length: shards }, (_, k) => String(k));
-    if (!all.every((k) => named.has(k)) || named.size !== shards)
-      throw new UsageError(
-        `--replicate-shards ${list}: narrowing the replicated shards is not supported yet; every node carries all ${shards} shards (docs/sharding.md)`,
-      );
-  }
-  return { shards, writer_of: w ?? null };
+  sharded: ShardedPlan | null;
 }
 
 function planNodeStart(v: Flags): NodeStartPlan {
@@ -352,24 +323,6 @@ function healthPolicyOf(int: (flag: string, min?: number) => number | undefined)
   };
 }
 
-export const NODE_ID_USAGE = 'fsmesh node id --data DIR';
-
-/**
- * `fsmesh node id --data DIR`: the node's peer id (its key is created on first use), so seeds can
- * be planned before any node starts — a multi-shard cluster trusts each shard's writer on first
- * use only from the seeds (docs/sharding.md).
- */
-async function cmdNodeId(argv: string[]): Promise<number> {
-  const a = parse(argv, { data: { type: 'string' } }, NODE_ID_USAGE);
-  const dir = requireFlag(a.values.data as string | undefined, 'data', NODE_ID_USAGE);
-  fs.mkdirSync(dir, { recursive: true });
-  const { loadOrCreateIdentity } = await import('../p2p/identity.ts');
-  const { peerIdFromPrivateKey } = await import('@libp2p/peer-id');
-  const key = await loadOrCreateIdentity(nodeFsStorage(dir));
-  process.stdout.write(`${JSON.stringify({ peer_id: peerIdFromPrivateKey(key).toString(), data: dir })}\n`);
-  return 0;
-}
-
 export async function cmdNode(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub === 'id') return cmdNodeId(rest);
@@ -423,38 +376,6 @@ export async function cmdNode(argv: string[]): Promise<number> {
   await tracing.shutdown();
   process.stdout.write(`${JSON.stringify({ stopped: true, node: node.name })}\n`);
   return 0;
-}
-
-/** A multi-shard node (docs/sharding.md): every shard's node over one host, until a signal. */
-async function runShardedNode(
-  plan: NodeStartPlan,
-  sharded: { shards: number; writer_of: number | null },
-  quiet: boolean,
-): Promise<void> {
-  const { composeShardedNode } = await import('../compose/compose-sharded-node.ts');
-  const n = await composeShardedNode({
-    ...sharded,
-    node: plan.compose.node,
-    cluster: plan.compose.cluster!,
-    http: plan.compose.http,
-  });
-  if (!quiet) {
-    const log = pino({ base: undefined, timestamp: false, messageKey: 'msg' });
-    for (const c of n.shards) {
-      for (const e of c.node.events.recent) log.info(e);
-      c.node.events.on((e) => log.info(e));
-    }
-  }
-  const name = n.shards[0].node.name;
-  process.stdout.write(
-    `${JSON.stringify({ ready: true, node: name, http: n.http!.url, data: plan.dir, shards: sharded.shards, writer_of: sharded.writer_of, role: sharded.writer_of === null ? 'replica' : 'writer', pid: process.pid, peer_id: n.peer_id, multiaddrs: n.multiaddrs() })}\n`,
-  );
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', () => resolve());
-    process.once('SIGTERM', () => resolve());
-  });
-  await n.stop();
-  process.stdout.write(`${JSON.stringify({ stopped: true, node: name })}\n`);
 }
 
 /** Bootstrap / catch-up fetch progress as a bar on a terminal (nothing when stderr is not one). */

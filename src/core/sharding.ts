@@ -4,10 +4,11 @@
  * (the shard count is fixed for a cluster's life), independent of the platform and of insertion
  * order, and uniform enough that S shards hold about the same number of documents.
  */
-import { blake3Bytes } from './ids.ts';
-import { FsmeshError, invariant } from './errors.ts';
+
 import { utf8 } from './bytes.ts';
 import type { DocOp } from './capsule.ts';
+import { FsmeshError, invariant } from './errors.ts';
+import { blake3Bytes } from './ids.ts';
 
 /** Most shards a collection may have (bounds every per-shard structure, label and request). */
 export const MAX_SHARDS = 64;

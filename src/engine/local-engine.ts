@@ -561,7 +561,9 @@ export class LocalEngine {
 
   /** Choose and pin the generation a read uses: latest, time travel, or strict (waits). */
   async acquire(opts: ReadOptions = {}): Promise<Pinned> {
-    const modes = [opts.as_of_commit_seq, opts.min_commit_seq, opts.generation_id].filter((v) => v !== undefined);
+    const modes = [opts.as_of_commit_seq, opts.min_commit_seq, opts.generation_id].filter(
+      (v) => v !== undefined,
+    );
     if (modes.length > 1) {
       throw new FsmeshError(
         'invalid_input',
@@ -599,7 +601,13 @@ export class LocalEngine {
     const pinned = await this.acquire(opts);
     try {
       if (validateSearchOptions(opts).mode !== 'lexical') await this.vectorsOf(pinned.reader);
-      const r = searchTwoTier(pinned.reader, opts, this.config.embedder, this.qualityTier(), this.config.reranker);
+      const r = searchTwoTier(
+        pinned.reader,
+        opts,
+        this.config.embedder,
+        this.qualityTier(),
+        this.config.reranker,
+      );
       return r.refined ?? r.initial;
     } finally {
       pinned.release();
@@ -627,7 +635,10 @@ export class LocalEngine {
   }
 
   /** Multi-shard phase 2: ranked lists from exactly `generation_id`, lexical under `stats`. */
-  async shardLists(opts: SearchOptions & { generation_id: string }, stats: LexicalStats): Promise<ShardLists> {
+  async shardLists(
+    opts: SearchOptions & { generation_id: string },
+    stats: LexicalStats,
+  ): Promise<ShardLists> {
     const o = validateSearchOptions(opts);
     const pinned = await this.acquire({ generation_id: opts.generation_id });
     try {

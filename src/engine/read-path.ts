@@ -78,7 +78,10 @@ export function waitForActivation(
  */
 export function selectGeneration(generations: GenerationStore, generationId: unknown): GenerationRef {
   if (typeof generationId !== 'string' || !/^gen-[1-9]\d{0,15}$/.test(generationId))
-    throw new FsmeshError('invalid_input', `generation_id: expected gen-N, got ${JSON.stringify(generationId)}`);
+    throw new FsmeshError(
+      'invalid_input',
+      `generation_id: expected gen-N, got ${JSON.stringify(generationId)}`,
+    );
   const ref = generations.retained.find((r) => r.generation_id === generationId && !r.rolled_back);
   if (ref) return ref;
   const seq = Number(generationId.slice(4));

@@ -27,7 +27,11 @@ function jsonParam(url: URL, name: string): unknown {
   try {
     return JSON.parse(v);
   } catch {
-    throw new HttpError(400, 'invalid_input', `${name}: expected JSON, got ${JSON.stringify(v.slice(0, 80))}`);
+    throw new HttpError(
+      400,
+      'invalid_input',
+      `${name}: expected JSON, got ${JSON.stringify(v.slice(0, 80))}`,
+    );
   }
 }
 
@@ -44,7 +48,9 @@ async function readRoute(set: ShardSet, url: URL, extra: () => Record<string, un
       snapshot: jsonParam(url, 'snapshot') as Record<string, string> | undefined,
       min_commit_seqs: jsonParam(url, 'min_commit_seqs') as Record<string, number> | undefined,
       as_of_commit_seq: jsonParam(url, 'as_of_commit_seq') as Record<string, number> | undefined,
-      ...(url.searchParams.has('min_commit_seq') ? { min_commit_seq: url.searchParams.get('min_commit_seq') } : {}),
+      ...(url.searchParams.has('min_commit_seq')
+        ? { min_commit_seq: url.searchParams.get('min_commit_seq') }
+        : {}),
       timeout_ms: intParam(url, 'timeout_ms'),
     });
   }
@@ -54,7 +60,10 @@ async function readRoute(set: ShardSet, url: URL, extra: () => Record<string, un
       shards: Object.fromEntries(
         set.nodes.map((n, k) => {
           const active = n.engine.generations.active?.artifact_manifest_id;
-          return [String(k), n.generations().map((g) => ({ ...g, active: g.artifact_manifest_id === active }))];
+          return [
+            String(k),
+            n.generations().map((g) => ({ ...g, active: g.artifact_manifest_id === active })),
+          ];
         }),
       ),
     };
@@ -62,7 +71,10 @@ async function readRoute(set: ShardSet, url: URL, extra: () => Record<string, un
 }
 
 /** `extraRoutes` of the HTTP server for a multi-shard node. */
-export function shardedRoutes(set: ShardSet, opts: { max_body_bytes?: number; statusExtra: () => Record<string, unknown> }) {
+export function shardedRoutes(
+  set: ShardSet,
+  opts: { max_body_bytes?: number; statusExtra: () => Record<string, unknown> },
+) {
   const limit = opts.max_body_bytes ?? HTTP_DEFAULTS.max_body_bytes;
   return async (req: http.IncomingMessage, res: http.ServerResponse, url: URL): Promise<boolean> => {
     const p = url.pathname;

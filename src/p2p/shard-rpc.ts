@@ -11,10 +11,10 @@
 import type { DocOp } from '../core/capsule.ts';
 import { FsmeshError } from '../core/errors.ts';
 import type { ReadOptions, ShardStatsShare } from '../engine/local-engine.ts';
+import type { Transport } from '../runtime/index.ts';
 import type { LexicalStats } from '../search/lexical/scoring.ts';
 import type { ShardLists } from '../search/multi-shard.ts';
 import { MAX_K, MAX_QUERY_CHARS, type SearchOptions } from '../search/searcher.ts';
-import type { Transport } from '../runtime/index.ts';
 import { MAX_FRAME_BYTES } from './framing.ts';
 import { jsonFrame, PROTO, parseJsonFrame } from './protocols.ts';
 
@@ -75,14 +75,20 @@ function readOf(v: unknown): ReadOptions {
 export function checkLexicalStats(v: unknown): LexicalStats {
   if (!v || typeof v !== 'object') return bad('stats: must be an object');
   const s = v as Record<string, unknown>;
-  if (!isCount(s.live_docs) || typeof s.len_sum !== 'number' || !(s.len_sum >= 0) || !Number.isFinite(s.len_sum))
+  if (
+    !isCount(s.live_docs) ||
+    typeof s.len_sum !== 'number' ||
+    !(s.len_sum >= 0) ||
+    !Number.isFinite(s.len_sum)
+  )
     bad('stats: live_docs and len_sum must be non-negative numbers');
   if (!s.df || typeof s.df !== 'object' || Array.isArray(s.df)) return bad('stats.df: must be an object');
   const entries = Object.entries(s.df as Record<string, unknown>);
   if (entries.length > MAX_STATS_TERMS) bad(`stats.df: more than ${MAX_STATS_TERMS} terms`);
   const df: Record<string, number> = Object.create(null);
   for (const [t, n] of entries) {
-    if (!isCount(n) || n > (s.live_docs as number)) bad(`stats.df[${JSON.stringify(t.slice(0, 40))}]: out of range`);
+    if (!isCount(n) || n > (s.live_docs as number))
+      bad(`stats.df[${JSON.stringify(t.slice(0, 40))}]: out of range`);
     df[t] = n as number;
   }
   return { live_docs: s.live_docs as number, len_sum: s.len_sum as number, df };
@@ -113,7 +119,9 @@ function parseWriteRequest(req: Uint8Array): WriteRequest {
 }
 
 export function serveShardRpc(transport: Transport, h: ShardRpcHandlers): void {
-  transport.handle(PROTO.write, async (req, from) => [jsonFrame(await h.write(parseWriteRequest(req), from))]);
+  transport.handle(PROTO.write, async (req, from) => [
+    jsonFrame(await h.write(parseWriteRequest(req), from)),
+  ]);
   transport.handle(PROTO.shard_query, async (req) => {
     const q = parseShardQuery(req);
     if (q.phase === 'stats') return [jsonFrame(await h.stats(q.search, q.read))];

@@ -14,8 +14,8 @@ import type { ObjectStore } from '../storage/object-store.ts';
 import { DeleteBitmap } from './lexical/deletes.ts';
 import { ExhaustiveScorer } from './lexical/exhaustive-top-k.ts';
 import { type LexicalScoring, prunedTopK, type QueryTerm, worthPruning } from './lexical/pruned-top-k.ts';
-import { Segment } from './lexical/segment.ts';
 import { bm25Idf, type LexicalStats } from './lexical/scoring.ts';
+import { Segment } from './lexical/segment.ts';
 import { TopK } from './topk.ts';
 import { VectorShard } from './vector/fsvi.ts';
 import { HnswGraph } from './vector/hnsw.ts';
@@ -261,7 +261,8 @@ export class GenerationReader {
     const norm = new Float64Array(this.totalDocs);
     this.segments.forEach((s, si) => {
       const b0 = this.bases[si];
-      for (let i = 0; i < s.doc_count; i++) norm[b0 + i] = normA + normB * (s.text_len[i] + title_boost * s.title_len[i]);
+      for (let i = 0; i < s.doc_count; i++)
+        norm[b0 + i] = normA + normB * (s.text_len[i] + title_boost * s.title_len[i]);
     });
     this.globalNorm = { avgdl, norm };
     return norm;

@@ -105,7 +105,13 @@ export function mergeShardLists(
   const top = (list: ScoredDoc[], k: number): Hit[] =>
     list.slice(0, k).map((h, i) => ({ doc_id: h.doc_id, score: h.score, rank: i + 1 }));
   if (o.mode === 'lexical')
-    return { mode: o.mode, query_class: cls, tiers: ['lexical'], phase: 'initial', hits: top(lex ?? [], o.k) };
+    return {
+      mode: o.mode,
+      query_class: cls,
+      tiers: ['lexical'],
+      phase: 'initial',
+      hits: top(lex ?? [], o.k),
+    };
   if (o.mode === 'vector')
     return {
       mode: o.mode,
@@ -123,7 +129,8 @@ export function mergeShardLists(
     o.rrf_k,
   );
   const tiers = ['lexical', `vector:${embedder.id}`, 'rrf'];
-  if (!refined || !quality) return { mode: o.mode, query_class: cls, tiers, phase: 'initial', hits: top(fast, o.k) };
+  if (!refined || !quality)
+    return { mode: o.mode, query_class: cls, tiers, phase: 'initial', hits: top(fast, o.k) };
   const semantic = mergeList(
     shards.map((s) => s.semantic),
     d.semantic,

@@ -23,9 +23,16 @@ const bad = (m: string): never => {
 };
 
 /** A `{"<shard>": value}` object with valid shard keys (or an error naming `what`). */
-function vectorOf<T>(v: unknown, shards: number, what: string, check: (x: unknown) => x is T): Map<number, T> {
+function vectorOf<T>(
+  v: unknown,
+  shards: number,
+  what: string,
+  check: (x: unknown) => x is T,
+): Map<number, T> {
   if (!v || typeof v !== 'object' || Array.isArray(v))
-    return bad(`${what}: expected a JSON object {"<shard>": value, ...}, got ${JSON.stringify(v)?.slice(0, 80)}`);
+    return bad(
+      `${what}: expected a JSON object {"<shard>": value, ...}, got ${JSON.stringify(v)?.slice(0, 80)}`,
+    );
   const out = new Map<number, T>();
   for (const [key, x] of Object.entries(v as Record<string, unknown>)) {
     const k = checkShardIndex(key, shards, `${what} key`);

@@ -14,10 +14,16 @@ import type { DocOp } from '../core/capsule.ts';
 import { FsmeshError, invariant } from '../core/errors.ts';
 import { shardName, shardOf, splitOpsByShard } from '../core/sharding.ts';
 import type { ReadOptions, ShardStatsShare } from '../engine/local-engine.ts';
-import type { FsmeshNode } from '../node/index.ts';
 import { checkIdempotencyKey, docsToOps } from '../node/doc-input.ts';
+import type { FsmeshNode } from '../node/index.ts';
 import type { ClusterService } from '../p2p/cluster.ts';
-import { requestShardLists, requestShardStats, requestWrite, serveShardRpc, type WriteAnswer } from '../p2p/shard-rpc.ts';
+import {
+  requestShardLists,
+  requestShardStats,
+  requestWrite,
+  serveShardRpc,
+  type WriteAnswer,
+} from '../p2p/shard-rpc.ts';
 import type { Transport } from '../runtime/index.ts';
 import { type LexicalStats, sumLexicalStats } from '../search/lexical/scoring.ts';
 import { type MergedAnswer, mergeShardLists, type ShardLists } from '../search/multi-shard.ts';
@@ -172,8 +178,15 @@ export class ShardSet {
       const phase1 = await Promise.all(perShard.map((read, k) => this.statsOf(k, search, read)));
       const stats = sumLexicalStats(phase1.map((p) => p.share.stats));
       try {
-        const lists = await Promise.all(phase1.map((p, k) => this.listsOf(k, p.source, search, p.share, stats)));
-        const merged = mergeShardLists(lists, search, this.shard(0).node.engine.config.embedder, this.qualityTier());
+        const lists = await Promise.all(
+          phase1.map((p, k) => this.listsOf(k, p.source, search, p.share, stats)),
+        );
+        const merged = mergeShardLists(
+          lists,
+          search,
+          this.shard(0).node.engine.config.embedder,
+          this.qualityTier(),
+        );
         return {
           ...merged,
           snapshot: Object.fromEntries(phase1.map((p, k) => [shardName(k), p.share.generation_id])),
@@ -216,7 +229,10 @@ export class ShardSet {
         try {
           const share = await requestShardStats(l.transport, peer, search, read, this.readTimeout(read));
           if (!l.cluster.isTrustedGeneration(share.generation_id, share.artifact_manifest_id))
-            throw new FsmeshError('conflict', `peer ${peer} answered from a generation the writer never signed`);
+            throw new FsmeshError(
+              'conflict',
+              `peer ${peer} answered from a generation the writer never signed`,
+            );
           return { source: { kind: 'peer', peer }, share };
         } catch {
           // next member, then here
@@ -266,7 +282,9 @@ export class ShardSet {
       shard_count: this.shards,
       writer_of: this.writer_of,
       role: this.writer_of === null ? 'replica' : 'writer',
-      health: healths.find((h) => !SERVING.has(h)) ?? (healths.every((h) => h === 'healthy') ? 'healthy' : 'catching_up'),
+      health:
+        healths.find((h) => !SERVING.has(h)) ??
+        (healths.every((h) => h === 'healthy') ? 'healthy' : 'catching_up'),
       shards,
     };
   }

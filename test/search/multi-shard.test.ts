@@ -10,23 +10,11 @@ import type { LocalEngine } from '../../src/engine/local-engine.ts';
 import { sumLexicalStats } from '../../src/search/lexical/scoring.ts';
 import { mergeShardLists } from '../../src/search/multi-shard.ts';
 import { HashedEmbedder } from '../../src/search/vector/embedder.ts';
+import { syntheticDocs } from '../helpers/synthetic-corpus.ts';
 import { openEngine, tmpDir } from '../helpers/tmp.ts';
 
-/** A seeded corpus with a skewed vocabulary: common terms reach the pruned (block-max) path. */
 function corpus(n: number, seed = 7): DocOp[] {
-  let x = seed;
-  const rnd = () => {
-    x = (x * 1103515245 + 12345) & 0x7fffffff;
-    return x / 0x7fffffff;
-  };
-  const vocab = Array.from({ length: 400 }, (_, i) => `w${i}`);
-  const word = () => vocab[Math.floor(vocab.length * rnd() ** 3)];
-  return Array.from({ length: n }, (_, i) => ({
-    op: 'upsert' as const,
-    doc_id: `doc-${i}`,
-    title: Array.from({ length: 1 + Math.floor(rnd() * 3) }, word).join(' '),
-    text: Array.from({ length: 5 + Math.floor(rnd() * 40) }, word).join(' '),
-  }));
+  return syntheticDocs(n, seed).map(({ id, ...d }) => ({ op: 'upsert' as const, doc_id: id, ...d }));
 }
 
 async function shardedSearch(engines: LocalEngine[], q: string, k: number, mode: 'lexical' | 'hybrid') {
@@ -80,7 +68,9 @@ test('three shards merged with global BM25 statistics rank exactly as one index'
         one.hits.map((h) => h.doc_id),
         `${q} k=${k}`,
       );
-      many.hits.forEach((h, i) => assert.ok(Math.abs(h.score - one.hits[i].score) < 1e-9, `${q}: score ${i}`));
+      many.hits.forEach((h, i) =>
+        assert.ok(Math.abs(h.score - one.hits[i].score) < 1e-9, `${q}: score ${i}`),
+      );
     }
   }
   // Without the global statistics each shard's idf differs: the control that the test can fail.
@@ -109,6 +99,9 @@ test('a snapshot read names one retained generation; a dropped or future one is 
   assert.ok(pinned.hits.every((h) => h.doc_id.startsWith('doc-')));
   await assert.rejects(e.search({ q: 'w1', generation_id: 'gen-99' }), /not active here yet/);
   await assert.rejects(e.search({ q: 'w1', generation_id: 'nope' }), /generation_id: expected gen-N/);
-  await assert.rejects(e.search({ q: 'w1', generation_id: 'gen-1', min_commit_seq: 1 }), /cannot be combined/);
+  await assert.rejects(
+    e.search({ q: 'w1', generation_id: 'gen-1', min_commit_seq: 1 }),
+    /cannot be combined/,
+  );
   await e.close();
 });
