@@ -46,6 +46,15 @@ function progress(m: ClusterMember): string {
 
 /** The cluster table, as plain text (columns padded to their widest cell). */
 export function renderClusterTable(v: ClusterView): string {
+  // A multi-shard node: one table per shard (docs/sharding.md).
+  if (v.shards)
+    return Object.values(v.shards)
+      .map((s) => renderShardTable(s))
+      .join('\n');
+  return renderShardTable(v);
+}
+
+function renderShardTable(v: ClusterView): string {
   const short = (id: string) => (id.length > 14 ? `${id.slice(0, 6)}…${id.slice(-6)}` : id);
   const rows = [
     ['PEER', 'ROLE', 'HEALTH', 'LAG', 'GENERATION', 'COMMIT_SEQ_HIGH', 'QPS', 'SYNC/REPAIR'],

@@ -36,6 +36,9 @@ export interface ClusterView {
   writer_commit_seq_high: number | null;
   epoch: number;
   members: ClusterMember[];
+  /** A multi-shard node (docs/sharding.md): the shard count and each shard's own view. */
+  shard_count?: number;
+  shards?: Record<string, ClusterView>;
 }
 
 /** What the router keeps of each peer's head answer (query-router.ts `members()`). */

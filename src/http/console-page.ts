@@ -65,7 +65,24 @@ function progressCell(m) {
   return td;
 }
 
+function renderShards(c) {
+  $('#shards-section').hidden = !c.shards;
+  if (!c.shards) return;
+  const body = $('#shards tbody');
+  body.replaceChildren();
+  for (const [k, v] of Object.entries(c.shards)) {
+    const me = v.members.find((m) => m.self) || {};
+    const tr = el('tr');
+    tr.dataset.shard = k;
+    tr.append(el('td', k), el('td', short(v.writer)), el('td', me.role || '-'), el('td', me.health || '-', 'h-' + me.health),
+      el('td', me.generation_id || '-'), el('td', me.lag_commits === null || me.lag_commits === undefined ? '-' : me.lag_commits),
+      el('td', v.writer_commit_seq_high === null ? '-' : v.writer_commit_seq_high), el('td', v.members.length));
+    body.append(tr);
+  }
+}
+
 function renderCluster(c) {
+  renderShards(c);
   $('#self').textContent = short(c.self);
   $('#shard').textContent = c.shard;
   $('#writer').textContent = short(c.writer);
@@ -165,8 +182,14 @@ $('#search-form').addEventListener('submit', async (ev) => {
   out.replaceChildren();
   try {
     const r = await getJson('/v1/search?' + p);
-    $('#answered-by').textContent = 'answered by ' + r.generation_id + ' (commit ' + r.commit_seq_high + ')' + (r.served_by ? ' on ' + short(r.served_by) : '');
-    $('#answered-by').dataset.generation = r.generation_id;
+    if (r.snapshot) {
+      // A multi-shard answer: one generation per shard (its snapshot).
+      $('#answered-by').textContent = 'answered from snapshot ' + Object.entries(r.snapshot).map(([k, g]) => 'shard ' + k + ': ' + g).join(', ');
+      $('#answered-by').dataset.snapshot = JSON.stringify(r.snapshot);
+    } else {
+      $('#answered-by').textContent = 'answered by ' + r.generation_id + ' (commit ' + r.commit_seq_high + ')' + (r.served_by ? ' on ' + short(r.served_by) : '');
+      $('#answered-by').dataset.generation = r.generation_id;
+    }
     for (const h of r.hits) {
       const li = el('li', h.doc_id + '  ', 'hit');
       li.dataset.doc = h.doc_id;
@@ -194,6 +217,9 @@ const BODY = `
 <div id="auth"><form id="auth-form">This node needs its HTTP token:
 <input id="token" type="password" autocomplete="off" placeholder="bearer token"><button>Use</button></form></div>
 <main>
+<section class="wide" id="shards-section" hidden><h2>Shards</h2>
+<table id="shards"><thead><tr><th>shard</th><th>writer</th><th>this node</th><th>health here</th>
+<th>active generation here</th><th>lag (commits)</th><th>writer commit_seq_high</th><th>members</th></tr></thead><tbody></tbody></table></section>
 <section class="wide"><h2>Members</h2>
 <table id="members"><thead><tr><th>peer</th><th>role</th><th>health</th><th>lag (commits)</th>
 <th>active generation</th><th>commit_seq_high</th><th>queries/s</th><th>sync / repair</th></tr></thead><tbody></tbody></table></section>

@@ -8,6 +8,7 @@
  *                          as_of_commit_seq=<JSON>, timeout_ms → hits + snapshot + shards
  *   GET    /v1/status      every shard: role, writer, members, active generation, lag
  *   GET    /v1/generations retained generations per shard
+ *   GET    /v1/cluster     the written (or first) shard's view, plus `shard_count` and `shards`
  *   GET    /readyz         ready when every shard is
  *   GET    /metrics        every shard's metrics (label `shard`)
  */
@@ -16,6 +17,7 @@ import { AggregatorRegistry } from 'prom-client';
 import { HTTP_DEFAULTS } from '../core/defaults.ts';
 import type { SearchMode } from '../search/searcher.ts';
 import type { ShardSet } from '../shards/shard-set.ts';
+import { clusterView } from './cluster-view.ts';
 import { GuardError as HttpError } from './guard.ts';
 import { decodePathPart, intParam, parseDocsBody, readBody, send } from './server.ts';
 
@@ -55,6 +57,15 @@ async function readRoute(set: ShardSet, url: URL, extra: () => Record<string, un
     });
   }
   if (p === '/v1/status') return { ...extra(), ...set.status() };
+  // The first shard's view at the top (what a single-shard client reads), every shard's below.
+  if (p === '/v1/cluster') {
+    const views = set.nodes.map((n) => clusterView(n));
+    return {
+      ...views[set.writer_of ?? 0],
+      shard_count: set.shards,
+      shards: Object.fromEntries(views.map((v) => [v.shard, v])),
+    };
+  }
   if (p === '/v1/generations')
     return {
       shards: Object.fromEntries(

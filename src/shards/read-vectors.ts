@@ -43,7 +43,11 @@ function vectorOf<T>(
 }
 
 const isSeq = (x: unknown): x is number => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
-const isGen = (x: unknown): x is string => typeof x === 'string' && /^gen-[1-9]\d{0,15}$/.test(x);
+/** The snapshot entry of a shard that had no generation yet: it reads as empty again. */
+export const EMPTY_SHARD = 'none';
+
+const isGen = (x: unknown): x is string =>
+  typeof x === 'string' && (x === EMPTY_SHARD || /^gen-[1-9]\d{0,15}$/.test(x));
 
 /** The search options and each shard's read options. */
 export function shardReadOptions(

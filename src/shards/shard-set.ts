@@ -28,7 +28,7 @@ import type { Transport } from '../runtime/index.ts';
 import { type LexicalStats, sumLexicalStats } from '../search/lexical/scoring.ts';
 import { type MergedAnswer, mergeShardLists, type ShardLists } from '../search/multi-shard.ts';
 import type { SearchOptions } from '../search/searcher.ts';
-import { type ShardReadVector, shardReadOptions } from './read-vectors.ts';
+import { EMPTY_SHARD, type ShardReadVector, shardReadOptions } from './read-vectors.ts';
 
 /** One shard this node carries. */
 export interface LocalShard {
@@ -60,8 +60,24 @@ export interface ShardedSearchResult extends MergedAnswer {
   shards: Record<string, { generation_id: string; commit_seq_high: number; served_by: string }>;
 }
 
-/** Where a shard's two phases ran: here, or on one member (phase 2 goes where phase 1 went). */
-type Source = { kind: 'local' } | { kind: 'peer'; peer: string };
+/**
+ * Where a shard's two phases ran: here, or on one member (phase 2 goes where phase 1 went); or
+ * nowhere, for a shard that has no generation yet.
+ */
+type Source = { kind: 'local' } | { kind: 'peer'; peer: string } | { kind: 'empty' };
+
+/** A shard no document was written to yet: no generation, nothing to count or rank. */
+function emptyShard(): { source: Source; share: ShardStatsShare } {
+  return {
+    source: { kind: 'empty' },
+    share: {
+      generation_id: EMPTY_SHARD,
+      artifact_manifest_id: '',
+      commit_seq_high: 0,
+      stats: { live_docs: 0, len_sum: 0, df: {} },
+    },
+  };
+}
 
 const SERVING = new Set(['healthy', 'catching_up']);
 
@@ -196,7 +212,7 @@ export class ShardSet {
               {
                 generation_id: p.share.generation_id,
                 commit_seq_high: p.share.commit_seq_high,
-                served_by: p.source.kind === 'local' ? this.shard(k).cluster.selfId() : p.source.peer,
+                served_by: p.source.kind === 'peer' ? p.source.peer : this.shard(k).cluster.selfId(),
               },
             ]),
           ),
@@ -212,34 +228,58 @@ export class ShardSet {
     return this.shard(0).node.engine.qualityTier();
   }
 
-  /** Phase 1 for shard k: here when this node serves the read, else on the best member. */
+  /**
+   * Phase 1 for shard k: here when this node serves the read, else on the best member; a shard
+   * with no generation anywhere yet (no document was ever written to it) answers as empty.
+   */
   private async statsOf(
     k: number,
     search: SearchOptions,
     read: ReadOptions,
   ): Promise<{ source: Source; share: ShardStatsShare }> {
+    if (read.generation_id === EMPTY_SHARD) return emptyShard(); // a snapshot of an empty shard
     const l = this.shard(k);
     const local = l.node.status();
     const min = read.min_commit_seq ?? 0;
-    const fitHere = SERVING.has(local.health) && local.active_commit_seq_high >= min;
-    const peers = l.cluster.servingMembers(min);
+    const fitHere =
+      SERVING.has(local.health) && local.active_commit_seq_high >= min && local.generation_id !== null;
     // A strict read this node cannot answer yet goes where the commit is already active.
-    if (!fitHere && peers.length > 0) {
-      for (const peer of peers) {
-        try {
-          const share = await requestShardStats(l.transport, peer, search, read, this.readTimeout(read));
-          if (!l.cluster.isTrustedGeneration(share.generation_id, share.artifact_manifest_id))
-            throw new FsmeshError(
-              'conflict',
-              `peer ${peer} answered from a generation the writer never signed`,
-            );
-          return { source: { kind: 'peer', peer }, share };
-        } catch {
-          // next member, then here
-        }
+    if (!fitHere) {
+      const remote = await this.remoteStats(l, search, read, l.cluster.servingMembers(min));
+      if (remote) return remote;
+      if (local.generation_id === null && min === 0 && read.generation_id === undefined) return emptyShard();
+    }
+    try {
+      return { source: { kind: 'local' }, share: await l.node.engine.shardStats({ ...search, ...read }) };
+    } catch (err) {
+      // A snapshot generation this node has not activated yet may be active on a member.
+      if (!(err instanceof FsmeshError && err.code === 'not_found')) throw err;
+      const remote = await this.remoteStats(l, search, read, l.cluster.servingMembers(0));
+      if (remote) return remote;
+      throw err;
+    }
+  }
+
+  private async remoteStats(
+    l: LocalShard,
+    search: SearchOptions,
+    read: ReadOptions,
+    peers: string[],
+  ): Promise<{ source: Source; share: ShardStatsShare } | null> {
+    for (const peer of peers) {
+      try {
+        const share = await requestShardStats(l.transport, peer, search, read, this.readTimeout(read));
+        if (!l.cluster.isTrustedGeneration(share.generation_id, share.artifact_manifest_id))
+          throw new FsmeshError(
+            'conflict',
+            `peer ${peer} answered from a generation the writer never signed`,
+          );
+        return { source: { kind: 'peer', peer }, share };
+      } catch {
+        // the next member
       }
     }
-    return { source: { kind: 'local' }, share: await l.node.engine.shardStats({ ...search, ...read }) };
+    return null;
   }
 
   private readTimeout(read: ReadOptions): number {
@@ -254,6 +294,7 @@ export class ShardSet {
     stats: LexicalStats,
   ): Promise<ShardLists> {
     const l = this.shard(k);
+    if (source.kind === 'empty') return Promise.resolve({});
     if (source.kind === 'local')
       return l.node.engine.shardLists({ ...search, generation_id: share.generation_id }, stats);
     return requestShardLists(l.transport, source.peer, search, share.generation_id, stats, this.timeoutMs);

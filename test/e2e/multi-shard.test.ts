@@ -1,3 +1,5 @@
+/// <reference lib="dom" />
+/// <reference lib="dom.iterable" />
 /**
  * Issue 19's acceptance, with real processes on 127.0.0.1: three nodes, `--shards 3`, each the
  * writer of one shard; a corpus ingested through one node lands in all three shards; lexical
@@ -9,10 +11,12 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, test } from 'node:test';
+import puppeteer from 'puppeteer-core';
 import { freePort, http, type NodeProc, startNodeProc, waitFor } from '../helpers/proc.ts';
 import { syntheticDocs } from '../helpers/synthetic-corpus.ts';
 import { cli, REPO, tmpDir } from '../helpers/tmp.ts';
 
+const CHROMIUM = '/usr/bin/chromium';
 const procs: NodeProc[] = [];
 after(async () => {
   await Promise.all(procs.map((p) => p.kill('SIGKILL')));
@@ -206,7 +210,43 @@ test('3 nodes x 3 shards: writes anywhere, global BM25 ranking, snapshot and str
   const metrics = (await http('GET', `${a.url}/metrics`)).text;
   for (const k of ['0', '1', '2'])
     assert.match(metrics, new RegExp(`fsmesh_commit_seq_high\\{[^}]*shard="${k}"`));
+  const table = cli(['status', '--http', a.url]);
+  assert.equal(table.code, 0, table.stderr);
+  for (const k of ['0', '1', '2']) assert.match(table.stdout, new RegExp(`^shard ${k}  writer`, 'm'));
+  await checkConsole(a.url);
 });
+
+/** The console of a multi-shard node: a row per shard, and a search answer that names its snapshot. */
+async function checkConsole(url: string): Promise<void> {
+  if (!fs.existsSync(CHROMIUM)) return; // .ci/run installs Debian's chromium; the console test says so too
+  const browser = await puppeteer.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
+  });
+  try {
+    const page = await browser.newPage();
+    const problems: string[] = [];
+    page.on('pageerror', (e) => problems.push((e as Error).message));
+    await page.goto(`${url}/ui`);
+    await page.waitForFunction(() => document.querySelectorAll('#shards tbody tr').length === 3, {
+      timeout: 15_000,
+    });
+    const roles = await page.$$eval('#shards tbody tr', (rows) => rows.map((r) => r.children[2].textContent));
+    assert.deepEqual(roles, ['writer', 'replica', 'replica']);
+    await page.type('#q', 'raft');
+    await page.select('#mode', 'lexical');
+    await page.click('#search-form button');
+    await page.waitForFunction(
+      () => document.querySelector('#answered-by')?.textContent?.includes('snapshot'),
+      { timeout: 15_000 },
+    );
+    assert.ok(await page.$('#results li.hit[data-doc="raft"]'));
+    assert.deepEqual(problems, []);
+  } finally {
+    await browser.close();
+  }
+}
 
 test('node start refuses flags that do not fit a multi-shard node, and another shard count', async () => {
   const dir = tmpDir('fsmesh-shards-flags-');
