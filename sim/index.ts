@@ -11,6 +11,12 @@ export { VirtualClock } from './clock.ts';
 export { SimDisk } from './disk.ts';
 export { SimNetwork, SimTransport } from './network.ts';
 export {
+  runShardedSimulation,
+  SHARDED_FAULTS,
+  type ShardedFault,
+  type ShardedSimConfig,
+} from './sharded-simulation.ts';
+export {
   FAULTS,
   type Fault,
   LATE_FAULTS,

@@ -7,7 +7,7 @@ import { SingleBar } from 'cli-progress';
 import { intFlag, parse, UsageError } from './args.ts';
 
 const USAGE =
-  'fsmesh sim --seed N [--nodes K] [--steps S] [--faults LIST] [--durability local|quorum] [--replication artifacts|commits|mixed] [--json] | fsmesh sim --swarm --seeds M [--first-seed N] [--steps S] [--workers W] [--extra-faults FAULT,...] [--json]';
+  'fsmesh sim --seed N [--nodes K] [--steps S] [--faults LIST] [--durability local|quorum] [--replication artifacts|commits|mixed] [--json] | fsmesh sim --swarm --seeds M [--first-seed N] [--steps S] [--workers W] [--extra-faults FAULT,...] [--json] | fsmesh sim --shards S (--seed N | --swarm --seeds M) [--nodes K] [--steps S] [--faults crash,partition,drop] [--json]';
 
 const out = (o: unknown) => process.stdout.write(`${JSON.stringify(o)}\n`);
 
@@ -27,9 +27,12 @@ export async function cmdSim(argv: string[]): Promise<number> {
       replication: { type: 'string' },
       workers: { type: 'string' },
       'extra-faults': { type: 'string' },
+      shards: { type: 'string' },
     },
     USAGE,
   );
+  if (a.values.shards !== undefined)
+    return shardedSim(a.values as Record<string, string | boolean | undefined>);
   const durability = a.values.durability as string | undefined;
   if (durability !== undefined && durability !== 'local' && durability !== 'quorum')
     throw new UsageError(`--durability: must be local or quorum, got ${JSON.stringify(durability)}`);
@@ -69,6 +72,43 @@ export async function cmdSim(argv: string[]): Promise<number> {
       process.stdout.write(`trace up to the first violation:\n  ${r.trace_excerpt.join('\n  ')}\n`);
   }
   return r.violations.length ? 1 : 0;
+}
+
+/**
+ * `--shards S`: the multi-shard simulation (sim/sharded-simulation.ts), one seed or a swarm of
+ * consecutive seeds in this process. Each failing seed is printed with its replay command.
+ */
+async function shardedSim(v: Record<string, string | boolean | undefined>): Promise<number> {
+  const { runShardedSimulation, SHARDED_FAULTS } = await import('../../sim/index.ts');
+  const shards = intFlag(v.shards as string, 'shards', 2)!;
+  if (shards > 8) throw new UsageError(`--shards: at most 8 in the simulator, got ${shards}`);
+  const nodes = intFlag(v.nodes as string | undefined, 'nodes', 1) ?? shards;
+  if (nodes < shards) throw new UsageError(`--nodes: at least one node per shard writer (${shards})`);
+  const faults = typeof v.faults === 'string' ? v.faults.split(',').filter(Boolean) : [...SHARDED_FAULTS];
+  for (const f of faults)
+    if (!(SHARDED_FAULTS as readonly string[]).includes(f))
+      throw new UsageError(
+        `--faults: unknown fault ${JSON.stringify(f)} with --shards (known: ${SHARDED_FAULTS.join(', ')})`,
+      );
+  const steps = intFlag(v.steps as string | undefined, 'steps', 1) ?? 300;
+  const first = v.swarm
+    ? (intFlag(v['first-seed'] as string | undefined, 'first-seed') ?? 1)
+    : intFlag(v.seed as string | undefined, 'seed');
+  if (first === undefined) throw new UsageError(`--seed (or --swarm --seeds M) is required\nusage: ${USAGE}`);
+  const count = v.swarm ? (intFlag(v.seeds as string | undefined, 'seeds', 1) ?? 20) : 1;
+  const failing: number[] = [];
+  for (let seed = first; seed < first + count; seed++) {
+    const r = await runShardedSimulation({ seed, nodes, shards, steps, faults: faults as never });
+    if (v.json || !v.swarm) out(r);
+    if (r.violations.length) {
+      failing.push(seed);
+      process.stderr.write(
+        `seed ${seed}: FAIL ${r.violations.map((x) => `${x.invariant}: ${x.detail}`).join('; ')}\nreplay: fsmesh sim --shards ${shards} --nodes ${nodes} --steps ${steps} --faults ${faults.join(',')} --seed ${seed}\n  ${(r.trace_excerpt ?? []).join('\n  ')}\n`,
+      );
+    }
+  }
+  if (v.swarm) out({ seeds: count, first_seed: first, shards, nodes, failing_seeds: failing });
+  return failing.length ? 1 : 0;
 }
 
 async function swarm(v: Record<string, string | boolean | undefined>): Promise<number> {

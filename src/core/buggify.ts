@@ -20,4 +20,8 @@ export const UNSAFE = {
   count_any_ack: false,
   /** The writer lease is measured on the wall clock, which steps (NTP) — not on monotonic time. */
   lease_on_wall_clock: false,
+  /** A multi-shard query scores each shard with its own BM25 statistics, not the collection's. */
+  shard_local_stats: false,
+  /** A shard's phase 2 reads its active generation, not the one phase 1 named (mixed views). */
+  shard_lists_latest: false,
 };

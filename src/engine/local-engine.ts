@@ -7,6 +7,7 @@
  * build share the engine's private state; the pieces that need none of it live beside this file.
  */
 
+import { UNSAFE } from '../core/buggify.ts';
 import type { CommitCapsule, DocOp } from '../core/capsule.ts';
 import { DATA_DIR } from '../core/data-dir-layout.ts';
 import { ENGINE_DEFAULTS } from '../core/defaults.ts';
@@ -640,7 +641,7 @@ export class LocalEngine {
     stats: LexicalStats,
   ): Promise<ShardLists> {
     const o = validateSearchOptions(opts);
-    const pinned = await this.acquire({ generation_id: opts.generation_id });
+    const pinned = await this.acquire(UNSAFE.shard_lists_latest ? {} : { generation_id: opts.generation_id });
     try {
       if (o.mode !== 'lexical') await this.vectorsOf(pinned.reader);
       return shardLists(pinned.reader, opts, this.config.embedder, this.qualityTier(), stats);

@@ -10,6 +10,7 @@
  *     with them — merged into one answer that names its `snapshot`, the generation of each shard.
  * Each shard is read here when this node serves it well enough, else on the best member.
  */
+import { UNSAFE } from '../core/buggify.ts';
 import type { DocOp } from '../core/capsule.ts';
 import { FsmeshError, invariant } from '../core/errors.ts';
 import { shardName, shardOf, splitOpsByShard } from '../core/sharding.ts';
@@ -57,7 +58,10 @@ export interface ShardedWriteAck {
 export interface ShardedSearchResult extends MergedAnswer {
   /** The generation each shard answered from: pass it back as `snapshot` to read the same view. */
   snapshot: Record<string, string>;
-  shards: Record<string, { generation_id: string; commit_seq_high: number; served_by: string }>;
+  shards: Record<
+    string,
+    { generation_id: string; artifact_manifest_id: string; commit_seq_high: number; served_by: string }
+  >;
 }
 
 /**
@@ -195,7 +199,10 @@ export class ShardSet {
       const stats = sumLexicalStats(phase1.map((p) => p.share.stats));
       try {
         const lists = await Promise.all(
-          phase1.map((p, k) => this.listsOf(k, p.source, search, p.share, stats)),
+          // Planted bug (simulator only): each shard scores with its own statistics.
+          phase1.map((p, k) =>
+            this.listsOf(k, p.source, search, p.share, UNSAFE.shard_local_stats ? p.share.stats : stats),
+          ),
         );
         const merged = mergeShardLists(
           lists,
@@ -211,6 +218,7 @@ export class ShardSet {
               shardName(k),
               {
                 generation_id: p.share.generation_id,
+                artifact_manifest_id: p.share.artifact_manifest_id,
                 commit_seq_high: p.share.commit_seq_high,
                 served_by: p.source.kind === 'peer' ? p.source.peer : this.shard(k).cluster.selfId(),
               },
