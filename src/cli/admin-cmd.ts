@@ -48,13 +48,41 @@ async function post(url: string, body: unknown, token: string | undefined): Prom
   return json;
 }
 
+/**
+ * The status of the shard to promote in: the node's own (one shard), or `--shard K`'s of a
+ * multi-shard node (required there: a node may become the writer of any shard it replicates).
+ */
+function shardStatus(top: any, shard: string | undefined): any {
+  if (top.shard_count === undefined) {
+    if (shard !== undefined && shard !== top.shard)
+      throw new UsageError(`--shard ${shard}: this node serves shard ${top.shard} only`);
+    return top;
+  }
+  if (shard === undefined)
+    throw new UsageError(
+      `--shard K is required: the node carries ${top.shard_count} shards (0 to ${top.shard_count - 1})`,
+    );
+  const st = top.shards?.[shard];
+  if (!st)
+    throw new UsageError(
+      `--shard: the node has shards 0 to ${top.shard_count - 1}, got ${JSON.stringify(shard)}`,
+    );
+  return { ...st, shard };
+}
+
 export async function cmdPromote(argv: string[]): Promise<number> {
-  const usage = 'fsmesh promote --http URL --admin-key FILE [--http-token FILE]';
+  const usage = 'fsmesh promote --http URL --admin-key FILE [--http-token FILE] [--shard K]';
   const a = parse(
     argv,
-    { http: { type: 'string' }, 'admin-key': { type: 'string' }, 'http-token': { type: 'string' } },
+    {
+      http: { type: 'string' },
+      'admin-key': { type: 'string' },
+      'http-token': { type: 'string' },
+      shard: { type: 'string' },
+    },
     usage,
   );
+  const shardFlag = a.values.shard as string | undefined;
   const url = requireFlag(a.values.http as string | undefined, 'http', usage).replace(/\/$/, '');
   const keyFile = requireFlag(a.values['admin-key'] as string | undefined, 'admin-key', usage);
   let key: Awaited<ReturnType<typeof generateKeyPair>>;
@@ -70,17 +98,18 @@ export async function cmdPromote(argv: string[]): Promise<number> {
   //    sign. A member that promised a higher epoch elsewhere refuses: try again above it.
   let plan: any = null;
   for (let attempt = 1; !plan; attempt++) {
-    const st = await get(`${url}/v1/status`, token);
-    if (typeof st?.peer_id !== 'string')
+    const top = await get(`${url}/v1/status`, token);
+    if (typeof top?.peer_id !== 'string')
       throw new FsmeshError('conflict', `${url}: the node is not in a cluster (no peer_id in /v1/status)`);
+    const st = shardStatus(top, shardFlag);
     const epoch = Math.max(Number(st.epoch) || 0, Number(st.promised_epoch) || 0) + 1;
     const ticket = await signPrepareTicket(key, {
       format: 1,
       kind: 'prepare',
-      cluster: String(st.cluster),
+      cluster: String(top.cluster),
       shard: String(st.shard),
       epoch,
-      candidate: st.peer_id,
+      candidate: top.peer_id,
     });
     try {
       plan = await post(`${url}/v1/admin/promote/prepare`, { ticket }, token);

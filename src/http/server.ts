@@ -76,7 +76,7 @@ export function decodePathPart(s: string, what: string): string {
   }
 }
 
-function parseJsonBody(text: string): Record<string, unknown> | null {
+export function parseJsonBody(text: string): Record<string, unknown> | null {
   try {
     const v = JSON.parse(text);
     return typeof v === 'object' && v !== null && !Array.isArray(v) ? v : null;

@@ -11,15 +11,17 @@
  *   GET    /v1/cluster     the written (or first) shard's view, plus `shard_count` and `shards`
  *   GET    /readyz         ready when every shard is
  *   GET    /metrics        every shard's metrics (label `shard`)
+ *   POST   /v1/admin/promote[/prepare]  failover of the shard the signed ticket / handover names
  */
 import type * as http from 'node:http';
 import { AggregatorRegistry } from 'prom-client';
 import { HTTP_DEFAULTS } from '../core/defaults.ts';
+import { checkShardIndex } from '../core/sharding.ts';
 import type { SearchMode } from '../search/searcher.ts';
 import type { ShardSet } from '../shards/shard-set.ts';
 import { clusterView } from './cluster-view.ts';
 import { GuardError as HttpError } from './guard.ts';
-import { decodePathPart, intParam, parseDocsBody, readBody, send } from './server.ts';
+import { decodePathPart, intParam, parseDocsBody, parseJsonBody, readBody, send } from './server.ts';
 
 /** A query parameter holding JSON (`snapshot`, `min_commit_seqs`, ...), or a 400 naming it. */
 function jsonParam(url: URL, name: string): unknown {
@@ -93,6 +95,26 @@ export function shardedRoutes(
       const docs = parseDocsBody(await readBody(req, limit), String(req.headers['content-type'] ?? ''));
       const key = req.headers['idempotency-key'];
       send(res, 200, await set.ingest(docs, { idempotency_key: typeof key === 'string' ? key : undefined }));
+      return true;
+    }
+    // Failover per shard: the admin-signed ticket or handover names its shard (docs/sharding.md).
+    if ((p === '/v1/admin/promote/prepare' || p === '/v1/admin/promote') && req.method === 'POST') {
+      const body = parseJsonBody(await readBody(req, 4096));
+      // `{ticket: {ticket, signature}}` (prepare) or `{handover, signature}` (promote).
+      const named = p.endsWith('/prepare')
+        ? (body?.ticket as { ticket?: { shard?: unknown } } | undefined)?.ticket
+        : (body?.handover as { shard?: unknown } | undefined);
+      const k = checkShardIndex(
+        named?.shard,
+        set.shards,
+        p.endsWith('/prepare') ? 'ticket.shard' : 'handover.shard',
+      );
+      const node = set.shard(k).node;
+      send(
+        res,
+        200,
+        p.endsWith('/prepare') ? await node.preparePromotion(body!.ticket) : await node.promote(body),
+      );
       return true;
     }
     const del = /^\/v1\/docs\/(.+)$/.exec(p);

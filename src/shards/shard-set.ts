@@ -324,13 +324,19 @@ export class ShardSet {
         commit_seq_high: s.commit_seq_high,
         writer_commit_seq_high: c.writer_commit_seq_high ?? null,
         lag_commits: c.lag_commits ?? s.lag_commits,
+        // Failover per shard (`fsmesh promote --shard K` reads these).
+        epoch: c.epoch ?? 0,
+        promised_epoch: c.promised_epoch ?? 0,
       };
     }
     const healths = Object.values(shards).map((s) => (s as { health: string }).health);
     return {
       shard_count: this.shards,
       writer_of: this.writer_of,
-      role: this.writer_of === null ? 'replica' : 'writer',
+      // Failover may have moved writes here or away since start: the shards' roles say.
+      role: Object.values(shards).some((x) => (x as { role: string }).role === 'writer')
+        ? 'writer'
+        : 'replica',
       health:
         healths.find((h) => !SERVING.has(h)) ??
         (healths.every((h) => h === 'healthy') ? 'healthy' : 'catching_up'),

@@ -13,6 +13,7 @@ import * as path from 'node:path';
 import { after, test } from 'node:test';
 import puppeteer from 'puppeteer-core';
 import { freePort, http, type NodeProc, startNodeProc, waitFor } from '../helpers/proc.ts';
+import { startShardedCluster } from '../helpers/sharded-cluster.ts';
 import { syntheticDocs } from '../helpers/synthetic-corpus.ts';
 import { cli, REPO, tmpDir } from '../helpers/tmp.ts';
 
@@ -44,43 +45,6 @@ function assertSameRanking(
   assert.deepEqual(key(got), key(want), `${q}: ids`);
 }
 
-async function startShardedCluster(): Promise<NodeProc[]> {
-  const dirs = [0, 1, 2].map(() => tmpDir('fsmesh-shards-'));
-  const ids = dirs.map((d) => {
-    const r = cli(['node', 'id', '--data', d]);
-    assert.equal(r.code, 0, r.stderr);
-    return r.json.peer_id as string;
-  });
-  const ports = await Promise.all([0, 1, 2].map(() => freePort()));
-  // Every node seeds the other two: each shard's writer is then trusted on first use everywhere.
-  return Promise.all(
-    [0, 1, 2].map(async (i) => {
-      const seeds = [0, 1, 2]
-        .filter((j) => j !== i)
-        .flatMap((j) => ['--seed', `/ip4/127.0.0.1/tcp/${ports[j]}/p2p/${ids[j]}`]);
-      const p = await startNodeProc([
-        '--data',
-        dirs[i],
-        '--http',
-        `127.0.0.1:${await freePort()}`,
-        '--listen',
-        `/ip4/127.0.0.1/tcp/${ports[i]}`,
-        ...seeds,
-        '--shards',
-        '3',
-        '--writer-of',
-        String(i),
-        '--build-interval-ms',
-        '100',
-        '--compute-threads',
-        '0',
-      ]);
-      procs.push(p);
-      return p;
-    }),
-  );
-}
-
 test('3 nodes x 3 shards: writes anywhere, global BM25 ranking, snapshot and strict reads', {
   timeout: 180_000,
 }, async () => {
@@ -96,7 +60,7 @@ test('3 nodes x 3 shards: writes anywhere, global BM25 ranking, snapshot and str
       '--compute-threads',
       '0',
     ]),
-    startShardedCluster(),
+    startShardedCluster(procs),
   ]);
   procs.push(single);
   const [a, b, c] = nodes;

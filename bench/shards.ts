@@ -1,0 +1,156 @@
+/**
+ * One shard vs three (issue: multi-shard), real processes on 127.0.0.1, the same corpus:
+ *  - A: one shard over three nodes (a writer and two replicas);
+ *  - B: three shards over three nodes (`--shards 3`, each node the writer of one).
+ * For each: ingest through node 0 in batches (docs/s until every batch is acknowledged, and until
+ * every node serves everything: a strict read with the last write token), query latency on node 1
+ * from a load generator in its own process (bench/load/search-load.ts: p50/p99 sequential, then
+ * autocannon), and the bootstrap of a fourth, empty node until it serves all of it.
+ * Prints one JSON line with both setups and the ratios B / A.
+ *   node bench/shards.ts [--docs 20000] [--queries 400]
+ */
+import { spawn } from 'node:child_process';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freeLoopbackPort } from '../src/runtime/loopback-port.ts';
+import { type CorpusDoc, loadCorpus } from './corpus.ts';
+import { getJson, procs, startNode, until } from './nodes.ts';
+import { arg, benchDir, nowMs, report, round } from './util.ts';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const N = arg('docs', 20_000);
+const Q = arg('queries', 400);
+const BATCH = 2000;
+
+interface Node {
+  url: string;
+  ready: any;
+}
+
+async function nodeId(dir: string): Promise<string> {
+  const child = spawn(process.execPath, [path.resolve('bin/fsmesh.js'), 'node', 'id', '--data', dir]);
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  await new Promise((r) => child.on('exit', r));
+  return JSON.parse(out).peer_id;
+}
+
+/** Three nodes; `sharded`: `--shards 3`, node i writes shard i; else node 0 writes, 1 and 2 replicate. */
+async function cluster(root: string, sharded: boolean): Promise<{ nodes: Node[]; seeds: string[] }> {
+  const dirs = [0, 1, 2].map((i) => path.join(root, `n${i}`));
+  const ids = await Promise.all(dirs.map(nodeId));
+  const ports = await Promise.all(dirs.map(() => freeLoopbackPort()));
+  const addr = (j: number) => `/ip4/127.0.0.1/tcp/${ports[j]}/p2p/${ids[j]}`;
+  const nodes = await Promise.all(
+    dirs.map(async (dir, i) =>
+      startNode([
+        '--data', dir, '--http', `127.0.0.1:${await freeLoopbackPort()}`, '--listen', `/ip4/127.0.0.1/tcp/${ports[i]}`,
+        ...[0, 1, 2].filter((j) => j !== i).flatMap((j) => ['--seed', addr(j)]),
+        ...(sharded ? ['--shards', '3', '--writer-of', String(i)] : ['--role', i === 0 ? 'writer' : 'replica']),
+        '--batch-max-commits', '4', '--build-interval-ms', '500',
+      ]),
+    ),
+  );
+  return { nodes, seeds: [0, 1, 2].map(addr) };
+}
+
+/** The read that waits for a write to be visible: a write token (sharded) or a commit_seq. */
+function strictParams(token: unknown, sharded: boolean): string {
+  return sharded
+    ? `min_commit_seqs=${encodeURIComponent(JSON.stringify(token))}`
+    : `min_commit_seq=${token}`;
+}
+
+async function visibleEverywhere(nodes: Node[], token: unknown, sharded: boolean): Promise<void> {
+  for (const n of nodes)
+    await until(async () => {
+      const r = await fetch(`${n.url}/v1/search?q=the&k=1&mode=lexical&timeout_ms=30000&${strictParams(token, sharded)}`);
+      await r.arrayBuffer();
+      return r.status === 200 ? true : null;
+    }, 1_800_000);
+}
+
+async function ingest(n: Node, docs: CorpusDoc[], sharded: boolean) {
+  const t0 = nowMs();
+  let token: unknown = null;
+  for (let i = 0; i < docs.length; i += BATCH) {
+    const r = await getJson(`${n.url}/v1/docs`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(docs.slice(i, i + BATCH)),
+    });
+    if (r.error) throw new Error(`ingest: ${r.error.message}`);
+    token = sharded ? r.commit_seqs : r.commit_seq;
+  }
+  return { acked_ms: nowMs() - t0, token };
+}
+
+function load(url: string, queries: string[]): Promise<any> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      process.execPath,
+      [path.join(here, 'load/search-load.ts'), '--url', url, '--amount', String(Q), '--connections', '4', '--mode', 'lexical'],
+      { stdio: ['pipe', 'pipe', 'inherit'] },
+    );
+    procs.push(child);
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`load exited ${code}`))));
+    child.stdin.end(queries.join('\n'));
+  });
+}
+
+/** A fourth node, empty, seeded with the three: time until it serves every shard's head. */
+async function bootstrap(root: string, seeds: string[], sharded: boolean, token: unknown): Promise<number> {
+  const t0 = nowMs();
+  const n = await startNode([
+    '--data', path.join(root, 'new'), '--http', `127.0.0.1:${await freeLoopbackPort()}`,
+    '--listen', `/ip4/127.0.0.1/tcp/${await freeLoopbackPort()}`, ...seeds.flatMap((s) => ['--seed', s]),
+    ...(sharded ? ['--shards', '3'] : ['--role', 'replica']),
+  ]);
+  await visibleEverywhere([n], token, sharded);
+  return nowMs() - t0;
+}
+
+async function setup(docs: CorpusDoc[], queries: string[], sharded: boolean) {
+  const root = benchDir(sharded ? 'shards3' : 'shards1');
+  const { nodes, seeds } = await cluster(root, sharded);
+  const t0 = nowMs();
+  const w = await ingest(nodes[0], docs, sharded);
+  await visibleEverywhere(nodes, w.token, sharded);
+  const visibleMs = nowMs() - t0;
+  const q = await load(nodes[1].url, queries);
+  const bootMs = await bootstrap(root, seeds, sharded, w.token);
+  return {
+    ingest_docs_per_s: Math.round(docs.length / (w.acked_ms / 1000)),
+    visible_everywhere_s: round(visibleMs / 1000, 2),
+    query_p50_ms: q.p50_ms,
+    query_p99_ms: q.p99_ms,
+    query_req_per_s: q.autocannon.req_per_s,
+    non2xx: q.non2xx,
+    bootstrap_s: round(bootMs / 1000, 2),
+  };
+}
+
+try {
+  const docs = loadCorpus(N);
+  const words = docs.slice(0, 200).flatMap((d) => d.text.split(/\W+/).filter((t) => t.length > 4).slice(0, 3));
+  const queries = Array.from({ length: 200 }, (_, i) => `${words[i % words.length]} ${words[(i * 7 + 3) % words.length]}`);
+  const one = await setup(docs, queries, false);
+  for (const p of procs.splice(0)) p.kill('SIGKILL');
+  const three = await setup(docs, queries, true);
+  report('shards', {
+    docs: docs.length,
+    one_shard: one,
+    three_shards: three,
+    ratio_three_to_one: {
+      ingest_docs_per_s: round(three.ingest_docs_per_s / one.ingest_docs_per_s, 2),
+      visible_everywhere: round(three.visible_everywhere_s / one.visible_everywhere_s, 2),
+      query_p50: round(three.query_p50_ms / one.query_p50_ms, 2),
+      query_p99: round(three.query_p99_ms / one.query_p99_ms, 2),
+      bootstrap: round(three.bootstrap_s / one.bootstrap_s, 2),
+    },
+  });
+} finally {
+  for (const p of procs) p.kill('SIGKILL');
+}

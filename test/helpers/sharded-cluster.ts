@@ -1,0 +1,42 @@
+/** Three real `fsmesh node start --shards 3` processes, node i the writer of shard i, each seeding the others. */
+import assert from 'node:assert/strict';
+import { freePort, type NodeProc, startNodeProc } from './proc.ts';
+import { cli, tmpDir } from './tmp.ts';
+
+export async function startShardedCluster(procs: NodeProc[], extra: string[] = []): Promise<NodeProc[]> {
+  const dirs = [0, 1, 2].map(() => tmpDir('fsmesh-shards-'));
+  const ids = dirs.map((d) => {
+    const r = cli(['node', 'id', '--data', d]);
+    assert.equal(r.code, 0, r.stderr);
+    return r.json.peer_id as string;
+  });
+  const ports = await Promise.all([0, 1, 2].map(() => freePort()));
+  // Every node seeds the other two: each shard's writer is then trusted on first use everywhere.
+  return Promise.all(
+    [0, 1, 2].map(async (i) => {
+      const seeds = [0, 1, 2]
+        .filter((j) => j !== i)
+        .flatMap((j) => ['--seed', `/ip4/127.0.0.1/tcp/${ports[j]}/p2p/${ids[j]}`]);
+      const p = await startNodeProc([
+        '--data',
+        dirs[i],
+        '--http',
+        `127.0.0.1:${await freePort()}`,
+        '--listen',
+        `/ip4/127.0.0.1/tcp/${ports[i]}`,
+        ...seeds,
+        '--shards',
+        '3',
+        '--writer-of',
+        String(i),
+        '--build-interval-ms',
+        '100',
+        '--compute-threads',
+        '0',
+        ...extra,
+      ]);
+      procs.push(p);
+      return p;
+    }),
+  );
+}
