@@ -51,6 +51,13 @@ async function cluster(root: string, sharded: boolean): Promise<{ nodes: Node[];
       ]),
     ),
   );
+  if (sharded)
+    for (const n of nodes)
+      await until(async () => {
+        const st = await getJson(`${n.url}/v1/status`);
+        return Object.values(st.shards).every((x: any) => typeof x.writer === 'string') ? true : null;
+      }, 60_000);
+  else await until(async () => ((await getJson(`${nodes[0].url}/v1/status`)).peers.length >= 2 ? true : null), 60_000);
   return { nodes, seeds: [0, 1, 2].map(addr) };
 }
 

@@ -33,12 +33,16 @@ export const DATA_DIR = {
   node_json_file: 'node.json',
 } as const;
 
-/** Names a directory may hold before it has a FORMAT file (older layouts). */
+/**
+ * Names a directory may hold before it has a FORMAT file: older layouts, and the identity that
+ * `fsmesh node id` creates before the node first starts (to plan seeds).
+ */
 export const PRE_FORMAT_ENTRIES: readonly string[] = [
   DATA_DIR.log_dir,
   DATA_DIR.objects_dir,
   DATA_DIR.pointer_file,
   DATA_DIR.node_json_file,
+  DATA_DIR.node_key_file,
 ];
 
 export const objectPath = (kind: string, id: string): string =>

@@ -235,6 +235,21 @@ test('node start refuses flags that do not fit a multi-shard node, and another s
   assert.match(r.stderr, /--writer-of needs --shards/);
   r = start(['--shards', '2', '--replicate-shards', '1']);
   assert.match(r.stderr, /narrowing the replicated shards is not supported yet/);
+  // `fsmesh node id` before the first start (to plan seeds) keeps the key the node then uses.
+  const planned = tmpDir('fsmesh-node-id-');
+  const id = cli(['node', 'id', '--data', planned]);
+  assert.equal(id.code, 0, id.stderr);
+  const single = await startNodeProc([
+    '--data',
+    planned,
+    '--http',
+    `127.0.0.1:${await freePort()}`,
+    '--listen',
+    '/ip4/127.0.0.1/tcp/0',
+  ]);
+  procs.push(single);
+  assert.equal(single.ready.peer_id, id.json.peer_id);
+  await single.kill();
   fs.writeFileSync(path.join(dir, 'shards.json'), '{"format":1,"shards":4}');
   r = start(['--shards', '3']);
   assert.notEqual(r.code, 0);
