@@ -20,6 +20,7 @@ const BENCHES = [
   'two-tier.ts',
   'replication.ts',
   'open.ts',
+  'shards.ts',
 ];
 const results: Record<string, any> = {};
 for (const b of BENCHES) {
