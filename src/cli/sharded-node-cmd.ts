@@ -12,7 +12,7 @@ import { intFlag, parse, requireFlag, UsageError } from './args.ts';
 type Flags = Record<string, string | string[] | boolean | undefined>;
 
 /** The multi-shard count and the shard written here (`--shards S --writer-of K`). */
-export type ShardedPlan = { shards: number; writer_of: number | null };
+export type ShardedPlan = { shards: number; writer_of: number | null; replicate?: number[] };
 
 /**
  * `--shards S [--writer-of K] [--replicate-shards LIST]` (docs/sharding.md). Flags that name one
@@ -38,15 +38,26 @@ export function shardFlags(v: Flags, p2p: boolean): ShardedPlan | null {
   if (w !== undefined && w >= shards)
     throw new UsageError(`--writer-of: a shard number from 0 to ${shards - 1}, got ${w}`);
   const list = v['replicate-shards'] as string | undefined;
+  let replicate: number[] | undefined;
   if (list !== undefined) {
-    const named = new Set(list.split(',').map((s) => s.trim()));
-    const all = Array.from({ length: shards }, (_, k) => String(k));
-    if (!all.every((k) => named.has(k)) || named.size !== shards)
+    // `--replicate-shards ''` (none): a node that carries only the shard it writes.
+    replicate =
+      list === ''
+        ? []
+        : list.split(',').map((x) => {
+            const t = x.trim();
+            if (!/^\d{1,2}$/.test(t) || Number(t) >= shards)
+              throw new UsageError(
+                `--replicate-shards: shard numbers from 0 to ${shards - 1}, comma-separated, got ${JSON.stringify(x)}`,
+              );
+            return Number(t);
+          });
+    if (replicate.length === 0 && w === undefined)
       throw new UsageError(
-        `--replicate-shards ${list}: narrowing the replicated shards is not supported yet; every node carries all ${shards} shards (docs/sharding.md)`,
+        '--replicate-shards: a node carries at least one shard (replicate one, or --writer-of K)',
       );
   }
-  return { shards, writer_of: w ?? null };
+  return { shards, writer_of: w ?? null, ...(replicate ? { replicate } : {}) };
 }
 
 export const NODE_ID_USAGE = 'fsmesh node id --data DIR';

@@ -6,6 +6,7 @@
  * restart with another count is refused (documents would land on other shards).
  */
 import * as path from 'node:path';
+import type { PrivateKey } from '@libp2p/interface';
 import { canonicalBytes } from '../core/canonical-json.ts';
 import { FsmeshError } from '../core/errors.ts';
 import { checkShardCount, checkShardIndex, shardName } from '../core/sharding.ts';
@@ -14,15 +15,21 @@ import { shardedRoutes } from '../http/sharded-routes.ts';
 import type { NodeConfig } from '../node/index.ts';
 import type { ClusterService, ClusterServiceConfig } from '../p2p/cluster.ts';
 import { loadOrCreateIdentity } from '../p2p/identity.ts';
+import { RemoteShardTrust } from '../p2p/remote-shard.ts';
 import { SharedHost } from '../p2p/shard-transport.ts';
 import { isNotFound, nodeFsStorage, type Storage, subStorage, writeFileAtomic } from '../runtime/index.ts';
-import { type LocalShard, ShardSet } from '../shards/shard-set.ts';
+import { type LocalShard, type RemoteShard, ShardSet } from '../shards/shard-set.ts';
 import { type ComposedNode, composeNode, type HttpHandle } from './compose-node.ts';
 
 export interface ShardedComposeOptions {
   shards: number;
   /** The shard this node writes (at most one); null: a replica of every shard. */
   writer_of: number | null;
+  /**
+   * The shards this node replicates besides the one it writes (`--replicate-shards`); default all.
+   * The others are followed remotely: writes forwarded to their writer, reads on a member.
+   */
+  replicate?: number[];
   /** Shared by every shard's node (`role` and `shard` are set per shard). */
   node: NodeConfig;
   cluster: ClusterServiceConfig;
@@ -71,6 +78,55 @@ async function baseTransport(o: ShardedComposeOptions, storage: Storage) {
   return { key, transport };
 }
 
+interface HostParts {
+  root: Storage;
+  key: PrivateKey;
+  host: SharedHost;
+}
+
+/** One carried shard: a whole node under `shards/<k>/`, over the host's view for shard k. */
+function composeShard(o: ShardedComposeOptions, k: number, p: HostParts): Promise<ComposedNode> {
+  const role = k === o.writer_of ? 'writer' : 'replica';
+  const name = shardName(k);
+  return composeNode({
+    node: {
+      ...o.node,
+      data_dir: undefined,
+      shard: name,
+      role,
+      runtime: { ...o.node.runtime, storage: subStorage(p.root, `shards/${name}`) },
+    },
+    cluster: {
+      ...o.cluster,
+      role,
+      shards: checkShardCount(o.shards),
+      transport: p.host.view(name),
+      private_key: p.key,
+    },
+  });
+}
+
+/** A shard not carried here: its writer and signed generations, followed on its gossip topic. */
+async function followShard(
+  o: ShardedComposeOptions,
+  k: number,
+  p: Omit<HostParts, 'key'> & { local: LocalShard[] },
+): Promise<RemoteShard> {
+  const name = shardName(k);
+  const transport = p.host.view(name);
+  const trust = new RemoteShardTrust({
+    transport,
+    storage: subStorage(p.root, `shards/${name}`),
+    events: p.local[0].node.events,
+    cluster: p.local[0].cluster.opts.cluster,
+    shard: name,
+    shards: checkShardCount(o.shards),
+    seed_peer_ids: (o.cluster.seeds ?? []).map((s) => s.split('/p2p/')[1]).filter(Boolean),
+  });
+  await trust.start();
+  return { shard: k, transport, trust };
+}
+
 export async function composeShardedNode(o: ShardedComposeOptions): Promise<ComposedShardedNode> {
   const shards = checkShardCount(o.shards);
   if (shards < 2) throw new FsmeshError('invalid_input', 'shards: a multi-shard node has 2 or more shards');
@@ -79,40 +135,38 @@ export async function composeShardedNode(o: ShardedComposeOptions): Promise<Comp
   await checkLayout(root, shards);
   const { key, transport } = await baseTransport(o, root);
   const host = new SharedHost(transport);
+  const carried = new Set([...(o.replicate ?? Array.from({ length: shards }, (_, k) => k))]);
+  for (const k of carried) checkShardIndex(k, shards, 'replicate');
+  if (o.writer_of !== null) carried.add(o.writer_of);
+  if (carried.size === 0)
+    throw new FsmeshError('invalid_input', 'a multi-shard node carries at least one shard');
   const composed: ComposedNode[] = [];
   const stopAll = async () => {
-    for (const c of composed.reverse()) await c.stop();
+    for (const c of [...composed].reverse()) await c.stop();
     await host.stop();
   };
+  const local: LocalShard[] = [];
+  const remote: RemoteShard[] = [];
   try {
     for (let k = 0; k < shards; k++) {
-      const role = k === o.writer_of ? 'writer' : 'replica';
-      const name = shardName(k);
-      composed.push(
-        await composeNode({
-          node: {
-            ...o.node,
-            data_dir: undefined,
-            shard: name,
-            role,
-            runtime: { ...o.node.runtime, storage: subStorage(root, `shards/${name}`) },
-          },
-          cluster: { ...o.cluster, role, shards, transport: host.view(name), private_key: key },
-        }),
-      );
+      if (!carried.has(k)) continue;
+      const c = await composeShard(o, k, { root, key, host });
+      composed.push(c);
+      local.push({
+        shard: k,
+        node: c.node,
+        cluster: c.cluster as ClusterService,
+        transport: host.view(shardName(k)),
+      });
     }
+    for (let k = 0; k < shards; k++)
+      if (!carried.has(k)) remote.push(await followShard(o, k, { root, host, local }));
   } catch (err) {
     await stopAll();
     throw err;
   }
-  const local: LocalShard[] = composed.map((c, k) => ({
-    shard: k,
-    node: c.node,
-    cluster: c.cluster as ClusterService,
-    transport: host.view(shardName(k)),
-  }));
-  const set = new ShardSet({ shards, writer_of: o.writer_of, local });
-  const first = local[o.writer_of ?? 0];
+  const set = new ShardSet({ shards, writer_of: o.writer_of, self: transport.peerId, local, remote });
+  const first = local.find((l) => l.shard === o.writer_of) ?? local[0];
   const statusExtra = () => ({
     node: first.node.name,
     peer_id: transport.peerId,

@@ -63,7 +63,7 @@ async function readRoute(set: ShardSet, url: URL, extra: () => Record<string, un
   if (p === '/v1/cluster') {
     const views = set.nodes.map((n) => clusterView(n));
     return {
-      ...views[set.writer_of ?? 0],
+      ...(views.find((v) => v.shard === String(set.writer_of)) ?? views[0]),
       shard_count: set.shards,
       shards: Object.fromEntries(views.map((v) => [v.shard, v])),
     };
@@ -71,10 +71,10 @@ async function readRoute(set: ShardSet, url: URL, extra: () => Record<string, un
   if (p === '/v1/generations')
     return {
       shards: Object.fromEntries(
-        set.nodes.map((n, k) => {
+        set.localShards().map(({ shard, node: n }) => {
           const active = n.engine.generations.active?.artifact_manifest_id;
           return [
-            String(k),
+            String(shard),
             n.generations().map((g) => ({ ...g, active: g.artifact_manifest_id === active })),
           ];
         }),
@@ -125,7 +125,10 @@ export function shardedRoutes(
     }
     if (req.method !== 'GET') return false;
     if (p === '/readyz' || p === '/healthz') {
-      const each = set.nodes.map((n, k) => ({ shard: String(k), ...n.readiness() }));
+      // Ready when every shard carried here is (the others are other nodes' to serve).
+      const each = set
+        .localShards()
+        .map(({ shard, node }) => ({ shard: String(shard), ...node.readiness() }));
       const notReady = each.find((r) => !r.ready);
       send(res, notReady ? 503 : 200, {
         ready: !notReady,

@@ -33,6 +33,7 @@ import {
 } from './handover.ts';
 import { loadOrCreateIdentity } from './identity.ts';
 import { topics } from './protocols.ts';
+import { encodeSignedRecord, type SignedRecord } from './records.ts';
 import { serveRateLimitOf } from './serve-rate.ts';
 import { ConnectionKeeper } from './services/connection-keeper.ts';
 import { Failover, type PromotionPlan } from './services/failover.ts';
@@ -214,6 +215,21 @@ export class ClusterService implements NodeService {
         (r) => r.generation_id === generation_id && r.artifact_manifest_id === artifact_manifest_id,
       );
     return this.membership?.isTrustedManifest(generation_id, artifact_manifest_id) ?? false;
+  }
+
+  /** The trusted writer's signed record of a generation (signed now by the writer itself). */
+  async signedRecordOf(generation_id: string): Promise<SignedRecord | null> {
+    if (this.writer) return this.writer.recordOf(generation_id);
+    return this.membership?.recordOf(generation_id) ?? null;
+  }
+
+  /**
+   * A signed record a member's answer carried (a generation announced before this node joined):
+   * admitted by the same rules as one gossiped. True when its generation is now trusted.
+   */
+  async admitRecord(record: SignedRecord, from: string): Promise<boolean> {
+    if (!this.membership) return false;
+    return this.membership.admitRecord(encodeSignedRecord(record), from);
   }
 
   /** Members fit to serve this shard at commit `min` or later, best first (health, lag). */

@@ -4,7 +4,7 @@
  *   write        `{ops, idempotency_key?}` → `{commit_seq, commit_id, deduplicated}`: a part of a
  *                batch forwarded to the shard's writer (any node accepts writes for every shard)
  *   shard-query  `{phase:"stats", search, read}` → `{generation_id, artifact_manifest_id,
- *                commit_seq_high, stats}`; `{phase:"lists", search, generation_id, stats}` →
+ *                commit_seq_high, stats, record?}` (record: the writer's signed record of it); `{phase:"lists", search, generation_id, stats}` →
  *                `{lexical?, vector?, semantic?}`: the two phases of a scatter-gather query
  * Every request and answer is checked here before use: peers may be hostile.
  */
@@ -17,6 +17,7 @@ import type { ShardLists } from '../search/multi-shard.ts';
 import { MAX_K, MAX_QUERY_CHARS, type SearchOptions } from '../search/searcher.ts';
 import { MAX_FRAME_BYTES } from './framing.ts';
 import { jsonFrame, PROTO, parseJsonFrame } from './protocols.ts';
+import { decodeSignedRecord, type SignedRecord } from './records.ts';
 
 export interface WriteRequest {
   ops: DocOp[];
@@ -33,9 +34,12 @@ export type ShardQuery =
   | { phase: 'stats'; search: SearchOptions; read: ReadOptions }
   | { phase: 'lists'; search: SearchOptions; generation_id: string; stats: LexicalStats };
 
+/** A stats answer; `record` is the shard writer's signed record of that generation when the peer has it. */
+export type ShardStatsAnswer = ShardStatsShare & { record?: SignedRecord };
+
 export interface ShardRpcHandlers {
   write(req: WriteRequest, from: string): Promise<WriteAnswer>;
-  stats(search: SearchOptions, read: ReadOptions): Promise<ShardStatsShare>;
+  stats(search: SearchOptions, read: ReadOptions): Promise<ShardStatsAnswer>;
   lists(search: SearchOptions, generation_id: string, stats: LexicalStats): Promise<ShardLists>;
 }
 
@@ -155,12 +159,12 @@ export async function requestShardStats(
   search: SearchOptions,
   read: ReadOptions,
   timeout_ms: number,
-): Promise<ShardStatsShare> {
+): Promise<ShardStatsAnswer> {
   const [f] = await transport.request(peer, PROTO.shard_query, jsonFrame({ phase: 'stats', search, read }), {
     timeout_ms,
     max_response_bytes: 1 << 20,
   });
-  const a = parseJsonFrame<ShardStatsShare>(f, 'shard stats answer');
+  const a = parseJsonFrame<ShardStatsAnswer>(f, 'shard stats answer');
   if (
     typeof a?.generation_id !== 'string' ||
     !/^gen-\d{1,16}$/.test(a.generation_id) ||
@@ -169,7 +173,15 @@ export async function requestShardStats(
     !isCount(a.commit_seq_high)
   )
     throw new FsmeshError('invalid_input', `peer ${peer} answered malformed shard statistics`);
-  return { ...a, stats: checkLexicalStats(a.stats) };
+  // The record is checked for shape here; its signature and writer by whoever trusts it.
+  const record = a.record === undefined ? undefined : decodeSignedRecord(jsonFrame(a.record));
+  return {
+    generation_id: a.generation_id,
+    artifact_manifest_id: a.artifact_manifest_id,
+    commit_seq_high: a.commit_seq_high,
+    stats: checkLexicalStats(a.stats),
+    ...(record ? { record } : {}),
+  };
 }
 
 function checkList(v: unknown, max: number): ShardLists['lexical'] {

@@ -18,10 +18,12 @@ import type { ReadOptions, ShardStatsShare } from '../engine/local-engine.ts';
 import { checkIdempotencyKey, docsToOps } from '../node/doc-input.ts';
 import type { FsmeshNode } from '../node/index.ts';
 import type { ClusterService } from '../p2p/cluster.ts';
+import type { RemoteShardTrust } from '../p2p/remote-shard.ts';
 import {
   requestShardLists,
   requestShardStats,
   requestWrite,
+  type ShardStatsAnswer,
   serveShardRpc,
   type WriteAnswer,
 } from '../p2p/shard-rpc.ts';
@@ -40,10 +42,23 @@ export interface LocalShard {
   transport: Transport;
 }
 
+/**
+ * A shard this node does not carry (`--replicate-shards`): written through its trusted writer, read
+ * on a member whose answer names a generation that writer signed.
+ */
+export interface RemoteShard {
+  shard: number;
+  transport: Transport;
+  trust: RemoteShardTrust;
+}
+
 export interface ShardSetOptions {
   shards: number;
   writer_of: number | null;
+  /** This node's peer id (answers for an empty shard name it). */
+  self: string;
   local: LocalShard[];
+  remote?: RemoteShard[];
   /** Deadline for a forwarded write part and for each phase of a remote shard read. */
   request_timeout_ms?: number;
 }
@@ -85,19 +100,41 @@ function emptyShard(): { source: Source; share: ShardStatsShare } {
 
 const SERVING = new Set(['healthy', 'catching_up']);
 
+/** A carried shard's trust: what its writer signed (a replica) or activated (the writer). */
+const trustedBy =
+  (l: LocalShard) =>
+  async (share: ShardStatsAnswer, peer: string): Promise<boolean> => {
+    if (l.cluster.isTrustedGeneration(share.generation_id, share.artifact_manifest_id)) return true;
+    // A generation announced before this node joined: trusted on its writer's signed record.
+    if (!share.record || !(await l.cluster.admitRecord(share.record, peer))) return false;
+    return l.cluster.isTrustedGeneration(share.generation_id, share.artifact_manifest_id);
+  };
+
 export class ShardSet {
   readonly shards: number;
   readonly writer_of: number | null;
+  readonly self: string;
   private readonly local = new Map<number, LocalShard>();
+  private readonly remote = new Map<number, RemoteShard>();
   private readonly timeoutMs: number;
+  /** Per shard not carried here: the member that last answered for it (asked first next time). */
+  private readonly goodPeer = new Map<number, string>();
 
   constructor(o: ShardSetOptions) {
     this.shards = o.shards;
     this.writer_of = o.writer_of;
+    this.self = o.self;
     this.timeoutMs = o.request_timeout_ms ?? 30_000;
     for (const l of o.local) this.local.set(l.shard, l);
-    // Every shard is carried here (narrowing with --replicate-shards is not built: docs/sharding.md).
-    invariant(this.local.size === this.shards, 'a multi-shard node carries every shard');
+    for (const r of o.remote ?? []) this.remote.set(r.shard, r);
+    // Every shard is carried here or followed as a remote one, never both.
+    invariant(
+      this.local.size + this.remote.size === this.shards &&
+        [...this.remote.keys()].every((k) => !this.local.has(k)),
+      'each shard is carried here or followed remotely',
+    );
+    invariant(this.local.size > 0, 'a multi-shard node carries at least one shard');
+    invariant(o.writer_of === null || this.local.has(o.writer_of), 'a node carries the shard it writes');
     for (const l of o.local) this.serve(l);
   }
 
@@ -107,8 +144,22 @@ export class ShardSet {
     return l;
   }
 
+  /** The shards carried here, by shard number. */
+  localShards(): LocalShard[] {
+    return [...this.local.values()].sort((a, b) => a.shard - b.shard);
+  }
+
   get nodes(): FsmeshNode[] {
-    return [...this.local.values()].map((l) => l.node);
+    return this.localShards().map((l) => l.node);
+  }
+
+  /** The first shard carried here: its engine configuration is the collection's (embedders). */
+  private primary(): LocalShard {
+    return this.localShards()[0];
+  }
+
+  private transportOf(k: number): Transport {
+    return this.local.get(k)?.transport ?? this.remote.get(k)!.transport;
   }
 
   /** Answer peers' forwarded writes and shard queries for each carried shard. */
@@ -120,7 +171,12 @@ export class ShardSet {
         const ack = await l.node.ingestOps(req.ops, { idempotency_key: req.idempotency_key });
         return { commit_seq: ack.commit_seq, commit_id: ack.commit_id, deduplicated: ack.deduplicated };
       },
-      stats: (search, read) => l.node.engine.shardStats({ ...search, ...read }),
+      stats: async (search, read) => {
+        const share = await l.node.engine.shardStats({ ...search, ...read });
+        // The writer's signature over this generation: a node that does not carry the shard checks it.
+        const record = await l.cluster.signedRecordOf(share.generation_id);
+        return record ? { ...share, record } : share;
+      },
       lists: (search, generation_id, stats) => l.node.engine.shardLists({ ...search, generation_id }, stats),
     });
   }
@@ -169,17 +225,17 @@ export class ShardSet {
 
   /** One shard's part, committed by its writer: here, or forwarded to the writer it trusts. */
   private async writePart(k: number, ops: DocOp[], key: string | undefined): Promise<WriteAnswer> {
-    const l = this.shard(k);
-    if (l.node.status().role === 'writer') {
+    const l = this.local.get(k);
+    if (l && l.node.status().role === 'writer') {
       const ack = await l.node.ingestOps(ops, { idempotency_key: key });
       return { commit_seq: ack.commit_seq, commit_id: ack.commit_id, deduplicated: ack.deduplicated };
     }
-    const writer = l.cluster.status().trusted_writer;
+    const writer = l ? l.cluster.status().trusted_writer : this.remote.get(k)!.trust.writer();
     if (typeof writer !== 'string')
       throw new FsmeshError('unavailable', `shard ${k}: no writer known yet (not connected to it); retry`, {
         retry_after_s: 1,
       });
-    return requestWrite(l.transport, writer, { ops, idempotency_key: key }, this.timeoutMs);
+    return requestWrite(this.transportOf(k), writer, { ops, idempotency_key: key }, this.timeoutMs);
   }
 
   /** Where a document lives (tests, tools). */
@@ -207,7 +263,7 @@ export class ShardSet {
         const merged = mergeShardLists(
           lists,
           search,
-          this.shard(0).node.engine.config.embedder,
+          this.primary().node.engine.config.embedder,
           this.qualityTier(),
         );
         return {
@@ -220,7 +276,7 @@ export class ShardSet {
                 generation_id: p.share.generation_id,
                 artifact_manifest_id: p.share.artifact_manifest_id,
                 commit_seq_high: p.share.commit_seq_high,
-                served_by: p.source.kind === 'peer' ? p.source.peer : this.shard(k).cluster.selfId(),
+                served_by: p.source.kind === 'peer' ? p.source.peer : this.self,
               },
             ]),
           ),
@@ -233,7 +289,7 @@ export class ShardSet {
   }
 
   private qualityTier() {
-    return this.shard(0).node.engine.qualityTier();
+    return this.primary().node.engine.qualityTier();
   }
 
   /**
@@ -246,6 +302,8 @@ export class ShardSet {
     read: ReadOptions,
   ): Promise<{ source: Source; share: ShardStatsShare }> {
     if (read.generation_id === EMPTY_SHARD) return emptyShard(); // a snapshot of an empty shard
+    const r = this.remote.get(k);
+    if (r) return this.remoteShardStats(r, search, read);
     const l = this.shard(k);
     const local = l.node.status();
     const min = read.min_commit_seq ?? 0;
@@ -253,31 +311,67 @@ export class ShardSet {
       SERVING.has(local.health) && local.active_commit_seq_high >= min && local.generation_id !== null;
     // A strict read this node cannot answer yet goes where the commit is already active.
     if (!fitHere) {
-      const remote = await this.remoteStats(l, search, read, l.cluster.servingMembers(min));
+      const remote = await this.remoteStats(k, search, read, l.cluster.servingMembers(min), trustedBy(l));
       if (remote) return remote;
       if (local.generation_id === null && min === 0 && read.generation_id === undefined) return emptyShard();
     }
     try {
       return { source: { kind: 'local' }, share: await l.node.engine.shardStats({ ...search, ...read }) };
     } catch (err) {
-      // A snapshot generation this node has not activated yet may be active on a member.
-      if (!(err instanceof FsmeshError && err.code === 'not_found')) throw err;
-      const remote = await this.remoteStats(l, search, read, l.cluster.servingMembers(0));
+      // A snapshot generation this node has not activated yet, or never had (it joined later), may
+      // be retained on a member.
+      if (!(err instanceof FsmeshError && (err.code === 'not_found' || err.code === 'retention_dropped')))
+        throw err;
+      const remote = await this.remoteStats(k, search, read, l.cluster.servingMembers(0), trustedBy(l));
       if (remote) return remote;
       throw err;
     }
   }
 
+  /** Phase 1 for a shard not carried here: the member that answered last first, then the others. */
+  private async remoteShardStats(
+    r: RemoteShard,
+    search: SearchOptions,
+    read: ReadOptions,
+  ): Promise<{ source: Source; share: ShardStatsShare }> {
+    // Its writer never signed a generation: nothing was written to it yet.
+    if (r.trust.latest() === null && read.min_commit_seq === undefined && read.generation_id === undefined)
+      return emptyShard();
+    const good = this.goodPeer.get(r.shard);
+    const peers = r.transport.peers().sort((a, b) => Number(b === good) - Number(a === good));
+    const found = await this.remoteStats(r.shard, search, read, peers, async (share, peer) => {
+      if (r.trust.isTrusted(share.generation_id, share.artifact_manifest_id)) return true;
+      // A generation announced before this node started: trusted on its writer's signed record.
+      if (!share.record || !(await r.trust.admit(share.record, peer))) return false;
+      return r.trust.isTrusted(share.generation_id, share.artifact_manifest_id);
+    });
+    if (!found)
+      throw new FsmeshError(
+        'unavailable',
+        `shard ${r.shard} is not carried here and no member answered for it from a generation its writer signed; retry`,
+        { retry_after_s: 1 },
+      );
+    if (found.source.kind === 'peer') this.goodPeer.set(r.shard, found.source.peer);
+    return found;
+  }
+
   private async remoteStats(
-    l: LocalShard,
+    k: number,
     search: SearchOptions,
     read: ReadOptions,
     peers: string[],
+    trusted: (share: ShardStatsAnswer, peer: string) => boolean | Promise<boolean>,
   ): Promise<{ source: Source; share: ShardStatsShare } | null> {
     for (const peer of peers) {
       try {
-        const share = await requestShardStats(l.transport, peer, search, read, this.readTimeout(read));
-        if (!l.cluster.isTrustedGeneration(share.generation_id, share.artifact_manifest_id))
+        const share = await requestShardStats(
+          this.transportOf(k),
+          peer,
+          search,
+          read,
+          this.readTimeout(read),
+        );
+        if (!(await trusted(share, peer)))
           throw new FsmeshError(
             'conflict',
             `peer ${peer} answered from a generation the writer never signed`,
@@ -301,11 +395,17 @@ export class ShardSet {
     share: ShardStatsShare,
     stats: LexicalStats,
   ): Promise<ShardLists> {
-    const l = this.shard(k);
     if (source.kind === 'empty') return Promise.resolve({});
     if (source.kind === 'local')
-      return l.node.engine.shardLists({ ...search, generation_id: share.generation_id }, stats);
-    return requestShardLists(l.transport, source.peer, search, share.generation_id, stats, this.timeoutMs);
+      return this.shard(k).node.engine.shardLists({ ...search, generation_id: share.generation_id }, stats);
+    return requestShardLists(
+      this.transportOf(k),
+      source.peer,
+      search,
+      share.generation_id,
+      stats,
+      this.timeoutMs,
+    );
   }
 
   /** Every shard: its writer, its members, its active generation and lag (`/v1/status`). */
@@ -330,6 +430,17 @@ export class ShardSet {
       };
     }
     const healths = Object.values(shards).map((s) => (s as { health: string }).health);
+    // Shards not carried here: who writes them and the newest generation heard of (signed).
+    for (const [k, r] of this.remote) {
+      const latest = r.trust.latest();
+      shards[shardName(k)] = {
+        role: 'not_carried',
+        writer: r.trust.writer(),
+        generation_id: latest?.generation_id ?? null,
+        writer_commit_seq_high: latest?.commit_seq_high ?? null,
+        served_by: this.goodPeer.get(k) ?? null,
+      };
+    }
     return {
       shard_count: this.shards,
       writer_of: this.writer_of,
@@ -340,7 +451,7 @@ export class ShardSet {
       health:
         healths.find((h) => !SERVING.has(h)) ??
         (healths.every((h) => h === 'healthy') ? 'healthy' : 'catching_up'),
-      shards,
+      shards: Object.fromEntries(Object.entries(shards).sort((a, b) => Number(a[0]) - Number(b[0]))),
     };
   }
 

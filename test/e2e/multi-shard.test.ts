@@ -178,6 +178,59 @@ test('3 nodes x 3 shards: writes anywhere, global BM25 ranking, snapshot and str
   assert.equal(table.code, 0, table.stderr);
   for (const k of ['0', '1', '2']) assert.match(table.stdout, new RegExp(`^shard ${k}  writer`, 'm'));
   await checkConsole(a.url);
+
+  // A fourth node that carries shard 0 only (--replicate-shards 0): writes for shards 1 and 2 go to
+  // their writers, reads of them to members, verified against what their writers signed.
+  const narrow = await startNodeProc([
+    '--data',
+    tmpDir('fsmesh-narrow-'),
+    '--http',
+    `127.0.0.1:${await freePort()}`,
+    '--listen',
+    '/ip4/127.0.0.1/tcp/0',
+    ...nodes.flatMap((n) => ['--seed', (n.ready.multiaddrs as string[])[0]]),
+    '--shards',
+    '3',
+    '--replicate-shards',
+    '0',
+    '--compute-threads',
+    '0',
+  ]);
+  procs.push(narrow);
+  const ns = await waitFor(
+    async () => {
+      const s = (await http('GET', `${narrow.url}/v1/status`)).json;
+      return s.shards['0'].generation_id && s.shards['1'].generation_id && s.shards['2'].generation_id && s;
+    },
+    30_000,
+    'the narrowed node follows every shard',
+  );
+  assert.equal(ns.shards['0'].role, 'replica');
+  assert.equal(ns.shards['1'].role, 'not_carried');
+  assert.equal(ns.shards['1'].writer, b.ready.peer_id);
+  const w3 = await http('POST', `${narrow.url}/v1/docs`, syntheticDocs(30, 5, 'narrow-'));
+  assert.equal(w3.status, 200, w3.text);
+  assert.deepEqual(Object.keys(w3.json.commit_seqs).sort(), ['0', '1', '2']);
+  const viaNarrow = await search(narrow.url, { q: 'w3 w40', k: '10', mode: 'lexical', snapshot: snap });
+  assert.equal(viaNarrow.status, 200, viaNarrow.text);
+  assert.deepEqual(
+    viaNarrow.json.hits,
+    first.json.hits,
+    'the same snapshot read through a node that carries one shard',
+  );
+  const strictNarrow = await search(narrow.url, {
+    q: 'w3 w40',
+    k: '10',
+    mode: 'lexical',
+    min_commit_seqs: JSON.stringify(w3.json.commit_seqs),
+    timeout_ms: '20000',
+  });
+  assert.equal(strictNarrow.status, 200, strictNarrow.text);
+  assert.notEqual(
+    strictNarrow.json.shards['1'].served_by,
+    narrow.ready.peer_id,
+    'shard 1 is read on a member',
+  );
 });
 
 /** The console of a multi-shard node: a row per shard, and a search answer that names its snapshot. */
@@ -233,8 +286,10 @@ test('node start refuses flags that do not fit a multi-shard node, and another s
   assert.match(r.stderr, /--writer-of: a shard number from 0 to 2/);
   r = start(['--writer-of', '1']);
   assert.match(r.stderr, /--writer-of needs --shards/);
-  r = start(['--shards', '2', '--replicate-shards', '1']);
-  assert.match(r.stderr, /narrowing the replicated shards is not supported yet/);
+  r = start(['--shards', '2', '--replicate-shards', '0,5']);
+  assert.match(r.stderr, /--replicate-shards: shard numbers from 0 to 1/);
+  r = start(['--shards', '2', '--replicate-shards', '']);
+  assert.match(r.stderr, /a node carries at least one shard/);
   // `fsmesh node id` before the first start (to plan seeds) keeps the key the node then uses.
   const planned = tmpDir('fsmesh-node-id-');
   const id = cli(['node', 'id', '--data', planned]);

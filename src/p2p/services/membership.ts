@@ -16,8 +16,15 @@ import { decodeSignedRecord, type SignedRecord, verifyRecordSignature } from '..
 
 export type MembershipComponents = Pick<
   NodeComponents,
-  'storage' | 'events' | 'generations' | 'shard' | 'noteLatestGeneration'
-> & { transport: Transport };
+  'storage' | 'events' | 'shard' | 'noteLatestGeneration'
+> & {
+  transport: Transport;
+  /** Only the active generation is read (lag alerts); a shard kept nowhere here has none. */
+  generations: Pick<NodeComponents['generations'], 'active'>;
+};
+
+/** Signed records kept per shard (retention keeps far fewer generations). */
+const MAX_KEPT_RECORDS = 64;
 
 export class Membership {
   private readonly c: MembershipComponents;
@@ -28,6 +35,8 @@ export class Membership {
   writer_head = 0;
   private lagAlerted = false;
   private readonly seen = new Map<string, string>(); // generation_id -> manifest id (trusted records)
+  /** The newest trusted records, signed, by generation id (bounded): answers for a shard carry them. */
+  private readonly records = new Map<string, SignedRecord>();
   private readonly warnedWriters = new Set<string>();
 
   constructor(c: MembershipComponents, opts: ClusterOptions) {
@@ -120,6 +129,13 @@ export class Membership {
       return false;
     }
     this.seen.set(s.record.generation_id, s.record.artifact_manifest_id);
+    this.records.set(s.record.generation_id, s);
+    if (this.records.size > MAX_KEPT_RECORDS) {
+      const oldest = [...this.records.values()].sort(
+        (a, b) => a.record.generation_seq - b.record.generation_seq,
+      )[0];
+      this.records.delete(oldest.record.generation_id);
+    }
     this.c.noteLatestGeneration(s.record.generation_seq);
     this.noteWriterHead(s.record.commit_seq_high);
     if (!this.latest || s.record.generation_seq > this.latest.record.generation_seq) this.latest = s;
@@ -133,6 +149,7 @@ export class Membership {
   follow(writer: string): void {
     this.trusted = writer;
     this.seen.clear();
+    this.records.clear();
     this.latest = null;
     this.writer_head = 0;
     void writeFileAtomic(
@@ -140,6 +157,11 @@ export class Membership {
       DATA_DIR.trusted_writer_file,
       new TextEncoder().encode(`${writer}\n`),
     ).catch(() => {});
+  }
+
+  /** The trusted writer's signed record of this generation, if this node kept it. */
+  recordOf(generation_id: string): SignedRecord | null {
+    return this.records.get(generation_id) ?? null;
   }
 
   /** A generation record of the trusted writer named exactly this manifest. */

@@ -67,23 +67,37 @@ export class WriterReplication {
     return this.ownRecord;
   }
 
+  /** The signed record of a generation this writer retains (a multi-shard answer carries it). */
+  async recordOf(generation_id: string): Promise<SignedRecord | null> {
+    const ref = this.c.generations.retained.find((r) => r.generation_id === generation_id && !r.rolled_back);
+    return ref ? this.sign(ref) : null;
+  }
+
+  private sign(a: {
+    generation_id: string;
+    generation_seq: number;
+    artifact_manifest_id: string;
+    commit_seq_high: number;
+  }) {
+    return signRecord(this.c.key, {
+      format: 1,
+      cluster: this.opts.cluster,
+      shard: this.c.shard,
+      generation_id: a.generation_id,
+      generation_seq: a.generation_seq,
+      artifact_manifest_id: a.artifact_manifest_id,
+      commit_seq_high: a.commit_seq_high,
+      writer: this.c.transport.peerId,
+      ...(this.opts.shards > 1 ? { shards: this.opts.shards } : {}),
+    });
+  }
+
   async announce(): Promise<void> {
     const { transport } = this.c;
     const a = this.c.generations.active;
     if (a) {
-      if (!this.ownRecord || this.ownRecord.record.artifact_manifest_id !== a.artifact_manifest_id) {
-        this.ownRecord = await signRecord(this.c.key, {
-          format: 1,
-          cluster: this.opts.cluster,
-          shard: this.c.shard,
-          generation_id: a.generation_id,
-          generation_seq: a.generation_seq,
-          artifact_manifest_id: a.artifact_manifest_id,
-          commit_seq_high: a.commit_seq_high,
-          writer: transport.peerId,
-          ...(this.opts.shards > 1 ? { shards: this.opts.shards } : {}),
-        });
-      }
+      if (!this.ownRecord || this.ownRecord.record.artifact_manifest_id !== a.artifact_manifest_id)
+        this.ownRecord = await this.sign(a);
       await transport.publish(this.t.manifests, encodeSignedRecord(this.ownRecord)).catch(() => {});
     }
     await transport

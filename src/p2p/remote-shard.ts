@@ -1,0 +1,85 @@
+/**
+ * A shard this node does not carry (`--replicate-shards` narrowed it away; docs/sharding.md): the
+ * node still needs to know who writes it (to forward writes) and which of its generations that
+ * writer signed (to accept a member's answer for it). It follows the shard's manifests topic with
+ * the same trust rules as a replica — the writer pinned on first use only from the seeds (kept in
+ * `shards/<k>/trusted-writer`), records checked for cluster, shard, layout and signature — and
+ * keeps nothing else: no log, no generations.
+ */
+import type { NodeEvents } from '../obs/events.ts';
+import type { Storage, Transport } from '../runtime/index.ts';
+import { clusterOptions } from './cluster-options.ts';
+import { topics } from './protocols.ts';
+import { encodeSignedRecord, type SignedRecord } from './records.ts';
+import { Membership } from './services/membership.ts';
+
+export interface RemoteShardOptions {
+  transport: Transport;
+  /** The shard's own directory (only the writer pin is written there). */
+  storage: Storage;
+  events: NodeEvents;
+  cluster: string;
+  shard: string;
+  shards: number;
+  seed_peer_ids: string[];
+}
+
+export class RemoteShardTrust {
+  private readonly membership: Membership;
+  private readonly o: RemoteShardOptions;
+
+  constructor(o: RemoteShardOptions) {
+    this.o = o;
+    this.membership = new Membership(
+      {
+        transport: o.transport,
+        storage: o.storage,
+        events: o.events,
+        shard: o.shard,
+        generations: { active: null },
+        noteLatestGeneration: () => {},
+      },
+      clusterOptions({
+        role: 'replica',
+        cluster: o.cluster,
+        shards: o.shards,
+        seed_peer_ids: o.seed_peer_ids,
+      }),
+    );
+  }
+
+  async start(): Promise<void> {
+    await this.o.storage.mkdirp('');
+    await this.membership.load();
+    const m = this.membership;
+    this.o.transport.subscribe(
+      topics(this.o.cluster, this.o.shard).manifests,
+      (msg) => void m.admitRecord(msg.data, msg.from).catch(() => {}),
+      async (msg) => ((await m.checkRecord(msg.data)) ? 'accept' : 'reject'),
+    );
+  }
+
+  /** The shard's trusted writer, once pinned. */
+  writer(): string | null {
+    return this.membership.trusted;
+  }
+
+  /** A generation (id and manifest) the trusted writer signed, as seen since this node started. */
+  isTrusted(generation_id: string, artifact_manifest_id: string): boolean {
+    return this.membership.isTrustedManifest(generation_id, artifact_manifest_id);
+  }
+
+  /**
+   * A member's answer carried the writer's signed record of its generation (one this node may
+   * not have heard announced: it started later): admitted by the same rules as gossip.
+   */
+  admit(record: SignedRecord, from: string): Promise<boolean> {
+    return this.membership.admitRecord(encodeSignedRecord(record), from);
+  }
+
+  /** The newest signed generation heard of (status). */
+  latest(): { generation_id: string; commit_seq_high: number } | null {
+    const r = this.membership.latest?.record;
+    return r ? { generation_id: r.generation_id, commit_seq_high: r.commit_seq_high } : null;
+  }
+}
