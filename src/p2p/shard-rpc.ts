@@ -98,7 +98,7 @@ export function checkLexicalStats(v: unknown): LexicalStats {
   return { live_docs: s.live_docs as number, len_sum: s.len_sum as number, df };
 }
 
-function parseShardQuery(req: Uint8Array): ShardQuery {
+export function parseShardQuery(req: Uint8Array): ShardQuery {
   const v = parseJsonFrame<Record<string, unknown>>(req, 'shard query');
   if (v?.phase === 'stats') return { phase: 'stats', search: searchOf(v.search), read: readOf(v.read) };
   if (v?.phase === 'lists') {
@@ -113,7 +113,7 @@ function parseShardQuery(req: Uint8Array): ShardQuery {
   return bad('phase: must be "stats" or "lists"');
 }
 
-function parseWriteRequest(req: Uint8Array): WriteRequest {
+export function parseWriteRequest(req: Uint8Array): WriteRequest {
   const v = parseJsonFrame<Record<string, unknown>>(req, 'write');
   if (!Array.isArray(v?.ops)) bad('ops: must be an array');
   if (v.idempotency_key !== undefined && typeof v.idempotency_key !== 'string')

@@ -30,7 +30,13 @@ import {
 import { jsonFrame, parseJsonFrame, parseSymbolFrame, symbolFrame } from '../../src/p2p/protocols.ts';
 import { decodeSignedRecord, encodeSignedRecord, signRecord } from '../../src/p2p/records.ts';
 import { symbolIdsOf } from '../../src/p2p/services/protocol-server.ts';
-import { seededRandom } from '../../src/runtime/index.ts';
+import {
+  parseShardQuery,
+  parseWriteRequest,
+  requestShardLists,
+  requestShardStats,
+} from '../../src/p2p/shard-rpc.ts';
+import { seededRandom, type Transport } from '../../src/runtime/index.ts';
 import { DeleteBitmap } from '../../src/search/lexical/deletes.ts';
 import { Segment, SegmentBuilder } from '../../src/search/lexical/segment.ts';
 import { VectorShard } from '../../src/search/vector/fsvi.ts';
@@ -184,6 +190,29 @@ export async function fuzzTargets(): Promise<FuzzTarget[]> {
     commit_id: 'cd'.repeat(32),
     prev_marker_id: GENESIS_MARKER_ID,
   });
+  const statsReq = jsonFrame({
+    phase: 'stats',
+    search: { q: 'a b', k: 10, mode: 'lexical' },
+    read: { min_commit_seq: 3 },
+  });
+  const listsReq = jsonFrame({
+    phase: 'lists',
+    search: { q: 'a b', k: 10 },
+    generation_id: 'gen-2',
+    stats: { live_docs: 10, len_sum: 40, df: { a: 2, b: 5 } },
+  });
+  const writeReq = jsonFrame({ ops: [{ op: 'upsert', doc_id: 'x', text: 'y' }], idempotency_key: 'k' });
+  const statsAnswer = jsonFrame({
+    generation_id: 'gen-2',
+    artifact_manifest_id: 'ab'.repeat(32),
+    commit_seq_high: 7,
+    stats: { live_docs: 10, len_sum: 40, df: { a: 2 } },
+    record: JSON.parse(new TextDecoder().decode(record)),
+  });
+  const listsAnswer = jsonFrame({
+    lexical: [{ doc_id: 'd1', score: 1.5 }],
+    vector: [{ doc_id: 'd2', score: 0.5 }],
+  });
   const symbolsReq = jsonFrame({
     object_id: 'ab'.repeat(32),
     kind: 'artifact',
@@ -220,6 +249,30 @@ export async function fuzzTargets(): Promise<FuzzTarget[]> {
       name: 'wire: symbol frame',
       arb: mutated([symbolFrame(7, new Uint8Array(64))]),
       run: (b) => void parseSymbolFrame(b),
+    },
+    {
+      name: 'wire: multi-shard requests (shard-query, write)',
+      arb: fc.oneof(json, mutated([statsReq, listsReq, writeReq])),
+      run: (b) => {
+        try {
+          parseShardQuery(b);
+        } finally {
+          parseWriteRequest(b);
+        }
+      },
+    },
+    {
+      name: 'wire: multi-shard answers (statistics, ranked lists)',
+      arb: fc.oneof(json, mutated([statsAnswer, listsAnswer])),
+      run: async (b) => {
+        const peer = { request: async () => [b] } as unknown as Transport;
+        const stats = { live_docs: 1, len_sum: 1, df: {} };
+        try {
+          await requestShardStats(peer, 'p', { q: 'a', k: 10 }, {}, 1000);
+        } finally {
+          await requestShardLists(peer, 'p', { q: 'a', k: 10 }, 'gen-1', stats, 1000);
+        }
+      },
     },
     {
       name: 'wire: signed record',
