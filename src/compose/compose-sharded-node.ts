@@ -8,6 +8,7 @@
 import * as path from 'node:path';
 import type { PrivateKey } from '@libp2p/interface';
 import { canonicalBytes } from '../core/canonical-json.ts';
+import { DATA_DIR } from '../core/data-dir-layout.ts';
 import { FsmeshError } from '../core/errors.ts';
 import { checkShardCount, checkShardIndex, shardName } from '../core/sharding.ts';
 import { type HttpOptions, startHttpServer } from '../http/server.ts';
@@ -45,7 +46,7 @@ export interface ComposedShardedNode {
   stop(): Promise<void>;
 }
 
-const LAYOUT_FILE = 'shards.json';
+const LAYOUT_FILE = DATA_DIR.shards_layout_file;
 
 /** The shard count this data dir was created with, written at first start. */
 async function checkLayout(storage: Storage, shards: number): Promise<void> {
@@ -94,7 +95,7 @@ function composeShard(o: ShardedComposeOptions, k: number, p: HostParts): Promis
       data_dir: undefined,
       shard: name,
       role,
-      runtime: { ...o.node.runtime, storage: subStorage(p.root, `shards/${name}`) },
+      runtime: { ...o.node.runtime, storage: subStorage(p.root, `${DATA_DIR.shards_dir}/${name}`) },
     },
     cluster: {
       ...o.cluster,
@@ -116,7 +117,7 @@ async function followShard(
   const transport = p.host.view(name);
   const trust = new RemoteShardTrust({
     transport,
-    storage: subStorage(p.root, `shards/${name}`),
+    storage: subStorage(p.root, `${DATA_DIR.shards_dir}/${name}`),
     events: p.local[0].node.events,
     cluster: p.local[0].cluster.opts.cluster,
     shard: name,

@@ -31,6 +31,9 @@ export const DATA_DIR = {
   writer_promise_file: 'writer-promise',
   node_key_file: 'node.key',
   node_json_file: 'node.json',
+  /** A multi-shard node's root: `{"format":1,"shards":S}`; each shard's data dir is under shards/<k>/. */
+  shards_layout_file: 'shards.json',
+  shards_dir: 'shards',
 } as const;
 
 /**

@@ -18,6 +18,11 @@ export async function openDataDir(storage: Storage): Promise<void> {
   } catch (err) {
     if (!isNotFound(err)) throw err;
     const entries = (await storage.list('')).filter((n) => !n.startsWith('.'));
+    if (entries.includes(DATA_DIR.shards_layout_file))
+      throw new FsmeshError(
+        'invalid_input',
+        `${storage.root} is a multi-shard node's data directory: each shard's data is in ${storage.root}/shards/<k> (pass that), or ask the running node over HTTP`,
+      );
     if (entries.length > 0 && !entries.every((n) => PRE_FORMAT_ENTRIES.includes(n))) {
       throw new FsmeshError(
         'invalid_input',
@@ -32,6 +37,11 @@ export async function openDataDir(storage: Storage): Promise<void> {
 
 /** Read-only: the FORMAT marker must exist and name a version this build reads. */
 export async function checkDataDirFormat(storage: Storage): Promise<void> {
+  if (!(await storage.exists(FORMAT_FILE)) && (await storage.exists(DATA_DIR.shards_layout_file)))
+    throw new FsmeshError(
+      'invalid_input',
+      `${storage.root} is a multi-shard node's data directory: each shard's data is in ${storage.root}/shards/<k> (pass that)`,
+    );
   checkFormatText(storage, decodeUtf8(await storage.readFile(FORMAT_FILE), FORMAT_FILE));
 }
 

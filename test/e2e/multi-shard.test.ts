@@ -306,6 +306,10 @@ test('node start refuses flags that do not fit a multi-shard node, and another s
   assert.equal(single.ready.peer_id, id.json.peer_id);
   await single.kill();
   fs.writeFileSync(path.join(dir, 'shards.json'), '{"format":1,"shards":4}');
+  // One-shard tools on a multi-shard root say where the shards are.
+  r = cli(['search', '--data', dir, 'x']);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /multi-shard node's data directory: each shard's data is in .*shards\/<k>/);
   r = start(['--shards', '3']);
   assert.notEqual(r.code, 0);
   assert.match(r.stderr, /this data dir holds a collection of 4 shards/);
