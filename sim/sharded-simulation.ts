@@ -37,6 +37,8 @@ export interface ShardedSimConfig {
   shards: number;
   steps: number;
   faults: ShardedFault[];
+  /** Nodes beyond the S writers carry one shard only (`--replicate-shards`), following the others. */
+  narrow?: boolean;
   step_ms?: number;
   quiet_ms?: number;
 }
@@ -47,6 +49,7 @@ interface Slot {
   peer_id: string;
   disk: SimDisk;
   writer_of: number | null;
+  replicate: number[] | undefined;
   n: ComposedShardedNode | null;
   down_until: number | null;
 }
@@ -111,6 +114,8 @@ export async function runShardedSimulation(cfg: ShardedSimConfig): Promise<SimRe
   }
 
   const slots: Slot[] = [];
+  // Its own stream: narrowing moves no other random draw of a seed.
+  const narrowRng = seededRandom(cfg.seed ^ 0x5a4d);
   for (let i = 0; i < cfg.nodes; i++) {
     const key = await generateKeyPairFromSeed('Ed25519', rng.bytes(32));
     const disk = new SimDisk(rng.fork());
@@ -121,6 +126,8 @@ export async function runShardedSimulation(cfg: ShardedSimConfig): Promise<SimRe
       peer_id: peerIdOf(key),
       disk,
       writer_of: i < cfg.shards ? i : null,
+      // Nodes beyond the writers carry one shard each when narrowed (--replicate-shards K).
+      replicate: cfg.narrow && i >= cfg.shards ? [narrowRng.int(cfg.shards)] : undefined,
       n: null,
       down_until: null,
     });
@@ -136,6 +143,7 @@ export async function runShardedSimulation(cfg: ShardedSimConfig): Promise<SimRe
     const n = await composeShardedNode({
       shards: cfg.shards,
       writer_of: s.writer_of,
+      ...(s.replicate ? { replicate: s.replicate } : {}),
       node: {
         node_name: s.name,
         runtime: { clock: new NodeClock(clock), random: rng.fork(), storage: s.disk.mount() },
@@ -162,7 +170,8 @@ export async function runShardedSimulation(cfg: ShardedSimConfig): Promise<SimRe
         quorum_timeout_ms: 5000,
       },
     });
-    n.shards.forEach((c, k) => {
+    for (const { shard: k, node } of n.set.localShards()) {
+      const c = { node };
       c.node.events.on((e) => {
         if (e.event !== 'generation_activation_succeeded') return;
         if (k === s.writer_of) signed[k].set(String(e.generation_id), String(e.artifact_manifest_id));
@@ -178,7 +187,7 @@ export async function runShardedSimulation(cfg: ShardedSimConfig): Promise<SimRe
       if (k === s.writer_of)
         for (const r of c.node.engine.generations.retained)
           signed[k].set(r.generation_id, r.artifact_manifest_id);
-    });
+    }
     s.n = n;
     s.down_until = null;
     log(`${s.name} up`);
@@ -392,7 +401,11 @@ export async function runShardedSimulation(cfg: ShardedSimConfig): Promise<SimRe
     slots.every(
       (s) =>
         s.n &&
-        s.n.shards.every((c, k) => (c.node.engine.generations.active?.commit_seq_high ?? 0) >= ackedMax[k]),
+        s.n.set
+          .localShards()
+          .every(
+            ({ shard: k, node }) => (node.engine.generations.active?.commit_seq_high ?? 0) >= ackedMax[k],
+          ),
     );
   const quietEnd = clock.nowMs() + (cfg.quiet_ms ?? 30_000);
   while (clock.nowMs() < quietEnd && !converged()) {
@@ -403,7 +416,15 @@ export async function runShardedSimulation(cfg: ShardedSimConfig): Promise<SimRe
     violate(
       'liveness',
       'shards_converge',
-      `acked ${JSON.stringify(ackedMax)}; ${slots.map((s) => `${s.name}=${s.n?.shards.map((c) => c.node.engine.generations.active?.commit_seq_high ?? 0).join('/')}`).join(' ')}`,
+      `acked ${JSON.stringify(ackedMax)}; ${slots
+        .map(
+          (s) =>
+            `${s.name}=${s.n?.set
+              .localShards()
+              .map(({ shard, node }) => `${shard}:${node.engine.generations.active?.commit_seq_high ?? 0}`)
+              .join('/')}`,
+        )
+        .join(' ')}`,
     );
   for (let k = 0; k < cfg.shards; k++) {
     const w = slots[k].n!.set.shard(k).node.engine.log;

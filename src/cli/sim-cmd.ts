@@ -7,7 +7,7 @@ import { SingleBar } from 'cli-progress';
 import { intFlag, parse, UsageError } from './args.ts';
 
 const USAGE =
-  'fsmesh sim --seed N [--nodes K] [--steps S] [--faults LIST] [--durability local|quorum] [--replication artifacts|commits|mixed] [--json] | fsmesh sim --swarm --seeds M [--first-seed N] [--steps S] [--workers W] [--extra-faults FAULT,...] [--json] | fsmesh sim --shards S (--seed N | --swarm --seeds M) [--nodes K] [--steps S] [--faults crash,partition,drop] [--json]';
+  'fsmesh sim --seed N [--nodes K] [--steps S] [--faults LIST] [--durability local|quorum] [--replication artifacts|commits|mixed] [--json] | fsmesh sim --swarm --seeds M [--first-seed N] [--steps S] [--workers W] [--extra-faults FAULT,...] [--json] | fsmesh sim --shards S (--seed N | --swarm --seeds M) [--nodes K] [--steps S] [--faults crash,partition,drop] [--narrow] [--json]';
 
 const out = (o: unknown) => process.stdout.write(`${JSON.stringify(o)}\n`);
 
@@ -28,6 +28,7 @@ export async function cmdSim(argv: string[]): Promise<number> {
       workers: { type: 'string' },
       'extra-faults': { type: 'string' },
       shards: { type: 'string' },
+      narrow: { type: 'boolean' },
     },
     USAGE,
   );
@@ -98,12 +99,19 @@ async function shardedSim(v: Record<string, string | boolean | undefined>): Prom
   const count = v.swarm ? (intFlag(v.seeds as string | undefined, 'seeds', 1) ?? 20) : 1;
   const failing: number[] = [];
   for (let seed = first; seed < first + count; seed++) {
-    const r = await runShardedSimulation({ seed, nodes, shards, steps, faults: faults as never });
+    const r = await runShardedSimulation({
+      seed,
+      nodes,
+      shards,
+      steps,
+      faults: faults as never,
+      narrow: v.narrow === true,
+    });
     if (v.json || !v.swarm) out(r);
     if (r.violations.length) {
       failing.push(seed);
       process.stderr.write(
-        `seed ${seed}: FAIL ${r.violations.map((x) => `${x.invariant}: ${x.detail}`).join('; ')}\nreplay: fsmesh sim --shards ${shards} --nodes ${nodes} --steps ${steps} --faults ${faults.join(',')} --seed ${seed}\n  ${(r.trace_excerpt ?? []).join('\n  ')}\n`,
+        `seed ${seed}: FAIL ${r.violations.map((x) => `${x.invariant}: ${x.detail}`).join('; ')}\nreplay: fsmesh sim --shards ${shards} --nodes ${nodes} --steps ${steps} --faults ${faults.join(',')}${v.narrow ? ' --narrow' : ''} --seed ${seed}\n  ${(r.trace_excerpt ?? []).join('\n  ')}\n`,
       );
     }
   }
