@@ -7,14 +7,12 @@
  * queries, ≤ 1.5× for ingest) and query p99 under activations / idle p99 (goal ≤ 1.5×).
  *   node bench/http.ts [--docs 20000] [--batch 100] [--queries 400]
  */
-import { spawn } from 'node:child_process';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { defaultEngineConfig, LocalEngine } from '../src/engine/local-engine.ts';
 import { nodeFsStorage, seededRandom, systemClock } from '../src/runtime/index.ts';
 import { freeLoopbackPort } from '../src/runtime/loopback-port.ts';
 import { loadCorpus } from './corpus.ts';
-import { getJson, procs, startNode, until } from './nodes.ts';
+import { getJson, searchLoad, startNode, until } from './nodes.ts';
 import { arg, benchDir, nowMs, report, round, summarize } from './util.ts';
 
 const N = arg('docs', 20_000);
@@ -108,30 +106,7 @@ await until(async () =>
   (await getJson(`${node.url}/v1/status`)).active_commit_seq_high >= high ? true : null,
 );
 
-const load = (): Promise<any> =>
-  new Promise((resolve, reject) => {
-    const here = path.dirname(fileURLToPath(import.meta.url));
-    const child = spawn(
-      process.execPath,
-      [
-        path.join(here, 'load/search-load.ts'),
-        '--url',
-        node.url,
-        '--amount',
-        String(Q),
-        '--connections',
-        '4',
-      ],
-      { stdio: ['pipe', 'pipe', 'inherit'] },
-    );
-    procs.push(child);
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.on('exit', (code) =>
-      code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`load exited ${code}`)),
-    );
-    child.stdin.end(queries.join('\n'));
-  });
+const load = (): Promise<any> => searchLoad(node.url, queries, { amount: Q });
 const idle = await load();
 if (idle.non2xx > 0) throw new Error(`the node refused ${idle.non2xx} searches`);
 const gen0 = (await getJson(`${node.url}/v1/status`)).generation_id;

@@ -1,6 +1,7 @@
 /** Real `fsmesh node start` processes for the cluster benchmarks, and small HTTP helpers. */
 import { type ChildProcess, spawn } from 'node:child_process';
 import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 const BIN = path.resolve('bin/fsmesh.js');
 /** Every process started here (the benchmark kills them on exit). */
@@ -36,4 +37,39 @@ export async function until<T>(fn: () => Promise<T | null>, ms = 300_000): Promi
     if (Date.now() - t0 > ms) throw new Error('timeout');
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/**
+ * The HTTP load generator in its own process (bench/load/search-load.ts): `amount` sequential
+ * searches (latency) then autocannon over 4 connections (throughput), cycling through `queries`.
+ */
+export function searchLoad(
+  url: string,
+  queries: string[],
+  o: { amount: number; mode?: string },
+): Promise<any> {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      process.execPath,
+      [
+        path.join(here, 'load/search-load.ts'),
+        '--url',
+        url,
+        '--amount',
+        String(o.amount),
+        '--connections',
+        '4',
+        ...(o.mode ? ['--mode', o.mode] : []),
+      ],
+      { stdio: ['pipe', 'pipe', 'inherit'] },
+    );
+    procs.push(child);
+    let out = '';
+    child.stdout!.on('data', (d) => (out += d));
+    child.on('exit', (code) =>
+      code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`load exited ${code}`)),
+    );
+    child.stdin!.end(queries.join('\n'));
+  });
 }

@@ -12,13 +12,11 @@
  */
 import { spawn } from 'node:child_process';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { freeLoopbackPort } from '../src/runtime/loopback-port.ts';
 import { type CorpusDoc, loadCorpus } from './corpus.ts';
-import { getJson, procs, startNode, until } from './nodes.ts';
+import { getJson, procs, searchLoad, startNode, until } from './nodes.ts';
 import { arg, benchDir, nowMs, report, round } from './util.ts';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
 const N = arg('docs', 20_000);
 const Q = arg('queries', 400);
 const BATCH = 2000;
@@ -117,33 +115,6 @@ async function ingest(n: Node, docs: CorpusDoc[], sharded: boolean, inflight: nu
   return { acked_ms: nowMs() - t0, token: sharded ? token : seq };
 }
 
-function load(url: string, queries: string[]): Promise<any> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      [
-        path.join(here, 'load/search-load.ts'),
-        '--url',
-        url,
-        '--amount',
-        String(Q),
-        '--connections',
-        '4',
-        '--mode',
-        'lexical',
-      ],
-      { stdio: ['pipe', 'pipe', 'inherit'] },
-    );
-    procs.push(child);
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.on('exit', (code) =>
-      code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`load exited ${code}`)),
-    );
-    child.stdin.end(queries.join('\n'));
-  });
-}
-
 /** A fourth node, empty, seeded with the three: time until it serves every shard's head. */
 async function bootstrap(root: string, seeds: string[], sharded: boolean, token: unknown): Promise<number> {
   const t0 = nowMs();
@@ -171,7 +142,7 @@ async function setup(docs: CorpusDoc[], queries: string[], sharded: boolean) {
   const w = await ingest(nodes[0], docs.slice(half), sharded, 4);
   await visibleEverywhere(nodes, w.token, sharded);
   const visibleMs = nowMs() - t0;
-  const q = await load(nodes[1].url, queries);
+  const q = await searchLoad(nodes[1].url, queries, { amount: Q, mode: 'lexical' });
   const bootMs = await bootstrap(root, seeds, sharded, w.token);
   return {
     ingest_docs_per_s: Math.round((docs.length - half) / (w.acked_ms / 1000)),

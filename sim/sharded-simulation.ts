@@ -16,7 +16,6 @@
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys';
 import type { PrivateKey } from '@libp2p/interface';
 import { type ComposedShardedNode, composeShardedNode } from '../src/compose/compose-sharded-node.ts';
-import { blake3Hex } from '../src/core/ids.ts';
 import { shardName } from '../src/core/sharding.ts';
 import { peerIdOf } from '../src/p2p/identity.ts';
 import { type Random, seededRandom } from '../src/runtime/index.ts';
@@ -25,8 +24,8 @@ import { mergeShardLists } from '../src/search/multi-shard.ts';
 import type { ShardedSearchResult } from '../src/shards/shard-set.ts';
 import { NodeClock, VirtualClock } from './clock.ts';
 import { SimDisk } from './disk.ts';
+import { driver, RunLog, type SimResult, settle, type Violation } from './harness.ts';
 import { SimNetwork } from './network.ts';
-import type { SimResult, Violation } from './simulation.ts';
 
 export const SHARDED_FAULTS = ['crash', 'partition', 'drop'] as const;
 export type ShardedFault = (typeof SHARDED_FAULTS)[number];
@@ -54,10 +53,6 @@ interface Slot {
   down_until: number | null;
 }
 
-const settle = async (rounds = 12) => {
-  for (let i = 0; i < rounds; i++) await new Promise((r) => setImmediate(r));
-};
-
 const QUERIES = ['rivers', 'hills number 3', 'lakes roads', 'towns', 'document 12', 'number 5 rivers'];
 
 // Length: one closure holds the run's state (slots, clock, invariants); its phases are the
@@ -68,8 +63,7 @@ export async function runShardedSimulation(cfg: ShardedSimConfig): Promise<SimRe
   const clock = new VirtualClock();
   const net = new SimNetwork(clock, rng.fork());
   const stepMs = cfg.step_ms ?? 50;
-  const trace: string[] = [];
-  const violations: Violation[] = [];
+  const run = new RunLog(clock);
   const stats: Record<string, number> = {
     ingests: 0,
     acked: 0,
@@ -81,37 +75,12 @@ export async function runShardedSimulation(cfg: ShardedSimConfig): Promise<SimRe
     partitions: 0,
     reference_checks: 0,
   };
-  const log = (s: string) => {
-    trace.push(`${clock.nowMs() - 1_700_000_000_000} ${s}`);
-    if (process.env.FSMESH_SIM_TRACE) process.stderr.write(`${trace[trace.length - 1]}\n`);
-  };
-  const seen = new Set<string>();
-  const violate = (kind: Violation['kind'], invariant: string, detail: string) => {
-    const key = `${invariant}|${detail.split(' ')[0]}`;
-    if (seen.has(key)) return;
-    seen.add(key);
-    violations.push({ kind, invariant, detail, at_ms: clock.nowMs() - 1_700_000_000_000 });
-    log(`VIOLATION ${kind} ${invariant}: ${detail}`);
-  };
+  const log = (s: string) => run.log(s);
+  const violate = (kind: Violation['kind'], invariant: string, detail: string) =>
+    run.violate(kind, invariant, detail);
   const has = (f: ShardedFault) => cfg.faults.includes(f);
 
-  async function drive<T>(p: Promise<T>, limitMs = 30_000): Promise<T | undefined> {
-    let done = false;
-    p.then(
-      () => (done = true),
-      () => (done = true),
-    );
-    const end = clock.nowMs() + limitMs;
-    while (!done) {
-      await settle();
-      if (done) break;
-      if (!clock.step(end)) {
-        await settle();
-        if (!done) return undefined;
-      }
-    }
-    return p.catch(() => undefined);
-  }
+  const drive = driver(clock);
 
   const slots: Slot[] = [];
   // Its own stream: narrowing moves no other random draw of a seed.
@@ -398,14 +367,10 @@ export async function runShardedSimulation(cfg: ShardedSimConfig): Promise<SimRe
   for (const s of slots) if (!s.n) await drive(boot(s));
   await drive(Promise.allSettled(pending), 60_000);
   const converged = () =>
-    slots.every(
-      (s) =>
-        s.n &&
-        s.n.set
-          .localShards()
-          .every(
-            ({ shard: k, node }) => (node.engine.generations.active?.commit_seq_high ?? 0) >= ackedMax[k],
-          ),
+    slots.every((s) =>
+      s.n?.set
+        .localShards()
+        .every(({ shard: k, node }) => (node.engine.generations.active?.commit_seq_high ?? 0) >= ackedMax[k]),
     );
   const quietEnd = clock.nowMs() + (cfg.quiet_ms ?? 30_000);
   while (clock.nowMs() < quietEnd && !converged()) {
@@ -438,13 +403,5 @@ export async function runShardedSimulation(cfg: ShardedSimConfig): Promise<SimRe
   for (const s of slots) if (s.n) await drive(s.n.stop());
   stats.virtual_ms = clock.nowMs() - 1_700_000_000_000;
   stats.messages = net.messages;
-  const first = trace.findIndex((t) => t.includes('VIOLATION'));
-  return {
-    seed: cfg.seed,
-    steps: cfg.steps,
-    trace_hash: blake3Hex(new TextEncoder().encode(trace.join('\n'))),
-    violations,
-    stats,
-    ...(first >= 0 ? { trace_excerpt: trace.slice(Math.max(0, first - 40), first + 1) } : {}),
-  };
+  return run.result(cfg.seed, cfg.steps, stats);
 }

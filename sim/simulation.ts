@@ -9,7 +9,6 @@ import { generateKeyPairFromSeed } from '@libp2p/crypto/keys';
 import type { PrivateKey } from '@libp2p/interface';
 import { composeNode } from '../src/compose/compose-node.ts';
 import { toHex } from '../src/core/bytes.ts';
-import { blake3Hex } from '../src/core/ids.ts';
 import { decodeMarker, MARKER_BYTES } from '../src/core/marker.ts';
 import type { FsmeshNode } from '../src/node/index.ts';
 import type { ClusterService } from '../src/p2p/cluster.ts';
@@ -20,6 +19,7 @@ import { handoverOf } from '../src/p2p/services/failover.ts';
 import { type Random, seededRandom } from '../src/runtime/index.ts';
 import { NodeClock, VirtualClock } from './clock.ts';
 import { SimDisk } from './disk.ts';
+import { driver, RunLog, type SimResult, settle, type Violation } from './harness.ts';
 import { SimNetwork } from './network.ts';
 
 export const FAULTS = [
@@ -65,22 +65,7 @@ export interface SimConfig {
   replication?: 'artifacts' | 'commits' | 'mixed';
 }
 
-export interface Violation {
-  kind: 'safety' | 'liveness';
-  invariant: string;
-  detail: string;
-  at_ms: number;
-}
-
-export interface SimResult {
-  seed: number;
-  steps: number;
-  trace_hash: string;
-  violations: Violation[];
-  stats: Record<string, number>;
-  /** The shortest useful trace: events up to the first violation (bounded). */
-  trace_excerpt?: string[];
-}
+export type { SimResult, Violation } from './harness.ts';
 
 interface SimNodeSlot {
   name: string;
@@ -104,18 +89,13 @@ interface SimNodeSlot {
 
 const simAddr = (peer: string) => `/sim/${peer}/p2p/${peer}`;
 
-const settle = async (rounds = 12) => {
-  for (let i = 0; i < rounds; i++) await new Promise((r) => setImmediate(r));
-};
-
 export async function runSimulation(cfg: SimConfig): Promise<SimResult> {
   const rng: Random = seededRandom(cfg.seed);
   const clock = new VirtualClock();
   const net = new SimNetwork(clock, rng.fork());
   const stepMs = cfg.step_ms ?? 50;
   const quietMs = cfg.quiet_ms ?? 30_000;
-  const trace: string[] = [];
-  const violations: Violation[] = [];
+  const run = new RunLog(clock);
   const stats: Record<string, number> = {
     ingests: 0,
     acked: 0,
@@ -127,19 +107,9 @@ export async function runSimulation(cfg: SimConfig): Promise<SimResult> {
     partitions: 0,
     activations: 0,
   };
-  const log = (s: string) => {
-    trace.push(`${clock.nowMs() - 1_700_000_000_000} ${s}`);
-    if (process.env.FSMESH_SIM_TRACE) process.stderr.write(`${trace[trace.length - 1]}\n`);
-  };
-  const seenViolations = new Set<string>();
-  const violate = (kind: Violation['kind'], invariant: string, detail: string) => {
-    // One report per invariant and node: the first occurrence is the one to debug.
-    const key = `${invariant}|${detail.split(' ')[0]}`;
-    if (seenViolations.has(key)) return;
-    seenViolations.add(key);
-    violations.push({ kind, invariant, detail, at_ms: clock.nowMs() - 1_700_000_000_000 });
-    log(`VIOLATION ${kind} ${invariant}: ${detail}`);
-  };
+  const log = (s: string) => run.log(s);
+  const violate = (kind: Violation['kind'], invariant: string, detail: string) =>
+    run.violate(kind, invariant, detail);
   const has = (f: Fault) => cfg.faults.includes(f);
 
   const slots: SimNodeSlot[] = [];
@@ -349,24 +319,7 @@ export async function runSimulation(cfg: SimConfig): Promise<SimResult> {
     log(`${s.name} resumed`);
   }
 
-  /** Await a promise while driving virtual time (work that needs timers cannot deadlock the run). */
-  async function drive<T>(p: Promise<T>, limitMs = 30_000): Promise<T | undefined> {
-    let done = false;
-    p.then(
-      () => (done = true),
-      () => (done = true),
-    );
-    const end = clock.nowMs() + limitMs;
-    while (!done) {
-      await settle();
-      if (done) break;
-      if (!clock.step(end)) {
-        await settle();
-        if (!done) return undefined;
-      }
-    }
-    return p.catch(() => undefined);
-  }
+  const drive = driver(clock);
 
   for (const s of slots) await drive(boot(s));
   // Give the rogue writer something of its own to announce.
@@ -792,17 +745,7 @@ export async function runSimulation(cfg: SimConfig): Promise<SimResult> {
   stats.messages = net.messages;
   stats.messages_dropped = net.dropped;
   stats.max_acked_commit_seq = maxAcked;
-  const firstViolation = trace.findIndex((t) => t.includes('VIOLATION'));
-  return {
-    seed: cfg.seed,
-    steps: cfg.steps,
-    trace_hash: blake3Hex(new TextEncoder().encode(trace.join('\n'))),
-    violations,
-    stats,
-    ...(firstViolation >= 0
-      ? { trace_excerpt: trace.slice(Math.max(0, firstViolation - 40), firstViolation + 1) }
-      : {}),
-  };
+  return run.result(cfg.seed, cfg.steps, stats);
 }
 
 /**

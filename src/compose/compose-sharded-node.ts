@@ -14,7 +14,7 @@ import { checkShardCount, checkShardIndex, shardName } from '../core/sharding.ts
 import { type HttpOptions, startHttpServer } from '../http/server.ts';
 import { shardedRoutes } from '../http/sharded-routes.ts';
 import type { NodeConfig } from '../node/index.ts';
-import type { ClusterService, ClusterServiceConfig } from '../p2p/cluster.ts';
+import { type ClusterService, type ClusterServiceConfig, libp2pTransport } from '../p2p/cluster.ts';
 import { loadOrCreateIdentity } from '../p2p/identity.ts';
 import { RemoteShardTrust } from '../p2p/remote-shard.ts';
 import { SharedHost } from '../p2p/shard-transport.ts';
@@ -66,17 +66,7 @@ async function checkLayout(storage: Storage, shards: number): Promise<void> {
 
 async function baseTransport(o: ShardedComposeOptions, storage: Storage) {
   const key = o.cluster.private_key ?? (await loadOrCreateIdentity(storage));
-  if (o.cluster.transport) return { key, transport: o.cluster.transport };
-  const { Libp2pTransport } = await import('../p2p/libp2p-transport.ts');
-  const transport = new Libp2pTransport({
-    privateKey: key,
-    listen: o.cluster.listen ?? ['/ip4/127.0.0.1/tcp/0'],
-    announce: o.cluster.announce,
-    seeds: o.cluster.seeds ?? [],
-    cluster_key: o.cluster.cluster_key,
-    inbound_request_timeout_ms: o.cluster.inbound_request_timeout_ms,
-  });
-  return { key, transport };
+  return { key, transport: o.cluster.transport ?? (await libp2pTransport(o.cluster, key)) };
 }
 
 interface HostParts {

@@ -61,6 +61,19 @@ export interface ClusterServiceConfig extends Partial<ClusterOptions> {
   route_lag_commits?: number;
 }
 
+/** The libp2p host a cluster configuration asks for (loaded only when used: the simulator has none). */
+export async function libp2pTransport(cfg: ClusterServiceConfig, key: PrivateKey): Promise<Transport> {
+  const { Libp2pTransport } = await import('./libp2p-transport.ts');
+  return new Libp2pTransport({
+    privateKey: key,
+    listen: cfg.listen ?? ['/ip4/127.0.0.1/tcp/0'],
+    announce: cfg.announce,
+    seeds: cfg.seeds ?? [],
+    cluster_key: cfg.cluster_key,
+    inbound_request_timeout_ms: cfg.inbound_request_timeout_ms,
+  });
+}
+
 /** The cluster as a node service factory (for `createNode({ services: [...] })`). */
 export function clusterService(cfg: ClusterServiceConfig = {}): ServiceFactory {
   return (components) => new ClusterService(components, cfg);
@@ -115,7 +128,7 @@ export class ClusterService implements NodeService {
     const { c, opts } = this;
     const key = this.cfg.private_key ?? (await loadOrCreateIdentity(c.storage));
     this.key = key;
-    this.net = new SlowPeerGuard(this.cfg.transport ?? (await this.libp2p(key)), c.clock);
+    this.net = new SlowPeerGuard(this.cfg.transport ?? (await libp2pTransport(this.cfg, key)), c.clock);
     const transport = this.net;
     this.keeper = new ConnectionKeeper({ ...c, transport }, this.cfg.seeds ?? []);
     const membership = new Membership({ ...c, transport }, opts);
@@ -332,18 +345,6 @@ export class ClusterService implements NodeService {
       epoch: s.handover.epoch,
       commit_seq_high: s.handover.commit_seq_high,
     };
-  }
-
-  private async libp2p(key: PrivateKey): Promise<Transport> {
-    const { Libp2pTransport } = await import('./libp2p-transport.ts');
-    return new Libp2pTransport({
-      privateKey: key,
-      listen: this.cfg.listen ?? ['/ip4/127.0.0.1/tcp/0'],
-      announce: this.cfg.announce,
-      seeds: this.cfg.seeds ?? [],
-      cluster_key: this.cfg.cluster_key,
-      inbound_request_timeout_ms: this.cfg.inbound_request_timeout_ms,
-    });
   }
 
   private stopping: Promise<void> | null = null;

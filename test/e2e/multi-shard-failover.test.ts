@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { after, test } from 'node:test';
 import { http, type NodeProc, waitFor } from '../helpers/proc.ts';
-import { startShardedCluster } from '../helpers/sharded-cluster.ts';
+import { startShardedCluster, waitShardWriters } from '../helpers/sharded-cluster.ts';
 import { cli, tmpDir } from '../helpers/tmp.ts';
 
 const procs: NodeProc[] = [];
@@ -39,15 +39,7 @@ test('promote a node for one shard: its writes move, the other shards keep their
   const admin = cli(['admin-key', adminFile]);
   assert.equal(admin.code, 0, admin.stderr);
   const [a, b, c] = await startShardedCluster(procs, ['--admin-pub', admin.json.public_key]);
-  for (const n of [a, b, c])
-    await waitFor(
-      async () => {
-        const s = (await http('GET', `${n.url}/v1/status`)).json;
-        return Object.values(s.shards).every((x: any) => typeof x.writer === 'string') && s;
-      },
-      30_000,
-      'every shard writer known',
-    );
+  await waitShardWriters([a, b, c]);
   const first = await write(c.url, docs(60, 'a'), 'first');
   assert.deepEqual(Object.keys(first.commit_seqs).sort(), ['0', '1', '2']);
   // Every node holds shard 1's commits before its writer dies.

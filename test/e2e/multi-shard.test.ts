@@ -13,7 +13,7 @@ import * as path from 'node:path';
 import { after, test } from 'node:test';
 import puppeteer from 'puppeteer-core';
 import { freePort, http, type NodeProc, startNodeProc, waitFor } from '../helpers/proc.ts';
-import { startShardedCluster } from '../helpers/sharded-cluster.ts';
+import { startShardedCluster, waitShardWriters } from '../helpers/sharded-cluster.ts';
 import { syntheticDocs } from '../helpers/synthetic-corpus.ts';
 import { cli, REPO, tmpDir } from '../helpers/tmp.ts';
 
@@ -65,15 +65,7 @@ test('3 nodes x 3 shards: writes anywhere, global BM25 ranking, snapshot and str
   procs.push(single);
   const [a, b, c] = nodes;
   // Writers learn each other through the seeds: wait until each node knows every shard's writer.
-  for (const n of nodes)
-    await waitFor(
-      async () => {
-        const s = (await http('GET', `${n.url}/v1/status`)).json;
-        return Object.values(s.shards).every((x: any) => typeof x.writer === 'string') && s;
-      },
-      30_000,
-      'every shard writer known',
-    );
+  await waitShardWriters(nodes);
 
   // A bad document anywhere in the batch: 400, nothing committed on any shard.
   const badBatch = await http('POST', `${b.url}/v1/docs`, [...corpus.slice(0, 5), { id: 'x', text: 42 }]);

@@ -1,6 +1,6 @@
 /** Three real `fsmesh node start --shards 3` processes, node i the writer of shard i, each seeding the others. */
 import assert from 'node:assert/strict';
-import { freePort, type NodeProc, startNodeProc } from './proc.ts';
+import { freePort, http, type NodeProc, startNodeProc, waitFor } from './proc.ts';
 import { cli, tmpDir } from './tmp.ts';
 
 export async function startShardedCluster(procs: NodeProc[], extra: string[] = []): Promise<NodeProc[]> {
@@ -39,4 +39,17 @@ export async function startShardedCluster(procs: NodeProc[], extra: string[] = [
       return p;
     }),
   );
+}
+
+/** Writers learn each other through the seeds: wait until each node knows every shard's writer. */
+export async function waitShardWriters(nodes: NodeProc[]): Promise<void> {
+  for (const n of nodes)
+    await waitFor(
+      async () => {
+        const s = (await http('GET', `${n.url}/v1/status`)).json;
+        return Object.values(s.shards).every((x: any) => typeof x.writer === 'string');
+      },
+      30_000,
+      'every shard writer known',
+    );
 }
