@@ -5,6 +5,7 @@
  * for a given seed, so the formats here are fixed.
  */
 import { blake3Hex } from '../src/core/ids.ts';
+import type { NodeConfig } from '../src/node/index.ts';
 import type { VirtualClock } from './clock.ts';
 
 export interface Violation {
@@ -88,3 +89,20 @@ export function driver(clock: VirtualClock) {
     return p.catch(() => undefined);
   };
 }
+
+/**
+ * Every simulated node's settings: small builds and symbols (many generations, many repairs per
+ * run), no background scrub (scrubs are steps of the workload), exact vector scans (no native
+ * HNSW on a simulated disk), and a health machine that never gives up (faults are the point).
+ */
+export const SIM_NODE: Pick<NodeConfig, 'build' | 'scrub_interval_ms' | 'health_policy' | 'engine'> = {
+  build: { batch_max_commits: 8, build_interval_ms: 100 },
+  scrub_interval_ms: 0,
+  health_policy: { max_activation_failures: 1000, max_corruptions: 1000 },
+  engine: {
+    hnsw_min_rows: 1e9,
+    repair: { symbol_size: 256, overhead_ratio: 0.25, max_block_symbols: 64, min_repair_per_block: 2 },
+    retention: { keep_last: 4, keep_newer_than_ms: 0 },
+    max_segments: 4,
+  },
+};

@@ -19,7 +19,7 @@ import { handoverOf } from '../src/p2p/services/failover.ts';
 import { type Random, seededRandom } from '../src/runtime/index.ts';
 import { NodeClock, VirtualClock } from './clock.ts';
 import { SimDisk } from './disk.ts';
-import { driver, RunLog, type SimResult, settle, type Violation } from './harness.ts';
+import { driver, RunLog, SIM_NODE, type SimResult, settle, type Violation } from './harness.ts';
 import { SimNetwork } from './network.ts';
 
 export const FAULTS = [
@@ -217,15 +217,7 @@ export async function runSimulation(cfg: SimConfig): Promise<SimResult> {
         node_name: s.name,
         role: s.role,
         runtime: { clock: nodeClock, random: rng.fork(), storage: s.disk.mount() },
-        build: { batch_max_commits: 8, build_interval_ms: 100 },
-        scrub_interval_ms: 0,
-        health_policy: { max_activation_failures: 1000, max_corruptions: 1000 },
-        engine: {
-          hnsw_min_rows: 1e9,
-          repair: { symbol_size: 256, overhead_ratio: 0.25, max_block_symbols: 64, min_repair_per_block: 2 },
-          retention: { keep_last: 4, keep_newer_than_ms: 0 },
-          max_segments: 4,
-        },
+        ...SIM_NODE,
       },
       cluster: {
         transport: net.transport(s.peer_id),
