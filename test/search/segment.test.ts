@@ -76,3 +76,41 @@ test('a duplicate doc_id is refused; compareUtf8 orders like the UTF-8 bytes', (
     );
   }
 });
+
+test('the lazy term dictionary finds every term and only those, across restart points', () => {
+  // Many distinct terms (several restart blocks), with shared prefixes and characters outside the BMP.
+  const rng = seededRandom(11);
+  const vocab = Array.from(
+    { length: 700 },
+    (_, i) => `${WORDS[i % WORDS.length]}${i.toString(36)}${i % 3 ? '\u{1F600}' : ''}`,
+  );
+  const b = new SegmentBuilder();
+  for (let d = 0; d < 400; d++)
+    b.add({
+      doc_id: `d${d}`,
+      text: Array.from({ length: 30 }, () => vocab[rng.int(vocab.length)]).join(' '),
+    });
+  const seg = Segment.open('s', b.finish());
+  const all = [...seg.terms.entries()];
+  assert.equal(all.length, seg.terms.size);
+  for (let i = 1; i < all.length; i++)
+    assert.ok(compareUtf8(all[i - 1][0], all[i][0]) < 0, 'terms in UTF-8 order');
+  // Every term found with the entry the full walk gives; postings read through it add up to df.
+  for (const [t, e] of all) {
+    assert.deepEqual(seg.terms.get(t), e, t);
+    let n = 0;
+    seg.forEachPosting(t, () => n++);
+    assert.equal(n, e.df, t);
+  }
+  // Absent terms: before the first, between two, after the last, a prefix of one, one longer.
+  for (const t of [
+    '',
+    '\u0000',
+    `${all[0][0]}\u0000`,
+    all[5][0].slice(0, -1),
+    `${all[all.length - 1][0]}z`,
+    '\u{10FFFF}',
+    'nope',
+  ])
+    if (!all.some(([x]) => x === t)) assert.equal(seg.terms.get(t), undefined, JSON.stringify(t));
+});

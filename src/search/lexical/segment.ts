@@ -17,6 +17,7 @@ import { crc32 } from 'node:zlib';
 import { ByteReader, bytesEqual, decodeUtf8 } from '../../core/bytes.ts';
 import { FsmeshError } from '../../core/errors.ts';
 import { type IndexedDoc, MAX_IMPACTS_PER_BLOCK, POSTINGS_BLOCK, SEGMENT_MAGIC } from './segment-format.ts';
+import { TermDictionary, type TermEntry } from './term-dictionary.ts';
 
 export { buildSegment, SegmentBuilder } from './segment-builder.ts';
 export {
@@ -25,17 +26,7 @@ export {
   SEGMENT_VERSION,
   type SegmentDocInput,
 } from './segment-format.ts';
-
-export interface TermEntry {
-  df: number;
-  /** Byte range of the term's data in the file (block table, if any, then postings). */
-  offset: number;
-  length: number;
-  /** Where the postings proper start (after the block table). */
-  postings: number;
-  /** Where the block table starts, or -1 (version 1, or at most POSTINGS_BLOCK postings). */
-  table: number;
-}
+export type { TermDictionary, TermEntry } from './term-dictionary.ts';
 
 /** A term's block table, parsed: per block its last docnum, byte range and impacts. */
 export interface BlockTable {
@@ -56,7 +47,7 @@ export class Segment {
   readonly doc_ids: string[];
   readonly title_len: Uint32Array;
   readonly text_len: Uint32Array;
-  readonly terms: Map<string, TermEntry>;
+  readonly terms: TermDictionary;
   readonly version: number;
   /** Title weight the block impacts were computed with (0: no impacts, version 1). */
   readonly impact_title_boost: number;
@@ -70,7 +61,7 @@ export class Segment {
     docIds: string[],
     titleLen: Uint32Array,
     textLen: Uint32Array,
-    terms: Map<string, TermEntry>,
+    terms: TermDictionary,
     version: number,
     impactTitleBoost: number,
   ) {
@@ -114,41 +105,7 @@ export class Segment {
       titleLen[i] = r.varint();
       textLen[i] = r.varint();
     }
-    const terms = new Map<string, TermEntry>();
-    const entries: { t: string; df: number; len: number }[] = new Array(termCount);
-    let prev = new Uint8Array(0);
-    const dec = new TextDecoder();
-    for (let i = 0; i < termCount; i++) {
-      const shared = r.varint();
-      const suffix = r.bytes(r.varint());
-      if (shared > prev.length)
-        throw new FsmeshError('corrupt_data', `${what}: bad term prefix`, { object_id: objectId });
-      const b = new Uint8Array(shared + suffix.length);
-      b.set(prev.subarray(0, shared));
-      b.set(suffix, shared);
-      entries[i] = { t: dec.decode(b), df: r.varint(), len: r.varint() };
-      prev = b;
-    }
-    let off = r.pos;
-    for (const e of entries) {
-      let postings = off;
-      let table = -1;
-      if (version === 2 && e.df > POSTINGS_BLOCK && off + e.len <= body.length) {
-        // The block table's byte length prefixes it.
-        const tr = new ByteReader(body.subarray(off, off + e.len), what);
-        const tableLen = tr.varint();
-        table = off + tr.pos;
-        postings = table + tableLen;
-        if (postings > off + e.len)
-          throw new FsmeshError('corrupt_data', `${what}: block table overruns term ${e.t}`, {
-            object_id: objectId,
-          });
-      }
-      terms.set(e.t, { df: e.df, offset: off, length: e.len, postings, table });
-      off += e.len;
-    }
-    if (off !== body.length)
-      throw new FsmeshError('corrupt_data', `${what}: postings length mismatch`, { object_id: objectId });
+    const terms = new TermDictionary(body, r.pos, termCount, version, what);
     return new Segment(objectId, bytes, docIds, titleLen, textLen, terms, version, impactTitleBoost);
   }
 

@@ -1,0 +1,190 @@
+/**
+ * A segment's term dictionary, read lazily (docs/formats.md §segment: prefix-compressed terms in
+ * UTF-8 byte order, each with its df and postings length). Opening walks the entries once — every
+ * length checked, nothing allocated per term — and keeps one restart point per RESTART terms: the
+ * term's text, where its entry starts and where its postings start. A lookup binary-searches the
+ * restart points and decodes at most RESTART entries. A cold process answering one query used to
+ * decode every term into a Map (hundreds of thousands of strings) before its first answer.
+ */
+import { ByteReader } from '../../core/bytes.ts';
+import { FsmeshError } from '../../core/errors.ts';
+import { compareUtf8, POSTINGS_BLOCK } from './segment-format.ts';
+
+export interface TermEntry {
+  df: number;
+  /** Byte range of the term's data in the file (block table, if any, then postings). */
+  offset: number;
+  length: number;
+  /** Where the postings proper start (after the block table). */
+  postings: number;
+  /** Where the block table starts, or -1 (version 1, or at most POSTINGS_BLOCK postings). */
+  table: number;
+}
+
+/** Terms per restart point: a lookup decodes at most this many entries. */
+const RESTART = 16;
+/** Looked-up entries kept (queries repeat their terms); cleared when full. */
+const CACHE_MAX = 4096;
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+export class TermDictionary {
+  readonly size: number;
+  private readonly body: Uint8Array;
+  private readonly version: number;
+  private readonly what: string;
+  private readonly restartTerm: string[] = [];
+  private readonly restartEntry: number[] = [];
+  private readonly restartData: number[] = [];
+  private readonly cache = new Map<string, TermEntry | null>();
+
+  /**
+   * Walk the `count` entries starting at `dictPos` of `body` (the segment without its footer),
+   * checking each; returns the dictionary and where the postings end (must be the body's end).
+   */
+  constructor(body: Uint8Array, dictPos: number, count: number, version: number, what: string) {
+    this.body = body;
+    this.version = version;
+    this.what = what;
+    this.size = count;
+    const r = new ByteReader(body, what, dictPos);
+    let cur = new Uint8Array(64);
+    let prevLen = 0;
+    const dfs: number[] = [];
+    const lens: number[] = [];
+    for (let i = 0; i < count; i++) {
+      const entry = r.pos;
+      const shared = r.varint();
+      const suffixLen = r.varint();
+      if (shared > prevLen) this.corrupt('bad term prefix');
+      const suffix = r.bytes(suffixLen);
+      if (shared + suffixLen > cur.length) {
+        const grown = new Uint8Array(Math.max(cur.length * 2, shared + suffixLen));
+        grown.set(cur.subarray(0, shared));
+        cur = grown;
+      }
+      cur.set(suffix, shared);
+      prevLen = shared + suffixLen;
+      if (i % RESTART === 0) {
+        this.restartTerm.push(dec.decode(cur.subarray(0, prevLen)));
+        this.restartEntry.push(entry);
+      }
+      dfs.push(r.varint());
+      lens.push(r.varint());
+    }
+    // The postings follow the dictionary, in term order: each restart's data offset, and the end.
+    let off = r.pos;
+    for (let i = 0; i < count; i++) {
+      if (i % RESTART === 0) this.restartData.push(off);
+      const df = dfs[i];
+      const len = lens[i];
+      if (off + len > body.length) this.corrupt('postings length mismatch');
+      if (this.hasTable(df)) this.tableOf(off, len); // checked now: a damaged table is found at open
+      off += len;
+    }
+    if (off !== body.length) this.corrupt('postings length mismatch');
+  }
+
+  private corrupt(m: string): never {
+    throw new FsmeshError('corrupt_data', `${this.what}: ${m}`);
+  }
+
+  private hasTable(df: number): boolean {
+    return this.version === 2 && df > POSTINGS_BLOCK;
+  }
+
+  /** Where a term's block table and postings start, its data being [off, off + len). */
+  private tableOf(off: number, len: number): { table: number; postings: number } {
+    // The block table's byte length prefixes it.
+    const tr = new ByteReader(this.body.subarray(off, off + len), this.what);
+    const tableLen = tr.varint();
+    const table = off + tr.pos;
+    const postings = table + tableLen;
+    if (postings > off + len) this.corrupt('block table overruns its term');
+    return { table, postings };
+  }
+
+  private entryAt(df: number, off: number, len: number): TermEntry {
+    if (!this.hasTable(df)) return { df, offset: off, length: len, postings: off, table: -1 };
+    return { df, offset: off, length: len, ...this.tableOf(off, len) };
+  }
+
+  get(term: string): TermEntry | undefined {
+    const hit = this.cache.get(term);
+    if (hit !== undefined) return hit ?? undefined;
+    const e = this.find(term);
+    if (this.cache.size >= CACHE_MAX) this.cache.clear();
+    this.cache.set(term, e);
+    return e ?? undefined;
+  }
+
+  has(term: string): boolean {
+    return this.get(term) !== undefined;
+  }
+
+  private find(term: string): TermEntry | null {
+    // The last restart point at or before the term (UTF-8 byte order, as the terms are stored).
+    let lo = 0;
+    let hi = this.restartTerm.length - 1;
+    if (hi < 0 || compareUtf8(term, this.restartTerm[0]) < 0) return null;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (compareUtf8(this.restartTerm[mid], term) <= 0) lo = mid;
+      else hi = mid - 1;
+    }
+    const want = enc.encode(term);
+    for (const [t, e] of this.block(lo)) {
+      const c = compareBytes(t, want);
+      if (c === 0) return e;
+      if (c > 0) return null;
+    }
+    return null;
+  }
+
+  /** The entries of restart block `k`, decoded in order (terms as UTF-8 bytes). */
+  private *block(k: number): Generator<[Uint8Array, TermEntry]> {
+    const r = new ByteReader(this.body, this.what, this.restartEntry[k]);
+    let off = this.restartData[k];
+    let prev = new Uint8Array(0);
+    const n = Math.min(RESTART, this.size - k * RESTART);
+    for (let i = 0; i < n; i++) {
+      const shared = r.varint();
+      const suffix = r.bytes(r.varint());
+      // Validated at open: shared never exceeds the previous term (the restart's own prefix is
+      // shared with a term of the previous block, whose bytes are the restart term's).
+      const t = new Uint8Array(shared + suffix.length);
+      t.set(i === 0 ? enc.encode(this.restartTerm[k]).subarray(0, shared) : prev.subarray(0, shared));
+      t.set(suffix, shared);
+      const df = r.varint();
+      const len = r.varint();
+      yield [t, this.entryAt(df, off, len)];
+      off += len;
+      prev = t;
+    }
+  }
+
+  /** Every entry, in term order (merges, tools and tests). */
+  *entries(): Generator<[string, TermEntry]> {
+    for (let k = 0; k < this.restartTerm.length; k++)
+      for (const [t, e] of this.block(k)) yield [dec.decode(t), e];
+  }
+
+  *keys(): Generator<string> {
+    for (const [t] of this.entries()) yield t;
+  }
+
+  *values(): Generator<TermEntry> {
+    for (const [, e] of this.entries()) yield e;
+  }
+
+  [Symbol.iterator](): Generator<[string, TermEntry]> {
+    return this.entries();
+  }
+}
+
+function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i] - b[i];
+  return a.length - b.length;
+}
