@@ -32,25 +32,10 @@ import { type LexicalStats, sumLexicalStats } from '../search/lexical/scoring.ts
 import { type MergedAnswer, mergeShardLists, type ShardLists } from '../search/multi-shard.ts';
 import type { SearchOptions } from '../search/searcher.ts';
 import { EMPTY_SHARD, type ShardReadVector, shardReadOptions } from './read-vectors.ts';
+import type { LocalShard, RemoteShard } from './shard-handles.ts';
+import { SERVING, shardSetStatus } from './shard-status.ts';
 
-/** One shard this node carries. */
-export interface LocalShard {
-  shard: number;
-  node: FsmeshNode;
-  cluster: ClusterService;
-  /** The shard's view of the network host. */
-  transport: Transport;
-}
-
-/**
- * A shard this node does not carry (`--replicate-shards`): written through its trusted writer, read
- * on a member whose answer names a generation that writer signed.
- */
-export interface RemoteShard {
-  shard: number;
-  transport: Transport;
-  trust: RemoteShardTrust;
-}
+export type { LocalShard, RemoteShard } from './shard-handles.ts';
 
 export interface ShardSetOptions {
   shards: number;
@@ -97,8 +82,6 @@ function emptyShard(): { source: Source; share: ShardStatsShare } {
     },
   };
 }
-
-const SERVING = new Set(['healthy', 'catching_up']);
 
 /** A carried shard's trust: what its writer signed (a replica) or activated (the writer). */
 const trustedBy =
@@ -410,49 +393,7 @@ export class ShardSet {
 
   /** Every shard: its writer, its members, its active generation and lag (`/v1/status`). */
   status(): Record<string, unknown> {
-    const shards: Record<string, unknown> = {};
-    for (const [k, l] of [...this.local.entries()].sort((a, b) => a[0] - b[0])) {
-      const s = l.node.status();
-      const c = l.cluster.status() as Record<string, unknown>;
-      shards[shardName(k)] = {
-        role: s.role,
-        writer: c.trusted_writer ?? null,
-        members: Object.keys((c.members as Record<string, unknown>) ?? {}),
-        health: s.health,
-        generation_id: s.generation_id,
-        active_commit_seq_high: s.active_commit_seq_high,
-        commit_seq_high: s.commit_seq_high,
-        writer_commit_seq_high: c.writer_commit_seq_high ?? null,
-        lag_commits: c.lag_commits ?? s.lag_commits,
-        // Failover per shard (`fsmesh promote --shard K` reads these).
-        epoch: c.epoch ?? 0,
-        promised_epoch: c.promised_epoch ?? 0,
-      };
-    }
-    const healths = Object.values(shards).map((s) => (s as { health: string }).health);
-    // Shards not carried here: who writes them and the newest generation heard of (signed).
-    for (const [k, r] of this.remote) {
-      const latest = r.trust.latest();
-      shards[shardName(k)] = {
-        role: 'not_carried',
-        writer: r.trust.writer(),
-        generation_id: latest?.generation_id ?? null,
-        writer_commit_seq_high: latest?.commit_seq_high ?? null,
-        served_by: this.goodPeer.get(k) ?? null,
-      };
-    }
-    return {
-      shard_count: this.shards,
-      writer_of: this.writer_of,
-      // Failover may have moved writes here or away since start: the shards' roles say.
-      role: Object.values(shards).some((x) => (x as { role: string }).role === 'writer')
-        ? 'writer'
-        : 'replica',
-      health:
-        healths.find((h) => !SERVING.has(h)) ??
-        (healths.every((h) => h === 'healthy') ? 'healthy' : 'catching_up'),
-      shards: Object.fromEntries(Object.entries(shards).sort((a, b) => Number(a[0]) - Number(b[0]))),
-    };
+    return shardSetStatus(this, this.localShards(), [...this.remote.values()], this.goodPeer);
   }
 
   async stop(): Promise<void> {
