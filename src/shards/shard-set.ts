@@ -305,7 +305,11 @@ export class ShardSet {
       // be retained on a member.
       if (!(err instanceof FsmeshError && (err.code === 'not_found' || err.code === 'retention_dropped')))
         throw err;
-      const remote = await this.remoteStats(k, search, read, l.cluster.servingMembers(0), trustedBy(l));
+      // Members the router ranks first, then every other connected peer (a node that just joined
+      // has not heard every member's state yet); each answer is still checked against the writer.
+      const ranked = l.cluster.servingMembers(0);
+      const peers = [...ranked, ...l.transport.peers().filter((p) => !ranked.includes(p))];
+      const remote = await this.remoteStats(k, search, read, peers, trustedBy(l));
       if (remote) return remote;
       throw err;
     }
