@@ -2,7 +2,8 @@
  * Opening a generation (issue 16): what a cold process pays to answer, and what ingest holds.
  *  - `fsmesh search` in a fresh process on a 50,000-document data directory, lexical and hybrid:
  *    wall time and peak RSS; baseline in the same run: `fsmesh --help` (process start + module
- *    loading) — in this checkout the sources are TypeScript, stripped on load;
+ *    loading) — in this checkout the sources are TypeScript, stripped on load; each with V8's
+ *    compile cache (what bin/fsmesh.js enables: every run after the first) and without it;
  *  - node restart to serving: spawn → ready, then the first lexical and the first hybrid answer;
  *  - `fsmesh ingest` of the corpus file: wall time and peak RSS, against the file's size.
  *   node bench/open.ts [--docs 50000]
@@ -20,10 +21,14 @@ const file = corpusFile(N);
 const dir = path.join(benchDir('open'), 'd');
 
 /** Wall ms and peak RSS (MB) of one fsmesh command, from GNU time. */
-function measured(args: string[]): { wall_ms: number; peak_rss_mb: number } {
+function measured(
+  args: string[],
+  env: Record<string, string> = {},
+): { wall_ms: number; peak_rss_mb: number } {
   const t0 = nowMs();
   const r = spawnSync('/usr/bin/time', ['-f', 'RSS_KB=%M', process.execPath, BIN, ...args], {
     encoding: 'utf8',
+    env: { ...process.env, ...env },
   });
   const wall = nowMs() - t0;
   if (r.status !== 0) throw new Error(`fsmesh ${args.join(' ')} failed: ${r.stderr}`);
@@ -38,6 +43,12 @@ for (const mode of ['lexical', 'hybrid']) {
   measured(['search', '--data', dir, 'warm up the page cache', '--mode', mode]);
   searches[mode] = measured(['search', '--data', dir, 'shell script', '--mode', mode, '--k', '10']);
 }
+// The first run on a machine has no compile cache (bin/fsmesh.js enables V8's): measured too.
+searches.lexical_without_compile_cache = measured(
+  ['search', '--data', dir, 'shell script', '--mode', 'lexical', '--k', '10'],
+  { NODE_DISABLE_COMPILE_CACHE: '1' },
+);
+const helpNoCache = measured(['--help'], { NODE_DISABLE_COMPILE_CACHE: '1' });
 
 async function restart(): Promise<Record<string, number>> {
   const port = await freeLoopbackPort();
@@ -80,6 +91,7 @@ report('open', {
     rss_over_file_size: round(ingest.peak_rss_mb / (fs.statSync(file).size / 2 ** 20), 1),
   },
   cli_help_baseline: help,
+  cli_help_baseline_without_compile_cache: helpNoCache,
   cli_search: {
     ...searches,
     lexical_over_help_wall: round(searches.lexical.wall_ms / help.wall_ms, 2),

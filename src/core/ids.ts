@@ -14,24 +14,42 @@ import { concatBytes, toHex, utf8 } from './bytes.ts';
  * makes `npm ci` refuse the lock file (see docs/dependencies.md).
  */
 type Blake3Fn = (input: Uint8Array) => Uint8Array;
-function loadBlake3(): { fn: Blake3Fn; backend: string } {
+/** BLAKE3 of the concatenation of `parts`, without copying them into one buffer. */
+type Blake3PartsFn = (parts: Uint8Array[]) => Uint8Array;
+interface NativeBlake3 {
+  blake3(input: Uint8Array): Uint8Array;
+  Blake3Hasher: new () => { update(b: Uint8Array): unknown; digestBuffer(): Uint8Array };
+}
+function loadBlake3(): { fn: Blake3Fn; parts: Blake3PartsFn; backend: string } {
   const require = createRequire(import.meta.url);
   for (const pkg of [
     `@napi-rs/blake-hash-${process.platform}-${process.arch}-gnu`,
     `@napi-rs/blake-hash-${process.platform}-${process.arch}-musl`,
   ]) {
     try {
-      const native = require(pkg) as { blake3(input: Uint8Array): Uint8Array };
-      return { fn: (b) => native.blake3(b), backend: pkg };
+      const native = require(pkg) as NativeBlake3;
+      const parts: Blake3PartsFn = (ps) => {
+        const h = new native.Blake3Hasher();
+        for (const p of ps) h.update(p);
+        return h.digestBuffer();
+      };
+      return { fn: (b) => native.blake3(b), parts, backend: pkg };
     } catch {
       // not installed for this platform: try the next
     }
   }
-  return { fn: (b) => blake3Js(b), backend: '@noble/hashes' };
+  const parts: Blake3PartsFn = (ps) => {
+    const h = blake3Js.create();
+    for (const p of ps) h.update(p);
+    return h.digest();
+  };
+  return { fn: (b) => blake3Js(b), parts, backend: '@noble/hashes' };
 }
 const BLAKE3 = loadBlake3();
 export const BLAKE3_BACKEND = BLAKE3.backend;
 const blake3 = BLAKE3.fn;
+/** Past this size an object is hashed as tag + bytes in place: copying it into one buffer cost more. */
+const HASH_IN_PLACE_BYTES = 64 << 10;
 
 export type ObjectId = string; // 64 lowercase hex chars
 
@@ -57,6 +75,7 @@ export function blake3Bytes(bytes: Uint8Array): Uint8Array {
 }
 
 export function objectIdOf(kind: ObjectKind, bytes: Uint8Array): ObjectId {
+  if (bytes.length >= HASH_IN_PLACE_BYTES) return toHex(BLAKE3.parts([TAGS[kind], bytes]));
   return toHex(blake3(concatBytes([TAGS[kind], bytes])));
 }
 
