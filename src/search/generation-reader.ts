@@ -14,7 +14,7 @@ import type { ObjectStore } from '../storage/object-store.ts';
 import { DeleteBitmap } from './lexical/deletes.ts';
 import { ExhaustiveScorer } from './lexical/exhaustive-top-k.ts';
 import { type LexicalScoring, prunedTopK, type QueryTerm, worthPruning } from './lexical/pruned-top-k.ts';
-import { bm25Idf, type LexicalStats } from './lexical/scoring.ts';
+import { bm25Idf, dfOf, emptyDf, type LexicalStats } from './lexical/scoring.ts';
 import { Segment } from './lexical/segment.ts';
 import { TopK } from './topk.ts';
 import { VectorShard } from './vector/fsvi.ts';
@@ -246,7 +246,7 @@ export class GenerationReader {
    * sums them over shards, then scores every shard with the sums: docs/sharding.md).
    */
   lexicalStats(terms: string[]): LexicalStats {
-    const df: Record<string, number> = {};
+    const df = emptyDf();
     for (const t of new Set(terms)) df[t] = this.liveDf(t);
     return { live_docs: this.live_docs, len_sum: this.lenSum, df };
   }
@@ -283,7 +283,7 @@ export class GenerationReader {
     const g = opts.stats;
     // Collection-wide statistics (a multi-shard query) replace this generation's own.
     const avgdl = g ? (g.live_docs > 0 ? g.len_sum / g.live_docs : 1) : this.avgdl;
-    const idf = g ? (t: string) => bm25Idf(g.live_docs, g.df[t] ?? 0) : (t: string) => this.idf(t);
+    const idf = g ? (t: string) => bm25Idf(g.live_docs, dfOf(g, t)) : (t: string) => this.idf(t);
     const query: QueryTerm[] = [];
     for (const term of new Set(terms))
       if (this.liveDf(term) > 0) query.push({ term, order: query.length, idfK: idf(term) * (k1 + 1) });

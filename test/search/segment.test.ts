@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { crc32 } from 'node:zlib';
 import { seededRandom } from '../../src/runtime/index.ts';
 import { buildSegment, compareUtf8, Segment, SegmentBuilder } from '../../src/search/lexical/segment.ts';
 
@@ -113,4 +114,25 @@ test('the lazy term dictionary finds every term and only those, across restart p
     'nope',
   ])
     if (!all.some(([x]) => x === t)) assert.equal(seg.terms.get(t), undefined, JSON.stringify(t));
+});
+
+test('a dictionary whose terms are out of order is corrupt (named by object id), found at open', () => {
+  const b = new SegmentBuilder();
+  b.add({ doc_id: 'd1', text: 'apple banana cherry' });
+  const bytes = b.finish();
+  // Swap the first letters of "apple" and "banana" in the dictionary, then fix the checksum.
+  const body = bytes.slice(0, bytes.length - 4);
+  const at = (s: string) => Buffer.from(body).indexOf(Buffer.from(s));
+  const a = at('apple');
+  const bn = at('banana');
+  assert.ok(a > 0 && bn > a);
+  body[a] = 0x63; // "cpple": now after "banana"
+  const out = new Uint8Array(bytes.length);
+  out.set(body);
+  new DataView(out.buffer).setUint32(body.length, crc32(body), true);
+  assert.throws(
+    () => Segment.open('seg-x', out),
+    (e: Error & { details?: { object_id?: string } }) =>
+      /terms out of order/.test(e.message) && e.details?.object_id === 'seg-x',
+  );
 });

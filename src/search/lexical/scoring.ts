@@ -41,13 +41,26 @@ export function bm25Idf(n: number, df: number): number {
   return Math.log(1 + (n - df + 0.5) / (df + 0.5));
 }
 
+/**
+ * A term's df in a statistics object. Terms are user text ("constructor", "__proto__"): the maps
+ * have no prototype and are read by own property only.
+ */
+export function dfOf(stats: LexicalStats, term: string): number {
+  return Object.hasOwn(stats.df, term) ? stats.df[term] : 0;
+}
+
+/** An empty df map with no prototype (see dfOf). */
+export function emptyDf(): Record<string, number> {
+  return Object.create(null) as Record<string, number>;
+}
+
 /** Sum shards' statistics (terms absent from a share count 0 there). */
 export function sumLexicalStats(shares: LexicalStats[]): LexicalStats {
-  const out: LexicalStats = { live_docs: 0, len_sum: 0, df: {} };
+  const out: LexicalStats = { live_docs: 0, len_sum: 0, df: emptyDf() };
   for (const s of shares) {
     out.live_docs += s.live_docs;
     out.len_sum += s.len_sum;
-    for (const [t, n] of Object.entries(s.df)) out.df[t] = (out.df[t] ?? 0) + n;
+    for (const [t, n] of Object.entries(s.df)) out.df[t] = dfOf(out, t) + n;
   }
   return out;
 }

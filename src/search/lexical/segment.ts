@@ -81,6 +81,17 @@ export class Segment {
 
   /** Parse and check a segment; any damage is a corrupt_data error naming the object. */
   static open(objectId: string, bytes: Uint8Array): Segment {
+    try {
+      return Segment.parse(objectId, bytes);
+    } catch (err) {
+      // Truncation found by the byte reader names the object too: read repair needs its id.
+      if (err instanceof FsmeshError && err.code === 'corrupt_data' && err.details.object_id === undefined)
+        throw new FsmeshError('corrupt_data', err.message, { ...err.details, object_id: objectId });
+      throw err;
+    }
+  }
+
+  private static parse(objectId: string, bytes: Uint8Array): Segment {
     const what = `lexical segment ${objectId}`;
     if (bytes.length < 28)
       throw new FsmeshError('corrupt_data', `${what}: too short`, { object_id: objectId });
@@ -105,7 +116,7 @@ export class Segment {
       titleLen[i] = r.varint();
       textLen[i] = r.varint();
     }
-    const terms = new TermDictionary(body, r.pos, termCount, version, what);
+    const terms = new TermDictionary(body, r.pos, termCount, version, objectId);
     return new Segment(objectId, bytes, docIds, titleLen, textLen, terms, version, impactTitleBoost);
   }
 

@@ -8,7 +8,7 @@
  */
 import { ByteReader } from '../../core/bytes.ts';
 import { FsmeshError } from '../../core/errors.ts';
-import { compareUtf8, POSTINGS_BLOCK } from './segment-format.ts';
+import { POSTINGS_BLOCK } from './segment-format.ts';
 
 export interface TermEntry {
   df: number;
@@ -34,7 +34,9 @@ export class TermDictionary {
   private readonly body: Uint8Array;
   private readonly version: number;
   private readonly what: string;
-  private readonly restartTerm: string[] = [];
+  /** Each restart term's bytes as stored (compared as bytes: a term need not be valid UTF-8). */
+  private readonly restartTerm: Uint8Array[] = [];
+  private readonly objectId: string;
   private readonly restartEntry: number[] = [];
   private readonly restartData: number[] = [];
   private readonly cache = new Map<string, TermEntry | null>();
@@ -43,7 +45,9 @@ export class TermDictionary {
    * Walk the `count` entries starting at `dictPos` of `body` (the segment without its footer),
    * checking each; returns the dictionary and where the postings end (must be the body's end).
    */
-  constructor(body: Uint8Array, dictPos: number, count: number, version: number, what: string) {
+  constructor(body: Uint8Array, dictPos: number, count: number, version: number, objectId: string) {
+    const what = `lexical segment ${objectId}`;
+    this.objectId = objectId;
     this.body = body;
     this.version = version;
     this.what = what;
@@ -59,6 +63,10 @@ export class TermDictionary {
       const suffixLen = r.varint();
       if (shared > prevLen) this.corrupt('bad term prefix');
       const suffix = r.bytes(suffixLen);
+      // Strictly rising terms (what lookups and merges rely on): the new term, prev[0..shared] +
+      // suffix, must sort after prev — compare the suffix with what it replaces.
+      if (i > 0 && compareBytes(suffix, cur.subarray(shared, prevLen)) <= 0)
+        this.corrupt('terms out of order');
       if (shared + suffixLen > cur.length) {
         const grown = new Uint8Array(Math.max(cur.length * 2, shared + suffixLen));
         grown.set(cur.subarray(0, shared));
@@ -67,7 +75,7 @@ export class TermDictionary {
       cur.set(suffix, shared);
       prevLen = shared + suffixLen;
       if (i % RESTART === 0) {
-        this.restartTerm.push(dec.decode(cur.subarray(0, prevLen)));
+        this.restartTerm.push(cur.slice(0, prevLen));
         this.restartEntry.push(entry);
       }
       dfs.push(r.varint());
@@ -86,8 +94,9 @@ export class TermDictionary {
     if (off !== body.length) this.corrupt('postings length mismatch');
   }
 
+  /** Named with the segment's object id: the engine repairs it from its symbols or peers. */
   private corrupt(m: string): never {
-    throw new FsmeshError('corrupt_data', `${this.what}: ${m}`);
+    throw new FsmeshError('corrupt_data', `${this.what}: ${m}`, { object_id: this.objectId });
   }
 
   private hasTable(df: number): boolean {
@@ -124,16 +133,16 @@ export class TermDictionary {
   }
 
   private find(term: string): TermEntry | null {
-    // The last restart point at or before the term (UTF-8 byte order, as the terms are stored).
+    // The last restart point at or before the term (byte order, as the terms are stored).
+    const want = enc.encode(term);
     let lo = 0;
     let hi = this.restartTerm.length - 1;
-    if (hi < 0 || compareUtf8(term, this.restartTerm[0]) < 0) return null;
+    if (hi < 0 || compareBytes(want, this.restartTerm[0]) < 0) return null;
     while (lo < hi) {
       const mid = (lo + hi + 1) >> 1;
-      if (compareUtf8(this.restartTerm[mid], term) <= 0) lo = mid;
+      if (compareBytes(this.restartTerm[mid], want) <= 0) lo = mid;
       else hi = mid - 1;
     }
-    const want = enc.encode(term);
     for (const [t, e] of this.block(lo)) {
       const c = compareBytes(t, want);
       if (c === 0) return e;
@@ -154,7 +163,7 @@ export class TermDictionary {
       // Validated at open: shared never exceeds the previous term (the restart's own prefix is
       // shared with a term of the previous block, whose bytes are the restart term's).
       const t = new Uint8Array(shared + suffix.length);
-      t.set(i === 0 ? enc.encode(this.restartTerm[k]).subarray(0, shared) : prev.subarray(0, shared));
+      t.set((i === 0 ? this.restartTerm[k] : prev).subarray(0, shared));
       t.set(suffix, shared);
       const df = r.varint();
       const len = r.varint();
