@@ -47,7 +47,18 @@ test('shardOf is stable, in range and spreads ids evenly', () => {
 });
 
 test('three shards merged with global BM25 statistics rank exactly as one index', async () => {
-  const ops = corpus(1500);
+  // Words that are also names on Object.prototype: statistics maps must not see those.
+  const protoWords = ['constructor', 'toString', 'valueOf', 'hasOwnProperty', '__proto__'];
+  const ops: DocOp[] = [
+    ...corpus(1500),
+    ...protoWords.flatMap((w, i) =>
+      Array.from({ length: 3 + i }, (_, j) => ({
+        op: 'upsert' as const,
+        doc_id: `proto-${w}-${j}`,
+        text: `${w} w1 ${w}`,
+      })),
+    ),
+  ];
   const single = await openEngine(tmpDir());
   await single.ingest(ops);
   await single.buildAndActivate();
@@ -59,7 +70,17 @@ test('three shards merged with global BM25 statistics rank exactly as one index'
     await e.buildAndActivate();
     engines.push(e);
   }
-  for (const q of ['w0', 'w1 w2', 'w3 w40 w200', 'w399 w0', 'w7 w8 w9 w10', 'nothing-here', 'w150']) {
+  for (const q of [
+    'w0',
+    'w1 w2',
+    'w3 w40 w200',
+    'w399 w0',
+    'w7 w8 w9 w10',
+    'nothing-here',
+    'w150',
+    ...protoWords,
+    'constructor valueof w1',
+  ]) {
     for (const k of [1, 10, 57]) {
       const one = await single.search({ q, k, mode: 'lexical' });
       const many = await shardedSearch(engines, q, k, 'lexical');
