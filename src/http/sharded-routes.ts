@@ -12,6 +12,7 @@
  *   GET    /readyz         ready when every shard is
  *   GET    /metrics        every shard's metrics (label `shard`)
  *   POST   /v1/admin/promote[/prepare]  failover of the shard the signed ticket / handover names
+ *   POST   /v1/admin/drain {draining}    every shard carried here
  */
 import type * as http from 'node:http';
 import { AggregatorRegistry } from 'prom-client';
@@ -115,6 +116,15 @@ export function shardedRoutes(
         200,
         p.endsWith('/prepare') ? await node.preparePromotion(body!.ticket) : await node.promote(body),
       );
+      return true;
+    }
+    // Draining a node drains every shard it carries (reads routed away, writes refused there).
+    if (p === '/v1/admin/drain' && req.method === 'POST') {
+      const body = parseJsonBody(await readBody(req, 4096));
+      if (typeof body?.draining !== 'boolean')
+        throw new HttpError(400, 'invalid_input', 'draining: must be true or false');
+      for (const n of set.nodes) n.setDraining(body.draining);
+      send(res, 200, { draining: body.draining });
       return true;
     }
     const del = /^\/v1\/docs\/(.+)$/.exec(p);

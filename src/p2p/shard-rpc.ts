@@ -1,7 +1,7 @@
 /**
  * The two protocols of a multi-shard collection (docs/protocols.md, docs/sharding.md), served per
  * shard through its namespaced view (shard-transport.ts):
- *   write        `{ops, idempotency_key?}` → `{commit_seq, commit_id, deduplicated}`: a part of a
+ *   write        `{shards, ops, idempotency_key?}` → `{commit_seq, commit_id, deduplicated}`: a part of a
  *                batch forwarded to the shard's writer (any node accepts writes for every shard)
  *   shard-query  `{phase:"stats", search, read}` → `{generation_id, artifact_manifest_id,
  *                commit_seq_high, stats, record?}` (record: the writer's signed record of it); `{phase:"lists", search, generation_id, stats}` →
@@ -20,6 +20,8 @@ import { jsonFrame, PROTO, parseJsonFrame } from './protocols.ts';
 import { decodeSignedRecord, type SignedRecord } from './records.ts';
 
 export interface WriteRequest {
+  /** The sender's shard count: a part placed under another layout is refused. */
+  shards: number;
   ops: DocOp[];
   idempotency_key?: string;
 }
@@ -116,10 +118,15 @@ export function parseShardQuery(req: Uint8Array): ShardQuery {
 export function parseWriteRequest(req: Uint8Array): WriteRequest {
   const v = parseJsonFrame<Record<string, unknown>>(req, 'write');
   if (!Array.isArray(v?.ops)) bad('ops: must be an array');
+  if (!isCount(v.shards) || v.shards < 2 || v.shards > 64) bad("shards: the sender's shard count, 2 to 64");
   if (v.idempotency_key !== undefined && typeof v.idempotency_key !== 'string')
     bad('idempotency_key: must be a string');
   // The ops are checked by the writer's ingest like any client's documents.
-  return { ops: v.ops as DocOp[], idempotency_key: v.idempotency_key as string | undefined };
+  return {
+    shards: v.shards as number,
+    ops: v.ops as DocOp[],
+    idempotency_key: v.idempotency_key as string | undefined,
+  };
 }
 
 export function serveShardRpc(transport: Transport, h: ShardRpcHandlers): void {

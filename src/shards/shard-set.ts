@@ -11,8 +11,10 @@
  * Each shard is read here when this node serves it well enough, else on the best member.
  */
 import { UNSAFE } from '../core/buggify.ts';
-import type { DocOp } from '../core/capsule.ts';
+import { utf8 } from '../core/bytes.ts';
+import { type DocOp, LIMITS } from '../core/capsule.ts';
 import { FsmeshError, invariant } from '../core/errors.ts';
+import { blake3Hex } from '../core/ids.ts';
 import { shardName, shardOf, splitOpsByShard } from '../core/sharding.ts';
 import type { ReadOptions, ShardStatsShare } from '../engine/local-engine.ts';
 import { checkIdempotencyKey, docsToOps } from '../node/doc-input.ts';
@@ -69,6 +71,19 @@ export interface ShardedSearchResult extends MergedAnswer {
  * nowhere, for a shard that has no generation yet.
  */
 type Source = { kind: 'local' } | { kind: 'peer'; peer: string } | { kind: 'empty' };
+
+/**
+ * Each shard's part of a batch keeps its own idempotency key, derived from the client's: the same
+ * key and shard always give the same part key, within the per-commit key limit (a long key is
+ * replaced by its hash).
+ */
+function partKey(key: string | undefined, k: number): string | undefined {
+  if (key === undefined) return undefined;
+  const suffix = `#${k}`;
+  return utf8.encode(key).length + suffix.length <= LIMITS.idempotency_key_bytes
+    ? `${key}${suffix}`
+    : `${blake3Hex(utf8.encode(key))}${suffix}`;
+}
 
 /** A shard no document was written to yet: no generation, nothing to count or rank. */
 function emptyShard(): { source: Source; share: ShardStatsShare } {
@@ -151,6 +166,21 @@ export class ShardSet {
       write: async (req) => {
         if (l.node.status().role !== 'writer')
           throw new FsmeshError('conflict', `this node does not write shard ${l.shard}`);
+        // Placement is checked where it is committed: a part from a node of another layout, or
+        // holding a document of another shard, would hide it from later deletes and updates.
+        if (req.shards !== this.shards)
+          throw new FsmeshError(
+            'conflict',
+            `the sender splits by ${req.shards} shards, this collection has ${this.shards}`,
+          );
+        const stray = req.ops.find(
+          (op) => typeof op?.doc_id !== 'string' || shardOf(op.doc_id, this.shards) !== l.shard,
+        );
+        if (stray)
+          throw new FsmeshError(
+            'invalid_input',
+            `document ${JSON.stringify(stray?.doc_id)?.slice(0, 80)} does not belong to shard ${l.shard}`,
+          );
         const ack = await l.node.ingestOps(req.ops, { idempotency_key: req.idempotency_key });
         return { commit_seq: ack.commit_seq, commit_id: ack.commit_id, deduplicated: ack.deduplicated };
       },
@@ -180,7 +210,7 @@ export class ShardSet {
     // Each shard's part keeps its own idempotency key, so retrying a partly failed batch commits
     // only what is missing.
     const results = await Promise.allSettled(
-      parts.map(([k, part]) => this.writePart(k, part, key === undefined ? undefined : `${key}#${k}`)),
+      parts.map(([k, part]) => this.writePart(k, part, partKey(key, k))),
     );
     const ack: ShardedWriteAck = { commit_seqs: {}, commit_ids: {}, docs: ops.length, deduplicated: true };
     const failed: Record<string, string> = {};
@@ -218,7 +248,12 @@ export class ShardSet {
       throw new FsmeshError('unavailable', `shard ${k}: no writer known yet (not connected to it); retry`, {
         retry_after_s: 1,
       });
-    return requestWrite(this.transportOf(k), writer, { ops, idempotency_key: key }, this.timeoutMs);
+    return requestWrite(
+      this.transportOf(k),
+      writer,
+      { shards: this.shards, ops, idempotency_key: key },
+      this.timeoutMs,
+    );
   }
 
   /** Where a document lives (tests, tools). */

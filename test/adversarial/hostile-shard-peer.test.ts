@@ -51,14 +51,27 @@ test('hostile requests to a multi-shard node are refused and commit nothing', {
   const query = '/fsmesh/shard/0/shard-query/1.0.0';
 
   await assert.rejects(ask(evil.t, self, write, { ops: 'all of them' }), /ops: must be an array/);
+  await assert.rejects(ask(evil.t, self, write, { ops: [] }), /shards: the sender's shard count/);
   await assert.rejects(
-    ask(evil.t, self, write, { ops: [{ op: 'upsert', doc_id: 'x', text: 42 }] }),
+    ask(evil.t, self, write, { shards: 2, ops: [{ op: 'upsert', doc_id: 'x', text: 42 }] }),
     /invalid_input|text/,
   );
   // Shard 1 is written elsewhere: this node refuses to commit it.
   await assert.rejects(
-    ask(evil.t, self, '/fsmesh/shard/1/write/1.0.0', { ops: [{ op: 'upsert', doc_id: 'y', text: 'hi' }] }),
+    ask(evil.t, self, '/fsmesh/shard/1/write/1.0.0', {
+      shards: 2,
+      ops: [{ op: 'upsert', doc_id: 'y', text: 'hi' }],
+    }),
     /does not write shard 1/,
+  );
+  // A part split by another shard count, or holding a document of another shard ("a" is shard 1's).
+  await assert.rejects(
+    ask(evil.t, self, write, { shards: 3, ops: [{ op: 'upsert', doc_id: 'x', text: 'hi' }] }),
+    /splits by 3 shards, this collection has 2/,
+  );
+  await assert.rejects(
+    ask(evil.t, self, write, { shards: 2, ops: [{ op: 'upsert', doc_id: 'a', text: 'misplaced' }] }),
+    /"a" does not belong to shard 0/,
   );
   // A shard the collection does not have is not even a protocol here.
   await assert.rejects(ask(evil.t, self, '/fsmesh/shard/7/write/1.0.0', { ops: [] }));

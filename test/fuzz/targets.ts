@@ -201,7 +201,11 @@ export async function fuzzTargets(): Promise<FuzzTarget[]> {
     generation_id: 'gen-2',
     stats: { live_docs: 10, len_sum: 40, df: { a: 2, b: 5 } },
   });
-  const writeReq = jsonFrame({ ops: [{ op: 'upsert', doc_id: 'x', text: 'y' }], idempotency_key: 'k' });
+  const writeReq = jsonFrame({
+    shards: 3,
+    ops: [{ op: 'upsert', doc_id: 'x', text: 'y' }],
+    idempotency_key: 'k',
+  });
   const statsAnswer = jsonFrame({
     generation_id: 'gen-2',
     artifact_manifest_id: 'ab'.repeat(32),
