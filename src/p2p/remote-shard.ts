@@ -44,6 +44,8 @@ export class RemoteShardTrust {
         cluster: o.cluster,
         shards: o.shards,
         seed_peer_ids: o.seed_peer_ids,
+        // Nothing of this shard is kept here: there is no lag to alert on.
+        lag_alert_commits: Number.MAX_SAFE_INTEGER,
       }),
     );
   }
