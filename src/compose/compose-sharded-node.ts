@@ -18,7 +18,14 @@ import { type ClusterService, type ClusterServiceConfig, libp2pTransport } from 
 import { loadOrCreateIdentity } from '../p2p/identity.ts';
 import { RemoteShardTrust } from '../p2p/remote-shard.ts';
 import { SharedHost } from '../p2p/shard-transport.ts';
-import { isNotFound, nodeFsStorage, type Storage, subStorage, writeFileAtomic } from '../runtime/index.ts';
+import {
+  isNotFound,
+  nodeFsStorage,
+  type Storage,
+  subStorage,
+  systemClock,
+  writeFileAtomic,
+} from '../runtime/index.ts';
 import { type LocalShard, type RemoteShard, ShardSet } from '../shards/shard-set.ts';
 import { type ComposedNode, composeNode, type HttpHandle } from './compose-node.ts';
 
@@ -156,7 +163,14 @@ export async function composeShardedNode(o: ShardedComposeOptions): Promise<Comp
     await stopAll();
     throw err;
   }
-  const set = new ShardSet({ shards, writer_of: o.writer_of, self: transport.peerId, local, remote });
+  const set = new ShardSet({
+    shards,
+    writer_of: o.writer_of,
+    self: transport.peerId,
+    clock: o.node.runtime?.clock ?? systemClock,
+    local,
+    remote,
+  });
   const first = local.find((l) => l.shard === o.writer_of) ?? local[0];
   const statusExtra = () => ({
     node: first.node.name,

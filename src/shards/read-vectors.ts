@@ -9,6 +9,7 @@
 import { FsmeshError } from '../core/errors.ts';
 import { checkShardIndex } from '../core/sharding.ts';
 import type { ReadOptions } from '../engine/local-engine.ts';
+import { checkStrictRead } from '../engine/read-path.ts';
 import type { SearchOptions } from '../search/searcher.ts';
 
 export interface ShardReadVector {
@@ -54,6 +55,7 @@ export function shardReadOptions(
   o: SearchOptions & ShardReadVector & { min_commit_seq?: unknown },
   shards: number,
 ): { search: SearchOptions; perShard: ReadOptions[] } {
+  checkStrictRead(0, o.timeout_ms); // the bound on timeout_ms, before any shard waits by it
   if (o.min_commit_seq !== undefined)
     bad('min_commit_seq: a multi-shard read takes min_commit_seqs, the write token {"<shard>": commit_seq}');
   if (typeof o.as_of_commit_seq === 'number')

@@ -1,42 +1,30 @@
 /**
  * A node of a multi-shard collection (docs/sharding.md): one local node per shard it carries (its
- * own log, generations, actors and cluster services, all over one network host), and the two
- * things a single-shard node never needed:
+ * own log, generations, actors and cluster services, all over one network host) and a follower of
+ * each shard it does not, and the two things a single-shard node never needed:
  *   - writes anywhere: a batch is checked whole, split by `shardOf`, and each part committed by
  *     its shard's writer (here, or forwarded over the `write` protocol) as one capsule — all or
  *     nothing per shard; a partial failure names the shards that committed;
- *   - scatter-gather reads: every shard answers from one pinned generation, in two phases —
- *     statistics first (summed into collection-wide BM25 statistics), then ranked lists scored
- *     with them — merged into one answer that names its `snapshot`, the generation of each shard.
- * Each shard is read here when this node serves it well enough, else on the best member.
+ *   - scatter-gather reads (scatter-gather.ts): every shard answers from one pinned generation,
+ *     statistics first, then ranked lists scored with their sums, merged into one answer that
+ *     names its `snapshot`, the generation of each shard.
  */
-import { UNSAFE } from '../core/buggify.ts';
 import { utf8 } from '../core/bytes.ts';
 import { type DocOp, LIMITS } from '../core/capsule.ts';
 import { FsmeshError, invariant } from '../core/errors.ts';
 import { blake3Hex } from '../core/ids.ts';
 import { shardName, shardOf, splitOpsByShard } from '../core/sharding.ts';
-import type { ReadOptions, ShardStatsShare } from '../engine/local-engine.ts';
 import { checkIdempotencyKey, docsToOps } from '../node/doc-input.ts';
 import type { FsmeshNode } from '../node/index.ts';
-import type { ClusterService } from '../p2p/cluster.ts';
-import type { RemoteShardTrust } from '../p2p/remote-shard.ts';
-import {
-  requestShardLists,
-  requestShardStats,
-  requestWrite,
-  type ShardStatsAnswer,
-  serveShardRpc,
-  type WriteAnswer,
-} from '../p2p/shard-rpc.ts';
-import type { Transport } from '../runtime/index.ts';
-import { type LexicalStats, sumLexicalStats } from '../search/lexical/scoring.ts';
-import { type MergedAnswer, mergeShardLists, type ShardLists } from '../search/multi-shard.ts';
+import { requestWrite, serveShardRpc, type WriteAnswer } from '../p2p/shard-rpc.ts';
+import type { Clock, Transport } from '../runtime/index.ts';
 import type { SearchOptions } from '../search/searcher.ts';
-import { EMPTY_SHARD, type ShardReadVector, shardReadOptions } from './read-vectors.ts';
+import type { ShardReadVector } from './read-vectors.ts';
+import { ScatterGather, type ShardedSearchResult } from './scatter-gather.ts';
 import type { LocalShard, RemoteShard } from './shard-handles.ts';
-import { SERVING, shardSetStatus } from './shard-status.ts';
+import { shardSetStatus } from './shard-status.ts';
 
+export type { ShardedSearchResult } from './scatter-gather.ts';
 export type { LocalShard, RemoteShard } from './shard-handles.ts';
 
 export interface ShardSetOptions {
@@ -44,6 +32,8 @@ export interface ShardSetOptions {
   writer_of: number | null;
   /** This node's peer id (answers for an empty shard name it). */
   self: string;
+  /** The node's clock (the simulator's virtual one): query budgets are measured on it. */
+  clock: Clock;
   local: LocalShard[];
   remote?: RemoteShard[];
   /** Deadline for a forwarded write part and for each phase of a remote shard read. */
@@ -56,21 +46,6 @@ export interface ShardedWriteAck {
   docs: number;
   deduplicated: boolean;
 }
-
-export interface ShardedSearchResult extends MergedAnswer {
-  /** The generation each shard answered from: pass it back as `snapshot` to read the same view. */
-  snapshot: Record<string, string>;
-  shards: Record<
-    string,
-    { generation_id: string; artifact_manifest_id: string; commit_seq_high: number; served_by: string }
-  >;
-}
-
-/**
- * Where a shard's two phases ran: here, or on one member (phase 2 goes where phase 1 went); or
- * nowhere, for a shard that has no generation yet.
- */
-type Source = { kind: 'local' } | { kind: 'peer'; peer: string } | { kind: 'empty' };
 
 /**
  * Each shard's part of a batch keeps its own idempotency key, derived from the client's: the same
@@ -85,29 +60,6 @@ function partKey(key: string | undefined, k: number): string | undefined {
     : `${blake3Hex(utf8.encode(key))}${suffix}`;
 }
 
-/** A shard no document was written to yet: no generation, nothing to count or rank. */
-function emptyShard(): { source: Source; share: ShardStatsShare } {
-  return {
-    source: { kind: 'empty' },
-    share: {
-      generation_id: EMPTY_SHARD,
-      artifact_manifest_id: '',
-      commit_seq_high: 0,
-      stats: { live_docs: 0, len_sum: 0, df: {} },
-    },
-  };
-}
-
-/** A carried shard's trust: what its writer signed (a replica) or activated (the writer). */
-const trustedBy =
-  (l: LocalShard) =>
-  async (share: ShardStatsAnswer, peer: string): Promise<boolean> => {
-    if (l.cluster.isTrustedGeneration(share.generation_id, share.artifact_manifest_id)) return true;
-    // A generation announced before this node joined: trusted on its writer's signed record.
-    if (!share.record || !(await l.cluster.admitRecord(share.record, peer))) return false;
-    return l.cluster.isTrustedGeneration(share.generation_id, share.artifact_manifest_id);
-  };
-
 export class ShardSet {
   readonly shards: number;
   readonly writer_of: number | null;
@@ -115,8 +67,7 @@ export class ShardSet {
   private readonly local = new Map<number, LocalShard>();
   private readonly remote = new Map<number, RemoteShard>();
   private readonly timeoutMs: number;
-  /** Per shard not carried here: the member that last answered for it (asked first next time). */
-  private readonly goodPeer = new Map<number, string>();
+  private readonly reads: ScatterGather;
 
   constructor(o: ShardSetOptions) {
     this.shards = o.shards;
@@ -134,6 +85,14 @@ export class ShardSet {
     invariant(this.local.size > 0, 'a multi-shard node carries at least one shard');
     invariant(o.writer_of === null || this.local.has(o.writer_of), 'a node carries the shard it writes');
     for (const l of o.local) this.serve(l);
+    this.reads = new ScatterGather({
+      shards: this.shards,
+      self: this.self,
+      local: this.local,
+      remote: this.remote,
+      clock: o.clock,
+      request_timeout_ms: this.timeoutMs,
+    });
   }
 
   shard(k: number): LocalShard {
@@ -149,11 +108,6 @@ export class ShardSet {
 
   get nodes(): FsmeshNode[] {
     return this.localShards().map((l) => l.node);
-  }
-
-  /** The first shard carried here: its engine configuration is the collection's (embedders). */
-  private primary(): LocalShard {
-    return this.localShards()[0];
   }
 
   private transportOf(k: number): Transport {
@@ -261,178 +215,14 @@ export class ShardSet {
     return shardOf(docId, this.shards);
   }
 
-  /**
-   * Scatter-gather: phase 1 pins one generation per shard and sums the statistics, phase 2 asks
-   * each for its lists under them, and the merge fuses them. A shard whose generation went away
-   * between the phases (retention) is asked again once from phase 1, unless it was a snapshot.
-   */
-  async search(opts: SearchOptions & ShardReadVector): Promise<ShardedSearchResult> {
-    const { search, perShard } = shardReadOptions(opts, this.shards);
-    for (let attempt = 0; ; attempt++) {
-      const phase1 = await Promise.all(perShard.map((read, k) => this.statsOf(k, search, read)));
-      const stats = sumLexicalStats(phase1.map((p) => p.share.stats));
-      try {
-        const lists = await Promise.all(
-          // Planted bug (simulator only): each shard scores with its own statistics.
-          phase1.map((p, k) =>
-            this.listsOf(k, p.source, search, p.share, UNSAFE.shard_local_stats ? p.share.stats : stats),
-          ),
-        );
-        const merged = mergeShardLists(
-          lists,
-          search,
-          this.primary().node.engine.config.embedder,
-          this.qualityTier(),
-        );
-        return {
-          ...merged,
-          snapshot: Object.fromEntries(phase1.map((p, k) => [shardName(k), p.share.generation_id])),
-          shards: Object.fromEntries(
-            phase1.map((p, k) => [
-              shardName(k),
-              {
-                generation_id: p.share.generation_id,
-                artifact_manifest_id: p.share.artifact_manifest_id,
-                commit_seq_high: p.share.commit_seq_high,
-                served_by: p.source.kind === 'peer' ? p.source.peer : this.self,
-              },
-            ]),
-          ),
-        };
-      } catch (err) {
-        const dropped = err instanceof FsmeshError && err.code === 'retention_dropped';
-        if (!dropped || attempt > 0 || opts.snapshot !== undefined) throw err;
-      }
-    }
-  }
-
-  private qualityTier() {
-    return this.primary().node.engine.qualityTier();
-  }
-
-  /**
-   * Phase 1 for shard k: here when this node serves the read, else on the best member; a shard
-   * with no generation anywhere yet (no document was ever written to it) answers as empty.
-   */
-  private async statsOf(
-    k: number,
-    search: SearchOptions,
-    read: ReadOptions,
-  ): Promise<{ source: Source; share: ShardStatsShare }> {
-    if (read.generation_id === EMPTY_SHARD) return emptyShard(); // a snapshot of an empty shard
-    const r = this.remote.get(k);
-    if (r) return this.remoteShardStats(r, search, read);
-    const l = this.shard(k);
-    const local = l.node.status();
-    const min = read.min_commit_seq ?? 0;
-    const fitHere =
-      SERVING.has(local.health) && local.active_commit_seq_high >= min && local.generation_id !== null;
-    // A strict read this node cannot answer yet goes where the commit is already active.
-    if (!fitHere) {
-      const remote = await this.remoteStats(k, search, read, l.cluster.servingMembers(min), trustedBy(l));
-      if (remote) return remote;
-      if (local.generation_id === null && min === 0 && read.generation_id === undefined) return emptyShard();
-    }
-    try {
-      return { source: { kind: 'local' }, share: await l.node.engine.shardStats({ ...search, ...read }) };
-    } catch (err) {
-      // A snapshot generation this node has not activated yet, or never had (it joined later), may
-      // be retained on a member.
-      if (!(err instanceof FsmeshError && (err.code === 'not_found' || err.code === 'retention_dropped')))
-        throw err;
-      // Members the router ranks first, then every other connected peer (a node that just joined
-      // has not heard every member's state yet); each answer is still checked against the writer.
-      const ranked = l.cluster.servingMembers(0);
-      const peers = [...ranked, ...l.transport.peers().filter((p) => !ranked.includes(p))];
-      const remote = await this.remoteStats(k, search, read, peers, trustedBy(l));
-      if (remote) return remote;
-      throw err;
-    }
-  }
-
-  /** Phase 1 for a shard not carried here: the member that answered last first, then the others. */
-  private async remoteShardStats(
-    r: RemoteShard,
-    search: SearchOptions,
-    read: ReadOptions,
-  ): Promise<{ source: Source; share: ShardStatsShare }> {
-    // Its writer never signed a generation: nothing was written to it yet.
-    if (r.trust.latest() === null && read.min_commit_seq === undefined && read.generation_id === undefined)
-      return emptyShard();
-    const good = this.goodPeer.get(r.shard);
-    const peers = r.transport.peers().sort((a, b) => Number(b === good) - Number(a === good));
-    const found = await this.remoteStats(r.shard, search, read, peers, async (share, peer) => {
-      if (r.trust.isTrusted(share.generation_id, share.artifact_manifest_id)) return true;
-      // A generation announced before this node started: trusted on its writer's signed record.
-      if (!share.record || !(await r.trust.admit(share.record, peer))) return false;
-      return r.trust.isTrusted(share.generation_id, share.artifact_manifest_id);
-    });
-    if (!found)
-      throw new FsmeshError(
-        'unavailable',
-        `shard ${r.shard} is not carried here and no member answered for it from a generation its writer signed; retry`,
-        { retry_after_s: 1 },
-      );
-    if (found.source.kind === 'peer') this.goodPeer.set(r.shard, found.source.peer);
-    return found;
-  }
-
-  private async remoteStats(
-    k: number,
-    search: SearchOptions,
-    read: ReadOptions,
-    peers: string[],
-    trusted: (share: ShardStatsAnswer, peer: string) => boolean | Promise<boolean>,
-  ): Promise<{ source: Source; share: ShardStatsShare } | null> {
-    for (const peer of peers) {
-      try {
-        const share = await requestShardStats(
-          this.transportOf(k),
-          peer,
-          search,
-          read,
-          this.readTimeout(read),
-        );
-        if (!(await trusted(share, peer)))
-          throw new FsmeshError(
-            'conflict',
-            `peer ${peer} answered from a generation the writer never signed`,
-          );
-        return { source: { kind: 'peer', peer }, share };
-      } catch {
-        // the next member
-      }
-    }
-    return null;
-  }
-
-  private readTimeout(read: ReadOptions): number {
-    return (read.timeout_ms ?? 0) + this.timeoutMs;
-  }
-
-  private listsOf(
-    k: number,
-    source: Source,
-    search: SearchOptions,
-    share: ShardStatsShare,
-    stats: LexicalStats,
-  ): Promise<ShardLists> {
-    if (source.kind === 'empty') return Promise.resolve({});
-    if (source.kind === 'local')
-      return this.shard(k).node.engine.shardLists({ ...search, generation_id: share.generation_id }, stats);
-    return requestShardLists(
-      this.transportOf(k),
-      source.peer,
-      search,
-      share.generation_id,
-      stats,
-      this.timeoutMs,
-    );
+  /** Scatter-gather on a snapshot vector (scatter-gather.ts). */
+  search(opts: SearchOptions & ShardReadVector): Promise<ShardedSearchResult> {
+    return this.reads.search(opts);
   }
 
   /** Every shard: its writer, its members, its active generation and lag (`/v1/status`). */
   status(): Record<string, unknown> {
-    return shardSetStatus(this, this.localShards(), [...this.remote.values()], this.goodPeer);
+    return shardSetStatus(this, this.localShards(), [...this.remote.values()], this.reads.goodPeer);
   }
 
   async stop(): Promise<void> {

@@ -47,4 +47,5 @@ test('malformed vectors are refused with what is wrong', () => {
     { min_commit_seqs: { 1: 2 }, as_of_commit_seq: { 1: 1 } },
     /shard 1: as_of_commit_seq and min_commit_seqs cannot be combined/,
   );
+  bad({ min_commit_seqs: { 1: 2 }, timeout_ms: 4294967296 }, /timeout_ms: must be an integer from 0 to/);
 });
