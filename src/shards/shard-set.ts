@@ -11,6 +11,7 @@
  */
 import { utf8 } from '../core/bytes.ts';
 import { type DocOp, LIMITS } from '../core/capsule.ts';
+import { WIRE_LIMITS } from '../core/defaults.ts';
 import { FsmeshError, invariant } from '../core/errors.ts';
 import { blake3Hex } from '../core/ids.ts';
 import { shardName, shardOf, splitOpsByShard } from '../core/sharding.ts';
@@ -46,6 +47,9 @@ export interface ShardedWriteAck {
   docs: number;
   deduplicated: boolean;
 }
+
+/** What a part's encoding adds to its ops (capsule fields, the forwarding request's). */
+const PART_ENVELOPE_BYTES = 512;
 
 /**
  * Each shard's part of a batch keeps its own idempotency key, derived from the client's: the same
@@ -161,6 +165,16 @@ export class ShardSet {
 
   private async commit(ops: DocOp[], key: string | undefined): Promise<ShardedWriteAck> {
     const parts = [...splitOpsByShard(ops, this.shards).entries()];
+    // Sized before any part commits: a part too large for one commit (or one forwarding frame)
+    // is the client's batch to split, not a partial commit no retry could finish.
+    for (const [k, part] of parts) {
+      const size = Buffer.byteLength(JSON.stringify(part)) + PART_ENVELOPE_BYTES;
+      if (size > WIRE_LIMITS.max_capsule_bytes)
+        throw new FsmeshError(
+          'invalid_input',
+          `shard ${k}'s part of the batch is ~${size} bytes, over the ${WIRE_LIMITS.max_capsule_bytes}-byte limit of one commit; nothing committed: split the batch`,
+        );
+    }
     // Each shard's part keeps its own idempotency key, so retrying a partly failed batch commits
     // only what is missing.
     const results = await Promise.allSettled(

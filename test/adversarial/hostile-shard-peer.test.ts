@@ -101,6 +101,14 @@ test('hostile requests to a multi-shard node are refused and commit nothing', {
     }),
     /out of range/,
   );
+  // A batch whose part for one shard cannot be one commit is refused whole, before any part commits.
+  const big = 'x'.repeat(1_000_000);
+  const huge = Array.from({ length: 12 }, (_, i) => ({ id: `c${i}`, text: big }));
+  await assert.rejects(
+    n.set.ingest(huge),
+    /part of the batch is ~\d+ bytes, over the \d+-byte limit of one commit; nothing committed/,
+  );
+  assert.equal(n.set.shard(0).node.engine.log.commitSeqHigh, 0, 'nothing committed');
   // The node still works for honest writes afterwards.
   const ack = await n.set.ingest([{ id: 'ok', text: 'still fine' }]);
   assert.ok(Object.values(ack.commit_seqs).every((s) => s === 1));
