@@ -120,6 +120,7 @@ async function followShard(
     shard: name,
     shards: checkShardCount(o.shards),
     seed_peer_ids: (o.cluster.seeds ?? []).map((s) => s.split('/p2p/')[1]).filter(Boolean),
+    admin_pub: o.cluster.admin_pub,
   });
   await trust.start();
   return { shard: k, transport, trust };

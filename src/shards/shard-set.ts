@@ -211,17 +211,29 @@ export class ShardSet {
       const ack = await l.node.ingestOps(ops, { idempotency_key: key });
       return { commit_seq: ack.commit_seq, commit_id: ack.commit_id, deduplicated: ack.deduplicated };
     }
-    const writer = l ? l.cluster.status().trusted_writer : this.remote.get(k)!.trust.writer();
+    let writer = l ? l.cluster.status().trusted_writer : this.remote.get(k)!.trust.writer();
+    if (typeof writer !== 'string' && !l) {
+      // A followed shard whose writer has announced nothing yet: ask the peers who writes it.
+      await this.remote.get(k)!.trust.refresh(Math.min(5000, this.timeoutMs));
+      writer = this.remote.get(k)!.trust.writer();
+    }
     if (typeof writer !== 'string')
       throw new FsmeshError('unavailable', `shard ${k}: no writer known yet (not connected to it); retry`, {
         retry_after_s: 1,
       });
-    return requestWrite(
-      this.transportOf(k),
-      writer,
-      { shards: this.shards, ops, idempotency_key: key },
-      this.timeoutMs,
-    );
+    const req = { shards: this.shards, ops, idempotency_key: key };
+    try {
+      return await requestWrite(this.transportOf(k), writer, req, this.timeoutMs);
+    } catch (err) {
+      // A followed shard's writer may have moved (failover) while this node missed the handover:
+      // ask the peers' heads, and forward once more if it did.
+      const r = this.remote.get(k);
+      if (!r || (err instanceof FsmeshError && err.code === 'invalid_input')) throw err;
+      await r.trust.refresh(Math.min(5000, this.timeoutMs));
+      const now = r.trust.writer();
+      if (!now || now === writer) throw err;
+      return requestWrite(this.transportOf(k), now, req, this.timeoutMs);
+    }
   }
 
   /** Where a document lives (tests, tools). */

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { after, test } from 'node:test';
-import { http, type NodeProc, waitFor } from '../helpers/proc.ts';
+import { freePort, http, type NodeProc, startNodeProc, waitFor } from '../helpers/proc.ts';
 import { startShardedCluster, waitShardWriters } from '../helpers/sharded-cluster.ts';
 import { cli, tmpDir } from '../helpers/tmp.ts';
 
@@ -39,6 +39,25 @@ test('promote a node for one shard: its writes move, the other shards keep their
   const admin = cli(['admin-key', adminFile]);
   assert.equal(admin.code, 0, admin.stderr);
   const [a, b, c] = await startShardedCluster(procs, ['--admin-pub', admin.json.public_key]);
+  // A fourth node carries shard 0 only and follows shards 1 and 2 (--replicate-shards 0).
+  const narrow = await startNodeProc([
+    '--data',
+    tmpDir('fsmesh-failover-narrow-'),
+    '--http',
+    `127.0.0.1:${await freePort()}`,
+    '--listen',
+    '/ip4/127.0.0.1/tcp/0',
+    '--admin-pub',
+    admin.json.public_key,
+    ...[a, b, c].flatMap((n) => ['--seed', (n.ready.multiaddrs as string[])[0]]),
+    '--shards',
+    '3',
+    '--replicate-shards',
+    '0',
+    '--compute-threads',
+    '0',
+  ]);
+  procs.push(narrow);
   await waitShardWriters([a, b, c]);
   const first = await write(c.url, docs(60, 'a'), 'first');
   assert.deepEqual(Object.keys(first.commit_seqs).sort(), ['0', '1', '2']);
@@ -66,6 +85,10 @@ test('promote a node for one shard: its writes move, the other shards keep their
   // Through node c: its shard-1 replica follows the handover and forwards there.
   const second = await write(c.url, docs(60, 'b'), 'second');
   assert.ok(second.commit_seqs['1'] > first.commit_seqs['1']);
+  // The node that only follows shard 1 forwards its part to the new writer too.
+  const third = await write(narrow.url, docs(30, 'c'), 'third');
+  assert.ok(third.commit_seqs['1'] > second.commit_seqs['1'], 'shard 1 committed by its new writer');
+  assert.equal((await http('GET', `${narrow.url}/v1/status`)).json.shards['1'].writer, a.ready.peer_id);
   const r = await http(
     'GET',
     `${c.url}/v1/search?${new URLSearchParams({ q: 'sharded failover', k: '200', mode: 'lexical', min_commit_seqs: JSON.stringify(second.commit_seqs), timeout_ms: '20000' })}`,
