@@ -126,6 +126,36 @@ async function followShard(
   return { shard: k, transport, trust };
 }
 
+/** The shards this node carries: those it replicates (default: all) and the one it writes. */
+function carriedShards(o: ShardedComposeOptions, shards: number): Set<number> {
+  const carried = new Set([...(o.replicate ?? Array.from({ length: shards }, (_, k) => k))]);
+  for (const k of carried) checkShardIndex(k, shards, 'replicate');
+  if (o.writer_of !== null) carried.add(o.writer_of);
+  if (carried.size === 0)
+    throw new FsmeshError('invalid_input', 'a multi-shard node carries at least one shard');
+  return carried;
+}
+
+/** The HTTP API over the shard set; the routes it does not answer are those of `first`'s node. */
+function shardedHttp(
+  set: ShardSet,
+  first: LocalShard,
+  peerId: string,
+  http: HttpOptions,
+): Promise<HttpHandle> {
+  const statusExtra = () => ({
+    node: first.node.name,
+    peer_id: peerId,
+    multiaddrs: first.cluster.status().multiaddrs,
+    cluster: first.cluster.opts.cluster,
+  });
+  return startHttpServer(first.node, {
+    ...http,
+    statusExtra,
+    extraRoutes: shardedRoutes(set, { max_body_bytes: http.max_body_bytes, statusExtra }),
+  });
+}
+
 export async function composeShardedNode(o: ShardedComposeOptions): Promise<ComposedShardedNode> {
   const shards = checkShardCount(o.shards);
   if (shards < 2) throw new FsmeshError('invalid_input', 'shards: a multi-shard node has 2 or more shards');
@@ -134,11 +164,7 @@ export async function composeShardedNode(o: ShardedComposeOptions): Promise<Comp
   await checkLayout(root, shards);
   const { key, transport } = await baseTransport(o, root);
   const host = new SharedHost(transport);
-  const carried = new Set([...(o.replicate ?? Array.from({ length: shards }, (_, k) => k))]);
-  for (const k of carried) checkShardIndex(k, shards, 'replicate');
-  if (o.writer_of !== null) carried.add(o.writer_of);
-  if (carried.size === 0)
-    throw new FsmeshError('invalid_input', 'a multi-shard node carries at least one shard');
+  const carried = carriedShards(o, shards);
   const composed: ComposedNode[] = [];
   const stopAll = async () => {
     for (const c of [...composed].reverse()) await c.stop();
@@ -173,20 +199,9 @@ export async function composeShardedNode(o: ShardedComposeOptions): Promise<Comp
     remote,
   });
   const first = local.find((l) => l.shard === o.writer_of) ?? local[0];
-  const statusExtra = () => ({
-    node: first.node.name,
-    peer_id: transport.peerId,
-    multiaddrs: first.cluster.status().multiaddrs,
-    cluster: first.cluster.opts.cluster,
-  });
   let http: HttpHandle | null = null;
   try {
-    if (o.http)
-      http = await startHttpServer(first.node, {
-        ...o.http,
-        statusExtra,
-        extraRoutes: shardedRoutes(set, { max_body_bytes: o.http.max_body_bytes, statusExtra }),
-      });
+    if (o.http) http = await shardedHttp(set, first, transport.peerId, o.http);
   } catch (err) {
     await stopAll();
     throw err;
