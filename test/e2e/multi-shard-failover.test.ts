@@ -7,8 +7,8 @@
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { after, test } from 'node:test';
-import { freePort, http, type NodeProc, startNodeProc, waitFor } from '../helpers/proc.ts';
-import { startShardedCluster, waitShardWriters } from '../helpers/sharded-cluster.ts';
+import { http, type NodeProc, waitFor } from '../helpers/proc.ts';
+import { startNarrowNode, startShardedCluster, waitShardWriters } from '../helpers/sharded-cluster.ts';
 import { cli, tmpDir } from '../helpers/tmp.ts';
 
 const procs: NodeProc[] = [];
@@ -40,24 +40,7 @@ test('promote a node for one shard: its writes move, the other shards keep their
   assert.equal(admin.code, 0, admin.stderr);
   const [a, b, c] = await startShardedCluster(procs, ['--admin-pub', admin.json.public_key]);
   // A fourth node carries shard 0 only and follows shards 1 and 2 (--replicate-shards 0).
-  const narrow = await startNodeProc([
-    '--data',
-    tmpDir('fsmesh-failover-narrow-'),
-    '--http',
-    `127.0.0.1:${await freePort()}`,
-    '--listen',
-    '/ip4/127.0.0.1/tcp/0',
-    '--admin-pub',
-    admin.json.public_key,
-    ...[a, b, c].flatMap((n) => ['--seed', (n.ready.multiaddrs as string[])[0]]),
-    '--shards',
-    '3',
-    '--replicate-shards',
-    '0',
-    '--compute-threads',
-    '0',
-  ]);
-  procs.push(narrow);
+  const narrow = await startNarrowNode(procs, [a, b, c], '0', ['--admin-pub', admin.json.public_key]);
   await waitShardWriters([a, b, c]);
   const first = await write(c.url, docs(60, 'a'), 'first');
   assert.deepEqual(Object.keys(first.commit_seqs).sort(), ['0', '1', '2']);

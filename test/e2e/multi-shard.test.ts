@@ -13,7 +13,7 @@ import * as path from 'node:path';
 import { after, test } from 'node:test';
 import puppeteer from 'puppeteer-core';
 import { freePort, http, type NodeProc, startNodeProc, waitFor } from '../helpers/proc.ts';
-import { startShardedCluster, waitShardWriters } from '../helpers/sharded-cluster.ts';
+import { startNarrowNode, startShardedCluster, waitShardWriters } from '../helpers/sharded-cluster.ts';
 import { syntheticDocs } from '../helpers/synthetic-corpus.ts';
 import { cli, REPO, tmpDir } from '../helpers/tmp.ts';
 
@@ -173,22 +173,7 @@ test('3 nodes x 3 shards: writes anywhere, global BM25 ranking, snapshot and str
 
   // A fourth node that carries shard 0 only (--replicate-shards 0): writes for shards 1 and 2 go to
   // their writers, reads of them to members, verified against what their writers signed.
-  const narrow = await startNodeProc([
-    '--data',
-    tmpDir('fsmesh-narrow-'),
-    '--http',
-    `127.0.0.1:${await freePort()}`,
-    '--listen',
-    '/ip4/127.0.0.1/tcp/0',
-    ...nodes.flatMap((n) => ['--seed', (n.ready.multiaddrs as string[])[0]]),
-    '--shards',
-    '3',
-    '--replicate-shards',
-    '0',
-    '--compute-threads',
-    '0',
-  ]);
-  procs.push(narrow);
+  const narrow = await startNarrowNode(procs, nodes, '0');
   const ns = await waitFor(
     async () => {
       const s = (await http('GET', `${narrow.url}/v1/status`)).json;

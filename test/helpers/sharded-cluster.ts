@@ -53,3 +53,30 @@ export async function waitShardWriters(nodes: NodeProc[]): Promise<void> {
       'every shard writer known',
     );
 }
+
+/** A fourth node of the same collection that carries only `shards` (`--replicate-shards`), seeded with `nodes`. */
+export async function startNarrowNode(
+  procs: NodeProc[],
+  nodes: NodeProc[],
+  shards: string,
+  extra: string[] = [],
+): Promise<NodeProc> {
+  const p = await startNodeProc([
+    '--data',
+    tmpDir('fsmesh-narrow-'),
+    '--http',
+    `127.0.0.1:${await freePort()}`,
+    '--listen',
+    '/ip4/127.0.0.1/tcp/0',
+    ...nodes.flatMap((n) => ['--seed', (n.ready.multiaddrs as string[])[0]]),
+    '--shards',
+    '3',
+    '--replicate-shards',
+    shards,
+    '--compute-threads',
+    '0',
+    ...extra,
+  ]);
+  procs.push(p);
+  return p;
+}
