@@ -29,7 +29,8 @@ export interface FetchProgress {
   peers: Set<string>;
 }
 
-const CHUNK = 1024;
+/** Symbols per request: 1 MiB at 4 KiB symbols, so even a small object spreads over several peers. */
+const CHUNK = 256;
 /** Requests in flight to each holder at once. */
 const IN_FLIGHT_PER_PEER = 4;
 /** A symbol header answer is small JSON. */
@@ -78,14 +79,14 @@ async function fetchInto(
   const queue: [number, number][] = [];
   for (let s = 0; s < layout.source_symbols; s += CHUNK)
     queue.push([s, Math.min(layout.source_symbols, s + CHUNK)]);
-  await Promise.all(
-    holders.map((peer) => {
-      const lane = { failures: 0, open: IN_FLIGHT_PER_PEER };
-      return Promise.all(
-        Array.from({ length: IN_FLIGHT_PER_PEER }, () => pullRanges(peer, lane, queue, ask)),
-      );
-    }),
-  );
+  // Lanes start round-robin over the holders (lane 1 of every peer, then lane 2, ...): each takes
+  // its first range as it starts, so an object of a few ranges is spread over peers instead of all
+  // going to the first one.
+  const lanes = holders.map(() => ({ failures: 0, open: IN_FLIGHT_PER_PEER }));
+  const running: Promise<void>[] = [];
+  for (let i = 0; i < IN_FLIGHT_PER_PEER; i++)
+    holders.forEach((peer, h) => running.push(pullRanges(peer, lanes[h], queue, ask)));
+  await Promise.all(running);
   // Ranges that every holder failed: the retrying fetcher, which also tries dropped peers again.
   const fetchRange = rangeFetcher(holders, ask);
   for (const [a, b] of queue.splice(0)) await fetchRange(a, b);
