@@ -429,7 +429,9 @@ export class ClusterService implements NodeService {
     try {
       const d = await this.descriptorOf(objectId);
       if (!d) return false; // only objects a retained manifest names are repaired from peers
-      await fetchObjectFromPeers(this.net, this.c.symbols, d, this.net.peers());
+      await fetchObjectFromPeers(this.net, this.c.symbols, d, this.net.peers(), undefined, undefined, (ms) =>
+        this.c.clock.sleep(ms),
+      );
       return true;
     } catch {
       return false;

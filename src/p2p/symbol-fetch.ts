@@ -33,6 +33,9 @@ export interface FetchProgress {
 const CHUNK = 256;
 /** Requests in flight to each holder at once. */
 const IN_FLIGHT_PER_PEER = 4;
+/** How long a capped peer's last lane waits after `busy` before asking again. */
+const BUSY_RETRY_MS = 500;
+const MAX_BUSY_RETRIES = 120;
 /** A symbol header answer is small JSON. */
 const HEADER_MAX_BYTES = 4096;
 
@@ -45,6 +48,11 @@ export async function fetchObjectFromPeers(
   progress?: (p: FetchProgress) => void,
   /** Wraps the decode step (tracing). */
   decodeWrap: <T>(fn: () => Promise<T>) => Promise<T> = (fn) => fn(),
+  /**
+   * The node's clock sleep: a capped peer's last lane waits this long on `busy` and asks again
+   * (backpressure, not a failure). Without it, `busy` counts as a failure.
+   */
+  sleep?: (ms: number) => Promise<void>,
 ): Promise<Uint8Array> {
   const objectId = expected.object_id;
   if (peers.length === 0) throw new FsmeshError('not_found', `no peers to fetch ${objectId} from`);
@@ -54,7 +62,7 @@ export async function fetchObjectFromPeers(
   // Symbols go to disk as they arrive: memory holds the requests in flight, not the object.
   const got = await symbols.assemble(objectId, layout);
   try {
-    return await fetchInto(got, holders, transport, symbols, progress, decodeWrap);
+    return await fetchInto(got, holders, transport, symbols, progress, decodeWrap, sleep);
   } catch (err) {
     await got.abandon();
     throw err;
@@ -68,6 +76,7 @@ async function fetchInto(
   symbols: SymbolStore,
   progress: ((p: FetchProgress) => void) | undefined,
   decodeWrap: <T>(fn: () => Promise<T>) => Promise<T>,
+  sleep: ((ms: number) => Promise<void>) | undefined,
 ): Promise<Uint8Array> {
   const { layout, object_id: objectId } = got;
   const prog: FetchProgress = { bytes: 0, peers: new Set() };
@@ -82,10 +91,10 @@ async function fetchInto(
   // Lanes start round-robin over the holders (lane 1 of every peer, then lane 2, ...): each takes
   // its first range as it starts, so an object of a few ranges is spread over peers instead of all
   // going to the first one.
-  const lanes = holders.map(() => ({ failures: 0, open: IN_FLIGHT_PER_PEER }));
+  const lanes = holders.map(() => ({ failures: 0, open: IN_FLIGHT_PER_PEER, busy: 0 }));
   const running: Promise<void>[] = [];
   for (let i = 0; i < IN_FLIGHT_PER_PEER; i++)
-    holders.forEach((peer, h) => running.push(pullRanges(peer, lanes[h], queue, ask)));
+    holders.forEach((peer, h) => running.push(pullRanges(peer, lanes[h], queue, ask, sleep)));
   await Promise.all(running);
   // Ranges that every holder failed: the retrying fetcher, which also tries dropped peers again.
   const fetchRange = rangeFetcher(holders, ask);
@@ -183,9 +192,10 @@ type AskRange = (peer: string, from: number, to: number) => Promise<void>;
 /** One peer's request lane: take ranges from the queue until it is empty or the peer gives up. */
 async function pullRanges(
   peer: string,
-  lane: { failures: number; open: number },
+  lane: { failures: number; open: number; busy: number },
   queue: [number, number][],
   ask: AskRange,
+  sleep: ((ms: number) => Promise<void>) | undefined,
 ): Promise<void> {
   try {
     while (queue.length > 0 && lane.failures < 2) {
@@ -197,7 +207,15 @@ async function pullRanges(
         queue.push(range);
         // A capped peer (--serve-rate-limit) refuses what it cannot send soon: fewer requests in
         // flight to it, not a failure — unless this is its last lane.
-        if (err instanceof FsmeshError && err.code === 'busy' && lane.open > 1) return;
+        if (err instanceof FsmeshError && err.code === 'busy') {
+          if (lane.open > 1) return;
+          // Its last lane waits for the link and asks again: a slow link is not a failing peer.
+          // Bounded: a peer that says busy for a minute is treated as failing (a hostile one could).
+          if (sleep && lane.busy++ < MAX_BUSY_RETRIES) {
+            await sleep(BUSY_RETRY_MS);
+            continue;
+          }
+        }
         lane.failures++;
       }
     }

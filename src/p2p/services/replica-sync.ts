@@ -343,6 +343,7 @@ export class ReplicaSync {
                 report();
               },
               (fn) => tr.child('decode', fn, { object_id: id }),
+              (ms) => c.clock.sleep(ms),
             );
             done++;
             report();
