@@ -37,12 +37,19 @@ export async function openDataDir(storage: Storage): Promise<void> {
 
 /** Read-only: the FORMAT marker must exist and name a version this build reads. */
 export async function checkDataDirFormat(storage: Storage): Promise<void> {
-  if (!(await storage.exists(FORMAT_FILE)) && (await storage.exists(DATA_DIR.shards_layout_file)))
-    throw new FsmeshError(
-      'invalid_input',
-      `${storage.root} is a multi-shard node's data directory: each shard's data is in ${storage.root}/shards/<k> (pass that)`,
-    );
-  checkFormatText(storage, decodeUtf8(await storage.readFile(FORMAT_FILE), FORMAT_FILE));
+  let bytes: Uint8Array;
+  try {
+    bytes = await storage.readFile(FORMAT_FILE);
+  } catch (err) {
+    // Only when FORMAT is missing: is this a multi-shard node's root?
+    if (isNotFound(err) && (await storage.exists(DATA_DIR.shards_layout_file)))
+      throw new FsmeshError(
+        'invalid_input',
+        `${storage.root} is a multi-shard node's data directory: each shard's data is in ${storage.root}/shards/<k> (pass that)`,
+      );
+    throw err;
+  }
+  checkFormatText(storage, decodeUtf8(bytes, FORMAT_FILE));
 }
 
 function checkFormatText(storage: Storage, text: string): void {
