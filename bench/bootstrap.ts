@@ -7,7 +7,7 @@
  *  - commit latency, durability `local` versus `quorum`.
  *   node bench/bootstrap.ts [--docs 50000]
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';

@@ -7,14 +7,18 @@
  * queries, ≤ 1.5× for ingest) and query p99 under activations / idle p99 (goal ≤ 1.5×).
  *   node bench/http.ts [--docs 20000] [--batch 100] [--queries 400]
  */
+import { spawn } from 'node:child_process';
+import * as http from 'node:http';
 import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { defaultEngineConfig, LocalEngine } from '../src/engine/local-engine.ts';
 import { nodeFsStorage, seededRandom, systemClock } from '../src/runtime/index.ts';
 import { freeLoopbackPort } from '../src/runtime/loopback-port.ts';
 import { loadCorpus } from './corpus.ts';
-import { getJson, searchLoad, startNode, until } from './nodes.ts';
+import { getJson, procs, searchLoad, startNode, until } from './nodes.ts';
 import { arg, benchDir, nowMs, report, round, summarize } from './util.ts';
 
+const here = path.dirname(fileURLToPath(import.meta.url));
 const N = arg('docs', 20_000);
 const B = arg('batch', 100);
 const Q = arg('queries', 400);
@@ -27,6 +31,65 @@ const docs = loadCorpus(50_000)
 const queries = docs.slice(0, Q).map((d) => d.text.split(' ').slice(2, 4).join(' '));
 const batches: (typeof docs)[] = [];
 for (let i = 0; i < docs.length; i += B) batches.push(docs.slice(i, i + B));
+
+/** POST every body over `connections` keep-alive connections; the wall time in ms. */
+async function postAll(url: string, bodies: string[], connections: number): Promise<number> {
+  const u = new URL(url);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: connections });
+  const post = (body: string) =>
+    new Promise<void>((resolve, reject) => {
+      const req = http.request(
+        {
+          host: u.hostname,
+          port: u.port,
+          path: '/v1/docs',
+          method: 'POST',
+          agent,
+          headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () =>
+            res.statusCode === 200 ? resolve() : reject(new Error(Buffer.concat(chunks).toString())),
+          );
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
+    });
+  let next = 0;
+  const t0 = nowMs();
+  await Promise.all(
+    Array.from({ length: connections }, async () => {
+      while (next < bodies.length) await post(bodies[next++]);
+    }),
+  );
+  const ms = nowMs() - t0;
+  agent.destroy();
+  return ms;
+}
+
+/** The library's durable appends with `callers` concurrent callers; the wall time in ms. */
+async function libraryIngest(dir: string, callers: number): Promise<number> {
+  const e = await LocalEngine.open(
+    { clock: systemClock, random: seededRandom(1), storage: nodeFsStorage(benchDir(dir)) },
+    defaultEngineConfig(),
+  );
+  let next = 0;
+  const t0 = nowMs();
+  await Promise.all(
+    Array.from({ length: callers }, async () => {
+      while (next < batches.length) await e.ingest(toOps(batches[next++]));
+    }),
+  );
+  const ms = nowMs() - t0;
+  await e.close();
+  return ms;
+}
+
+const toOps = (b: typeof docs) =>
+  b.map((d) => ({ op: 'upsert' as const, doc_id: d.id, title: d.title, text: d.text }));
 
 /** A concurrent ingest stream until stopped; returns how many commits it made. */
 function churn(ingestOne: (i: number) => Promise<void>) {
@@ -52,9 +115,7 @@ const lib = await LocalEngine.open(
 let libIngestMs = 0;
 for (let i = 0; i < batches.length; i++) {
   const t0 = nowMs();
-  await lib.ingest(
-    batches[i].map((d) => ({ op: 'upsert' as const, doc_id: d.id, title: d.title, text: d.text })),
-  );
+  await lib.ingest(toOps(batches[i]));
   libIngestMs += nowMs() - t0;
   if ((i + 1) % BUILD_EVERY === 0) await lib.buildAndActivate();
 }
@@ -90,17 +151,10 @@ const node = await startNode([
   '--build-interval-ms',
   '600000',
 ]);
-const t = nowMs();
-for (const b of batches) {
-  const r = await fetch(`${node.url}/v1/docs`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(b),
-  });
-  if (r.status !== 200) throw new Error(await r.text());
-  await r.arrayBuffer();
-}
-const httpIngestMs = nowMs() - t;
+// Request bodies are serialized before the clock starts: a client's JSON encoding is not the
+// server's cost.
+const bodies = batches.map((b) => JSON.stringify(b));
+const httpIngestMs = await postAll(node.url, bodies, 1);
 const high = (await getJson(`${node.url}/v1/status`)).commit_seq_high;
 await until(async () =>
   (await getJson(`${node.url}/v1/status`)).active_commit_seq_high >= high ? true : null,
@@ -123,6 +177,34 @@ const commits = await stopHttp();
 const gen1 = (await getJson(`${node.url}/v1/status`)).generation_id;
 node.child.kill('SIGTERM');
 
+// ---- the same ingest with 4 connections (a fresh node) and 4 concurrent library callers ----
+const node4 = await startNode([
+  '--data',
+  path.join(benchDir('http4'), 'd'),
+  '--http',
+  `127.0.0.1:${await freeLoopbackPort()}`,
+  '--build-interval-ms',
+  '600000',
+  '--batch-max-commits',
+  '100000',
+]);
+const http4Ms = await postAll(node4.url, bodies, 4);
+node4.child.kill('SIGTERM');
+const lib1Ms = await libraryIngest('lib-1', 1);
+const lib4Ms = await libraryIngest('lib-4', 4);
+
+// ---- the HTTP floor: a bare node:http server that only parses each body (bench/load/) ----
+const bare = spawn(process.execPath, [path.join(here, 'load/bare-ingest-server.ts')], {
+  stdio: ['ignore', 'pipe', 'inherit'],
+});
+procs.push(bare);
+const barePort = await new Promise<number>((resolve) =>
+  bare.stdout!.once('data', (d) => resolve(Number(String(d).trim()))),
+);
+const bareMs = await postAll(`http://127.0.0.1:${barePort}`, bodies, 1);
+const bare4Ms = await postAll(`http://127.0.0.1:${barePort}`, bodies, 4);
+bare.kill();
+
 const libIdleS = summarize(libIdle);
 const libS = summarize(libQ);
 const genNo = (g: string) => Number(String(g).replace('gen-', ''));
@@ -134,6 +216,13 @@ report('http', {
     query_idle: libIdleS,
     query_under_ingest: libS,
   },
+  ingest_ms: {
+    library_1_caller: round(lib1Ms, 1),
+    library_4_callers: round(lib4Ms, 1),
+    http_4_connections: round(http4Ms, 1),
+    bare_http_1_connection: round(bareMs, 1),
+    bare_http_4_connections: round(bare4Ms, 1),
+  },
   http: {
     ingest_docs_per_s: round((N / httpIngestMs) * 1000, 0),
     query_idle: idle,
@@ -143,6 +232,11 @@ report('http', {
   },
   ratios: {
     ingest_time_http_over_library: round(httpIngestMs / libIngestMs, 2),
+    // The same bodies to a server that only parses them: the part of the ratio any HTTP costs.
+    ingest_time_bare_http_over_library: round(bareMs / libIngestMs, 2),
+    ingest_time_http_minus_bare_over_library: round((httpIngestMs - bareMs) / libIngestMs, 2),
+    // 4 connections against 4 concurrent library callers (fresh node, fresh engines).
+    ingest_time_http_over_library_4_connections: round(http4Ms / lib4Ms, 2),
     query_p50_http_over_library: round(busy.p50_ms / libS.p50_ms, 2),
     query_p99_http_over_library: round(busy.p99_ms / libS.p99_ms, 2),
     http_query_p99_under_activations_over_idle: round(busy.p99_ms / idle.p99_ms, 2),

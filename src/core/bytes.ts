@@ -12,6 +12,34 @@ export function decodeUtf8(b: Uint8Array, what: string): string {
   }
 }
 
+/**
+ * Bytes of `s` in UTF-8 as TextEncoder writes it (a lone surrogate becomes U+FFFD, 3 bytes),
+ * without allocating: validators size every document field of every request.
+ */
+export function utf8ByteLength(s: string): number {
+  let n = s.length;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) continue;
+    if (c < 0x800) n += 1;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
+      const d = s.charCodeAt(i + 1);
+      // A surrogate pair: two code units, four bytes.
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        n += 2;
+        i++;
+      } else n += 2;
+    } else n += 2;
+  }
+  return n;
+}
+
+/** Whether `s` is longer than `limit` bytes in UTF-8; O(1) when no encoding could reach it. */
+export function utf8Exceeds(s: string, limit: number): boolean {
+  // A UTF-16 code unit is at most 3 UTF-8 bytes.
+  return s.length * 3 > limit && utf8ByteLength(s) > limit;
+}
+
 export function toHex(b: Uint8Array): string {
   return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
 }

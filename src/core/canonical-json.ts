@@ -10,7 +10,47 @@ import { FsmeshError } from './errors.ts';
 export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 
 export function canonicalStringify(value: unknown): string {
-  return write(value, '$');
+  try {
+    return fast(value);
+  } catch (err) {
+    if (err !== NOT_JSON) throw err;
+    // Walk again keeping paths, only to name what was wrong.
+    return write(value, '$');
+  }
+}
+
+const NOT_JSON = new Error('not canonical JSON');
+
+/** The writer for valid input (every capsule, manifest and record): no paths, no closures. */
+function fast(v: unknown): string {
+  if (v === null) return 'null';
+  switch (typeof v) {
+    case 'boolean':
+      return v ? 'true' : 'false';
+    case 'number':
+      if (!Number.isFinite(v)) throw NOT_JSON;
+      return JSON.stringify(v);
+    case 'string':
+      return JSON.stringify(v);
+    case 'object': {
+      if (Array.isArray(v)) {
+        let s = '[';
+        for (let i = 0; i < v.length; i++) s += (i === 0 ? '' : ',') + fast(v[i]);
+        return `${s}]`;
+      }
+      const o = v as Record<string, unknown>;
+      const keys = Object.keys(o).sort();
+      let s = '{';
+      for (const k of keys) {
+        const x = o[k];
+        if (x === undefined) continue;
+        s += `${s.length === 1 ? '' : ','}${JSON.stringify(k)}:${fast(x)}`;
+      }
+      return `${s}}`;
+    }
+    default:
+      throw NOT_JSON;
+  }
 }
 
 function write(v: unknown, path: string): string {

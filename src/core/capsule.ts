@@ -3,7 +3,7 @@
  * ObjectId of its canonical bytes: content only, never commit_seq, so it does not depend on order.
  */
 
-import { decodeUtf8, utf8 } from './bytes.ts';
+import { decodeUtf8, utf8Exceeds } from './bytes.ts';
 import { canonicalBytes } from './canonical-json.ts';
 import { FsmeshError } from './errors.ts';
 import { type ObjectId, objectIdOf } from './ids.ts';
@@ -62,7 +62,7 @@ export function capsuleProblems(c: unknown): string[] {
   if (o.idempotency_key !== undefined) {
     if (typeof o.idempotency_key !== 'string' || o.idempotency_key.length === 0) {
       p.push('$.idempotency_key: must be a non-empty string');
-    } else if (utf8.encode(o.idempotency_key).length > LIMITS.idempotency_key_bytes) {
+    } else if (utf8Exceeds(o.idempotency_key, LIMITS.idempotency_key_bytes)) {
       p.push(`$.idempotency_key: longer than ${LIMITS.idempotency_key_bytes} bytes`);
     }
   }
@@ -80,12 +80,13 @@ export function capsuleProblems(c: unknown): string[] {
 
 export function docIdProblem(id: unknown): string | null {
   if (typeof id !== 'string' || id.length === 0) return 'must be a non-empty string';
-  if (utf8.encode(id).length > LIMITS.doc_id_bytes) return `longer than ${LIMITS.doc_id_bytes} bytes`;
+  if (utf8Exceeds(id, LIMITS.doc_id_bytes)) return `longer than ${LIMITS.doc_id_bytes} bytes`;
   if (CONTROL_RE.test(id)) return 'must not contain control characters';
   return null;
 }
 
-function opProblems(op: unknown, at: string): string[] {
+/** Every problem of one op as "path: message" (`at` is its path); empty when valid. */
+export function opProblems(op: unknown, at: string): string[] {
   const p: string[] = [];
   if (typeof op !== 'object' || op === null || Array.isArray(op)) return [`${at}: op must be an object`];
   const o = op as Record<string, unknown>;
@@ -101,11 +102,11 @@ function opProblems(op: unknown, at: string): string[] {
     if (!['op', 'doc_id', 'text', 'title', 'fields'].includes(k)) p.push(`${at}.${k}: unknown field`);
   }
   if (typeof o.text !== 'string') p.push(`${at}.text: must be a string`);
-  else if (utf8.encode(o.text).length > LIMITS.text_bytes)
+  else if (utf8Exceeds(o.text, LIMITS.text_bytes))
     p.push(`${at}.text: longer than ${LIMITS.text_bytes} bytes`);
   if (o.title !== undefined) {
     if (typeof o.title !== 'string') p.push(`${at}.title: must be a string`);
-    else if (utf8.encode(o.title).length > LIMITS.title_bytes)
+    else if (utf8Exceeds(o.title, LIMITS.title_bytes))
       p.push(`${at}.title: longer than ${LIMITS.title_bytes} bytes`);
   }
   if (o.fields !== undefined) {
@@ -121,7 +122,7 @@ function opProblems(op: unknown, at: string): string[] {
           (typeof v === 'number' && Number.isFinite(v)) ||
           (Array.isArray(v) && v.every((x) => typeof x === 'string'));
         if (!ok) p.push(`${at}.fields.${k}: must be a string, finite number, boolean or array of strings`);
-        else if (utf8.encode(JSON.stringify(v)).length > LIMITS.field_value_bytes) {
+        else if (utf8Exceeds(JSON.stringify(v), LIMITS.field_value_bytes)) {
           p.push(`${at}.fields.${k}: longer than ${LIMITS.field_value_bytes} bytes`);
         }
       }

@@ -3,7 +3,7 @@
  * `{"id","delete":true}`. Parsing is all-or-nothing: every problem is reported with its line
  * number and nothing from a bad batch is committed.
  */
-import { capsuleProblems, type DocOp } from './capsule.ts';
+import { type DocOp, opProblems } from './capsule.ts';
 import { FsmeshError } from './errors.ts';
 
 export function docToOp(doc: unknown, at: string): { op?: DocOp; problems: string[] } {
@@ -25,11 +25,9 @@ export function docToOp(doc: unknown, at: string): { op?: DocOp; problems: strin
     if (d.title !== undefined) op.title = d.title as string;
     if (d.fields !== undefined) op.fields = d.fields as Record<string, never>;
   }
-  // Reuse the capsule validator for the op itself, mapping its paths to the input's names.
-  const inner = capsuleProblems({ format: 1, shard: 'x', ops: [op] })
-    .filter((p) => p.startsWith('$.ops[0]'))
-    .map((p) => p.replace('$.ops[0].doc_id', `${at}.id`).replace('$.ops[0]', at));
-  problems.push(...inner);
+  // Reuse the capsule's op validator, naming the input's field (`id`, not `doc_id`).
+  for (const p of opProblems(op, at))
+    problems.push(p.startsWith(`${at}.doc_id`) ? `${at}.id${p.slice(at.length + 7)}` : p);
   return problems.length ? { problems } : { op, problems };
 }
 

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
+import { utf8, utf8ByteLength, utf8Exceeds } from '../../src/core/bytes.ts';
 import { canonicalStringify } from '../../src/core/canonical-json.ts';
 import {
   type CommitCapsule,
@@ -39,6 +40,32 @@ test('canonical JSON round-trips and is independent of key order', () => {
   );
 });
 
+test('canonical JSON: the fast writer gives the reference bytes, and bad values are named by path', () => {
+  // The reference: keys sorted by code unit, strings and numbers as JSON.stringify writes them.
+  const ref = (v: unknown): string =>
+    Array.isArray(v)
+      ? `[${v.map(ref).join(',')}]`
+      : v && typeof v === 'object'
+        ? `{${Object.keys(v)
+            .sort()
+            .map((k) => `${JSON.stringify(k)}:${ref((v as Record<string, unknown>)[k])}`)
+            .join(',')}}`
+        : JSON.stringify(v);
+  fc.assert(
+    fc.property(jsonValue, (v) => assert.equal(canonicalStringify(v), ref(v))),
+    { numRuns: 500 },
+  );
+  assert.equal(
+    canonicalStringify({ b: 1, a: undefined, '10': [-0, 1e21], '9': 'é' }),
+    '{"10":[0,1e+21],"9":"é","b":1}',
+  );
+  assert.throws(
+    () => canonicalStringify({ a: [1, { b: Number.NaN }] }),
+    /\$\.a\[1\]\.b: number must be finite/,
+  );
+  assert.throws(() => canonicalStringify({ f: () => 1 }), /\$\.f: function is not JSON/);
+});
+
 const docId = fc.string({ minLength: 1, maxLength: 20 }).filter((s) => !/[\u0000-\u001f\u007f]/.test(s));
 const upsert = fc.record(
   {
@@ -68,6 +95,31 @@ test('capsule encoding is deterministic and round-trips; commit_id is content-on
       assert.equal(commitIdOf(encodeCapsule(decodeCapsule(b1))), commitIdOf(b1));
     }),
     { numRuns: 200 },
+  );
+});
+
+test('UTF-8 byte lengths without encoding match TextEncoder, lone surrogates included', () => {
+  const fixed = [
+    '',
+    'a',
+    'é',
+    '€',
+    '😀',
+    '\ud800',
+    '\udc00',
+    '\ud800a',
+    'a\udbff',
+    '\ud83d\ude00\ud83d',
+    'x'.repeat(5),
+  ];
+  for (const s of fixed) assert.equal(utf8ByteLength(s), utf8.encode(s).length, JSON.stringify(s));
+  fc.assert(
+    fc.property(fc.string({ unit: 'binary' }), fc.nat(40), (s, limit) => {
+      const n = utf8.encode(s).length;
+      assert.equal(utf8ByteLength(s), n);
+      assert.equal(utf8Exceeds(s, limit), n > limit);
+    }),
+    { numRuns: 2000 },
   );
 });
 
