@@ -74,7 +74,7 @@ async function withEngine<T>(
   dir: string,
   fn: (e: LocalEngine) => Promise<T>,
   over: Partial<EngineConfig> = {},
-  opts: { maintain_symbols?: boolean } = {},
+  opts: { maintain_symbols?: boolean; warm_vectors?: boolean } = {},
 ): Promise<T> {
   const engine = await LocalEngine.open(runtimeFor(dir), defaultEngineConfig(over), { onEvent, ...opts });
   try {
@@ -139,6 +139,8 @@ async function cmdIngest(argv: string[]): Promise<number> {
       return 0;
     },
     over,
+    // The process exits after activating: vectors are verified, not loaded.
+    { warm_vectors: false },
   );
 }
 

@@ -16,11 +16,12 @@ import { concatBytes, toHex, utf8 } from './bytes.ts';
 type Blake3Fn = (input: Uint8Array) => Uint8Array;
 /** BLAKE3 of the concatenation of `parts`, without copying them into one buffer. */
 type Blake3PartsFn = (parts: Uint8Array[]) => Uint8Array;
+type Blake3Incremental = () => { update(b: Uint8Array): void; digest(): Uint8Array };
 interface NativeBlake3 {
   blake3(input: Uint8Array): Uint8Array;
   Blake3Hasher: new () => { update(b: Uint8Array): unknown; digestBuffer(): Uint8Array };
 }
-function loadBlake3(): { fn: Blake3Fn; parts: Blake3PartsFn; backend: string } {
+function loadBlake3(): { fn: Blake3Fn; parts: Blake3PartsFn; create: Blake3Incremental; backend: string } {
   const require = createRequire(import.meta.url);
   for (const pkg of [
     `@napi-rs/blake-hash-${process.platform}-${process.arch}-gnu`,
@@ -28,22 +29,30 @@ function loadBlake3(): { fn: Blake3Fn; parts: Blake3PartsFn; backend: string } {
   ]) {
     try {
       const native = require(pkg) as NativeBlake3;
-      const parts: Blake3PartsFn = (ps) => {
+      const create: Blake3Incremental = () => {
         const h = new native.Blake3Hasher();
-        for (const p of ps) h.update(p);
-        return h.digestBuffer();
+        return { update: (b) => void h.update(b), digest: () => h.digestBuffer() };
       };
-      return { fn: (b) => native.blake3(b), parts, backend: pkg };
+      const parts: Blake3PartsFn = (ps) => {
+        const h = create();
+        for (const p of ps) h.update(p);
+        return h.digest();
+      };
+      return { fn: (b) => native.blake3(b), parts, create, backend: pkg };
     } catch {
       // not installed for this platform: try the next
     }
   }
-  const parts: Blake3PartsFn = (ps) => {
+  const create: Blake3Incremental = () => {
     const h = blake3Js.create();
+    return { update: (b) => void h.update(b), digest: () => h.digest() };
+  };
+  const parts: Blake3PartsFn = (ps) => {
+    const h = create();
     for (const p of ps) h.update(p);
     return h.digest();
   };
-  return { fn: (b) => blake3Js(b), parts, backend: '@noble/hashes' };
+  return { fn: (b) => blake3Js(b), parts, create, backend: '@noble/hashes' };
 }
 const BLAKE3 = loadBlake3();
 export const BLAKE3_BACKEND = BLAKE3.backend;
@@ -77,6 +86,13 @@ export function blake3Bytes(bytes: Uint8Array): Uint8Array {
 export function objectIdOf(kind: ObjectKind, bytes: Uint8Array): ObjectId {
   if (bytes.length >= HASH_IN_PLACE_BYTES) return toHex(BLAKE3.parts([TAGS[kind], bytes]));
   return toHex(blake3(concatBytes([TAGS[kind], bytes])));
+}
+
+/** An object id over bytes fed in pieces (a file read by ranges): the same id as objectIdOf. */
+export function objectIdHasher(kind: ObjectKind): { update(b: Uint8Array): void; digest(): ObjectId } {
+  const h = BLAKE3.create();
+  h.update(TAGS[kind]);
+  return { update: (b) => h.update(b), digest: () => toHex(h.digest()) };
 }
 
 const ID_RE = /^[0-9a-f]{64}$/;

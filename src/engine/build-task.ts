@@ -61,6 +61,8 @@ export interface BuildEnv {
   parent: GenerationReader | null;
   embedder: Embedder;
   quality_embedder?: Embedder;
+  /** HNSW graphs built at once (default all): the compute threads' count, 1 with none. */
+  graph_concurrency?: number;
 }
 
 export async function buildCandidateArtifacts(
@@ -107,6 +109,7 @@ export async function buildCandidateArtifacts(
       hnsw_min_rows: s.hnsw_min_rows,
       repair: s.repair,
       build_graph: graphs,
+      concurrency: env.graph_concurrency,
     });
   await store();
   let bytes = 0;

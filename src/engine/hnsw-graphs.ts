@@ -5,7 +5,7 @@
  */
 import { describeRepair, type RepairParams } from '../codec/repair-descriptor.ts';
 import { type ObjectId, objectIdOf } from '../core/ids.ts';
-import type { GenerationManifest } from '../core/manifest.ts';
+import type { GenerationManifest, VectorArtifact } from '../core/manifest.ts';
 import type { Storage } from '../runtime/index.ts';
 import type { GenerationReader } from '../search/generation-reader.ts';
 import { VectorShard } from '../search/vector/fsvi.ts';
@@ -26,41 +26,58 @@ export async function addHnswGraphs(
     repair: RepairParams;
     /** Build each graph with this (stored by it) instead of here (added to new_artifacts). */
     build_graph?: GraphBuilder;
+    /**
+     * Graphs built at once (default: all). One on a single thread: each build holds its shard's
+     * vectors and hnswlib's copy, and two at once on one thread only add their memory.
+     */
+    concurrency?: number;
   },
 ): Promise<void> {
   const m = out.manifest;
-  const jobs = [];
+  const jobs: (() => Promise<VectorArtifact | null>)[] = [];
   for (const a of m.vector_artifacts) {
     if (a.role !== 'fsvi' || a.tier === 'quality' || a.count < c.hnsw_min_rows) continue;
     const prev = parent?.manifest.vector_artifacts.find(
       (p) => p.role === 'hnsw' && p.shard_object_id === a.object_id,
     );
     if (prev) {
-      jobs.push(Promise.resolve(prev));
+      jobs.push(async () => prev);
       continue;
     }
-    const built = c.build_graph
-      ? c.build_graph(a.object_id)
-      : buildHere(a.object_id, out.new_artifacts, c.storage, c.objects);
-    jobs.push(
-      built.then((g) =>
-        g === null
-          ? null
-          : {
-              ...a,
-              object_id: g.object_id,
-              role: 'hnsw' as const,
-              shard_object_id: a.object_id,
-              size_bytes: g.size_bytes,
-            },
-      ),
-    );
+    jobs.push(async () => {
+      const g = c.build_graph
+        ? await c.build_graph(a.object_id)
+        : await buildHere(a.object_id, out.new_artifacts, c.storage, c.objects);
+      return g === null
+        ? null
+        : {
+            ...a,
+            object_id: g.object_id,
+            role: 'hnsw' as const,
+            shard_object_id: a.object_id,
+            size_bytes: g.size_bytes,
+          };
+    });
   }
   // In manifest order whatever order the builds finish in: the manifest stays deterministic.
-  const added = (await Promise.all(jobs)).filter((x) => x !== null);
+  const added = (await runLimited(jobs, c.concurrency ?? jobs.length)).filter((x) => x !== null);
   if (added.length === 0) return;
   m.vector_artifacts.push(...added);
   for (const a of added) m.repair.descriptors.push(describeRepair(a.object_id, a.size_bytes, c.repair));
+}
+
+/** Every job's result in job order, at most `limit` running at once. */
+async function runLimited<T>(jobs: (() => Promise<T>)[], limit: number): Promise<T[]> {
+  const out: T[] = new Array(jobs.length);
+  let next = 0;
+  const lane = async () => {
+    while (next < jobs.length) {
+      const i = next++;
+      out[i] = await jobs[i]();
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, jobs.length)) }, lane));
+  return out;
 }
 
 async function buildHere(

@@ -83,6 +83,12 @@ export interface EngineOptions {
    * (`fsmesh search`) says false: it would otherwise wait at close for encodings it does not need.
    */
   maintain_symbols?: boolean;
+  /**
+   * Load a generation's vector shards and graphs when activating it (default true: a serving node
+   * answers its first vector query at full speed). A one-shot command that exits after activating
+   * (`fsmesh ingest`) says false: they are verified by streamed re-hash instead, never held.
+   */
+  warm_vectors?: boolean;
 }
 
 export class LocalEngine {
@@ -347,6 +353,7 @@ export class LocalEngine {
           parent,
           embedder: this.config.embedder,
           quality_embedder: this.config.quality_embedder,
+          graph_concurrency: Math.max(1, compute.threads),
         },
         graphs,
       );
@@ -380,6 +387,7 @@ export class LocalEngine {
         hnsw_min_rows: args.settings.hnsw_min_rows,
         repair: args.settings.repair,
         build_graph: graphs,
+        concurrency: Math.max(1, compute.threads),
       });
     return out;
   }
@@ -421,7 +429,10 @@ export class LocalEngine {
     const pinned = await this.pin(manifestId);
     try {
       // Activation verifies everything, vectors included: a live generation answers every mode.
-      await this.vectorsOf(pinned.reader);
+      if (this.events.warm_vectors !== false) await this.vectorsOf(pinned.reader);
+      else
+        for (const a of manifest.vector_artifacts)
+          await this.withReadRepair(() => this.objects.verify('artifact', a.object_id));
     } catch (err) {
       pinned.release();
       throw err;

@@ -6,11 +6,13 @@
  */
 import { DATA_DIR, objectPath as layoutObjectPath } from '../core/data-dir-layout.ts';
 import { FsmeshError } from '../core/errors.ts';
-import { isObjectId, type ObjectId, type ObjectKind, objectIdOf } from '../core/ids.ts';
+import { isObjectId, type ObjectId, type ObjectKind, objectIdHasher, objectIdOf } from '../core/ids.ts';
 import { isNotFound, parentDir, type Storage } from '../runtime/index.ts';
 
 const ROOT = DATA_DIR.objects_dir;
 const TMP = DATA_DIR.objects_tmp_dir;
+/** Range size of a streamed verification. */
+const VERIFY_CHUNK_BYTES = 4 << 20;
 
 export function objectPath(kind: ObjectKind, id: ObjectId): string {
   return layoutObjectPath(kind, id);
@@ -137,6 +139,36 @@ export class ObjectStore {
         });
     }
     return bytes;
+  }
+
+  /**
+   * Re-hash a stored object by ranges, never holding it whole (a one-shot command's activation
+   * checks tens of MB of vector artifacts it will not read). Errors as get's.
+   */
+  async verify(kind: ObjectKind, id: ObjectId): Promise<void> {
+    if (!isObjectId(id)) throw new FsmeshError('invalid_input', `not an object id: ${JSON.stringify(id)}`);
+    const p = objectPath(kind, id);
+    let size: number;
+    try {
+      size = await this.storage.size(p);
+    } catch (err) {
+      if (isNotFound(err))
+        throw new FsmeshError('not_found', `${kind} object ${id} is missing`, { object_id: id, kind });
+      throw err;
+    }
+    const h = objectIdHasher(kind);
+    for (let off = 0; off < size; ) {
+      const chunk = await this.storage.readRange(p, off, VERIFY_CHUNK_BYTES);
+      if (chunk.length === 0) break; // shorter than it was: the hash below says so
+      h.update(chunk);
+      off += chunk.length;
+    }
+    const actual = h.digest();
+    if (actual !== id)
+      throw new FsmeshError('corrupt_data', `${kind} object ${id} is corrupt (bytes hash to ${actual})`, {
+        object_id: id,
+        kind,
+      });
   }
 
   async size(kind: ObjectKind, id: ObjectId): Promise<number> {

@@ -109,3 +109,61 @@ test('a generation that was never flipped live is invisible, and its objects are
   assert.equal((await e.objects.list('artifact')).length, before);
   await e.close();
 });
+
+test('streamed verification: same verdicts as a whole read; activation without warming still refuses damaged vectors', async () => {
+  const { objectIdHasher, objectIdOf } = await import('../../src/core/ids.ts');
+  const { LocalEngine, defaultEngineConfig } = await import('../../src/engine/local-engine.ts');
+  const { runtimeAt } = await import('../helpers/tmp.ts');
+  const { objectPath } = await import('../../src/core/data-dir-layout.ts');
+  // The incremental id equals the one-shot id, whatever the cut points.
+  const bytes = new Uint8Array(300_000).map((_, i) => (i * 7) & 255);
+  const h = objectIdHasher('artifact');
+  for (const [a, b] of [
+    [0, 1],
+    [1, 70_000],
+    [70_000, 300_000],
+  ])
+    h.update(bytes.subarray(a, b));
+  assert.equal(h.digest(), objectIdOf('artifact', bytes));
+
+  const dir = tmpDir();
+  const e = await LocalEngine.open(runtimeAt(dir), defaultEngineConfig({ hnsw_min_rows: 10 }), {
+    warm_vectors: false,
+  });
+  const docs = Array.from({ length: 40 }, (_, i) => ({
+    op: 'upsert' as const,
+    doc_id: `d${i}`,
+    text: `word${i} common`,
+  }));
+  await e.ingest(docs);
+  const first = await e.buildAndActivate();
+  assert.ok(first);
+  const vec = first.manifest.vector_artifacts.map((a) => a.object_id);
+  assert.ok(vec.length >= 2, 'a vector shard and its graph');
+  for (const id of vec) await e.objects.verify('artifact', id);
+  // A flipped byte in a vector shard: the streamed check names it, as get() does.
+  const file = path.join(dir, objectPath('artifact', vec[0]));
+  const orig = fs.readFileSync(file);
+  const bad = Buffer.from(orig);
+  bad[bad.length - 5] ^= 1;
+  fs.writeFileSync(file, bad);
+  await assert.rejects(e.objects.verify('artifact', vec[0]), /is corrupt/);
+  await assert.rejects(e.objects.get('artifact', vec[0]), /is corrupt/);
+  await assert.rejects(e.objects.verify('artifact', 'ab'.repeat(32)), /is missing/);
+  fs.writeFileSync(file, orig);
+  // Activation without warming re-hashes vectors it does not load: a damaged shard of the next
+  // generation is repaired from the node's own symbols before the flip, never activated damaged.
+  await e.ingest([{ op: 'upsert', doc_id: 'late', text: 'late arrival' }]);
+  const cand = await e.buildCandidate();
+  assert.ok(cand);
+  const fresh = cand.manifest.vector_artifacts.find((a) => !vec.includes(a.object_id))!;
+  const f2 = path.join(dir, objectPath('artifact', fresh.object_id));
+  const b2 = fs.readFileSync(f2);
+  b2[100] ^= 1;
+  fs.writeFileSync(f2, b2);
+  await e.activateManifest(cand.manifest_id);
+  cand.release();
+  await e.objects.verify('artifact', fresh.object_id);
+  assert.equal(e.generations.active?.artifact_manifest_id, cand.manifest_id);
+  await e.close();
+});
