@@ -27,13 +27,35 @@ if (existsSync(source)) {
       );
       process.exit(2);
     }
-    const r = spawnSync(pinned, [fileURLToPath(import.meta.url), ...process.argv.slice(2)], { stdio: 'inherit' });
+    const r = spawnSync(pinned, [fileURLToPath(import.meta.url), ...process.argv.slice(2)], {
+      stdio: 'inherit',
+    });
     process.exit(r.status ?? 1);
   }
   entry = source;
 } else if (!existsSync(built)) {
   process.stderr.write(`fsmesh: ${built} is missing: the package was not built (npm run build)\n`);
   process.exit(2);
+}
+// `fsmesh ingest` is a batch job whose builds allocate tens of MB of short-lived buffers per part:
+// with V8's default young generation its peak RSS was ~460 MB on the 50,000-document corpus, with
+// 2 MB semi-spaces ~300 MB at the same speed (docs/benchmarks.md, bench/open.ts). V8 takes the flag
+// only at start, so the command replaces itself (execve: same process, so a SIGKILL still ends it)
+// once, unless the flag was given; without execve (Windows) it runs as it is.
+const V8_FLAGS = { ingest: ['--max-semi-space-size=2'] };
+const wanted = V8_FLAGS[process.argv[2]];
+if (
+  wanted &&
+  typeof process.execve === 'function' &&
+  ![...process.execArgv, process.env.NODE_OPTIONS ?? ''].some((a) => a.includes('--max-semi-space-size'))
+) {
+  process.execve(process.execPath, [
+    process.execPath,
+    ...process.execArgv,
+    ...wanted,
+    fileURLToPath(import.meta.url),
+    ...process.argv.slice(2),
+  ]);
 }
 // V8's on-disk compile cache (Node >= 22.1; in the OS temp dir, keyed by file contents, ignored if
 // unwritable; NODE_DISABLE_COMPILE_CACHE=1 turns it off): after the first run, a fresh process

@@ -5,14 +5,17 @@
  */
 import { threadId } from 'node:worker_threads';
 import type { RepairParams } from '../codec/repair-descriptor.ts';
+import type { UpsertOp } from '../core/capsule.ts';
 import { FsmeshError } from '../core/errors.ts';
 import type { ObjectId, ObjectKind } from '../core/ids.ts';
+import type { GenerationManifest, Quantization } from '../core/manifest.ts';
 import { nodeFsStorage, type Storage } from '../runtime/index.ts';
 import { GenerationReader } from '../search/generation-reader.ts';
+import type { EmbedderSpec } from '../search/vector/embedder.ts';
 import { embedderFromSpec } from '../search/vector/embedder-spec.ts';
 import { ObjectStore } from '../storage/object-store.ts';
 import { SymbolStore } from '../storage/symbol-store.ts';
-import { type BuildTaskInput, buildCandidateArtifacts, checkParent } from './build-task.ts';
+import { type AssembleTaskArgs, assembleStored, buildStoredPart, checkParent } from './build-task.ts';
 import { buildStoredGraph } from './hnsw-graphs.ts';
 
 export interface ComputeRequest {
@@ -40,7 +43,36 @@ function dirHandles(dataDir: string) {
   return h;
 }
 
-async function buildGenerationTask(input: BuildTaskInput) {
+/** Task build_part: one part of a window (src/engine/build-task.ts). */
+export interface PartTaskInput {
+  data_dir: string;
+  ops: UpsertOp[];
+  quantization: Quantization;
+  repair: RepairParams;
+  embedder: EmbedderSpec;
+  quality_embedder?: EmbedderSpec;
+}
+
+async function buildPartTask(input: PartTaskInput) {
+  const h = dirHandles(input.data_dir);
+  return buildStoredPart(
+    input.ops,
+    {
+      embedder: embedderFromSpec(input.embedder),
+      quality_embedder: input.quality_embedder ? embedderFromSpec(input.quality_embedder) : undefined,
+      quantization: input.quantization,
+    },
+    { objects: h.objects, symbols: new SymbolStore(h.storage, h.objects, input.repair, undefined, h.tag) },
+  );
+}
+
+/** Task assemble_generation: the parent is opened here (the engine pinned it: same id checked). */
+export interface AssembleTaskInput extends AssembleTaskArgs {
+  data_dir: string;
+  parent: { artifact_manifest_id: ObjectId; manifest: GenerationManifest } | null;
+}
+
+async function assembleTask(input: AssembleTaskInput) {
   const h = dirHandles(input.data_dir);
   let parent: GenerationReader | null = null;
   if (input.parent) {
@@ -53,14 +85,12 @@ async function buildGenerationTask(input: BuildTaskInput) {
     await parent.loadVectors();
     h.parent = parent;
   }
-  checkParent(parent, input);
-  return buildCandidateArtifacts(input, {
-    storage: h.storage,
+  checkParent(parent, input.parent);
+  const { data_dir: _dir, parent: _parent, ...args } = input;
+  return assembleStored(args, {
     objects: h.objects,
     symbols: new SymbolStore(h.storage, h.objects, input.settings.repair, undefined, h.tag),
     parent,
-    embedder: embedderFromSpec(input.embedder),
-    quality_embedder: input.quality_embedder ? embedderFromSpec(input.quality_embedder) : undefined,
   });
 }
 
@@ -85,7 +115,8 @@ async function encodeSymbolsTask(input: {
 }
 
 const TASKS: Record<string, (input: never) => Promise<unknown>> = {
-  build_generation: buildGenerationTask,
+  build_part: buildPartTask,
+  assemble_generation: assembleTask,
   build_hnsw: buildHnswTask,
   encode_symbols: encodeSymbolsTask,
 };

@@ -4,12 +4,12 @@
  * threads when the engine has them (task `build_hnsw`, one per shard), else here one by one.
  */
 import { describeRepair, type RepairParams } from '../codec/repair-descriptor.ts';
-import { type ObjectId, objectIdOf } from '../core/ids.ts';
+import type { ObjectId } from '../core/ids.ts';
 import type { GenerationManifest, VectorArtifact } from '../core/manifest.ts';
 import type { Storage } from '../runtime/index.ts';
 import type { GenerationReader } from '../search/generation-reader.ts';
 import { VectorShard } from '../search/vector/fsvi.ts';
-import { buildHnsw } from '../search/vector/hnsw.ts';
+import { buildHnswFile } from '../search/vector/hnsw.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import type { SymbolStore } from '../storage/symbol-store.ts';
 
@@ -17,15 +17,13 @@ import type { SymbolStore } from '../storage/symbol-store.ts';
 export type GraphBuilder = (shardId: ObjectId) => Promise<{ object_id: ObjectId; size_bytes: number } | null>;
 
 export async function addHnswGraphs(
-  out: { manifest: GenerationManifest; new_artifacts: Map<ObjectId, Uint8Array> },
+  out: { manifest: GenerationManifest },
   parent: GenerationReader | null,
   c: {
-    storage: Storage;
-    objects: ObjectStore;
     hnsw_min_rows: number;
     repair: RepairParams;
-    /** Build each graph with this (stored by it) instead of here (added to new_artifacts). */
-    build_graph?: GraphBuilder;
+    /** Builds and stores one shard's graph (a compute task, or buildStoredGraph inline). */
+    build_graph: GraphBuilder;
     /**
      * Graphs built at once (default: all). One on a single thread: each build holds its shard's
      * vectors and hnswlib's copy, and two at once on one thread only add their memory.
@@ -45,9 +43,7 @@ export async function addHnswGraphs(
       continue;
     }
     jobs.push(async () => {
-      const g = c.build_graph
-        ? await c.build_graph(a.object_id)
-        : await buildHere(a.object_id, out.new_artifacts, c.storage, c.objects);
+      const g = await c.build_graph(a.object_id);
       return g === null
         ? null
         : {
@@ -67,7 +63,7 @@ export async function addHnswGraphs(
 }
 
 /** Every job's result in job order, at most `limit` running at once. */
-async function runLimited<T>(jobs: (() => Promise<T>)[], limit: number): Promise<T[]> {
+export async function runLimited<T>(jobs: (() => Promise<T>)[], limit: number): Promise<T[]> {
   const out: T[] = new Array(jobs.length);
   let next = 0;
   const lane = async () => {
@@ -80,30 +76,26 @@ async function runLimited<T>(jobs: (() => Promise<T>)[], limit: number): Promise
   return out;
 }
 
-async function buildHere(
-  shardId: ObjectId,
-  newArtifacts: Map<ObjectId, Uint8Array>,
-  storage: Storage,
-  objects: ObjectStore,
-) {
-  const shardBytes = newArtifacts.get(shardId) ?? (await objects.get('artifact', shardId));
-  const graph = await buildHnsw(storage, VectorShard.open(shardId, shardBytes));
-  if (!graph) return null;
-  const id = objectIdOf('artifact', graph);
-  newArtifacts.set(id, graph);
-  return { object_id: id, size_bytes: graph.length };
-}
-
-/** Build one shard's graph from the stored shard and store it with its repair symbols. */
+/**
+ * Build one shard's graph from the stored shard and store it with its repair symbols. The graph
+ * goes from hnswlib's scratch file into the store by rename, hashed and encoded by ranges: its
+ * bytes are never held whole (a 25k-row graph is ~30 MB).
+ */
 export async function buildStoredGraph(
   shardId: ObjectId,
   env: { storage: Storage; objects: ObjectStore; symbols: SymbolStore },
 ): Promise<{ object_id: ObjectId; size_bytes: number } | null> {
-  const bytes = new Map<ObjectId, Uint8Array>();
-  const g = await buildHere(shardId, bytes, env.storage, env.objects);
-  if (!g) return null;
-  const graph = bytes.get(g.object_id)!;
-  await env.objects.putVerified('artifact', g.object_id, graph);
-  await env.symbols.ensure('artifact', g.object_id, graph);
+  // Rows read as stored (f16 → number as hnswlib takes them): no f32 copy of the shard.
+  const shard = VectorShard.view(shardId, await env.objects.get('artifact', shardId));
+  const file = await buildHnswFile(env.storage, shard);
+  if (!file) return null;
+  let g: { object_id: ObjectId; size_bytes: number };
+  try {
+    g = await env.objects.adoptFile('artifact', file);
+  } catch (err) {
+    await env.storage.remove(file).catch(() => {});
+    throw err;
+  }
+  await env.symbols.ensure('artifact', g.object_id);
   return g;
 }

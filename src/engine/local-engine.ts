@@ -15,6 +15,7 @@ import { FsmeshError } from '../core/errors.ts';
 import { type ObjectId, objectIdOf } from '../core/ids.ts';
 import type { GenerationManifest } from '../core/manifest.ts';
 import { type Compute, inlineCompute, type Runtime } from '../runtime/index.ts';
+import type { WindowCommit } from '../search/builder.ts';
 import { GenerationReader } from '../search/generation-reader.ts';
 import type { LexicalStats } from '../search/lexical/scoring.ts';
 import { type ShardLists, shardLists } from '../search/multi-shard.ts';
@@ -34,15 +35,18 @@ import { type ScrubReport, scrub } from '../storage/scrubber.ts';
 import { SymbolStore } from '../storage/symbol-store.ts';
 import { ActivationGate } from './activation-gate.ts';
 import {
+  assembleStored,
   type BuildSettings,
-  type BuildTaskInput,
-  type BuildTaskOutput,
-  buildCandidateArtifacts,
+  type BuildSteps,
+  type BuildWindow,
+  buildStoredPart,
+  runGenerationBuild,
 } from './build-task.ts';
+import type { AssembleTaskInput, PartTaskInput } from './compute-worker.ts';
 import { checkEmbedderRevision } from './embedder-gate.ts';
 import { defaultEngineConfig, type EngineConfig } from './engine-config.ts';
 import type { ActivationSource, EngineEvent, EngineEventListener } from './engine-events.ts';
-import { addHnswGraphs, buildStoredGraph, type GraphBuilder } from './hnsw-graphs.ts';
+import { buildStoredGraph, type GraphBuilder } from './hnsw-graphs.ts';
 import { checkStrictRead, selectAsOf, selectGeneration, waitForActivation } from './read-path.ts';
 import { ReaderCache } from './reader-cache.ts';
 import { protectSealedSegment, repairSealedSegments } from './sealed-segments.ts';
@@ -296,7 +300,7 @@ export class LocalEngine {
     const parentPin = active ? await this.pin(active.artifact_manifest_id) : null;
     try {
       const from = active ? active.commit_seq_high + 1 : 1;
-      const commits = [];
+      let commits: WindowCommit[] = [];
       for await (const r of this.log.range(from, high))
         commits.push({ commit_seq: r.commit_seq, marker_id: r.marker_id, capsule: r.capsule });
       const nextSeq =
@@ -314,82 +318,91 @@ export class LocalEngine {
         segment_max_docs: this.config.segment_max_docs,
         hnsw_min_rows: this.config.hnsw_min_rows,
       };
-      const args = {
+      const window: BuildWindow = {
+        parent: parentPin?.reader ?? null,
         commits,
         next_generation_seq: nextSeq,
         head_marker_id: this.log.markerIdAt(high),
         commit_seq_high: high,
         settings,
+        embedder: this.config.embedder,
+        quality_embedder: this.config.quality_embedder,
       };
-      const out = await this.runBuild(args, parentPin?.reader ?? null);
-      const manifestId = await this.generations.putManifest(out.manifest);
-      const release = this.generations.lease(manifestId);
-      return { manifest_id: manifestId, manifest: out.manifest, release };
+      commits = [];
+      // Objects stored before the manifest is leased are kept from GC by this set meanwhile.
+      const stored = new Set<ObjectId>();
+      this.buildObjects.add(stored);
+      try {
+        const out = await runGenerationBuild(window, this.buildSteps(window, stored));
+        const manifestId = await this.generations.putManifest(out.manifest);
+        const release = this.generations.lease(manifestId);
+        return { manifest_id: manifestId, manifest: out.manifest, release };
+      } finally {
+        this.buildObjects.delete(stored);
+      }
     } finally {
       parentPin?.release();
     }
   }
 
+  /** Objects of builds in flight (not yet referenced by a leased manifest): GC leaves them. */
+  private readonly buildObjects = new Set<Set<ObjectId>>();
+
   /**
-   * Run a build: on a compute thread when the embedders can travel there (the HNSW graphs then
-   * follow as one task per shard, in parallel), else here.
+   * How a build's steps run: parts and assembly on the compute threads when the embedders can
+   * travel there (a worker rebuilds them from their specs), else here; graphs one task per shard.
    */
-  private async runBuild(
-    args: Omit<BuildTaskInput, 'data_dir' | 'embedder' | 'quality_embedder' | 'parent'>,
-    parent: GenerationReader | null,
-  ): Promise<BuildTaskOutput> {
+  private buildSteps(w: BuildWindow, stored: Set<ObjectId>): BuildSteps {
+    const { parent } = w;
+    const { quantization } = w.settings;
     const compute = this.runtime.compute ?? inlineCompute;
-    const graphs = this.graphBuilder(compute);
-    // The build reuses the parent's vector shards (by id) and merges them: a build here needs them
-    // loaded (a worker opens the parent itself).
-    const inline = async () => {
-      if (parent) await this.vectorsOf(parent);
-      return buildCandidateArtifacts(
-        args,
-        {
-          storage: this.runtime.storage,
-          objects: this.objects,
-          symbols: this.symbols,
-          parent,
-          embedder: this.config.embedder,
-          quality_embedder: this.config.quality_embedder,
-          graph_concurrency: Math.max(1, compute.threads),
-        },
-        graphs,
-      );
-    };
     const { embedder, quality_embedder } = this.config;
-    // A worker rebuilds the embedders from their specs; one without a spec keeps the build here.
     const portable =
       embedder.spec !== undefined && (!quality_embedder || quality_embedder.spec !== undefined);
-    const out = !portable
-      ? await inline()
-      : await compute.run<BuildTaskOutput>(
-          'build_generation',
-          {
-            ...args,
-            data_dir: this.runtime.storage.root,
-            parent: parent && {
-              artifact_manifest_id: parent.artifact_manifest_id,
-              manifest: parent.manifest,
-            },
-            embedder: embedder.spec,
-            quality_embedder: quality_embedder?.spec,
-            defer_graphs: true,
-          } satisfies BuildTaskInput,
-          inline,
-        );
-    // A worker build leaves the graphs out; they are built here, one task per shard, in parallel.
-    if (out.graphs_deferred)
-      await addHnswGraphs({ manifest: out.manifest, new_artifacts: new Map() }, parent, {
-        storage: this.runtime.storage,
-        objects: this.objects,
-        hnsw_min_rows: args.settings.hnsw_min_rows,
-        repair: args.settings.repair,
-        build_graph: graphs,
-        concurrency: Math.max(1, compute.threads),
-      });
-    return out;
+    const data_dir = this.runtime.storage.root;
+    const env = { objects: this.objects, symbols: this.symbols };
+    const run = <O>(task: string, input: () => unknown, inline: () => Promise<O>): Promise<O> =>
+      portable ? compute.run<O>(task, input(), inline) : inline();
+    return {
+      part: (ops) =>
+        run(
+          'build_part',
+          () =>
+            ({
+              data_dir,
+              ops,
+              quantization,
+              repair: this.config.repair,
+              embedder: embedder.spec!,
+              quality_embedder: quality_embedder?.spec,
+            }) satisfies PartTaskInput,
+          () => buildStoredPart(ops, { embedder, quality_embedder, quantization }, env),
+        ),
+      assemble: (args) =>
+        run(
+          'assemble_generation',
+          () =>
+            ({
+              ...args,
+              data_dir,
+              parent: parent && {
+                artifact_manifest_id: parent.artifact_manifest_id,
+                manifest: parent.manifest,
+              },
+            }) satisfies AssembleTaskInput,
+          // The assembly reuses the parent's vector shards (by id) and merges them: loaded here
+          // (a worker opens the parent itself).
+          async () => {
+            if (parent) await this.vectorsOf(parent);
+            return assembleStored(args, { ...env, parent });
+          },
+        ),
+      graph: this.graphBuilder(compute),
+      concurrency: Math.max(1, compute.threads),
+      onStored: (ids) => {
+        for (const id of ids) stored.add(id);
+      },
+    };
   }
 
   /** Graphs on the compute threads (task build_hnsw), or here when the input cannot travel. */
@@ -442,7 +455,9 @@ export class LocalEngine {
   }
 
   async collectGarbage(): Promise<number> {
-    const n = await this.generations.collectGarbage(new Set(), (kind, id) => this.symbols.remove(kind, id));
+    const building = new Set<ObjectId>();
+    for (const b of this.buildObjects) for (const id of b) building.add(id);
+    const n = await this.generations.collectGarbage(building, (kind, id) => this.symbols.remove(kind, id));
     this.evictUnretained();
     return n;
   }

@@ -18,11 +18,27 @@ import {
   type Quantization,
   type VectorArtifact,
 } from '../core/manifest.ts';
+import {
+  buildPart,
+  type EmbedderIdentity,
+  encodeShard,
+  makeSegment,
+  type ObjectIdFn,
+  type PartResult,
+} from './build-part.ts';
 import type { GenerationReader } from './generation-reader.ts';
 import { DeleteBitmap } from './lexical/deletes.ts';
-import { buildSegment, type IndexedDoc, Segment, SegmentBuilder } from './lexical/segment.ts';
+import { buildSegment, type IndexedDoc, Segment } from './lexical/segment.ts';
 import type { Embedder } from './vector/embedder.ts';
-import { encodeFsvi } from './vector/fsvi.ts';
+import { VectorShard } from './vector/fsvi.ts';
+
+export {
+  buildPart,
+  type EmbedderIdentity,
+  type ObjectIdFn,
+  type PartConfig,
+  type PartResult,
+} from './build-part.ts';
 
 export interface BuildConfig {
   shard: string;
@@ -42,11 +58,13 @@ export interface BuildInput {
   parent: GenerationReader | null;
   /** Parent generation's manifest id, if any (for the lineage). */
   next_generation_seq: number;
-  commits: { commit_seq: number; marker_id: ObjectId; capsule: CommitCapsule }[];
+  commits: WindowCommit[];
   /** Used when the window is empty (generation over no new commits). */
   head_marker_id: ObjectId;
   commit_seq_high: number;
 }
+
+export type WindowCommit = { commit_seq: number; marker_id: ObjectId; capsule: CommitCapsule };
 
 export interface BuildOutput {
   manifest: GenerationManifest;
@@ -54,41 +72,96 @@ export interface BuildOutput {
   new_artifacts: Map<ObjectId, Uint8Array>;
 }
 
-export type ObjectIdFn = (bytes: Uint8Array) => ObjectId;
+/**
+ * A build in three steps, so that no step holds the whole window's output (issue 16: bounded
+ * ingest memory) and parts can run on different threads:
+ *  1. planWindow — the window's final op per document, upserts cut into parts (segments);
+ *  2. buildPart — one part's segment and vector shards, stored by the caller, then dropped;
+ *  3. assembleGeneration — parent carry-over, deletes, merge policy and the manifest.
+ * The bytes are the same as building the window at once: each part is built alone either way.
+ */
+export interface WindowPlan {
+  /** Every document the window touches (upserted or deleted), in first-touch order. */
+  touched: string[];
+  /** The final upserts in first-touch order, cut into parts of at most segment_max_docs. */
+  parts: UpsertOp[][];
+}
 
-export function buildGeneration(input: BuildInput, cfg: BuildConfig, artifactId: ObjectIdFn): BuildOutput {
+export function planWindow(
+  input: Pick<BuildInput, 'parent' | 'commits' | 'commit_seq_high'>,
+  cfg: { shard: string; segment_max_docs: number },
+): WindowPlan {
   const parent = input.parent;
-  invariant(!parent || parent.vectors_loaded, 'a build reuses its parent vector shards: load them first');
   const from = parent ? parent.commit_seq_high + 1 : 1;
   invariant(input.commit_seq_high >= from - 1, 'build window must not go backwards');
   for (let i = 0; i < input.commits.length; i++)
     invariant(input.commits[i].commit_seq === from + i, 'build window must be contiguous');
-  // 1. Final state per doc within the window (last op wins, in commit order).
+  // Final state per doc within the window (last op wins, in commit order; first touch fixes order).
   const finalOps = new Map<string, UpsertOp | null>();
   for (const c of input.commits) {
     invariant(c.capsule.shard === cfg.shard, `capsule for shard ${c.capsule.shard} in a ${cfg.shard} build`);
     for (const op of c.capsule.ops) finalOps.set(op.doc_id, op.op === 'upsert' ? op : null);
   }
-  // 2. Carry over the parent's segments and deletions, then delete every touched doc.
-  const deletes = new DeleteBitmap();
-  let segments = parent ? carryParentSegments(parent, deletes, finalOps) : [];
-  const newArtifacts = new Map<ObjectId, Uint8Array>();
-  // 3. New segment + vector shard for the upserted docs.
   const upserts = [...finalOps.values()].filter((o): o is UpsertOp => o !== null);
-  for (const part of splitEvenly(upserts, cfg.segment_max_docs))
-    segments.push(
-      makeSegment(
-        segmentOf(part),
-        embedTexts(cfg.embedder, part),
-        newArtifacts,
-        artifactId,
-        cfg.quality_embedder ? embedTexts(cfg.quality_embedder, part) : null,
-      ),
-    );
-  // 4. Merge policy: fold the smallest segments together when there are too many.
+  return { touched: [...finalOps.keys()], parts: splitEvenly(upserts, cfg.segment_max_docs) };
+}
+
+export interface AssembleConfig {
+  shard: string;
+  created_by: string;
+  embedder: EmbedderIdentity;
+  quality_embedder?: EmbedderIdentity;
+  quantization: Quantization;
+  repair: RepairParams;
+  max_segments: number;
+}
+
+export interface AssembleInput {
+  parent: GenerationReader | null;
+  next_generation_seq: number;
+  touched: string[];
+  parts: PartResult[];
+  head_marker_id: ObjectId;
+  commit_seq_high: number;
+}
+
+/** Reads back a part's stored objects (only the merge policy needs them). */
+export interface PartLoader {
+  segment(id: ObjectId): Promise<Segment>;
+  shard(id: ObjectId): Promise<VectorShard>;
+}
+
+export async function assembleGeneration(
+  input: AssembleInput,
+  cfg: AssembleConfig,
+  artifactId: ObjectIdFn,
+  load: PartLoader,
+): Promise<BuildOutput> {
+  const parent = input.parent;
+  invariant(!parent || parent.vectors_loaded, 'a build reuses its parent vector shards: load them first');
+  const from = parent ? parent.commit_seq_high + 1 : 1;
+  // Carry over the parent's segments and deletions, then delete every touched doc.
+  const deletes = new DeleteBitmap();
+  let segments = parent ? carryParentSegments(parent, deletes, input.touched) : [];
+  const newArtifacts = new Map<ObjectId, Uint8Array>();
+  for (const p of input.parts)
+    segments.push({
+      id: p.segment.object_id,
+      doc_count: p.segment.doc_count,
+      size_bytes: p.segment.size_bytes,
+      checksum: p.segment.checksum,
+      seg: null,
+      vectors: null,
+      qvectors: null,
+      docnums: null,
+      shardId: p.shard.object_id,
+      shardBytes: p.shard.size_bytes,
+      qShardId: p.qshard?.object_id,
+      qShardBytes: p.qshard?.size_bytes,
+    });
+  // Merge policy: fold the smallest segments together when there are too many.
   if (segments.length > cfg.max_segments)
-    segments = mergeSmallest(segments, deletes, cfg, parent, newArtifacts, artifactId);
-  // 5. Artifacts and the manifest.
+    segments = await mergeSmallest(segments, deletes, cfg, parent, newArtifacts, artifactId, load);
   const { lexical, doc_count } = lexicalArtifacts(segments, deletes, newArtifacts, artifactId);
   const vector = vectorArtifacts(segments, cfg.embedder, cfg.quantization, 'fast', newArtifacts, artifactId);
   if (cfg.quality_embedder)
@@ -99,12 +172,25 @@ export function buildGeneration(input: BuildInput, cfg: BuildConfig, artifactId:
   return { manifest, new_artifacts: newArtifacts };
 }
 
+/** The three steps in memory, every new object in the output (tests; small windows). */
+export async function buildGeneration(
+  input: BuildInput,
+  cfg: BuildConfig,
+  artifactId: ObjectIdFn,
+): Promise<BuildOutput> {
+  const plan = planWindow(input, cfg);
+  const made = new Map<ObjectId, Uint8Array>();
+  const parts = plan.parts.map((p) => buildPart(p, cfg, made, artifactId));
+  const out = await assembleGeneration({ ...input, touched: plan.touched, parts }, cfg, artifactId, {
+    segment: async (id) => Segment.open(id, made.get(id)!),
+    shard: async (id) => VectorShard.open(id, made.get(id)!),
+  });
+  for (const [id, b] of made) if (!out.new_artifacts.has(id)) out.new_artifacts.set(id, b);
+  return out;
+}
+
 /** The parent's segments (reused as they are) with its deletions, plus every doc this window touches. */
-function carryParentSegments(
-  parent: GenerationReader,
-  deletes: DeleteBitmap,
-  finalOps: Map<string, UpsertOp | null>,
-): SegEntry[] {
+function carryParentSegments(parent: GenerationReader, deletes: DeleteBitmap, touched: string[]): SegEntry[] {
   const segments: SegEntry[] = [];
   parent.segments.forEach((seg, si) => {
     const prevBits = parent.deletes.bySegment.get(seg.object_id);
@@ -119,6 +205,10 @@ function carryParentSegments(
       (a) => a.tier === 'quality' && a.segment_object_id === seg.object_id,
     );
     segments.push({
+      id: seg.object_id,
+      doc_count: seg.doc_count,
+      size_bytes: seg.bytes.length,
+      checksum: crc32Checksum(seg.bytes),
       seg,
       vectors: null,
       qvectors: null,
@@ -130,9 +220,9 @@ function carryParentSegments(
     });
   });
   for (const { seg } of segments) {
-    for (const docId of finalOps.keys()) {
-      const d = seg.docnumOf(docId);
-      if (d >= 0) deletes.mark(seg.object_id, seg.doc_count, d);
+    for (const docId of touched) {
+      const d = seg!.docnumOf(docId);
+      if (d >= 0) deletes.mark(seg!.object_id, seg!.doc_count, d);
     }
   }
   return segments;
@@ -148,18 +238,18 @@ function lexicalArtifacts(
   const lexical: LexicalArtifact[] = [];
   let docCount = 0;
   for (const s of segments) {
-    docCount += s.seg.doc_count - deletes.deletedCount(s.seg.object_id);
+    docCount += s.doc_count - deletes.deletedCount(s.id);
     lexical.push({
-      object_id: s.seg.object_id,
+      object_id: s.id,
       role: 'segment',
-      size_bytes: s.seg.bytes.length,
-      checksum: crc32Checksum(s.seg.bytes),
-      doc_count: s.seg.doc_count,
+      size_bytes: s.size_bytes,
+      checksum: s.checksum,
+      doc_count: s.doc_count,
     });
   }
-  const presentSegs = new Set(segments.map((s) => s.seg.object_id));
+  const presentSegs = new Set(segments.map((s) => s.id));
   for (const id of [...deletes.bySegment.keys()]) if (!presentSegs.has(id)) deletes.bySegment.delete(id);
-  const delBytes = deletes.encode(segments.map((s) => s.seg));
+  const delBytes = deletes.encode(segments.map((s) => ({ object_id: s.id, doc_count: s.doc_count })));
   const delId = artifactId(delBytes);
   newArtifacts.set(delId, delBytes);
   lexical.push({
@@ -178,7 +268,7 @@ function lexicalArtifacts(
  */
 function vectorArtifacts(
   segments: SegEntry[],
-  e: Embedder,
+  e: EmbedderIdentity,
   quantization: 'f16' | 'f32',
   tier: 'fast' | 'quality',
   newArtifacts: Map<ObjectId, Uint8Array>,
@@ -189,31 +279,22 @@ function vectorArtifacts(
     let id = tier === 'fast' ? s.shardId : s.qShardId;
     let size = tier === 'fast' ? s.shardBytes : s.qShardBytes;
     const vectors = tier === 'fast' ? s.vectors : s.qvectors;
+    // A merged segment's vectors are in memory; every other segment's shard is stored already.
     if (vectors && s.docnums) {
-      const bytes = encodeFsvi({
-        dims: e.dims,
-        quantization,
-        embedder_id: e.id,
-        revision_hash: e.revision_hash,
-        segment_object_id: s.seg.object_id,
-        docnums: s.docnums,
-        vectors,
-      });
-      id = artifactId(bytes);
-      size = bytes.length;
-      newArtifacts.set(id, bytes);
+      const made = encodeShard(s.seg!, vectors, s.docnums, e, quantization, newArtifacts, artifactId);
+      id = made.object_id;
+      size = made.size_bytes;
     }
-    if (tier === 'quality')
-      invariant(id && size !== undefined, `segment ${s.seg.object_id} lacks a quality shard`);
+    if (tier === 'quality') invariant(id && size !== undefined, `segment ${s.id} lacks a quality shard`);
     if (!id || size === undefined) continue;
     out.push({
       object_id: id,
       role: 'fsvi',
       ...(tier === 'quality' ? { tier: 'quality' as const } : {}),
-      segment_object_id: s.seg.object_id,
+      segment_object_id: s.id,
       dims: e.dims,
       quantization,
-      count: s.seg.doc_count,
+      count: s.doc_count,
       size_bytes: size,
     });
   }
@@ -222,8 +303,8 @@ function vectorArtifacts(
 
 /** Every §5.2 item: commit range, embedder identity, artifacts, repair descriptors, invariants. */
 function assembleManifest(
-  input: BuildInput,
-  cfg: BuildConfig,
+  input: Pick<AssembleInput, 'parent' | 'next_generation_seq' | 'commit_seq_high' | 'head_marker_id'>,
+  cfg: AssembleConfig,
   a: { from: number; lexical: LexicalArtifact[]; vector: VectorArtifact[]; doc_count: number },
 ): GenerationManifest {
   const parent = input.parent;
@@ -271,12 +352,13 @@ function assembleManifest(
   };
 }
 
-function embedTexts(e: Embedder, docs: { title?: string; text: string }[]): Float32Array[] {
-  return e.embed(docs.map((d) => (d.title ? `${d.title}\n${d.text}` : d.text)));
-}
-
 interface SegEntry {
-  seg: Segment;
+  id: ObjectId;
+  doc_count: number;
+  size_bytes: number;
+  checksum: string;
+  /** In memory for the parent's and a merged segment; a new part's is read back only to merge. */
+  seg: Segment | null;
   vectors: Float32Array[] | null;
   qvectors: Float32Array[] | null;
   docnums: number[] | null;
@@ -299,54 +381,20 @@ export function splitEvenly<T>(items: T[], max: number): T[][] {
   return out;
 }
 
-/** Segment bytes and doc ids (input order) of freshly upserted documents, tokenized as they stream. */
-function segmentOf(upserts: UpsertOp[]): { bytes: Uint8Array; docs: { doc_id: string }[] } {
-  const b = new SegmentBuilder();
-  for (const u of upserts) b.add(u);
-  return { bytes: b.finish(), docs: upserts };
-}
-
-function makeSegment(
-  built: { bytes: Uint8Array; docs: { doc_id: string }[] },
-  vectorsInInputOrder: Float32Array[],
-  out: Map<ObjectId, Uint8Array>,
-  artifactId: ObjectIdFn,
-  qualityInInputOrder: Float32Array[] | null = null,
-): SegEntry {
-  const { bytes, docs } = built;
-  const id = artifactId(bytes);
-  out.set(id, bytes);
-  const seg = Segment.open(id, bytes);
-  // Segment rows are sorted by doc_id: map each input doc's vector to its row.
-  const vectors: Float32Array[] = new Array(seg.doc_count);
-  docs.forEach((d, i) => {
-    vectors[seg.docnumOf(d.doc_id)] = vectorsInInputOrder[i];
-  });
-  const docnums = vectors.map((_, i) => i);
-  let qvectors: Float32Array[] | null = null;
-  if (qualityInInputOrder) {
-    const qv: Float32Array[] = new Array(seg.doc_count);
-    docs.forEach((d, i) => {
-      qv[seg.docnumOf(d.doc_id)] = qualityInInputOrder[i];
-    });
-    qvectors = qv;
-  }
-  return { seg, vectors, qvectors, docnums };
-}
-
-function mergeSmallest(
+async function mergeSmallest(
   segments: SegEntry[],
   deletes: DeleteBitmap,
-  cfg: BuildConfig,
+  cfg: AssembleConfig,
   parent: GenerationReader | null,
   out: Map<ObjectId, Uint8Array>,
   artifactId: ObjectIdFn,
-) {
+  load: PartLoader,
+): Promise<SegEntry[]> {
   // Pick the (count - max + 2) smallest by live docs; ties by object id: deterministic.
   const n = segments.length - cfg.max_segments + 2;
   const ranked = segments
-    .map((s, i) => ({ s, i, live: s.seg.doc_count - deletes.deletedCount(s.seg.object_id) }))
-    .sort((a, b) => a.live - b.live || (a.s.seg.object_id < b.s.seg.object_id ? -1 : 1))
+    .map((s, i) => ({ s, i, live: s.doc_count - deletes.deletedCount(s.id) }))
+    .sort((a, b) => a.live - b.live || (a.s.id < b.s.id ? -1 : 1))
     .slice(0, n);
   const chosen = new Set(ranked.map((r) => r.i));
   const docs: IndexedDoc[] = [];
@@ -354,47 +402,46 @@ function mergeSmallest(
   const qvecs: Float32Array[] = [];
   const quality = !!cfg.quality_embedder;
   for (const { s } of ranked) {
-    const segId = s.seg.object_id;
+    const segId = s.id;
     const live = (d: number) => !deletes.isDeleted(segId, d);
-    const rows = s.seg.toIndexedDocs(live);
-    docs.push(...rows);
-    // Vectors of live docs: from the fresh build, or decoded from the parent's shard.
-    const rowVec = new Map<number, Float32Array>();
-    if (s.vectors && s.docnums) s.docnums.forEach((d, r) => rowVec.set(d, s.vectors![r]));
-    else {
-      const si = parent?.segments.findIndex((p) => p.object_id === segId) ?? -1;
-      const shard = si >= 0 ? parent!.shards[si] : undefined;
-      invariant(shard, `segment ${segId} has no vector shard to merge`);
-      for (let r = 0; r < shard.count; r++)
-        rowVec.set(shard.docnums[r], shard.vectors.subarray(r * shard.dims, (r + 1) * shard.dims));
-    }
-    for (let d = 0; d < s.seg.doc_count; d++) if (live(d)) vecs.push(rowVec.get(d)!);
+    const seg = s.seg ?? (await load.segment(segId));
+    docs.push(...seg.toIndexedDocs(live));
+    // Vectors of live docs, from the segment's shard: the parent's, or a new part's read back
+    // (f16 → f32 → f16 is exact, so the merged shard's bytes do not depend on which).
+    const si = parent?.segments.findIndex((p) => p.object_id === segId) ?? -1;
+    const shard = si >= 0 ? parent!.shards[si] : s.shardId ? await load.shard(s.shardId) : undefined;
+    invariant(shard, `segment ${segId} has no vector shard to merge`);
+    for (const v of liveRows(shard, seg.doc_count, live)) vecs.push(v);
     if (quality) {
-      const qRow = new Map<number, Float32Array>();
-      if (s.qvectors && s.docnums) s.docnums.forEach((d, r) => qRow.set(d, s.qvectors![r]));
-      else {
-        const si = parent?.segments.findIndex((p) => p.object_id === segId) ?? -1;
-        const qs = si >= 0 ? parent!.qshards[si] : undefined;
-        invariant(qs, `segment ${segId} has no quality shard to merge`);
-        for (let r = 0; r < qs.count; r++)
-          qRow.set(qs.docnums[r], qs.vectors.subarray(r * qs.dims, (r + 1) * qs.dims));
-      }
-      for (let d = 0; d < s.seg.doc_count; d++) if (live(d)) qvecs.push(qRow.get(d)!);
+      const qs = si >= 0 ? parent!.qshards[si] : s.qShardId ? await load.shard(s.qShardId) : undefined;
+      invariant(qs, `segment ${segId} has no quality shard to merge`);
+      for (const v of liveRows(qs, seg.doc_count, live)) qvecs.push(v);
     }
     deletes.bySegment.delete(segId);
   }
-  const merged = makeSegment(
-    { bytes: buildSegment(docs), docs },
-    vecs,
-    out,
-    artifactId,
-    quality ? qvecs : null,
-  );
+  const m = makeSegment({ bytes: buildSegment(docs), docs }, vecs, out, artifactId, quality ? qvecs : null);
+  const merged: SegEntry = {
+    ...m,
+    id: m.seg.object_id,
+    doc_count: m.seg.doc_count,
+    size_bytes: m.seg.bytes.length,
+    checksum: crc32Checksum(m.seg.bytes),
+  };
   const firstIdx = Math.min(...chosen);
-  const result: typeof segments = [];
+  const result: SegEntry[] = [];
   segments.forEach((s, i) => {
     if (i === firstIdx) result.push(merged);
     if (!chosen.has(i)) result.push(s);
   });
   return result;
+}
+
+/** A shard's vectors of the live docs of its segment, in docnum order. */
+function liveRows(shard: VectorShard, docCount: number, live: (d: number) => boolean): Float32Array[] {
+  const byDoc: (Float32Array | undefined)[] = new Array(docCount);
+  for (let r = 0; r < shard.count; r++)
+    byDoc[shard.docnums[r]] = shard.vectors.subarray(r * shard.dims, (r + 1) * shard.dims);
+  const out: Float32Array[] = [];
+  for (let d = 0; d < docCount; d++) if (live(d)) out.push(byDoc[d]!);
+  return out;
 }

@@ -5,7 +5,7 @@
  * Directory fsyncs are batched: call syncDirs() before publishing anything that references new objects.
  */
 import { DATA_DIR, objectPath as layoutObjectPath } from '../core/data-dir-layout.ts';
-import { FsmeshError } from '../core/errors.ts';
+import { FsmeshError, invariant } from '../core/errors.ts';
 import { isObjectId, type ObjectId, type ObjectKind, objectIdHasher, objectIdOf } from '../core/ids.ts';
 import { isNotFound, parentDir, type Storage } from '../runtime/index.ts';
 
@@ -98,6 +98,36 @@ export class ObjectStore {
     this.dirtyDirs.add(dir);
     this.dirtyDirs.add(parentDir(dir));
     return bytes;
+  }
+
+  /**
+   * Move a finished file written outside the store (hnswlib's graph) into place under the id its
+   * bytes hash to, read by ranges: fsynced before it appears under that id. Returns id and size.
+   */
+  async adoptFile(kind: ObjectKind, tmp: string): Promise<{ object_id: ObjectId; size_bytes: number }> {
+    const size = await this.storage.size(tmp);
+    const h = objectIdHasher(kind);
+    for (let off = 0; off < size; ) {
+      const chunk = await this.storage.readRange(tmp, off, VERIFY_CHUNK_BYTES);
+      invariant(chunk.length > 0, `${tmp} shrank while it was adopted`);
+      h.update(chunk);
+      off += chunk.length;
+    }
+    const id = h.digest();
+    const f = await this.storage.openAppend(tmp);
+    await f.sync();
+    await f.close();
+    const path = objectPath(kind, id);
+    if (await this.storage.exists(path)) {
+      await this.storage.remove(tmp);
+      return { object_id: id, size_bytes: size };
+    }
+    const dir = parentDir(path);
+    await this.storage.mkdirp(dir);
+    await this.storage.rename(tmp, path);
+    this.dirtyDirs.add(dir);
+    this.dirtyDirs.add(parentDir(dir));
+    return { object_id: id, size_bytes: size };
   }
 
   private async putWithId(kind: ObjectKind, id: ObjectId, bytes: Uint8Array, replace = false): Promise<void> {

@@ -10,20 +10,17 @@
  *   | u32 repair_symbols | u32 max_block_symbols | u32 min_repair_per_block | f64 overhead_ratio
  *   | 16 B zero (header is 64 B) | 32 B object id | source_symbols × u32 crc32 | repair_symbols × u32 crc32
  *   | u32 crc32 of all preceding bytes | repair symbol bytes (repair_symbols × symbol_size)
+ * Length: ~490 lines because one class owns the symbol file end to end — encoding it (from
+ * bytes, or from the stored object block by block), reading headers and symbols, local repair.
  */
 import { crc32 } from 'node:zlib';
+import { encodeBlockRepair } from '../codec/raptorq.ts';
 import type { RepairParams } from '../codec/repair-descriptor.ts';
-import {
-  encodeRepairSymbols,
-  layoutFor,
-  reconstructObject,
-  type SymbolLayout,
-  sourceSymbol,
-} from '../codec/symbols.ts';
+import { layoutFor, reconstructObject, type SymbolLayout } from '../codec/symbols.ts';
 import { ByteReader, ByteWriter, bytesEqual, fromHex, toHex, utf8 } from '../core/bytes.ts';
 import { symbolPath as layoutSymbolPath } from '../core/data-dir-layout.ts';
-import { FsmeshError } from '../core/errors.ts';
-import type { ObjectId, ObjectKind } from '../core/ids.ts';
+import { FsmeshError, invariant } from '../core/errors.ts';
+import { type ObjectId, type ObjectKind, objectIdHasher } from '../core/ids.ts';
 import {
   type Compute,
   inlineCompute,
@@ -95,7 +92,8 @@ export class SymbolStore {
     const key = `${kind}/${id}`;
     let p = this.encoding.get(key);
     if (!p) {
-      const inline = async () => this.write(kind, id, bytes ?? (await this.objects.get(kind, id)));
+      const inline = () =>
+        bytes ? this.write(kind, id, bytes.length, inMemory(bytes)) : this.writeStored(kind, id);
       p = this.compute
         .run<void>('encode_symbols', { data_dir: this.storage.root, kind, id, params: this.params }, inline)
         .finally(() => this.encoding.delete(key));
@@ -128,15 +126,63 @@ export class SymbolStore {
     return this.backlog;
   }
 
-  private async write(kind: ObjectKind, id: ObjectId, bytes: Uint8Array): Promise<void> {
+  /**
+   * Encode a stored object read block by block (1 MiB), never whole, re-hashed as it is read:
+   * symbols are never derived from damaged bytes.
+   */
+  private async writeStored(kind: ObjectKind, id: ObjectId): Promise<void> {
+    const size = await this.objects.size(kind, id).catch((err) => {
+      if (isNotFound(err))
+        throw new FsmeshError('not_found', `${kind} object ${id} is missing`, { object_id: id, kind });
+      throw err;
+    });
+    const h = objectIdHasher(kind);
+    const path = objectPath(kind, id);
+    let hashed = 0;
+    await this.write(
+      kind,
+      id,
+      size,
+      async (offset, length) => {
+        const b = await this.storage.readRange(path, offset, length);
+        // Blocks are read in order, each once: the hash covers every byte exactly once.
+        invariant(offset === hashed, 'blocks are read in order');
+        if (b.length !== length)
+          throw new FsmeshError('corrupt_data', `${kind} object ${id} is shorter than ${size} bytes`, {
+            object_id: id,
+            kind,
+          });
+        h.update(b);
+        hashed += b.length;
+        return b;
+      },
+      () => {
+        const actual = h.digest();
+        if (actual !== id)
+          throw new FsmeshError('corrupt_data', `${kind} object ${id} is corrupt (bytes hash to ${actual})`, {
+            object_id: id,
+            kind,
+          });
+      },
+    );
+  }
+
+  /** The symbol file of an object of `length` bytes, its blocks read through `read`. */
+  private async write(
+    kind: ObjectKind,
+    id: ObjectId,
+    length: number,
+    read: (offset: number, length: number) => Promise<Uint8Array> | Uint8Array,
+    beforeStore: () => void = () => {},
+  ): Promise<void> {
     this.headers.delete(`${kind}/${id}`);
     const p = this.params;
-    const layout = layoutFor(bytes.length, p);
+    const layout = layoutFor(length, p);
     const w = new ByteWriter(64 + (layout.source_symbols + layout.repair_symbols) * 4);
     w.bytes(MAGIC);
     w.u32(VERSION);
     w.u32(p.symbol_size);
-    w.u64(bytes.length);
+    w.u64(length);
     w.u32(layout.source_symbols);
     w.u32(layout.repair_symbols);
     w.u32(p.max_block_symbols);
@@ -146,9 +192,14 @@ export class SymbolStore {
     w.bytes(new Uint8Array(f.buffer));
     w.bytes(new Uint8Array(16));
     w.bytes(fromHex(id));
-    for (let i = 0; i < layout.source_symbols; i++) w.u32(crc32(sourceSymbol(bytes, layout, i)));
     const repair: Uint8Array[] = [];
-    for (const s of encodeRepairSymbols(bytes, layout)) repair.push(s.data);
+    for (const b of layout.blocks) {
+      const block = b.length > 0 ? await read(b.offset, b.length) : new Uint8Array(0);
+      // Source symbol checksums of the block (the last symbol zero-padded), then its repair symbols.
+      for (let i = 0; i < b.source_count; i++) w.u32(crc32(paddedSymbol(block, i, p.symbol_size)));
+      for (const r of encodeBlockRepair(block, p.symbol_size, b.source_count, b.repair_count)) repair.push(r);
+    }
+    beforeStore();
     for (const r of repair) w.u32(crc32(r));
     w.u32(crc32(w.finish()));
     for (const r of repair) w.bytes(r);
@@ -400,7 +451,7 @@ export class SymbolStore {
         await this.readHeader(kind, id);
       } catch (err) {
         if (!(err instanceof FsmeshError)) throw err;
-        await this.write(kind, id, await this.objects.get(kind, id));
+        await this.writeStored(kind, id);
       }
       return { outcome: 'ok', repaired_bytes: 0 };
     }
@@ -425,4 +476,16 @@ export class SymbolStore {
   async remove(kind: ObjectKind, id: ObjectId): Promise<void> {
     await this.storage.remove(symbolPath(kind, id));
   }
+}
+
+const inMemory = (bytes: Uint8Array) => (offset: number, length: number) =>
+  bytes.subarray(offset, offset + length);
+
+/** Symbol `i` of a block (zero-padded past the block's end). */
+function paddedSymbol(block: Uint8Array, i: number, symbolSize: number): Uint8Array {
+  const start = i * symbolSize;
+  if (start + symbolSize <= block.length) return block.subarray(start, start + symbolSize);
+  const out = new Uint8Array(symbolSize);
+  if (start < block.length) out.set(block.subarray(start));
+  return out;
 }

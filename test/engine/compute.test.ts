@@ -59,7 +59,9 @@ test('a build on a worker thread stores the same generations, byte for byte, as 
     const workerIds = await buildHistory(b);
     assert.deepEqual(workerIds, inlineIds);
     // Every build went to the thread, and none fell back inline.
-    assert.equal(tasks.filter((t) => t === 'build_generation').length, 5);
+    assert.equal(tasks.filter((t) => t === 'assemble_generation').length, 5);
+    // The first window (60 upserts) is three parts of at most 25: three build_part tasks.
+    assert.ok(tasks.filter((t) => t === 'build_part').length >= 7, tasks.join());
     assert.ok(tasks.filter((t) => t === 'build_hnsw').length >= 3, tasks.join());
     assert.deepEqual(lost, []);
     const first = await b.generations.loadManifest(workerIds[0]);

@@ -79,7 +79,7 @@ test('a generation that was never flipped live is invisible, and its objects are
   const { buildGeneration } = await import('../../src/search/builder.ts');
   const { objectIdOf } = await import('../../src/core/ids.ts');
   const pin = await e.acquire();
-  const out = buildGeneration(
+  const out = await buildGeneration(
     {
       parent: pin.reader,
       next_generation_seq: 2,

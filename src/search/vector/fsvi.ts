@@ -85,6 +85,21 @@ export class VectorShard {
   }
 
   static open(objectId: string, bytes: Uint8Array): VectorShard {
+    const v = VectorShard.view(objectId, bytes);
+    const vectors = v.rows instanceof Float32Array ? v.rows.slice() : Float32Array.from(v.rows);
+    const { rows: _rows, ...rest } = v;
+    return new VectorShard({ ...rest, vectors });
+  }
+
+  /**
+   * The shard checked as open() checks it, its rows left as stored (f16 or f32, a view of a
+   * copy only when `bytes` is misaligned): what a graph build reads row by row, without the
+   * f32 copy of every vector.
+   */
+  static view(
+    objectId: string,
+    bytes: Uint8Array,
+  ): Omit<VectorShard, 'scan' | 'vectors'> & { rows: Float32Array | Float16Array } {
     const what = `vector shard ${objectId}`;
     const r = new ByteReader(bytes, what);
     if (!bytesEqual(r.bytes(4), MAGIC))
@@ -112,13 +127,12 @@ export class VectorShard {
     const raw = r.bytes(count * dims * elem);
     if (r.remaining !== 0)
       throw new FsmeshError('corrupt_data', `${what}: trailing bytes`, { object_id: objectId });
-    const copy = raw.slice();
-    const src =
+    const aligned = raw.byteOffset % elem === 0 ? raw : raw.slice();
+    const rows =
       q === 1
-        ? new Float16Array(copy.buffer, 0, count * dims)
-        : new Float32Array(copy.buffer, 0, count * dims);
-    const vectors = src instanceof Float32Array ? src : Float32Array.from(src);
-    return new VectorShard({
+        ? new Float16Array(aligned.buffer, aligned.byteOffset, count * dims)
+        : new Float32Array(aligned.buffer, aligned.byteOffset, count * dims);
+    return {
       object_id: objectId,
       dims,
       count,
@@ -127,8 +141,8 @@ export class VectorShard {
       revision_hash,
       segment_object_id,
       docnums,
-      vectors,
-    });
+      rows,
+    };
   }
 
   /** Exact dot-product scan (vectors are L2-normalised, so dot = cosine). fn(row, score). */

@@ -37,24 +37,20 @@ function ctor(): HnswCtor {
 let scratchCounter = 0;
 /** Scratch names carry the thread: a compute worker and the main thread share objects/tmp. */
 const SCRATCH_TAG = `t${threadId}`;
-async function scratch(
+
+/**
+ * Build a shard's graph into a scratch file under objects/tmp; returns its storage path (the
+ * caller adopts it into the object store or removes it), or null when the storage has no native
+ * path. The graph's bytes never sit in memory here: hnswlib writes them, the store reads by ranges.
+ */
+export async function buildHnswFile(
   storage: Storage,
-  fn: (file: string) => void | Promise<void>,
-): Promise<Uint8Array | null> {
+  shard: { dims: number; count: number; rows: ArrayLike<number> },
+): Promise<string | null> {
   const rel = `objects/tmp/hnsw-${SCRATCH_TAG}-${scratchCounter++}.bin`;
   const file = storage.nativePath(rel);
   if (!file) return null;
   await storage.mkdirp('objects/tmp');
-  try {
-    await fn(file);
-    return await storage.readFile(rel);
-  } finally {
-    await storage.remove(rel);
-  }
-}
-
-/** Build graph bytes for a shard, or null when the storage has no native path. */
-export async function buildHnsw(storage: Storage, shard: VectorShard): Promise<Uint8Array | null> {
   const H = ctor();
   const idx = new H('ip', shard.dims);
   idx.initIndex({
@@ -68,10 +64,20 @@ export async function buildHnsw(storage: Storage, shard: VectorShard): Promise<U
   const row: number[] = new Array(shard.dims).fill(0);
   for (let r = 0; r < shard.count; r++) {
     const base = r * shard.dims;
-    for (let j = 0; j < shard.dims; j++) row[j] = shard.vectors[base + j];
+    for (let j = 0; j < shard.dims; j++) row[j] = shard.rows[base + j];
     idx.addPoint(row, r);
   }
-  return scratch(storage, (file) => idx.writeIndexSync(file));
+  try {
+    idx.writeIndexSync(file);
+  } catch (err) {
+    await storage.remove(rel).catch(() => {});
+    throw err;
+  } finally {
+    // hnswlib-node frees an index only when its wrapper is garbage-collected; initialising it
+    // again (room for one row) frees the graph's native memory (~30 MB at 25k rows) right now.
+    idx.initIndex({ maxElements: 1, m: HNSW_PARAMS.m });
+  }
+  return rel;
 }
 
 export class HnswGraph {
