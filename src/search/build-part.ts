@@ -38,19 +38,32 @@ export function buildPart(
   artifactId: ObjectIdFn,
 ): PartResult {
   invariant(part.length > 0, 'a part has documents');
-  const e = makeSegment(
-    segmentOf(part),
-    embedTexts(cfg.embedder, part),
+  const built = segmentOf(part);
+  const id = artifactId(built.bytes);
+  out.set(id, built.bytes);
+  const seg = Segment.open(id, built.bytes);
+  // Rows are sorted by doc_id: each row's input document.
+  const inputOfRow = new Int32Array(seg.doc_count).fill(-1);
+  part.forEach((d, i) => {
+    inputOfRow[seg.docnumOf(d.doc_id)] = i;
+  });
+  invariant(!inputOfRow.includes(-1), 'every row of a part has its document');
+  const docnums = Array.from({ length: seg.doc_count }, (_, i) => i);
+  // Embedded in row order a chunk at a time, straight into the shard: a part's vectors are never
+  // all in memory (25k rows × 256 dims were 25 MB of f32 besides the shard).
+  const rows = (e: Embedder) => embeddedRows(e, seg.doc_count, (r) => textOf(part[inputOfRow[r]]));
+  const shard = encodeShard(
+    seg,
+    rows(cfg.embedder),
+    docnums,
+    cfg.embedder,
+    cfg.quantization,
     out,
     artifactId,
-    cfg.quality_embedder ? embedTexts(cfg.quality_embedder, part) : null,
   );
-  const seg = e.seg;
-  const shard = encodeShard(seg, e.vectors!, e.docnums!, cfg.embedder, cfg.quantization, out, artifactId);
-  const qshard =
-    cfg.quality_embedder && e.qvectors
-      ? encodeShard(seg, e.qvectors, e.docnums!, cfg.quality_embedder, 'f16', out, artifactId)
-      : undefined;
+  const qshard = cfg.quality_embedder
+    ? encodeShard(seg, rows(cfg.quality_embedder), docnums, cfg.quality_embedder, 'f16', out, artifactId)
+    : undefined;
   return {
     segment: {
       object_id: seg.object_id,
@@ -63,10 +76,35 @@ export function buildPart(
   };
 }
 
+/** Rows a shard encoder reads in order (an array, or embeddings made a chunk at a time). */
+export type ShardRows = { readonly length: number; at(row: number): Float32Array | undefined };
+
+const EMBED_CHUNK_ROWS = 256;
+
+/** `count` rows embedded in row order, EMBED_CHUNK_ROWS texts per embedder call. */
+function embeddedRows(e: Embedder, count: number, text: (row: number) => string): ShardRows {
+  let from = -1;
+  let chunk: Float32Array[] = [];
+  return {
+    length: count,
+    at(row) {
+      if (row < from || row >= from + chunk.length) {
+        from = row;
+        const texts: string[] = [];
+        for (let r = row; r < Math.min(count, row + EMBED_CHUNK_ROWS); r++) texts.push(text(r));
+        chunk = e.embed(texts);
+      }
+      return chunk[row - from];
+    },
+  };
+}
+
+const textOf = (d: { title?: string; text: string }) => (d.title ? `${d.title}\n${d.text}` : d.text);
+
 /** One FSVI shard of a segment's vectors (rows in segment order); `out` receives it. */
 export function encodeShard(
   seg: Segment,
-  vectors: Float32Array[],
+  vectors: ShardRows,
   docnums: number[],
   e: EmbedderIdentity,
   quantization: Quantization,
@@ -85,10 +123,6 @@ export function encodeShard(
   const id = artifactId(bytes);
   out.set(id, bytes);
   return { object_id: id, size_bytes: bytes.length };
-}
-
-function embedTexts(e: Embedder, docs: { title?: string; text: string }[]): Float32Array[] {
-  return e.embed(docs.map((d) => (d.title ? `${d.title}\n${d.text}` : d.text)));
 }
 
 /** Segment bytes and doc ids (input order) of freshly upserted documents, tokenized as they stream. */

@@ -12,7 +12,7 @@
  */
 import { crc32 } from 'node:zlib';
 import { ByteReader, ByteWriter, bytesEqual, fromHex, toHex, utf8 } from '../../core/bytes.ts';
-import { FsmeshError } from '../../core/errors.ts';
+import { FsmeshError, invariant } from '../../core/errors.ts';
 import type { Quantization } from '../../core/manifest.ts';
 
 const MAGIC = utf8.encode('FSVI');
@@ -25,7 +25,8 @@ export interface FsviInput {
   revision_hash: string;
   segment_object_id: string;
   docnums: number[];
-  vectors: Float32Array[];
+  /** Rows in order: an array, or rows made on demand (read once each, in order). */
+  vectors: { readonly length: number; at(i: number): Float32Array | undefined };
 }
 
 export function encodeFsvi(s: FsviInput): Uint8Array {
@@ -51,7 +52,9 @@ export function encodeFsvi(s: FsviInput): Uint8Array {
   w.padTo(64);
   const row = s.quantization === 'f16' ? new Float16Array(s.dims) : new Float32Array(s.dims);
   const rowBytes = new Uint8Array(row.buffer);
-  for (const v of s.vectors) {
+  for (let i = 0; i < s.vectors.length; i++) {
+    const v = s.vectors.at(i);
+    invariant(v !== undefined, `fsvi: row ${i} missing`);
     if (v.length !== s.dims)
       throw new FsmeshError('internal', `fsvi: vector of ${v.length} dims in a ${s.dims}-dim shard`);
     row.set(v);
