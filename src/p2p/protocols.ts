@@ -48,6 +48,26 @@ export function symbolFrame(id: number, data: Uint8Array): Uint8Array {
   return out;
 }
 
+/**
+ * The symbol frames of one answer, laid out in one buffer (views into it): ~250 allocations of
+ * 4 KiB per MiB served were most of the serving cost.
+ */
+export function symbolFrames(symbols: Map<number, Uint8Array>): Uint8Array[] {
+  let total = 0;
+  for (const d of symbols.values()) total += 4 + d.length;
+  const slab = new Uint8Array(total);
+  const view = new DataView(slab.buffer);
+  const out: Uint8Array[] = [];
+  let o = 0;
+  for (const [id, d] of symbols) {
+    view.setUint32(o, id, true);
+    slab.set(d, o + 4);
+    out.push(slab.subarray(o, o + 4 + d.length));
+    o += 4 + d.length;
+  }
+  return out;
+}
+
 export function parseSymbolFrame(f: Uint8Array): { id: number; data: Uint8Array } {
   if (f.length < 5) throw new FsmeshError('corrupt_data', 'symbol frame too short');
   return { id: new DataView(f.buffer, f.byteOffset).getUint32(0, true), data: f.subarray(4) };

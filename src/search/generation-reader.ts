@@ -6,6 +6,7 @@
  */
 
 import { crc32Checksum } from '../core/checksum.ts';
+import { objectPath } from '../core/data-dir-layout.ts';
 import { FsmeshError, invariant } from '../core/errors.ts';
 import type { ObjectId } from '../core/ids.ts';
 import type { GenerationManifest } from '../core/manifest.ts';
@@ -192,10 +193,12 @@ export class GenerationReader {
         throw new FsmeshError('corrupt_data', `hnsw graph ${a.object_id} names a missing shard`, {
           object_id: a.object_id,
         });
-      const g = await HnswGraph.open(
+      // Re-hashed by ranges, then loaded from the stored file itself: no copy of a ~30 MB graph.
+      await objects.verify('artifact', a.object_id);
+      const g = await HnswGraph.openFile(
         storage,
         a.object_id,
-        await objects.get('artifact', a.object_id),
+        objectPath('artifact', a.object_id),
         shards[si]!,
       );
       if (g) graphs[si] = g;

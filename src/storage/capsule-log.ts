@@ -486,12 +486,27 @@ export class CapsuleLog {
     return { removed };
   }
 
-  /** Read one durable record. */
+  /** Read one durable record, its capsule decoded and validated. */
   async read(commitSeq: number): Promise<{
     marker: CommitMarker;
     marker_id: ObjectId;
     capsule_bytes: Uint8Array;
     capsule: CommitCapsule;
+  }> {
+    const r = await this.readRecord(commitSeq);
+    return { ...r, capsule: decodeCapsule(r.capsule_bytes) };
+  }
+
+  /**
+   * Read one durable record as stored — checksum and marker checked, the capsule not decoded:
+   * what a peer is sent (it validates the capsule and its commit id itself). `body` is the marker
+   * bytes followed by the capsule bytes, the record as it travels (docs/protocols.md).
+   */
+  async readRecord(commitSeq: number): Promise<{
+    marker: CommitMarker;
+    marker_id: ObjectId;
+    body: Uint8Array;
+    capsule_bytes: Uint8Array;
   }> {
     if (!Number.isSafeInteger(commitSeq) || commitSeq < 1 || commitSeq > this.durableSeq) {
       throw new FsmeshError(
@@ -514,14 +529,14 @@ export class CapsuleLog {
       );
     }
     const marker = decodeMarker(body.subarray(0, MARKER_BYTES));
-    const capsuleBytes = body.slice(MARKER_BYTES);
     invariant(marker.commit_seq === commitSeq, 'log index points at the wrong record');
-    return {
-      marker,
-      marker_id: loc.marker_id,
-      capsule_bytes: capsuleBytes,
-      capsule: decodeCapsule(capsuleBytes),
-    };
+    return { marker, marker_id: loc.marker_id, body, capsule_bytes: body.subarray(MARKER_BYTES) };
+  }
+
+  /** Records as stored (readRecord), in commit order. */
+  async *rangeRecords(fromSeq: number, toSeq: number) {
+    for (let s = Math.max(1, fromSeq); s <= Math.min(toSeq, this.durableSeq); s++)
+      yield { commit_seq: s, ...(await this.readRecord(s)) };
   }
 
   async *range(fromSeq: number, toSeq: number) {

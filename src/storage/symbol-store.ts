@@ -401,9 +401,13 @@ export class SymbolStore {
       );
       for (let k = i; k <= j; k++) {
         const off = (sorted[k] - sorted[i]) * size;
-        const sym = new Uint8Array(size);
-        sym.set(buf.subarray(off, Math.min(buf.length, off + size)));
-        out.set(sorted[k], sym);
+        // Views into the run's buffer; only a symbol cut short by the region's end is copied.
+        if (off + size <= buf.length) out.set(sorted[k], buf.subarray(off, off + size));
+        else {
+          const sym = new Uint8Array(size);
+          sym.set(buf.subarray(off));
+          out.set(sorted[k], sym);
+        }
       }
       i = j + 1;
     }

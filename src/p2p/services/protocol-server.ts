@@ -7,7 +7,7 @@
 import { UNSAFE } from '../../core/buggify.ts';
 import { CLUSTER_DEFAULTS } from '../../core/defaults.ts';
 import { FsmeshError } from '../../core/errors.ts';
-import { decodeMarker, encodeMarker, MARKER_BYTES } from '../../core/marker.ts';
+import { decodeMarker, MARKER_BYTES } from '../../core/marker.ts';
 import type { NodeComponents, RoutingState } from '../../node/services.ts';
 import type { Transport } from '../../runtime/index.ts';
 import type { SignedHandover, SignedPrepareTicket } from '../handover.ts';
@@ -17,7 +17,7 @@ import {
   MAX_SYMBOLS_PER_REQUEST,
   PROTO,
   parseJsonFrame,
-  symbolFrame,
+  symbolFrames,
 } from '../protocols.ts';
 import type { SignedRecord } from '../records.ts';
 import { framesBytes, type ServeRateLimit } from '../serve-rate.ts';
@@ -90,8 +90,9 @@ export function serveProtocols(c: ProtocolServerComponents): void {
     if (!Number.isSafeInteger(r.from) || !Number.isSafeInteger(r.to) || r.from < 1 || r.to < r.from)
       throw new FsmeshError('invalid_input', 'capsules request: bad range');
     const out: Uint8Array[] = [];
-    for await (const rec of c.log.range(r.from, Math.min(r.to, r.from + MAX_CAPSULES_PER_REQUEST - 1)))
-      out.push(recordBytes(encodeMarker(rec.marker), rec.capsule_bytes));
+    // Records as stored (checksummed), not decoded: the receiver validates every capsule.
+    for await (const rec of c.log.rangeRecords(r.from, Math.min(r.to, r.from + MAX_CAPSULES_PER_REQUEST - 1)))
+      out.push(rec.body);
     return capped(out);
   });
   transport.handle(PROTO.replicate, async (req, from) => {
@@ -165,7 +166,7 @@ async function serveSymbols(c: ProtocolServerComponents, req: Uint8Array): Promi
     repair_symbols: layout.repair_symbols,
   });
   const syms = ids.length ? await c.symbols.getSymbols('artifact', r.object_id, ids) : new Map();
-  return [header, ...[...syms.entries()].map(([id, d]) => symbolFrame(id, d))];
+  return [header, ...symbolFrames(syms)];
 }
 
 /**
@@ -203,11 +204,3 @@ export function symbolIdsOf(r: { object_id?: unknown; kind?: unknown; ranges?: u
 }
 
 const MAX_RANGES = 64;
-
-/** A capsule on the wire: its 80-byte marker then the capsule bytes (docs/protocols.md). */
-export function recordBytes(marker: Uint8Array, capsule: Uint8Array): Uint8Array {
-  const out = new Uint8Array(marker.length + capsule.length);
-  out.set(marker);
-  out.set(capsule, marker.length);
-  return out;
-}

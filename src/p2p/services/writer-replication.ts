@@ -8,14 +8,12 @@ import type { PrivateKey } from '@libp2p/interface';
 import { UNSAFE } from '../../core/buggify.ts';
 import { CLUSTER_DEFAULTS } from '../../core/defaults.ts';
 import { FsmeshError } from '../../core/errors.ts';
-import { encodeMarker } from '../../core/marker.ts';
 import type { NodeComponents } from '../../node/services.ts';
 import type { Transport } from '../../runtime/index.ts';
 import type { AppendAck } from '../../storage/capsule-log.ts';
 import type { ClusterOptions } from '../cluster-options.ts';
 import { jsonFrame, PROTO, parseJsonFrame, topics } from '../protocols.ts';
 import { encodeSignedRecord, type SignedRecord, signRecord } from '../records.ts';
-import { recordBytes } from './protocol-server.ts';
 
 export type WriterReplicationComponents = Pick<
   NodeComponents,
@@ -220,13 +218,10 @@ export class WriterReplication {
     const known = this.cursor.get(peer);
     const from = known === undefined ? upTo : known + 1;
     for (let seq = from; seq <= upTo && !this.stopped; seq++) {
-      const rec = await this.c.log.read(seq);
-      const frames = await this.c.transport.request(
-        peer,
-        PROTO.replicate,
-        recordBytes(encodeMarker(rec.marker), rec.capsule_bytes),
-        { timeout_ms: CLUSTER_DEFAULTS.replicate_request_timeout_ms },
-      );
+      const rec = await this.c.log.readRecord(seq);
+      const frames = await this.c.transport.request(peer, PROTO.replicate, rec.body, {
+        timeout_ms: CLUSTER_DEFAULTS.replicate_request_timeout_ms,
+      });
       const r = parseJsonFrame<{ ok?: boolean; commit_seq?: number; gap?: number }>(
         frames[0],
         'replicate response',

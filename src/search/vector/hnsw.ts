@@ -88,20 +88,20 @@ export class HnswGraph {
     this.index = index;
   }
 
-  static async open(
+  /**
+   * A graph read straight from a file of the data directory — its stored object, which the caller
+   * has verified against its id — without copying it first.
+   */
+  static async openFile(
     storage: Storage,
     objectId: string,
-    bytes: Uint8Array,
+    path: string,
     shard: VectorShard,
   ): Promise<HnswGraph | null> {
-    const H = ctor();
-    const idx = new H('ip', shard.dims);
-    const rel = `objects/tmp/hnsw-open-${SCRATCH_TAG}-${scratchCounter++}.bin`;
-    const file = storage.nativePath(rel);
+    const file = storage.nativePath(path);
     if (!file) return null;
-    await storage.mkdirp('objects/tmp');
+    const idx = new (ctor())('ip', shard.dims);
     try {
-      await storage.writeFile(rel, bytes);
       idx.readIndexSync(file);
     } catch (err) {
       throw new FsmeshError(
@@ -109,8 +109,6 @@ export class HnswGraph {
         `hnsw graph ${objectId}: cannot be loaded (${(err as Error).message})`,
         { object_id: objectId },
       );
-    } finally {
-      await storage.remove(rel);
     }
     if (idx.getCurrentCount() !== shard.count)
       throw new FsmeshError(
