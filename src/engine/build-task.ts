@@ -127,8 +127,10 @@ export interface BuildSteps {
   part(ops: UpsertOp[]): Promise<StoredPart>;
   assemble(args: AssembleTaskArgs): Promise<BuildTaskOutput>;
   graph: GraphBuilder;
-  /** Parts and graphs at once: the compute threads, 1 without (each holds its part in memory). */
+  /** Graphs at once: the compute threads, 1 without (each holds its shard and index in memory). */
   concurrency: number;
+  /** Parts at once: the same on threads; 1 when parts run here (each holds its part in memory). */
+  part_concurrency: number;
   /** Told each object as soon as it is stored (the engine keeps GC away until the manifest is leased). */
   onStored?(ids: ObjectId[]): void;
 }
@@ -161,7 +163,7 @@ export async function runGenerationBuild(w: BuildWindow, steps: BuildSteps): Pro
       writtenBytes += p.written.bytes;
       return { segment: p.segment, shard: p.shard, ...(p.qshard ? { qshard: p.qshard } : {}) };
     }),
-    steps.concurrency,
+    steps.part_concurrency,
   );
   invariant(parts.length === plan.parts.length, 'every part was built');
   const out = await steps.assemble({

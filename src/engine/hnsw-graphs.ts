@@ -62,14 +62,23 @@ export async function addHnswGraphs(
   for (const a of added) m.repair.descriptors.push(describeRepair(a.object_id, a.size_bytes, c.repair));
 }
 
-/** Every job's result in job order, at most `limit` running at once. */
+/**
+ * Every job's result in job order, at most `limit` running at once. After a failure no further
+ * job starts (the caller's error path must not race jobs still being started).
+ */
 export async function runLimited<T>(jobs: (() => Promise<T>)[], limit: number): Promise<T[]> {
   const out: T[] = new Array(jobs.length);
   let next = 0;
+  let failed = false;
   const lane = async () => {
-    while (next < jobs.length) {
+    while (next < jobs.length && !failed) {
       const i = next++;
-      out[i] = await jobs[i]();
+      try {
+        out[i] = await jobs[i]();
+      } catch (err) {
+        failed = true;
+        throw err;
+      }
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, jobs.length)) }, lane));

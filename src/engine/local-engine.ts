@@ -399,6 +399,7 @@ export class LocalEngine {
         ),
       graph: this.graphBuilder(compute),
       concurrency: Math.max(1, compute.threads),
+      part_concurrency: portable ? Math.max(1, compute.threads) : 1,
       onStored: (ids) => {
         for (const id of ids) stored.add(id);
       },
