@@ -12,7 +12,7 @@ import type { CommitCapsule, DocOp } from '../core/capsule.ts';
 import { DATA_DIR } from '../core/data-dir-layout.ts';
 import { ENGINE_DEFAULTS } from '../core/defaults.ts';
 import { FsmeshError } from '../core/errors.ts';
-import { type ObjectId, objectIdOf } from '../core/ids.ts';
+import type { ObjectId } from '../core/ids.ts';
 import type { GenerationManifest } from '../core/manifest.ts';
 import { type Compute, inlineCompute, type Runtime } from '../runtime/index.ts';
 import type { WindowCommit } from '../search/builder.ts';

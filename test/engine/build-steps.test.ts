@@ -59,7 +59,13 @@ test('an embedder without a spec builds its parts here, byte for byte as inline'
     const b = await LocalEngine.open(
       {
         ...runtimeAt(tmpDir()),
-        compute: { ...pool, run: (t, i, inl) => (tasks.push(t), pool.run(t, i, inl)) },
+        compute: {
+          ...pool,
+          run: (t, i, inl) => {
+            tasks.push(t);
+            return pool.run(t, i, inl);
+          },
+        },
       },
       defaultEngineConfig(cfg),
     );
