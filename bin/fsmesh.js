@@ -37,25 +37,37 @@ if (existsSync(source)) {
   process.stderr.write(`fsmesh: ${built} is missing: the package was not built (npm run build)\n`);
   process.exit(2);
 }
-// `fsmesh ingest` is a batch job whose builds allocate tens of MB of short-lived buffers per part:
-// with V8's default young generation its peak RSS was ~460 MB on the 50,000-document corpus, with
-// 2 MB semi-spaces ~300 MB at the same speed (docs/benchmarks.md, bench/open.ts). V8 takes the flag
-// only at start, so the command replaces itself (execve: same process, so a SIGKILL still ends it)
-// once, unless the flag was given; without execve (Windows) it runs as it is.
-const V8_FLAGS = { ingest: ['--max-semi-space-size=2'] };
-const wanted = V8_FLAGS[process.argv[2]];
+// `fsmesh ingest` is a batch job whose builds allocate and free tens of MB of buffers per part.
+// With V8's default young generation and glibc's adaptive mmap threshold (freed large blocks raise
+// it, so later ones come from a heap that is never given back) its peak RSS was ~460 MB on the
+// 50,000-document corpus; with 1 MB semi-spaces and a fixed 128 KiB mmap threshold ~245 MB, at the
+// same speed (docs/benchmarks.md, bench/open.ts). Both are read only at process start, so the
+// command replaces itself once (execve: same process, so a SIGKILL still ends it), unless the
+// V8 flag was given; without execve (Windows) it runs as it is. Other allocators ignore the
+// glibc variables.
+const REEXEC = {
+  ingest: {
+    flags: ['--max-semi-space-size=1'],
+    env: { MALLOC_MMAP_THRESHOLD_: '131072', MALLOC_TRIM_THRESHOLD_: '1048576' },
+  },
+};
+const tuned = REEXEC[process.argv[2]];
 if (
-  wanted &&
+  tuned &&
   typeof process.execve === 'function' &&
   ![...process.execArgv, process.env.NODE_OPTIONS ?? ''].some((a) => a.includes('--max-semi-space-size'))
 ) {
-  process.execve(process.execPath, [
+  process.execve(
     process.execPath,
-    ...process.execArgv,
-    ...wanted,
-    fileURLToPath(import.meta.url),
-    ...process.argv.slice(2),
-  ]);
+    [
+      process.execPath,
+      ...process.execArgv,
+      ...tuned.flags,
+      fileURLToPath(import.meta.url),
+      ...process.argv.slice(2),
+    ],
+    { ...tuned.env, ...process.env },
+  );
 }
 // V8's on-disk compile cache (Node >= 22.1; in the OS temp dir, keyed by file contents, ignored if
 // unwritable; NODE_DISABLE_COMPILE_CACHE=1 turns it off): after the first run, a fresh process
