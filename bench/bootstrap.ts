@@ -104,9 +104,15 @@ try {
       (await j(`${r.url}/v1/status`)).artifact_manifest_id === manifestId ? true : null,
     );
     const wall = nowMs() - t0;
-    const m = await (await fetch(`${r.url}/metrics`)).text();
-    // The replica records a bootstrap when the fetched generation activates; if its commit replay
-    // (§7.3, running beside the fetch) got there first, there is no fetch time to report.
+    // The replica records a bootstrap just after the flip (the status shows the new generation a
+    // moment before, while the flip's garbage collection runs): give it up to 2 s. If its commit
+    // replay (§7.3, running beside the fetch) got there first, there is no fetch time to report.
+    let m = '';
+    for (let i = 0; i < 40; i++) {
+      m = await (await fetch(`${r.url}/metrics`)).text();
+      if (metric(m, 'distributed_snapshot_bootstrap_ms_count') > 0) break;
+      await new Promise((res) => setTimeout(res, 50));
+    }
     const fetched = metric(m, 'distributed_snapshot_bootstrap_ms_count') > 0;
     const ms = fetched ? metric(m, 'distributed_snapshot_bootstrap_ms_sum') : Number.NaN;
     r.child.kill('SIGTERM');

@@ -63,11 +63,20 @@ export class ReplicaSync {
       () => void this.kick(true),
     );
     if (!c.generations.active) this.bootstrapStartMs = c.clock.monotonicMs();
+    // A replica with nothing to serve asks a peer's head as soon as it connects, instead of at the
+    // next anti-entropy round (up to announce_interval_ms later: 0.2–0.5 s of a 2–3 s bootstrap).
+    this.offPeer = c.transport.onPeer((_peer, event) => {
+      if (event === 'connect' && !this.stopped && !c.generations.active)
+        void this.pollHeads().catch(() => {});
+    });
   }
+
+  private readonly offPeer: () => void;
 
   stop(): void {
     this.stopped = true;
     this.retry.stop();
+    this.offPeer();
   }
 
   /**
@@ -89,7 +98,17 @@ export class ReplicaSync {
     if (await this.c.membership.admitRecord(data, from)) void this.kick();
   }
 
-  async pollHeads(): Promise<void> {
+  private polling: Promise<void> | null = null;
+
+  /** Ask every connected peer its head (one round at a time: a round in flight is shared). */
+  pollHeads(): Promise<void> {
+    this.polling ??= this.pollRound().finally(() => {
+      this.polling = null;
+    });
+    return this.polling;
+  }
+
+  private async pollRound(): Promise<void> {
     const { transport, membership } = this.c;
     this.c.metrics.peers_connected.set(transport.peers().length);
     for (const p of transport.peers()) {
