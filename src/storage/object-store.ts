@@ -105,15 +105,8 @@ export class ObjectStore {
    * bytes hash to, read by ranges: fsynced before it appears under that id. Returns id and size.
    */
   async adoptFile(kind: ObjectKind, tmp: string): Promise<{ object_id: ObjectId; size_bytes: number }> {
-    const size = await this.storage.size(tmp);
-    const h = objectIdHasher(kind);
-    for (let off = 0; off < size; ) {
-      const chunk = await this.storage.readRange(tmp, off, VERIFY_CHUNK_BYTES);
-      invariant(chunk.length > 0, `${tmp} shrank while it was adopted`);
-      h.update(chunk);
-      off += chunk.length;
-    }
-    const id = h.digest();
+    const { object_id: id, size_bytes: size, whole } = await this.idOfFile(kind, tmp);
+    invariant(whole, `${tmp} shrank while it was adopted`);
     const f = await this.storage.openAppend(tmp);
     await f.sync();
     await f.close();
@@ -177,28 +170,39 @@ export class ObjectStore {
    */
   async verify(kind: ObjectKind, id: ObjectId): Promise<void> {
     if (!isObjectId(id)) throw new FsmeshError('invalid_input', `not an object id: ${JSON.stringify(id)}`);
-    const p = objectPath(kind, id);
-    let size: number;
+    let actual: ObjectId;
     try {
-      size = await this.storage.size(p);
+      actual = (await this.idOfFile(kind, objectPath(kind, id))).object_id;
     } catch (err) {
       if (isNotFound(err))
         throw new FsmeshError('not_found', `${kind} object ${id} is missing`, { object_id: id, kind });
       throw err;
     }
-    const h = objectIdHasher(kind);
-    for (let off = 0; off < size; ) {
-      const chunk = await this.storage.readRange(p, off, VERIFY_CHUNK_BYTES);
-      if (chunk.length === 0) break; // shorter than it was: the hash below says so
-      h.update(chunk);
-      off += chunk.length;
-    }
-    const actual = h.digest();
     if (actual !== id)
       throw new FsmeshError('corrupt_data', `${kind} object ${id} is corrupt (bytes hash to ${actual})`, {
         object_id: id,
         kind,
       });
+  }
+
+  /**
+   * The id a file's bytes hash to as a `kind` object, read by ranges; `whole` is false when it
+   * ended before the size it had when the read began.
+   */
+  private async idOfFile(
+    kind: ObjectKind,
+    path: string,
+  ): Promise<{ object_id: ObjectId; size_bytes: number; whole: boolean }> {
+    const size = await this.storage.size(path);
+    const h = objectIdHasher(kind);
+    let off = 0;
+    while (off < size) {
+      const chunk = await this.storage.readRange(path, off, VERIFY_CHUNK_BYTES);
+      if (chunk.length === 0) break; // shorter than it was
+      h.update(chunk);
+      off += chunk.length;
+    }
+    return { object_id: h.digest(), size_bytes: off, whole: off === size };
   }
 
   async size(kind: ObjectKind, id: ObjectId): Promise<number> {

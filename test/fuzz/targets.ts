@@ -27,7 +27,7 @@ import {
   verifyHandover,
   verifyPrepareTicket,
 } from '../../src/p2p/handover.ts';
-import { jsonFrame, parseJsonFrame, parseSymbolFrame, symbolFrame } from '../../src/p2p/protocols.ts';
+import { jsonFrame, parseJsonFrame, parseSymbolFrame, symbolFrames } from '../../src/p2p/protocols.ts';
 import { decodeSignedRecord, encodeSignedRecord, signRecord } from '../../src/p2p/records.ts';
 import { symbolIdsOf } from '../../src/p2p/services/protocol-server.ts';
 import {
@@ -251,7 +251,7 @@ export async function fuzzTargets(): Promise<FuzzTarget[]> {
     },
     {
       name: 'wire: symbol frame',
-      arb: mutated([symbolFrame(7, new Uint8Array(64))]),
+      arb: mutated(symbolFrames(new Map([[7, new Uint8Array(64)]]))),
       run: (b) => void parseSymbolFrame(b),
     },
     {
