@@ -149,17 +149,12 @@ export class ObjectStore {
     try {
       bytes = await this.storage.readFile(objectPath(kind, id));
     } catch (err) {
-      if (isNotFound(err))
-        throw new FsmeshError('not_found', `${kind} object ${id} is missing`, { object_id: id, kind });
+      if (isNotFound(err)) throw missingObject(kind, id);
       throw err;
     }
     if (opts.verify !== false) {
       const actual = objectIdOf(kind, bytes);
-      if (actual !== id)
-        throw new FsmeshError('corrupt_data', `${kind} object ${id} is corrupt (bytes hash to ${actual})`, {
-          object_id: id,
-          kind,
-        });
+      if (actual !== id) throw corruptObject(kind, id, actual);
     }
     return bytes;
   }
@@ -174,15 +169,10 @@ export class ObjectStore {
     try {
       actual = (await this.idOfFile(kind, objectPath(kind, id))).object_id;
     } catch (err) {
-      if (isNotFound(err))
-        throw new FsmeshError('not_found', `${kind} object ${id} is missing`, { object_id: id, kind });
+      if (isNotFound(err)) throw missingObject(kind, id);
       throw err;
     }
-    if (actual !== id)
-      throw new FsmeshError('corrupt_data', `${kind} object ${id} is corrupt (bytes hash to ${actual})`, {
-        object_id: id,
-        kind,
-      });
+    if (actual !== id) throw corruptObject(kind, id, actual);
   }
 
   /**
@@ -233,4 +223,17 @@ export class ObjectStore {
       throw err;
     }
   }
+}
+
+/** The error of an object that is not in the store (read repair looks for `object_id`). */
+export function missingObject(kind: ObjectKind, id: ObjectId): FsmeshError {
+  return new FsmeshError('not_found', `${kind} object ${id} is missing`, { object_id: id, kind });
+}
+
+/** The error of an object whose bytes hash to another id (read repair looks for `object_id`). */
+export function corruptObject(kind: ObjectKind, id: ObjectId, actual: ObjectId): FsmeshError {
+  return new FsmeshError('corrupt_data', `${kind} object ${id} is corrupt (bytes hash to ${actual})`, {
+    object_id: id,
+    kind,
+  });
 }

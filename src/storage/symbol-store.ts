@@ -30,7 +30,7 @@ import {
   writeFileAtomic,
 } from '../runtime/index.ts';
 import { ObjectAssembly } from './object-assembly.ts';
-import { type ObjectStore, objectPath } from './object-store.ts';
+import { corruptObject, missingObject, type ObjectStore, objectPath } from './object-store.ts';
 
 const MAGIC = utf8.encode('FSSYM001');
 const VERSION = 1;
@@ -132,8 +132,7 @@ export class SymbolStore {
    */
   private async writeStored(kind: ObjectKind, id: ObjectId): Promise<void> {
     const size = await this.objects.size(kind, id).catch((err) => {
-      if (isNotFound(err))
-        throw new FsmeshError('not_found', `${kind} object ${id} is missing`, { object_id: id, kind });
+      if (isNotFound(err)) throw missingObject(kind, id);
       throw err;
     });
     const h = objectIdHasher(kind);
@@ -158,11 +157,7 @@ export class SymbolStore {
       },
       () => {
         const actual = h.digest();
-        if (actual !== id)
-          throw new FsmeshError('corrupt_data', `${kind} object ${id} is corrupt (bytes hash to ${actual})`, {
-            object_id: id,
-            kind,
-          });
+        if (actual !== id) throw corruptObject(kind, id, actual);
       },
     );
   }
