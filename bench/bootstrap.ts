@@ -92,6 +92,10 @@ try {
   // 2. Fresh replicas bootstrapping from 1, 2, 4 peers (uncapped), then from 1 and 4 peers whose
   //    uploads are capped (--serve-rate-limit): a WAN-like link, where more peers should add up.
   const bootstrapFrom = async (k: number, tag: string) => {
+    // Holders that just fetched a generation encode its repair symbols in the background; a
+    // bootstrap measured meanwhile measures that encoding on the same two cores.
+    for (const h of holders)
+      await until(async () => ((await j(`${h.url}/v1/status`)).repair_symbols_pending === 0 ? true : null));
     const t0 = nowMs();
     const r = await start(
       await replicaArgs(path.join(root, `boot-${tag}-${k}`), [

@@ -24,7 +24,7 @@ import {
 } from './sharded-node-cmd.ts';
 
 export const NODE_START_USAGE =
-  'fsmesh node start --data DIR --http HOST:PORT [--listen /ip4/127.0.0.1/tcp/PORT] [--announce /ip4/HOST/tcp/PORT ...] [--seed MULTIADDR ...] [--role writer|replica] [--cluster-key FILE] [--trusted-writer PEER_ID] [--cluster NAME] [--durability local|quorum] [--members N|PEER_ID,...] [--name NAME] [--shard S] [--fsync per_commit|group] [--group-commit-ms N] [--batch-max-commits N] [--build-interval-ms N] [--scrub-interval-ms N] [--trace none|console|OTLP_URL] [--trace-sample-ratio R] [--http-token FILE] [--http-allowed-hosts NAME,...] [--insecure] [--max-replica-lag-commits N] [--route-lag-commits N] [--admin-pub HEX] [--degraded-probe-interval-ms N] [--max-activation-failures N] [--replication artifacts|commits] [--semantic] [--compute-threads N] [--serve-rate-limit MB/s] [--reader-cache-mb N] [--shards S] [--writer-of K] [--replicate-shards LIST] [--quiet]';
+  'fsmesh node start --data DIR --http HOST:PORT [--listen /ip4/127.0.0.1/tcp/PORT] [--announce /ip4/HOST/tcp/PORT ...] [--seed MULTIADDR ...] [--role writer|replica] [--cluster-key FILE] [--trusted-writer PEER_ID] [--cluster NAME] [--durability local|quorum] [--members N|PEER_ID,...] [--name NAME] [--shard S] [--fsync per_commit|group] [--group-commit-ms N] [--batch-max-commits N] [--build-interval-ms N] [--scrub-interval-ms N] [--trace none|console|OTLP_URL] [--trace-sample-ratio R] [--http-token FILE] [--http-allowed-hosts NAME,...] [--insecure] [--max-replica-lag-commits N] [--route-lag-commits N] [--admin-pub HEX] [--degraded-probe-interval-ms N] [--max-activation-failures N] [--replication artifacts|commits] [--semantic] [--compute-threads N] [--serve-rate-limit MB/s] [--no-bulk-lane] [--reader-cache-mb N] [--shards S] [--writer-of K] [--replicate-shards LIST] [--quiet]';
 
 export function parseHostPort(v: string, flag: string): { host: string; port: number } {
   const m = /^([^:]+):(\d{1,5})$/.exec(v);
@@ -59,6 +59,7 @@ const NODE_START_FLAGS = {
   'http-token': { type: 'string' },
   'http-allowed-hosts': { type: 'string' },
   insecure: { type: 'boolean' },
+  'no-bulk-lane': { type: 'boolean' },
   'max-replica-lag-commits': { type: 'string' },
   'route-lag-commits': { type: 'string' },
   'admin-pub': { type: 'string' },
@@ -224,7 +225,7 @@ function planNodeStart(v: Flags): NodeStartPlan {
     typeof v['http-allowed-hosts'] === 'string' ? v['http-allowed-hosts'].split(',') : undefined;
   const trace = parseTrace(v.trace as string | undefined);
   const query_sample_ratio = parseSampleRatio(v['trace-sample-ratio'], trace);
-  const { serveRate, computeThreads, engine } = resourceFlags(v, int);
+  const { transfer, computeThreads, engine } = resourceFlags(v, int);
   const node: NodeConfig = {
     data_dir: dir,
     node_name: (v.name as string | undefined) ?? `node-${port}`,
@@ -252,7 +253,7 @@ function planNodeStart(v: Flags): NodeStartPlan {
         ...members,
         trusted_writer: v['trusted-writer'] as string | undefined,
         fetch_peers: int('fetch-peers', 1),
-        serve_rate_limit_bytes_per_s: serveRate,
+        ...transfer,
         max_replica_lag_commits: int('max-replica-lag-commits', 0),
         route_lag_commits: int('route-lag-commits', 0),
         admin_pub: adminPub,
@@ -289,7 +290,10 @@ function p2pAddresses(v: Flags): { seeds: string[]; listen: string | undefined; 
   return { seeds, listen, announce };
 }
 
-/** `--compute-threads N`, `--serve-rate-limit MB/s`: what the node may use of the machine. */
+/**
+ * `--compute-threads N`, `--serve-rate-limit MB/s`, `--no-bulk-lane`, `--reader-cache-mb N`: what
+ * the node may use of the machine and its network.
+ */
 function resourceFlags(v: Flags, int: (flag: string, min?: number) => number | undefined) {
   // Default: a thread per core but one, which the main loop keeps for queries and HTTP.
   const computeThreads = int('compute-threads') ?? Math.max(1, availableParallelism() - 1);
@@ -297,7 +301,10 @@ function resourceFlags(v: Flags, int: (flag: string, min?: number) => number | u
   const cacheMb = int('reader-cache-mb');
   return {
     computeThreads,
-    serveRate: serveRateOf(v['serve-rate-limit']),
+    transfer: {
+      serve_rate_limit_bytes_per_s: serveRateOf(v['serve-rate-limit']),
+      ...(v['no-bulk-lane'] ? { bulk_lane: false } : {}),
+    },
     engine: cacheMb === undefined ? {} : { reader_cache_bytes: cacheMb * 2 ** 20 },
   };
 }

@@ -22,6 +22,8 @@ export interface NodeStatus {
   retained_generations: number;
   mailboxes: Record<string, { inflight: number; bound: number; rejected: number }>;
   repair_queue: ReturnType<RepairQueue['stats']>;
+  /** Objects whose repair symbols are still being encoded in the background (after a fetch). */
+  repair_symbols_pending: number;
   crashes: CrashReport[];
   /** Queries this node served per second (10 s window). */
   queries_per_s?: number;
@@ -55,6 +57,7 @@ export function buildNodeStatus(
     active_commit_seq_high: a?.commit_seq_high ?? 0,
     lag_commits: log.commitSeqHigh - (a?.commit_seq_high ?? 0),
     retained_generations: n.engine.generations.retained.length,
+    repair_symbols_pending: n.engine.symbols.background_pending,
     mailboxes: Object.fromEntries(
       mailboxes.map((b) => [b.name, { inflight: b.inflight, bound: b.bound, rejected: b.rejected }]),
     ),

@@ -57,6 +57,11 @@ export interface ClusterServiceConfig extends Partial<ClusterOptions> {
   seeds?: string[];
   cluster_key?: Uint8Array;
   inbound_request_timeout_ms?: number;
+  /**
+   * Symbol and capsule answers over the bulk lane, TLS beside libp2p (default true; docs/protocols.md
+   * "Bulk lane"). False keeps every exchange on libp2p streams (one port to open, slower transfers).
+   */
+  bulk_lane?: boolean;
   /** Health-based routing: forward queries when more than this many commits behind the writer. */
   route_lag_commits?: number;
 }
@@ -71,6 +76,7 @@ export async function libp2pTransport(cfg: ClusterServiceConfig, key: PrivateKey
     seeds: cfg.seeds ?? [],
     cluster_key: cfg.cluster_key,
     inbound_request_timeout_ms: cfg.inbound_request_timeout_ms,
+    bulk_lane: cfg.bulk_lane,
   });
 }
 

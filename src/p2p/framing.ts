@@ -57,6 +57,12 @@ export class FrameDecoder {
   private chunks: Uint8Array[] = [];
   private length = 0;
   private need = -1; // payload length of the frame being read, -1 = header not read yet
+  /** Frames past this many bytes are refused before any of them is buffered. */
+  private readonly maxFrameBytes: number;
+
+  constructor(maxFrameBytes = MAX_FRAME_BYTES) {
+    this.maxFrameBytes = maxFrameBytes;
+  }
 
   private take(n: number): Uint8Array {
     // A frame inside one received chunk is a view of it, not a copy (most symbols are).
@@ -93,10 +99,10 @@ export class FrameDecoder {
         if (this.length < 4) break;
         const h = this.take(4);
         this.need = new DataView(h.buffer, h.byteOffset, 4).getUint32(0, true);
-        if (this.need > MAX_FRAME_BYTES)
+        if (this.need > this.maxFrameBytes)
           throw new FsmeshError(
             'invalid_input',
-            `peer sent a frame of ${this.need} bytes (limit ${MAX_FRAME_BYTES})`,
+            `peer sent a frame of ${this.need} bytes (limit ${this.maxFrameBytes})`,
           );
       }
       if (this.length < this.need) break;
@@ -108,5 +114,29 @@ export class FrameDecoder {
 
   get pending(): number {
     return this.length + (this.need >= 0 ? 4 : 0);
+  }
+}
+
+/** Error responses travel as a single frame: 0xFF 'E' + UTF-8 JSON {code, message}. */
+const ERR_MAGIC = [0xff, 0x45];
+export function errorFrame(err: unknown): Uint8Array {
+  const e = err as { code?: string; message?: string };
+  const body = new TextEncoder().encode(
+    JSON.stringify({ code: e.code ?? 'internal', message: e.message ?? String(err) }),
+  );
+  const out = new Uint8Array(2 + body.length);
+  out.set(ERR_MAGIC);
+  out.set(body, 2);
+  return out;
+}
+export function throwIfError(f: Uint8Array): void {
+  if (f.length >= 2 && f[0] === ERR_MAGIC[0] && f[1] === ERR_MAGIC[1]) {
+    let parsed: { code?: string; message?: string } = {};
+    try {
+      parsed = JSON.parse(new TextDecoder().decode(f.subarray(2)));
+    } catch {
+      parsed = { code: 'internal', message: 'unparseable error frame' };
+    }
+    throw new FsmeshError((parsed.code as never) ?? 'internal', `peer error: ${parsed.message}`);
   }
 }

@@ -18,7 +18,9 @@ import { createLibp2p, type Libp2p } from 'libp2p';
 import { CLUSTER_DEFAULTS } from '../core/defaults.ts';
 import { FsmeshError } from '../core/errors.ts';
 import type { GossipMessage, Transport, ValidationResult } from '../runtime/index.ts';
-import { coalesceFrames, FrameDecoder, SEND_BATCH_BYTES } from './framing.ts';
+import { BULK_TICKET_PROTOCOL, BulkLaneClient, BulkLaneServer, type BulkTicket } from './bulk-lane.ts';
+import { coalesceFrames, errorFrame, FrameDecoder, SEND_BATCH_BYTES, throwIfError } from './framing.ts';
+import { PROTO } from './protocols.ts';
 
 export interface Libp2pTransportOptions {
   privateKey: PrivateKey;
@@ -31,7 +33,16 @@ export interface Libp2pTransportOptions {
   max_message_bytes?: number;
   /** An inbound stream must deliver its request frame within this (default CLUSTER_DEFAULTS). */
   inbound_request_timeout_ms?: number;
+  /**
+   * Answers of these protocols travel over the bulk lane (src/p2p/bulk-lane.ts) when the peer's
+   * lane is reachable (default: symbols and capsules); `false` turns the lane off (serving and
+   * asking: every exchange stays on libp2p streams).
+   */
+  bulk_lane?: boolean;
+  bulk_protocols?: string[];
 }
+
+const DEFAULT_BULK_PROTOCOLS = [PROTO.symbols, PROTO.capsules];
 
 const RESULT: Record<ValidationResult, TopicValidatorResult> = {
   accept: TopicValidatorResult.Accept,
@@ -71,11 +82,26 @@ export class Libp2pTransport implements Transport {
   >();
   private readonly handlers = new Map<string, (req: Uint8Array, from: string) => Promise<Uint8Array[]>>();
   private readonly peerListeners = new Set<(peer: string, e: 'connect' | 'disconnect') => void>();
+  private readonly bulkProtocols: ReadonlySet<string>;
+  private bulkServer: BulkLaneServer | null = null;
+  private bulkClient: BulkLaneClient | null = null;
   readonly peerId: string;
 
   constructor(opts: Libp2pTransportOptions) {
     this.opts = opts;
     this.peerId = peerIdFromPrivateKey(opts.privateKey).toString();
+    this.bulkProtocols = new Set(
+      opts.bulk_lane === false ? [] : (opts.bulk_protocols ?? DEFAULT_BULK_PROTOCOLS),
+    );
+  }
+
+  /** Bulk lane figures: requests served and asked over it, and asks sent back to libp2p streams. */
+  bulkStats(): { served: number; requests: number; fallbacks: number } {
+    return {
+      served: this.bulkServer?.served ?? 0,
+      requests: this.bulkClient?.requests ?? 0,
+      fallbacks: this.bulkClient?.fallbacks ?? 0,
+    };
   }
 
   private get n(): Libp2p<{ pubsub: GossipSub }> {
@@ -120,6 +146,7 @@ export class Libp2pTransport implements Transport {
     );
     for (const [topic, fn] of this.subs) this.installTopic(topic, fn);
     for (const [protocol, h] of this.handlers) await this.installHandler(protocol, h);
+    if (this.bulkProtocols.size) await this.startBulkLane();
     // Dial seeds right away as well: bootstrap discovery only tags them.
     for (const s of this.opts.seeds) void this.dial(s).catch(() => {});
   }
@@ -183,7 +210,55 @@ export class Libp2pTransport implements Transport {
     );
   }
 
+  /** The lane's server on the first listen address's host, its ticket protocol, and the client. */
+  private async startBulkLane(): Promise<void> {
+    const first = this.opts.listen.map(hostOf).find((h) => h !== null);
+    if (!first) return;
+    const server = new BulkLaneServer({
+      host: first,
+      protocols: this.bulkProtocols,
+      handler: async (protocol, req, from) => {
+        const h = this.handlers.get(protocol);
+        if (!h) throw new FsmeshError('not_found', `no handler for ${protocol}`);
+        return h(req, from);
+      },
+      request_timeout_ms: this.opts.inbound_request_timeout_ms ?? CLUSTER_DEFAULTS.inbound_request_timeout_ms,
+    });
+    await server.start();
+    this.bulkServer = server;
+    // Tickets only over libp2p: the asking peer is the connection's authenticated peer.
+    this.handle(BULK_TICKET_PROTOCOL, async (_req, from) => [
+      new TextEncoder().encode(JSON.stringify(server.issue(from))),
+    ]);
+    this.bulkClient = new BulkLaneClient((peer, timeoutMs) => this.bulkTicket(peer, timeoutMs));
+  }
+
+  private async bulkTicket(peer: string, timeoutMs: number): Promise<BulkTicket & { host: string }> {
+    const conn = this.n.getConnections(peerIdFromString(peer) as PeerId)[0];
+    if (!conn) throw new FsmeshError('unavailable', `not connected to ${peer}`);
+    const host = hostOf(conn.remoteAddr.toString());
+    if (!host) throw new FsmeshError('unavailable', `no IP address for ${peer}`);
+    const [f] = await this.requestStream(peer, BULK_TICKET_PROTOCOL, new Uint8Array(0), {
+      timeout_ms: timeoutMs,
+      max_response_bytes: 4096,
+    });
+    const t = JSON.parse(new TextDecoder().decode(f)) as BulkTicket;
+    if (
+      !Number.isInteger(t.port) ||
+      t.port < 1 ||
+      t.port > 65_535 ||
+      !/^[0-9a-f]{32}$/.test(String(t.identity)) ||
+      !/^[0-9a-f]{64}$/.test(String(t.key))
+    )
+      throw new FsmeshError('invalid_input', `bulk lane ticket from ${peer} is malformed`);
+    return { port: t.port, identity: t.identity, key: t.key, host };
+  }
+
   async stop(): Promise<void> {
+    this.bulkClient?.close();
+    this.bulkClient = null;
+    await this.bulkServer?.stop();
+    this.bulkServer = null;
     await this.node?.stop();
     this.node = null;
   }
@@ -213,6 +288,23 @@ export class Libp2pTransport implements Transport {
   }
 
   async request(
+    peer: string,
+    protocol: string,
+    request: Uint8Array,
+    opts: { timeout_ms?: number; max_response_bytes?: number } = {},
+  ): Promise<Uint8Array[]> {
+    if (this.bulkClient && this.bulkProtocols.has(protocol)) {
+      const frames = await this.bulkClient.request(peer, protocol, request, {
+        timeout_ms: opts.timeout_ms ?? CLUSTER_DEFAULTS.request_timeout_ms,
+        max_response_bytes: opts.max_response_bytes ?? CLUSTER_DEFAULTS.max_response_bytes,
+      });
+      if (frames) return frames;
+    }
+    return this.requestStream(peer, protocol, request, opts);
+  }
+
+  /** One exchange over a libp2p stream. */
+  private async requestStream(
     peer: string,
     protocol: string,
     request: Uint8Array,
@@ -270,26 +362,9 @@ export class Libp2pTransport implements Transport {
   }
 }
 
-/** Error responses travel as a single frame: 0xFF 'E' + UTF-8 JSON {code, message}. */
-const ERR_MAGIC = [0xff, 0x45];
-export function errorFrame(err: unknown): Uint8Array {
-  const e = err as { code?: string; message?: string };
-  const body = new TextEncoder().encode(
-    JSON.stringify({ code: e.code ?? 'internal', message: e.message ?? String(err) }),
-  );
-  const out = new Uint8Array(2 + body.length);
-  out.set(ERR_MAGIC);
-  out.set(body, 2);
-  return out;
-}
-export function throwIfError(f: Uint8Array): void {
-  if (f.length >= 2 && f[0] === ERR_MAGIC[0] && f[1] === ERR_MAGIC[1]) {
-    let parsed: { code?: string; message?: string } = {};
-    try {
-      parsed = JSON.parse(new TextDecoder().decode(f.subarray(2)));
-    } catch {
-      parsed = { code: 'internal', message: 'unparseable error frame' };
-    }
-    throw new FsmeshError((parsed.code as never) ?? 'internal', `peer error: ${parsed.message}`);
-  }
+/** The IP of an /ip4|/ip6/…/tcp/… multiaddr, or null. */
+function hostOf(addr: string): string | null {
+  const c = multiaddr(addr).getComponents();
+  const ip = c.find((x) => x.name === 'ip4' || x.name === 'ip6');
+  return ip?.value && c.some((x) => x.name === 'tcp') ? ip.value : null;
 }

@@ -53,7 +53,7 @@ export async function fetchObjectFromPeers(
    * (backpressure, not a failure). Without it, `busy` counts as a failure.
    */
   sleep?: (ms: number) => Promise<void>,
-): Promise<Uint8Array> {
+): Promise<void> {
   const objectId = expected.object_id;
   if (peers.length === 0) throw new FsmeshError('not_found', `no peers to fetch ${objectId} from`);
   // 1. Who holds it, with a layout that agrees with the manifest's descriptor.
@@ -77,7 +77,7 @@ async function fetchInto(
   progress: ((p: FetchProgress) => void) | undefined,
   decodeWrap: <T>(fn: () => Promise<T>) => Promise<T>,
   sleep: ((ms: number) => Promise<void>) | undefined,
-): Promise<Uint8Array> {
+): Promise<void> {
   const { layout, object_id: objectId } = got;
   const prog: FetchProgress = { bytes: 0, peers: new Set() };
   const ask = (peer: string, from: number, to: number) =>
@@ -110,12 +110,11 @@ async function fetchInto(
       );
   }
   // 4. Decode what is missing, verify against the id, store (replacing any corrupt local copy).
-  const bytes = await decodeWrap(() => symbols.completeAssembly(got));
-  if (!bytes)
+  const done = await decodeWrap(() => symbols.completeAssembly(got));
+  if (!done)
     throw new FsmeshError('not_found', `not enough symbols for ${objectId} from ${holders.length} peer(s)`);
   // Its own repair symbols are not on the caller's path (activation, read repair): encoded later.
   symbols.ensureLater('artifact', [objectId]);
-  return bytes;
 }
 
 /** Ask every peer for the object's symbol header (no symbols): who holds it, and its layout. */

@@ -98,22 +98,23 @@ export class ObjectAssembly {
 
   /**
    * Decode the blocks still short of source symbols, fsync, verify against the id and store.
-   * Null when some block cannot be decoded yet (not enough symbols); the assembly stays usable.
+   * False when some block cannot be decoded yet (not enough symbols); the assembly stays usable.
    */
-  async finish(): Promise<Uint8Array | null> {
+  async finish(): Promise<boolean> {
     const { layout } = this;
     for (const b of layout.blocks) {
       let have = 0;
       for (let i = 0; i < b.source_count; i++) have += this.received[b.source_start + i];
       if (have === b.source_count) continue;
       const block = await this.decode(b, have);
-      if (!block) return null;
+      if (!block) return false;
       await this.file.writeAt(b.offset, block.subarray(0, b.length));
       for (let i = 0; i < b.source_count; i++) this.received[b.source_start + i] = 1;
     }
     await this.file.sync();
     await this.close();
-    return this.objects.adoptVerified('artifact', this.object_id, this.tmp);
+    await this.objects.adoptVerified('artifact', this.object_id, this.tmp);
+    return true;
   }
 
   private async decode(b: SymbolLayout['blocks'][number], have: number): Promise<Uint8Array | null> {

@@ -79,12 +79,13 @@ export class ObjectStore {
   }
 
   /**
-   * Check a temporary file's bytes against `id` and move it into place (replacing a corrupt copy).
-   * Returns the bytes. The file must have been fsynced by its writer; a mismatch removes it.
+   * Check a temporary file's bytes against `id` (hashed by ranges: a fetched graph is never read
+   * whole) and move it into place (replacing a corrupt copy). The file must have been fsynced by
+   * its writer; a mismatch removes it.
    */
-  async adoptVerified(kind: ObjectKind, id: ObjectId, tmp: string): Promise<Uint8Array> {
-    const bytes = await this.storage.readFile(tmp);
-    const actual = objectIdOf(kind, bytes);
+  async adoptVerified(kind: ObjectKind, id: ObjectId, tmp: string): Promise<void> {
+    const { object_id: actual, whole } = await this.idOfFile(kind, tmp);
+    invariant(whole, `${tmp} shrank while it was verified`);
     if (actual !== id) {
       await this.storage.remove(tmp);
       throw new FsmeshError('corrupt_data', `object ${id}: assembled bytes hash to ${actual}`, {
@@ -97,7 +98,6 @@ export class ObjectStore {
     await this.storage.rename(tmp, path);
     this.dirtyDirs.add(dir);
     this.dirtyDirs.add(parentDir(dir));
-    return bytes;
   }
 
   /**

@@ -105,20 +105,25 @@ export class SymbolStore {
   private backlog: Promise<void> = Promise.resolve();
   /** Background encodings that failed for another reason than their object being gone. */
   background_failures_total = 0;
+  /** Objects queued for background encoding and not yet done (status: repair_symbols_pending). */
+  background_pending = 0;
 
   /**
    * Encode later, one object at a time, off the caller's path: a replica serves and activates
    * without its own repair symbols (source symbols are the object itself), and has them soon after.
    */
   ensureLater(kind: ObjectKind, ids: ObjectId[]): void {
-    for (const id of ids)
+    for (const id of ids) {
+      this.background_pending++;
       this.backlog = this.backlog
         .then(() => this.ensure(kind, id))
         .catch((err) => {
           // Collected in the meantime: nothing to protect any more.
           if (!(err instanceof FsmeshError && err.code === 'not_found') && !isNotFound(err))
             this.background_failures_total++;
-        });
+        })
+        .finally(() => this.background_pending--);
+    }
   }
 
   /** Resolves when the background encodings queued so far are done (close, tests). */
@@ -415,10 +420,10 @@ export class SymbolStore {
   }
 
   /** Finish an assembly and make its directory entry durable; null when symbols are still short. */
-  async completeAssembly(a: ObjectAssembly): Promise<Uint8Array | null> {
-    const bytes = await a.finish();
-    if (bytes) await this.objects.syncDirs();
-    return bytes;
+  async completeAssembly(a: ObjectAssembly): Promise<boolean> {
+    const done = await a.finish();
+    if (done) await this.objects.syncDirs();
+    return done;
   }
 
   /** Decode from symbols, verify against the id, and store the object (replacing a corrupt copy). */

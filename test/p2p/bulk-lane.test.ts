@@ -1,0 +1,162 @@
+/**
+ * The bulk lane (src/p2p/bulk-lane.ts) between real libp2p nodes on 127.0.0.1: large answers
+ * travel over TLS-PSK, attributed to the peer the ticket was issued to over libp2p; nothing gets
+ * through the lane without a ticket, a ticket opens one connection, and a peer whose lane cannot be
+ * reached is asked over libp2p streams as before.
+ */
+import assert from 'node:assert/strict';
+import * as net from 'node:net';
+import { after, test } from 'node:test';
+import * as tls from 'node:tls';
+import { generateKeyPair } from '@libp2p/crypto/keys';
+import { FsmeshError } from '../../src/core/errors.ts';
+import { BULK_TICKET_PROTOCOL, type BulkTicket } from '../../src/p2p/bulk-lane.ts';
+import { FrameDecoder, frame } from '../../src/p2p/framing.ts';
+import { Libp2pTransport, type Libp2pTransportOptions } from '../../src/p2p/libp2p-transport.ts';
+import { PROTO } from '../../src/p2p/protocols.ts';
+
+const started: Libp2pTransport[] = [];
+after(async () => {
+  for (const t of started) await t.stop();
+});
+
+async function transport(o: Partial<Libp2pTransportOptions> = {}): Promise<Libp2pTransport> {
+  const t = new Libp2pTransport({
+    privateKey: await generateKeyPair('Ed25519'),
+    listen: ['/ip4/127.0.0.1/tcp/0'],
+    seeds: [],
+    ...o,
+  });
+  await t.start();
+  started.push(t);
+  return t;
+}
+
+async function connected(server: Libp2pTransport, client: Libp2pTransport): Promise<void> {
+  await client.dial(server.multiaddrs()[0]);
+  const end = Date.now() + 10_000;
+  while (!client.peers().includes(server.peerId)) {
+    if (Date.now() > end) throw new Error('peers never connected');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** 300 frames of 4 KiB, each filled with its index: an answer of ~1.2 MB. */
+const answer = Array.from({ length: 300 }, (_, i) => new Uint8Array(4096).fill(i & 255));
+
+test('large answers travel over the bulk lane, attributed to the asking peer', async () => {
+  const server = await transport();
+  const client = await transport();
+  const askers: string[] = [];
+  server.handle(PROTO.symbols, async (req, from) => {
+    askers.push(from);
+    if (req[0] === 9) throw new FsmeshError('busy', 'serving too much');
+    return answer;
+  });
+  server.handle(PROTO.head, async () => [new Uint8Array([7])]);
+  await connected(server, client);
+
+  const got = await client.request(server.peerId, PROTO.symbols, new Uint8Array([1]));
+  assert.equal(got.length, answer.length);
+  for (let i = 0; i < got.length; i++) assert.deepEqual(got[i], answer[i]);
+  assert.deepEqual(askers, [client.peerId], 'the handler sees the peer the ticket was issued to');
+  assert.equal(server.bulkStats().served, 1);
+  assert.equal(client.bulkStats().requests, 1);
+
+  // Many at once: at most connections_per_peer_max connections, the rest wait for one.
+  const all = await Promise.all(
+    Array.from({ length: 20 }, () => client.request(server.peerId, PROTO.symbols, new Uint8Array([1]))),
+  );
+  for (const a of all) assert.equal(a.length, answer.length);
+  assert.equal(client.bulkStats().requests, 21);
+
+  // A peer's error answer keeps its code; a small protocol stays on libp2p streams.
+  await assert.rejects(
+    client.request(server.peerId, PROTO.symbols, new Uint8Array([9])),
+    (e: FsmeshError) => e.code === 'busy' && /serving too much/.test(e.message),
+  );
+  const head = await client.request(server.peerId, PROTO.head, new Uint8Array([0]));
+  assert.deepEqual(
+    head.map((f) => [...f]),
+    [[7]],
+  );
+  assert.equal(server.bulkStats().served, 21, 'the head request did not use the lane');
+  assert.equal(client.bulkStats().fallbacks, 0);
+});
+
+/** A raw TLS-PSK connection with `ticket`; resolves once the handshake is done (or rejects). */
+function rawLane(ticket: BulkTicket, identity = ticket.identity): Promise<tls.TLSSocket> {
+  return new Promise((resolve, reject) => {
+    const s = tls.connect({
+      host: '127.0.0.1',
+      port: ticket.port,
+      ciphers: 'PSK-AES128-GCM-SHA256',
+      maxVersion: 'TLSv1.2',
+      pskCallback: () => ({ psk: Buffer.from(ticket.key, 'hex'), identity }),
+      checkServerIdentity: () => undefined,
+    });
+    s.once('secureConnect', () => resolve(s));
+    s.once('error', reject);
+    s.once('close', () => reject(new Error('closed before the handshake finished')));
+  });
+}
+
+function closed(s: net.Socket): Promise<void> {
+  return new Promise((resolve) => (s.destroyed ? resolve() : s.once('close', () => resolve())));
+}
+
+test('the lane answers only what a libp2p ticket granted, once, within its limits', async () => {
+  const server = await transport();
+  const client = await transport({ bulk_lane: false });
+  server.handle(PROTO.symbols, async () => answer);
+  server.handle(PROTO.head, async () => [new Uint8Array([7])]);
+  await connected(server, client);
+  const ticket = async (): Promise<BulkTicket> => {
+    const [f] = await client.request(server.peerId, BULK_TICKET_PROTOCOL, new Uint8Array(0));
+    return JSON.parse(new TextDecoder().decode(f));
+  };
+
+  // A made-up ticket: the handshake fails, nothing is served.
+  const t0 = await ticket();
+  await assert.rejects(rawLane({ ...t0, identity: 'ab'.repeat(16) }));
+  await assert.rejects(rawLane({ ...t0, key: 'cd'.repeat(32) }));
+  // Not TLS at all: the server closes the socket.
+  const plain = net.connect(t0.port, '127.0.0.1');
+  plain.on('error', () => {});
+  plain.write('GET / HTTP/1.1\r\n\r\n');
+  await closed(plain);
+
+  // A real ticket opens one connection; used again it opens nothing.
+  const t1 = await ticket();
+  const lane = await rawLane(t1);
+  await assert.rejects(rawLane(t1));
+  // A protocol the lane does not serve: an error answer naming it, and the connection stays usable.
+  const dec = new FrameDecoder();
+  const frames: Uint8Array[] = [];
+  lane.on('data', (c: Buffer) => frames.push(...dec.push(c)));
+  lane.write(frame(new TextEncoder().encode(PROTO.head)));
+  lane.write(frame(new Uint8Array([0])));
+  const deadline = Date.now() + 5000;
+  while (frames.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(new DataView(frames[0].buffer, frames[0].byteOffset, 4).getUint32(0, true), 1);
+  assert.match(new TextDecoder().decode(frames[1].subarray(2)), /not a protocol served here/);
+  // A request frame over the lane's limit: the connection is cut before it is buffered.
+  const huge = new Uint8Array(4);
+  new DataView(huge.buffer).setUint32(0, 8 << 20, true);
+  lane.write(huge);
+  await closed(lane);
+  assert.equal(server.bulkStats().served, 0);
+});
+
+test('a peer whose lane cannot be reached is asked over libp2p streams', async () => {
+  const server = await transport({ bulk_lane: false });
+  const client = await transport();
+  server.handle(PROTO.symbols, async () => answer);
+  await connected(server, client);
+  for (let i = 0; i < 3; i++) {
+    const got = await client.request(server.peerId, PROTO.symbols, new Uint8Array([1]));
+    assert.equal(got.length, answer.length);
+  }
+  // One failed ticket marks the lane down for a while: not asked again on every request.
+  assert.deepEqual(client.bulkStats(), { served: 0, requests: 0, fallbacks: 1 });
+});
