@@ -72,10 +72,11 @@ export class VectorShard {
   readonly revision_hash: string;
   readonly segment_object_id: string;
   readonly docnums: Uint32Array;
-  /** Decoded to f32 once at open: scans run on plain floats. */
-  readonly vectors: Float32Array;
+  /** The rows as stored (f16 or f32), a view of the object's bytes. */
+  readonly rows: Float32Array | Float16Array;
+  private f32: Float32Array | null = null;
 
-  private constructor(o: Omit<VectorShard, 'scan'>) {
+  private constructor(o: Omit<VectorShard, 'scan' | 'vectors'>) {
     this.object_id = o.object_id;
     this.dims = o.dims;
     this.count = o.count;
@@ -84,14 +85,28 @@ export class VectorShard {
     this.revision_hash = o.revision_hash;
     this.segment_object_id = o.segment_object_id;
     this.docnums = o.docnums;
-    this.vectors = o.vectors;
+    this.rows = o.rows;
+  }
+
+  /**
+   * The rows as f32, decoded on first use: exact scans and merges need them, a shard answered
+   * through its HNSW graph never does (activating a 50k-document generation decoded 2 × 25 MB).
+   */
+  get vectors(): Float32Array {
+    if (!this.f32) {
+      const r = this.rows;
+      if (r instanceof Float32Array) this.f32 = r;
+      else {
+        const out = new Float32Array(r.length);
+        for (let i = 0; i < r.length; i++) out[i] = r[i];
+        this.f32 = out;
+      }
+    }
+    return this.f32;
   }
 
   static open(objectId: string, bytes: Uint8Array): VectorShard {
-    const v = VectorShard.view(objectId, bytes);
-    const vectors = v.rows instanceof Float32Array ? v.rows.slice() : Float32Array.from(v.rows);
-    const { rows: _rows, ...rest } = v;
-    return new VectorShard({ ...rest, vectors });
+    return new VectorShard(VectorShard.view(objectId, bytes));
   }
 
   /**
