@@ -27,6 +27,51 @@ const j = getJson;
 const metric = (text: string, name: string) =>
   Number(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, 'm').exec(text)?.[1] ?? NaN);
 
+/**
+ * MB/s of `bytes` moved as 1 MiB symbol answers from a server process (bench/load/wire-server.ts),
+ * eight requests in flight: over the bulk lane, then over libp2p streams (a client without it).
+ */
+async function wirePath(bytes: number): Promise<{ lane: number; streams: number }> {
+  const here = path.dirname(new URL(import.meta.url).pathname);
+  const server = spawn(process.execPath, [path.join(here, 'load/wire-server.ts')], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  procs.push(server);
+  const info = JSON.parse(
+    await new Promise<string>((resolve) => server.stdout!.once('data', (d) => resolve(String(d)))),
+  );
+  const { Libp2pTransport } = await import('../src/p2p/libp2p-transport.ts');
+  const { generateKeyPair } = await import('@libp2p/crypto/keys');
+  const { PROTO } = await import('../src/p2p/protocols.ts');
+  const run = async (bulk_lane: boolean) => {
+    const t = new Libp2pTransport({
+      privateKey: await generateKeyPair('Ed25519'),
+      listen: ['/ip4/127.0.0.1/tcp/0'],
+      seeds: [],
+      bulk_lane,
+    });
+    await t.start();
+    await t.dial(info.addr);
+    const req = new TextEncoder().encode('{}');
+    const n = Math.ceil(bytes / (256 * 4104));
+    let next = 0;
+    await t.request(info.peer, PROTO.symbols, req); // connect (and the lane's first connection)
+    const t0 = nowMs();
+    await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        while (next++ < n) await t.request(info.peer, PROTO.symbols, req, { max_response_bytes: 4 << 20 });
+      }),
+    );
+    const ms = nowMs() - t0;
+    await t.stop();
+    return (n * 256 * 4104) / 1e6 / (ms / 1000);
+  };
+  const lane = await run(true);
+  const streams = await run(false);
+  server.kill('SIGTERM');
+  return { lane, streams };
+}
+
 /** `node start` arguments of a replica on fresh loopback ports. */
 async function replicaArgs(dir: string, extra: string[]): Promise<string[]> {
   const http = `127.0.0.1:${await freePort()}`;
@@ -164,6 +209,7 @@ try {
       .on('end', () => resolve(nowMs() - t0));
   });
   const rawMbps = totalBytes / 1e6 / (rawMs / 1000);
+  const wire = await wirePath(totalBytes);
   // 4. Commit latency: quorum (writer + 2 replicas) versus local. Quorum by count needs a cluster
   //    key (only key holders can connect, so only they can acknowledge).
   const keyFile = path.join(root, 'cluster.key');
@@ -259,6 +305,14 @@ try {
     corpus_docs: docs.length,
     generation_bytes: totalBytes,
     raw_tcp_mb_per_s: round(rawMbps, 1),
+    // The wire path alone (no disk, no verify, no activation): the same bytes as 1 MiB symbol
+    // answers between two processes, over the bulk lane and over libp2p streams.
+    wire: {
+      bulk_lane_mb_per_s: round(wire.lane, 1),
+      libp2p_streams_mb_per_s: round(wire.streams, 1),
+      bulk_lane_ratio_to_raw_tcp: round(wire.lane / rawMbps, 3),
+      libp2p_streams_ratio_to_raw_tcp: round(wire.streams / rawMbps, 3),
+    },
     bootstrap: runs.map((r) => ({ ...r, ratio_to_raw_tcp: round(r.mb_per_s / rawMbps, 3) })),
     speedup_2_peers: round(runs[0].bootstrap_ms / runs[1].bootstrap_ms, 2),
     speedup_4_peers: round(runs[0].bootstrap_ms / runs[2].bootstrap_ms, 2),

@@ -71,6 +71,13 @@ fig(
 );
 fig(
   'bootstrap',
+  'context: the wire path alone / raw TCP (bulk lane, libp2p streams)',
+  'context',
+  (j) => [j.wire.bulk_lane_ratio_to_raw_tcp, j.wire.libp2p_streams_ratio_to_raw_tcp],
+  () => null,
+);
+fig(
+  'bootstrap',
   '4 capped peers / 1 capped peer',
   '>= 3',
   (j) => j.capped_speedup_4_peers,
