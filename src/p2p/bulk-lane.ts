@@ -414,10 +414,13 @@ export class BulkLaneClient {
     });
     socket.setNoDelay(true);
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        socket.destroy();
-        reject(new FsmeshError('timeout', 'bulk lane handshake timed out'));
-      }, BULK_LIMITS.handshake_timeout_ms);
+      const timer = setTimeout(
+        () => {
+          socket.destroy();
+          reject(new FsmeshError('timeout', 'bulk lane handshake timed out'));
+        },
+        Math.min(timeoutMs, BULK_LIMITS.handshake_timeout_ms),
+      );
       socket.once('secureConnect', () => {
         clearTimeout(timer);
         resolve();

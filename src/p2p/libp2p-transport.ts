@@ -294,11 +294,16 @@ export class Libp2pTransport implements Transport {
     opts: { timeout_ms?: number; max_response_bytes?: number } = {},
   ): Promise<Uint8Array[]> {
     if (this.bulkClient && this.bulkProtocols.has(protocol)) {
+      const timeoutMs = opts.timeout_ms ?? CLUSTER_DEFAULTS.request_timeout_ms;
+      const started = Date.now();
       const frames = await this.bulkClient.request(peer, protocol, request, {
-        timeout_ms: opts.timeout_ms ?? CLUSTER_DEFAULTS.request_timeout_ms,
+        timeout_ms: timeoutMs,
         max_response_bytes: opts.max_response_bytes ?? CLUSTER_DEFAULTS.max_response_bytes,
       });
       if (frames) return frames;
+      // The lane could not be reached: libp2p streams, within what is left of the same deadline.
+      const left = Math.max(1, timeoutMs - (Date.now() - started));
+      return this.requestStream(peer, protocol, request, { ...opts, timeout_ms: left });
     }
     return this.requestStream(peer, protocol, request, opts);
   }
