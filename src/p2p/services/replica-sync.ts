@@ -132,12 +132,22 @@ export class ReplicaSync {
         if (h.record && h.record.record.writer === membership.trusted && p === membership.trusted) {
           membership.noteWriterHead(h.commit_seq_high);
           this.retryAfterGivingUp();
-          await pullCapsules(this.replay, p, h.commit_seq_high);
+          if (!this.bootstrapping()) await pullCapsules(this.replay, p, h.commit_seq_high);
         }
       } catch {
         // peer without the protocol or unreachable: try the next
       }
     }
+  }
+
+  /**
+   * A first generation is being fetched as artifacts: the log catch-up waits for the next round
+   * after it. Pulled beside the fetch, the writer's whole log went through the same upload (a capped
+   * writer's link carried 16 MB more than the other holders') and its validation through the same
+   * CPU; the generation is what lets the replica answer.
+   */
+  private bootstrapping(): boolean {
+    return this.syncing && !this.c.generations.active && this.opts.replication !== 'commits';
   }
 
   private lastRetryKickMs = 0;
