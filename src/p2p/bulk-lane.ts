@@ -319,6 +319,11 @@ export class BulkLaneClient {
   private state(peer: string) {
     let s = this.peers.get(peer);
     if (!s) {
+      // Peers come and go: forget the ones with nothing open, waiting or remembered as down.
+      if (this.peers.size >= 1024)
+        for (const [p, x] of this.peers)
+          if (!x.idle.length && !x.in_flight && !x.waiters.length && x.down_until_ms <= Date.now())
+            this.peers.delete(p);
       s = { idle: [], down_until_ms: 0, in_flight: 0, waiters: [] };
       this.peers.set(peer, s);
     }
