@@ -156,15 +156,18 @@ test("drain and probes: a draining writer refuses writes and is not ready; an em
 
 test('health-based routing: a lagging or draining node forwards queries; route=local does not; served_by names the server', async () => {
   const root = tmpDir();
-  // The writer builds only on demand (a long batch window), so commits after gen-1 stay unbuilt and
-  // the replica, routing past 0 commits of lag, is "too far behind" the writer's head.
+  // The writer builds every 2 commits and never on a timer, so gen-1 covers the first two commits
+  // and the third stays unbuilt for the whole test: the replica, routing past 0 commits of lag, is
+  // "too far behind" the writer's head until the end. (With a 2 s build timer the lag lasted only
+  // until the next build and the replica's sync — under load, sometimes no poll saw it.)
   const c = await startCluster(root, {
     replicas: 1,
-    writerArgs: ['--batch-max-commits', '1000', '--build-interval-ms', '2000'],
+    writerArgs: ['--batch-max-commits', '2', '--build-interval-ms', '600000'],
     replicaArgs: ['--route-lag-commits', '0'],
   });
   try {
-    const w = await http('POST', `${c.writer.url}/v1/docs`, docs(20, 'r'));
+    assert.equal((await http('POST', `${c.writer.url}/v1/docs`, docs(10, 'r'))).status, 200);
+    const w = await http('POST', `${c.writer.url}/v1/docs`, docs(10, 't'));
     assert.equal(w.status, 200, w.text);
     const ws = await activeAt(c.writer.url, w.json.commit_seq);
     await waitForManifest(c.replicas[0], ws.artifact_manifest_id);
