@@ -64,6 +64,13 @@ test('3 nodes: replicas activate the same manifest and answer identically; node 
     );
     assert.ok(rs.peers.length >= 2, `replica peers: ${rs.peers}`);
     assert.ok((rs.multiaddrs as string[]).every((a) => a.includes(`/p2p/${rs.peer_id}`)));
+    // A fetched generation's repair symbols are encoded in the background; the status counts them down.
+    for (const r of c.replicas)
+      await waitFor(
+        async () => ((await status(r)).repair_symbols_pending === 0 ? true : null),
+        20_000,
+        'background repair encoding to finish',
+      );
 
     // Node loss (§8.2): delete a replica's data directory while it is down; it rehydrates from peers.
     await c.replicas[1].kill('SIGKILL');
