@@ -14,6 +14,7 @@
 import { randomBytes } from 'node:crypto';
 import * as tls from 'node:tls';
 import { FsmeshError } from '../core/errors.ts';
+import type { Clock } from '../runtime/index.ts';
 import { coalesceFrames, errorFrame, FrameDecoder, frame, throwIfError } from './framing.ts';
 
 export const BULK_TICKET_PROTOCOL = '/fsmesh/bulk-ticket/1.0.0';
@@ -94,6 +95,8 @@ export class BulkLaneServer {
     handler: Handler;
     /** A started request must be complete within this. */
     request_timeout_ms: number;
+    /** Ticket lifetimes (monotonic). */
+    clock: Clock;
   };
 
   constructor(o: BulkLaneServer['o']) {
@@ -131,12 +134,13 @@ export class BulkLaneServer {
 
   /** A one-use ticket for `peer` (authenticated by the libp2p connection it asked on). */
   issue(peer: string): BulkTicket {
-    const now = Date.now();
+    const now = this.o.clock.monotonicMs();
     for (const [id, t] of this.tickets) if (t.expires_ms <= now) this.tickets.delete(id);
     let mine = 0;
     for (const t of this.tickets.values()) if (t.peer === peer) mine++;
     if (mine >= BULK_LIMITS.tickets_per_peer_max || this.tickets.size >= BULK_LIMITS.tickets_max)
       throw new FsmeshError('busy', 'too many unused bulk lane tickets');
+    // Secrets, not simulation state: from the OS's CSPRNG, never from the node's seeded random.
     const identity = randomBytes(16).toString('hex');
     const key = randomBytes(32);
     this.tickets.set(identity, { peer, key, expires_ms: now + BULK_LIMITS.ticket_ttl_ms });
@@ -146,7 +150,7 @@ export class BulkLaneServer {
   private redeem(socket: object, identity: string): Buffer | null {
     const t = this.tickets.get(identity);
     this.tickets.delete(identity); // one use, whatever happens next
-    if (!t || t.expires_ms <= Date.now()) return null;
+    if (!t || t.expires_ms <= this.o.clock.monotonicMs()) return null;
     this.peerOf.set(socket, t.peer);
     return t.key;
   }
@@ -312,8 +316,10 @@ export class BulkLaneClient {
   fallbacks = 0;
 
   private readonly ticket: (peer: string, timeoutMs: number) => Promise<BulkTicket & { host: string }>;
-  constructor(ticket: BulkLaneClient['ticket']) {
+  private readonly clock: Clock;
+  constructor(ticket: BulkLaneClient['ticket'], clock: Clock) {
     this.ticket = ticket;
+    this.clock = clock;
   }
 
   private state(peer: string) {
@@ -322,7 +328,12 @@ export class BulkLaneClient {
       // Peers come and go: forget the ones with nothing open, waiting or remembered as down.
       if (this.peers.size >= 1024)
         for (const [p, x] of this.peers)
-          if (!x.idle.length && !x.in_flight && !x.waiters.length && x.down_until_ms <= Date.now())
+          if (
+            !x.idle.length &&
+            !x.in_flight &&
+            !x.waiters.length &&
+            x.down_until_ms <= this.clock.monotonicMs()
+          )
             this.peers.delete(p);
       s = { idle: [], down_until_ms: 0, in_flight: 0, waiters: [] };
       this.peers.set(peer, s);
@@ -337,8 +348,8 @@ export class BulkLaneClient {
     o: BulkRequestOptions,
   ): Promise<Uint8Array[] | null> {
     const s = this.state(peer);
-    if (this.closed || s.down_until_ms > Date.now()) return null;
-    const started = Date.now();
+    if (this.closed || s.down_until_ms > this.clock.monotonicMs()) return null;
+    const started = this.clock.monotonicMs();
     await this.slot(s, o.timeout_ms, protocol);
     let conn: BulkConnection | undefined;
     try {
@@ -349,12 +360,12 @@ export class BulkLaneClient {
           conn = await this.connect(peer, o.timeout_ms);
         } catch {
           // Unreachable lane (firewall, an older peer, no ticket): libp2p streams for a while.
-          s.down_until_ms = Date.now() + BULK_LIMITS.down_after_failure_ms;
+          s.down_until_ms = this.clock.monotonicMs() + BULK_LIMITS.down_after_failure_ms;
           this.fallbacks++;
           return null;
         }
       }
-      const left = Math.max(1, o.timeout_ms - (Date.now() - started));
+      const left = Math.max(1, o.timeout_ms - (this.clock.monotonicMs() - started));
       const frames = await conn.exchange(protocol, req, o.max_response_bytes, left);
       this.requests++;
       this.keep(s, conn);

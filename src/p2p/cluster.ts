@@ -21,7 +21,7 @@ import type {
   ServiceFactory,
   SyncProgress,
 } from '../node/services.ts';
-import type { TimerHandle, Transport } from '../runtime/index.ts';
+import type { Clock, TimerHandle, Transport } from '../runtime/index.ts';
 import type { SearchOptions } from '../search/searcher.ts';
 import type { AppendAck } from '../storage/capsule-log.ts';
 import { type ClusterOptions, clusterOptions } from './cluster-options.ts';
@@ -67,7 +67,11 @@ export interface ClusterServiceConfig extends Partial<ClusterOptions> {
 }
 
 /** The libp2p host a cluster configuration asks for (loaded only when used: the simulator has none). */
-export async function libp2pTransport(cfg: ClusterServiceConfig, key: PrivateKey): Promise<Transport> {
+export async function libp2pTransport(
+  cfg: ClusterServiceConfig,
+  key: PrivateKey,
+  clock?: Clock,
+): Promise<Transport> {
   const { Libp2pTransport } = await import('./libp2p-transport.ts');
   return new Libp2pTransport({
     privateKey: key,
@@ -77,6 +81,7 @@ export async function libp2pTransport(cfg: ClusterServiceConfig, key: PrivateKey
     cluster_key: cfg.cluster_key,
     inbound_request_timeout_ms: cfg.inbound_request_timeout_ms,
     bulk_lane: cfg.bulk_lane,
+    clock,
   });
 }
 
@@ -134,7 +139,10 @@ export class ClusterService implements NodeService {
     const { c, opts } = this;
     const key = this.cfg.private_key ?? (await loadOrCreateIdentity(c.storage));
     this.key = key;
-    this.net = new SlowPeerGuard(this.cfg.transport ?? (await libp2pTransport(this.cfg, key)), c.clock);
+    this.net = new SlowPeerGuard(
+      this.cfg.transport ?? (await libp2pTransport(this.cfg, key, c.clock)),
+      c.clock,
+    );
     const transport = this.net;
     this.keeper = new ConnectionKeeper({ ...c, transport }, this.cfg.seeds ?? []);
     const membership = new Membership({ ...c, transport }, opts);

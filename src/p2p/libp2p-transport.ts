@@ -17,7 +17,13 @@ import { multiaddr } from '@multiformats/multiaddr';
 import { createLibp2p, type Libp2p } from 'libp2p';
 import { CLUSTER_DEFAULTS } from '../core/defaults.ts';
 import { FsmeshError } from '../core/errors.ts';
-import type { GossipMessage, Transport, ValidationResult } from '../runtime/index.ts';
+import {
+  type Clock,
+  type GossipMessage,
+  systemClock,
+  type Transport,
+  type ValidationResult,
+} from '../runtime/index.ts';
 import { BULK_TICKET_PROTOCOL, BulkLaneClient, BulkLaneServer, type BulkTicket } from './bulk-lane.ts';
 import { coalesceFrames, errorFrame, FrameDecoder, SEND_BATCH_BYTES, throwIfError } from './framing.ts';
 import { PROTO } from './protocols.ts';
@@ -40,6 +46,8 @@ export interface Libp2pTransportOptions {
    */
   bulk_lane?: boolean;
   bulk_protocols?: string[];
+  /** The node's clock (bulk lane tickets and back-off); default the system clock. */
+  clock?: Clock;
 }
 
 const DEFAULT_BULK_PROTOCOLS = [PROTO.symbols, PROTO.capsules];
@@ -83,6 +91,7 @@ export class Libp2pTransport implements Transport {
   private readonly handlers = new Map<string, (req: Uint8Array, from: string) => Promise<Uint8Array[]>>();
   private readonly peerListeners = new Set<(peer: string, e: 'connect' | 'disconnect') => void>();
   private readonly bulkProtocols: ReadonlySet<string>;
+  private readonly clock: Clock;
   private bulkServer: BulkLaneServer | null = null;
   private bulkClient: BulkLaneClient | null = null;
   readonly peerId: string;
@@ -90,6 +99,7 @@ export class Libp2pTransport implements Transport {
   constructor(opts: Libp2pTransportOptions) {
     this.opts = opts;
     this.peerId = peerIdFromPrivateKey(opts.privateKey).toString();
+    this.clock = opts.clock ?? systemClock;
     this.bulkProtocols = new Set(
       opts.bulk_lane === false ? [] : (opts.bulk_protocols ?? DEFAULT_BULK_PROTOCOLS),
     );
@@ -223,6 +233,7 @@ export class Libp2pTransport implements Transport {
         return h(req, from);
       },
       request_timeout_ms: this.opts.inbound_request_timeout_ms ?? CLUSTER_DEFAULTS.inbound_request_timeout_ms,
+      clock: this.clock,
     });
     await server.start();
     this.bulkServer = server;
@@ -230,7 +241,7 @@ export class Libp2pTransport implements Transport {
     this.handle(BULK_TICKET_PROTOCOL, async (_req, from) => [
       new TextEncoder().encode(JSON.stringify(server.issue(from))),
     ]);
-    this.bulkClient = new BulkLaneClient((peer, timeoutMs) => this.bulkTicket(peer, timeoutMs));
+    this.bulkClient = new BulkLaneClient((peer, timeoutMs) => this.bulkTicket(peer, timeoutMs), this.clock);
   }
 
   private async bulkTicket(peer: string, timeoutMs: number): Promise<BulkTicket & { host: string }> {
@@ -295,14 +306,15 @@ export class Libp2pTransport implements Transport {
   ): Promise<Uint8Array[]> {
     if (this.bulkClient && this.bulkProtocols.has(protocol)) {
       const timeoutMs = opts.timeout_ms ?? CLUSTER_DEFAULTS.request_timeout_ms;
-      const started = Date.now();
+      const started = this.clock.monotonicMs();
       const frames = await this.bulkClient.request(peer, protocol, request, {
         timeout_ms: timeoutMs,
         max_response_bytes: opts.max_response_bytes ?? CLUSTER_DEFAULTS.max_response_bytes,
       });
       if (frames) return frames;
       // The lane could not be reached: libp2p streams, within what is left of the same deadline.
-      const left = Math.max(1, timeoutMs - (Date.now() - started));
+      // Whole milliseconds: AbortSignal.timeout refuses fractions.
+      const left = Math.max(1, Math.ceil(timeoutMs - (this.clock.monotonicMs() - started)));
       return this.requestStream(peer, protocol, request, { ...opts, timeout_ms: left });
     }
     return this.requestStream(peer, protocol, request, opts);

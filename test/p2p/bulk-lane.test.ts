@@ -10,10 +10,11 @@ import { after, test } from 'node:test';
 import * as tls from 'node:tls';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import { FsmeshError } from '../../src/core/errors.ts';
-import { BULK_TICKET_PROTOCOL, type BulkTicket } from '../../src/p2p/bulk-lane.ts';
+import { BULK_LIMITS, BULK_TICKET_PROTOCOL, type BulkTicket } from '../../src/p2p/bulk-lane.ts';
 import { FrameDecoder, frame } from '../../src/p2p/framing.ts';
 import { Libp2pTransport, type Libp2pTransportOptions } from '../../src/p2p/libp2p-transport.ts';
 import { PROTO } from '../../src/p2p/protocols.ts';
+import { systemClock } from '../../src/runtime/index.ts';
 
 const started: Libp2pTransport[] = [];
 after(async () => {
@@ -106,7 +107,11 @@ function closed(s: net.Socket): Promise<void> {
 }
 
 test('the lane answers only what a libp2p ticket granted, once, within its limits', async () => {
-  const server = await transport();
+  // The server's clock can be moved forward: a ticket not used within its lifetime is worthless.
+  let skewMs = 0;
+  const server = await transport({
+    clock: { ...systemClock, monotonicMs: () => systemClock.monotonicMs() + skewMs },
+  });
   const client = await transport({ bulk_lane: false });
   server.handle(PROTO.symbols, async () => answer);
   server.handle(PROTO.head, async () => [new Uint8Array([7])]);
@@ -125,6 +130,11 @@ test('the lane answers only what a libp2p ticket granted, once, within its limit
   plain.on('error', () => {});
   plain.write('GET / HTTP/1.1\r\n\r\n');
   await closed(plain);
+
+  // A ticket past its lifetime opens nothing.
+  const late = await ticket();
+  skewMs += BULK_LIMITS.ticket_ttl_ms + 1;
+  await assert.rejects(rawLane(late));
 
   // A real ticket opens one connection; used again it opens nothing.
   const t1 = await ticket();
