@@ -10,6 +10,9 @@
  * that peer. Keys are never stored and never reused (no forward-secrecy loss: the ticket itself
  * travelled inside Noise). A peer that cannot reach the lane (firewall, older version) is asked
  * over libp2p streams instead, as before. Byte layout: docs/protocols.md "Bulk lane".
+ *
+ * Length: ~460 lines because it holds both ends of the lane (server: tickets, handshake, requests;
+ * client: connections per peer, exchanges, fallback), which share its wire format and limits.
  */
 import { randomBytes } from 'node:crypto';
 import * as tls from 'node:tls';

@@ -139,10 +139,8 @@ export class ClusterService implements NodeService {
     const { c, opts } = this;
     const key = this.cfg.private_key ?? (await loadOrCreateIdentity(c.storage));
     this.key = key;
-    this.net = new SlowPeerGuard(
-      this.cfg.transport ?? (await libp2pTransport(this.cfg, key, c.clock)),
-      c.clock,
-    );
+    const network = this.cfg.transport ?? (await libp2pTransport(this.cfg, key, c.clock));
+    this.net = new SlowPeerGuard(network, c.clock);
     const transport = this.net;
     this.keeper = new ConnectionKeeper({ ...c, transport }, this.cfg.seeds ?? []);
     const membership = new Membership({ ...c, transport }, opts);
