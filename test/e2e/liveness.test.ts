@@ -156,18 +156,19 @@ test("drain and probes: a draining writer refuses writes and is not ready; an em
 
 test('health-based routing: a lagging or draining node forwards queries; route=local does not; served_by names the server', async () => {
   const root = tmpDir();
-  // The writer builds every 2 commits and never on a timer, so gen-1 covers the first two commits
-  // and the third stays unbuilt for the whole test: the replica, routing past 0 commits of lag, is
-  // "too far behind" the writer's head until the end. (With a 2 s build timer the lag lasted only
-  // until the next build and the replica's sync — under load, sometimes no poll saw it.)
+  // The replica's activations fail after its first (FSMESH_FAILPOINTS, docs/runbook.md) while it
+  // keeps serving (a high failure threshold): once the writer moves past gen-1 the replica stays
+  // behind for the rest of the test, routing past 0 commits of lag. (A lag that lasted only until
+  // the writer's next build and the replica's sync was sometimes over before any query saw it —
+  // more often once syncs got faster.)
   const c = await startCluster(root, {
     replicas: 1,
-    writerArgs: ['--batch-max-commits', '2', '--build-interval-ms', '600000'],
-    replicaArgs: ['--route-lag-commits', '0'],
+    writerArgs: ['--batch-max-commits', '1000', '--build-interval-ms', '2000'],
+    replicaArgs: ['--route-lag-commits', '0', '--max-activation-failures', '1000'],
+    replicaEnv: { FSMESH_FAILPOINTS: 'activation.warm=always@1' },
   });
   try {
-    assert.equal((await http('POST', `${c.writer.url}/v1/docs`, docs(10, 'r'))).status, 200);
-    const w = await http('POST', `${c.writer.url}/v1/docs`, docs(10, 't'));
+    const w = await http('POST', `${c.writer.url}/v1/docs`, docs(20, 'r'));
     assert.equal(w.status, 200, w.text);
     const ws = await activeAt(c.writer.url, w.json.commit_seq);
     await waitForManifest(c.replicas[0], ws.artifact_manifest_id);
@@ -176,7 +177,7 @@ test('health-based routing: a lagging or draining node forwards queries; route=l
       http('GET', `${url}/v1/search?q=liveness&mode=lexical&k=3${extra}`);
     const own = await q(c.replicas[0].url);
     assert.equal(own.json.served_by, ids.replica, 'a replica that is not behind serves its own queries');
-    // A commit the writer has not built yet: the replica is now 1 commit behind the writer's head.
+    // A new commit: the writer builds it, the replica cannot activate it and stays behind its head.
     assert.equal((await http('POST', `${c.writer.url}/v1/docs`, docs(1, 's'))).status, 200);
     const routed = await waitFor(
       async () => {
