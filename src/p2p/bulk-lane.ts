@@ -94,6 +94,8 @@ export class BulkLaneServer {
 
   private readonly o: {
     host: string;
+    /** 0: one the OS picks. */
+    port: number;
     protocols: ReadonlySet<string>;
     handler: Handler;
     /** A started request must be complete within this. */
@@ -122,7 +124,7 @@ export class BulkLaneServer {
     server.on('tlsClientError', () => {});
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(0, this.o.host, () => {
+      server.listen(this.o.port, this.o.host, () => {
         server.off('error', reject);
         resolve();
       });

@@ -62,6 +62,8 @@ export interface ClusterServiceConfig extends Partial<ClusterOptions> {
    * "Bulk lane"). False keeps every exchange on libp2p streams (one port to open, slower transfers).
    */
   bulk_lane?: boolean;
+  /** The bulk lane's TCP port (default 0: one the OS picks); fixed when a firewall must let it in. */
+  bulk_lane_port?: number;
   /** Health-based routing: forward queries when more than this many commits behind the writer. */
   route_lag_commits?: number;
 }
@@ -81,6 +83,7 @@ export async function libp2pTransport(
     cluster_key: cfg.cluster_key,
     inbound_request_timeout_ms: cfg.inbound_request_timeout_ms,
     bulk_lane: cfg.bulk_lane,
+    bulk_lane_port: cfg.bulk_lane_port,
     clock,
   });
 }

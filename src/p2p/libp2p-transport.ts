@@ -46,6 +46,8 @@ export interface Libp2pTransportOptions {
    */
   bulk_lane?: boolean;
   bulk_protocols?: string[];
+  /** The lane's TCP port on the first listen host (default 0: one the OS picks). */
+  bulk_lane_port?: number;
   /** The node's clock (bulk lane tickets and back-off); default the system clock. */
   clock?: Clock;
 }
@@ -156,7 +158,12 @@ export class Libp2pTransport implements Transport {
     );
     for (const [topic, fn] of this.subs) this.installTopic(topic, fn);
     for (const [protocol, h] of this.handlers) await this.installHandler(protocol, h);
-    if (this.bulkProtocols.size) await this.startBulkLane();
+    if (this.bulkProtocols.size)
+      // A node that cannot open its lane does not start half-way: libp2p is stopped again.
+      await this.startBulkLane().catch(async (err) => {
+        await this.stop();
+        throw err;
+      });
     // Dial seeds right away as well: bootstrap discovery only tags them.
     for (const s of this.opts.seeds) void this.dial(s).catch(() => {});
   }
@@ -226,6 +233,7 @@ export class Libp2pTransport implements Transport {
     if (!first) return;
     const server = new BulkLaneServer({
       host: first,
+      port: this.opts.bulk_lane_port ?? 0,
       protocols: this.bulkProtocols,
       handler: async (protocol, req, from) => {
         const h = this.handlers.get(protocol);
@@ -235,7 +243,12 @@ export class Libp2pTransport implements Transport {
       request_timeout_ms: this.opts.inbound_request_timeout_ms ?? CLUSTER_DEFAULTS.inbound_request_timeout_ms,
       clock: this.clock,
     });
-    await server.start();
+    await server.start().catch((err: Error) => {
+      throw new FsmeshError(
+        'invalid_input',
+        `bulk lane: cannot listen on ${first}:${this.opts.bulk_lane_port ?? 0} (${err.message})`,
+      );
+    });
     this.bulkServer = server;
     // Tickets only over libp2p: the asking peer is the connection's authenticated peer.
     this.handle(BULK_TICKET_PROTOCOL, async (_req, from) => [

@@ -172,6 +172,29 @@ test('verify names each corrupt object and exits 1; usage errors exit 2', () => 
   assert.equal(cli(['verify', '--data', data, '--nope']).code, 2);
 });
 
+test('node start --bulk-lane-port: not a TCP port is a usage error naming it', () => {
+  const data = path.join(tmpDir(), 'n');
+  for (const [v, msg] of [
+    ['70000', /--bulk-lane-port: a TCP port is at most 65535, got 70000/],
+    ['x', /--bulk-lane-port: expected an integer, got "x"/],
+  ] as const) {
+    const r = cli([
+      'node',
+      'start',
+      '--data',
+      data,
+      '--http',
+      '127.0.0.1:0',
+      '--listen',
+      '/ip4/127.0.0.1/tcp/0',
+      '--bulk-lane-port',
+      v,
+    ]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, msg);
+  }
+});
+
 test('node start --announce: a malformed address or one without --listen is a usage error naming it', () => {
   const data = path.join(tmpDir(), 'n');
   const bad = cli([

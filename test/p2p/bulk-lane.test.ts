@@ -15,6 +15,7 @@ import { FrameDecoder, frame } from '../../src/p2p/framing.ts';
 import { Libp2pTransport, type Libp2pTransportOptions } from '../../src/p2p/libp2p-transport.ts';
 import { PROTO } from '../../src/p2p/protocols.ts';
 import { systemClock } from '../../src/runtime/index.ts';
+import { freeLoopbackPort } from '../../src/runtime/loopback-port.ts';
 
 const started: Libp2pTransport[] = [];
 after(async () => {
@@ -156,6 +157,24 @@ test('the lane answers only what a libp2p ticket granted, once, within its limit
   lane.write(huge);
   await closed(lane);
   assert.equal(server.bulkStats().served, 0);
+});
+
+test('a fixed lane port is the one tickets name; a port already taken is an error naming it', async () => {
+  const port = await freeLoopbackPort();
+  const server = await transport({ bulk_lane_port: port });
+  const client = await transport();
+  server.handle(PROTO.symbols, async () => answer);
+  await connected(server, client);
+  const [f] = await client.request(server.peerId, BULK_TICKET_PROTOCOL, new Uint8Array(0));
+  assert.equal(JSON.parse(new TextDecoder().decode(f)).port, port);
+  assert.equal(
+    (await client.request(server.peerId, PROTO.symbols, new Uint8Array([1]))).length,
+    answer.length,
+  );
+  await assert.rejects(
+    transport({ bulk_lane_port: port }),
+    new RegExp(`bulk lane: cannot listen on 127\\.0\\.0\\.1:${port}`),
+  );
 });
 
 test('a peer whose lane cannot be reached is asked over libp2p streams', async () => {
