@@ -172,24 +172,17 @@ test('verify names each corrupt object and exits 1; usage errors exit 2', () => 
   assert.equal(cli(['verify', '--data', data, '--nope']).code, 2);
 });
 
+/** `node start` on a fresh data dir with loopback HTTP, plus `extra` flags (usage-error tests). */
+const nodeStart = (data: string, ...extra: string[]) =>
+  cli(['node', 'start', '--data', data, '--http', '127.0.0.1:0', ...extra]);
+
 test('node start --bulk-lane-port: not a TCP port is a usage error naming it', () => {
   const data = path.join(tmpDir(), 'n');
   for (const [v, msg] of [
     ['70000', /--bulk-lane-port: a TCP port is at most 65535, got 70000/],
     ['x', /--bulk-lane-port: expected an integer, got "x"/],
   ] as const) {
-    const r = cli([
-      'node',
-      'start',
-      '--data',
-      data,
-      '--http',
-      '127.0.0.1:0',
-      '--listen',
-      '/ip4/127.0.0.1/tcp/0',
-      '--bulk-lane-port',
-      v,
-    ]);
+    const r = nodeStart(data, '--listen', '/ip4/127.0.0.1/tcp/0', '--bulk-lane-port', v);
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, msg);
   }
@@ -197,30 +190,10 @@ test('node start --bulk-lane-port: not a TCP port is a usage error naming it', (
 
 test('node start --announce: a malformed address or one without --listen is a usage error naming it', () => {
   const data = path.join(tmpDir(), 'n');
-  const bad = cli([
-    'node',
-    'start',
-    '--data',
-    data,
-    '--http',
-    '127.0.0.1:0',
-    '--listen',
-    '/ip4/127.0.0.1/tcp/0',
-    '--announce',
-    'localhost:9',
-  ]);
+  const bad = nodeStart(data, '--listen', '/ip4/127.0.0.1/tcp/0', '--announce', 'localhost:9');
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /--announce: expected \/ip4\/HOST\/tcp\/PORT, got "localhost:9"/);
-  const alone = cli([
-    'node',
-    'start',
-    '--data',
-    data,
-    '--http',
-    '127.0.0.1:0',
-    '--announce',
-    '/ip4/127.0.0.1/tcp/9',
-  ]);
+  const alone = nodeStart(data, '--announce', '/ip4/127.0.0.1/tcp/9');
   assert.equal(alone.code, 2);
   assert.match(alone.stderr, /--announce needs --listen/);
   assert.equal(fs.existsSync(data), false, 'nothing created for a refused command');
