@@ -175,6 +175,10 @@ const stopHttp = churn(async (i) => {
 const busy = await load();
 const commits = await stopHttp();
 const gen1 = (await getJson(`${node.url}/v1/status`)).generation_id;
+// One real answer, for the bare server's query floor below (same bytes on the wire).
+const sampleAnswer = await (
+  await fetch(`${node.url}/v1/search?q=${encodeURIComponent(queries[0])}&k=10&mode=hybrid`)
+).text();
 node.child.kill('SIGTERM');
 
 // ---- the same ingest with 4 connections (a fresh node) and 4 concurrent library callers ----
@@ -193,16 +197,19 @@ node4.child.kill('SIGTERM');
 const lib1Ms = await libraryIngest('lib-1', 1);
 const lib4Ms = await libraryIngest('lib-4', 4);
 
-// ---- the HTTP floor: a bare node:http server that only parses each body (bench/load/) ----
-const bare = spawn(process.execPath, [path.join(here, 'load/bare-ingest-server.ts')], {
-  stdio: ['ignore', 'pipe', 'inherit'],
+// ---- the HTTP floors: a bare node:http server that only parses each body, and answers each
+// search with a fixed real answer (bench/load/) ----
+const bare = spawn(process.execPath, [path.join(here, 'load/bare-server.ts')], {
+  stdio: ['pipe', 'pipe', 'inherit'],
 });
 procs.push(bare);
+bare.stdin!.end(sampleAnswer);
 const barePort = await new Promise<number>((resolve) =>
   bare.stdout!.once('data', (d) => resolve(Number(String(d).trim()))),
 );
 const bareMs = await postAll(`http://127.0.0.1:${barePort}`, bodies, 1);
 const bare4Ms = await postAll(`http://127.0.0.1:${barePort}`, bodies, 4);
+const bareQuery = await searchLoad(`http://127.0.0.1:${barePort}`, queries, { amount: Q });
 bare.kill();
 
 const libIdleS = summarize(libIdle);
@@ -223,6 +230,9 @@ report('http', {
     bare_http_1_connection: round(bareMs, 1),
     bare_http_4_connections: round(bare4Ms, 1),
   },
+  // The same load generator against the bare server answering a real search answer: the round
+  // trip any HTTP query pays before searching.
+  bare_http_query: { p50_ms: bareQuery.p50_ms, p99_ms: bareQuery.p99_ms, answer_bytes: sampleAnswer.length },
   http: {
     ingest_docs_per_s: round((N / httpIngestMs) * 1000, 0),
     query_idle: idle,
@@ -238,6 +248,8 @@ report('http', {
     // 4 connections against 4 concurrent library callers (fresh node, fresh engines).
     ingest_time_http_over_library_4_connections: round(http4Ms / lib4Ms, 2),
     query_p50_http_over_library: round(busy.p50_ms / libS.p50_ms, 2),
+    // The floor of that ratio: the library's search plus a bare HTTP round trip.
+    query_p50_library_plus_bare_http_over_library: round((libS.p50_ms + bareQuery.p50_ms) / libS.p50_ms, 2),
     query_p99_http_over_library: round(busy.p99_ms / libS.p99_ms, 2),
     http_query_p99_under_activations_over_idle: round(busy.p99_ms / idle.p99_ms, 2),
     library_query_p99_under_activations_over_idle: round(libS.p99_ms / libIdleS.p99_ms, 2),

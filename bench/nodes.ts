@@ -41,7 +41,8 @@ export async function until<T>(fn: () => Promise<T | null>, ms = 300_000): Promi
 
 /**
  * The HTTP load generator in its own process (bench/load/search-load.ts): `amount` sequential
- * searches (latency) then autocannon over 4 connections (throughput), cycling through `queries`.
+ * searches (latency, after 100 untimed ones) then autocannon over 4 connections (throughput),
+ * cycling through `queries`.
  */
 export function searchLoad(
   url: string,

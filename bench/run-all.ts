@@ -99,6 +99,13 @@ fig(
 );
 fig(
   'http',
+  'context: library query + bare node:http round trip / library (the HTTP query floor)',
+  'context',
+  (j) => j.ratios.query_p50_library_plus_bare_http_over_library,
+  () => null,
+);
+fig(
+  'http',
   'HTTP ingest time / library',
   '<= 1.5',
   (j) => j.ratios.ingest_time_http_over_library,

@@ -2,10 +2,13 @@
  * The HTTP load generator, run as its own process (a server never shares its event loop with its
  * client). Queries come on stdin, one per line, and are cycled through.
  *  - latency: `--amount` sequential searches over one keep-alive connection, timed here per request
- *    (autocannon's histogram has whole-millisecond resolution, too coarse for sub-ms answers);
+ *    (autocannon's histogram has whole-millisecond resolution, too coarse for sub-ms answers),
+ *    after `--warmup` untimed ones (default 100): this process starts cold for every load, and
+ *    its own start-up (module compilation, JIT) on the same two cores is not the server's cost;
  *  - throughput: autocannon with `--connections` connections for the same number of requests.
  * Prints one JSON line.
- *   node bench/load/search-load.ts --url http://127.0.0.1:PORT --amount 400 [--connections 4] [--mode hybrid]
+ *   node bench/load/search-load.ts --url http://127.0.0.1:PORT --amount 400 [--warmup 100]
+ *     [--connections 4] [--mode hybrid]
  */
 import * as http from 'node:http';
 import autocannon from 'autocannon';
@@ -17,6 +20,7 @@ const arg = (name: string, dflt: string) => {
 const url = new URL(arg('url', ''));
 const mode = arg('mode', 'hybrid');
 const amount = Number(arg('amount', '400'));
+const warmup = Number(arg('warmup', '100'));
 const queries = (await new Response(process.stdin as unknown as ReadableStream).text())
   .split('\n')
   .filter((l) => l.length > 0);
@@ -34,8 +38,9 @@ const get = (path: string) =>
       })
       .on('error', reject);
   });
-const lat: number[] = [];
 let non2xx = 0;
+for (let i = 0; i < warmup; i++) if ((await get(pathOf(amount + i))) !== 200) non2xx++;
+const lat: number[] = [];
 for (let i = 0; i < amount; i++) {
   const t0 = performance.now();
   if ((await get(pathOf(i))) !== 200) non2xx++;
@@ -56,6 +61,7 @@ const ac = await autocannon({
 process.stdout.write(
   `${JSON.stringify({
     requests: amount,
+    warmup_requests: warmup,
     non2xx: non2xx + ac.non2xx,
     p50_ms: r3(pct(50)),
     p99_ms: r3(pct(99)),
