@@ -447,6 +447,8 @@ export class ClusterService implements NodeService {
       await fetchObjectFromPeers(this.net, this.c.symbols, d, this.net.peers(), undefined, undefined, (ms) =>
         this.c.clock.sleep(ms),
       );
+      // Its repair symbols after the read that needed it: encoded in the background.
+      this.c.symbols.ensureLater('artifact', [objectId]);
       return true;
     } catch {
       return false;

@@ -113,8 +113,8 @@ async function fetchInto(
   const done = await decodeWrap(() => symbols.completeAssembly(got));
   if (!done)
     throw new FsmeshError('not_found', `not enough symbols for ${objectId} from ${holders.length} peer(s)`);
-  // Its own repair symbols are not on the caller's path (activation, read repair): encoded later.
-  symbols.ensureLater('artifact', [objectId]);
+  // Its own repair symbols are the caller's to queue (SymbolStore.ensureLater) once off its path:
+  // encoding while the rest of a generation arrives took a core from the fetch and activation.
 }
 
 /** Ask every peer for the object's symbol header (no symbols): who holds it, and its layout. */

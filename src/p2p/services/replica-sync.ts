@@ -304,7 +304,8 @@ export class ReplicaSync {
           replaces_cut_history: replacesCutHistory,
         });
         // Repair symbols are for protecting and serving, not for answering: never on the way to
-        // activation (fetched objects are already queued; this covers ones held from before).
+        // activation. Queued only now, for the fetched objects and the ones held from before (a
+        // peer asking for symbols meanwhile gets them encoded on demand: protocol-server).
         c.symbols.ensureLater('artifact', ids);
         if (this.bootstrapStartMs !== null) {
           c.metrics.snapshot_bootstrap_ms.observe(c.clock.monotonicMs() - this.bootstrapStartMs);
