@@ -89,9 +89,12 @@ export class SimDisk {
         await slow();
         return get(p).data.slice();
       },
-      async readRange(p, offset, length) {
+      async readRange(p, offset, length, into) {
         check();
-        return get(p).data.slice(offset, offset + length);
+        const bytes = get(p).data.subarray(offset, offset + length);
+        if (!into || into.length < bytes.length) return bytes.slice();
+        into.set(bytes);
+        return into.subarray(0, bytes.length);
       },
       async writeFile(p, data, opts) {
         check();
