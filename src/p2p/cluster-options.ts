@@ -30,7 +30,10 @@ export interface ClusterOptions {
   lag_alert_commits: number;
   announce_interval_ms: number;
   quorum_timeout_ms: number;
-  /** Use at most this many peers for symbol fetches (0 = all); benchmarks compare 1, 2, 4. */
+  /**
+   * Symbols of an object from at most this many of its holders (0 = all); every peer is still asked
+   * who holds it. Benchmarks compare 1, 2, 4.
+   */
   fetch_peers?: number;
   /** Cap on this node's uploads to peers (symbols, capsules), bytes/s; absent = uncapped. */
   serve_rate_limit_bytes_per_s?: number;

@@ -444,9 +444,9 @@ export class ClusterService implements NodeService {
     try {
       const d = await this.descriptorOf(objectId);
       if (!d) return false; // only objects a retained manifest names are repaired from peers
-      await fetchObjectFromPeers(this.net, this.c.symbols, d, this.net.peers(), undefined, undefined, (ms) =>
-        this.c.clock.sleep(ms),
-      );
+      await fetchObjectFromPeers(this.net, this.c.symbols, d, this.net.peers(), {
+        sleep: (ms) => this.c.clock.sleep(ms),
+      });
       // Its repair symbols after the read that needed it: encoded in the background.
       this.c.symbols.ensureLater('artifact', [objectId]);
       return true;

@@ -39,25 +39,37 @@ const MAX_BUSY_RETRIES = 120;
 /** A symbol header answer is small JSON. */
 const HEADER_MAX_BYTES = 4096;
 
+export interface FetchOptions {
+  progress?: (p: FetchProgress) => void;
+  /** Wraps the decode step (tracing). */
+  decodeWrap?: <T>(fn: () => Promise<T>) => Promise<T>;
+  /**
+   * The node's clock sleep: a capped peer's last lane waits this long on `busy` and asks again
+   * (backpressure, not a failure). Without it, `busy` counts as a failure.
+   */
+  sleep?: (ms: number) => Promise<void>;
+  /**
+   * Symbols from at most this many holders (`--fetch-peers`); every peer is still asked whether it
+   * holds the object, so the ones used are holders, first to answer first.
+   */
+  max_holders?: number;
+}
+
 export async function fetchObjectFromPeers(
   transport: Transport,
   symbols: SymbolStore,
   /** The object's repair descriptor from a verified manifest: peers' headers must agree with it. */
   expected: RepairDescriptor,
   peers: string[],
-  progress?: (p: FetchProgress) => void,
-  /** Wraps the decode step (tracing). */
-  decodeWrap: <T>(fn: () => Promise<T>) => Promise<T> = (fn) => fn(),
-  /**
-   * The node's clock sleep: a capped peer's last lane waits this long on `busy` and asks again
-   * (backpressure, not a failure). Without it, `busy` counts as a failure.
-   */
-  sleep?: (ms: number) => Promise<void>,
+  opts: FetchOptions = {},
 ): Promise<void> {
+  const { progress, decodeWrap = (fn) => fn(), sleep, max_holders } = opts;
   const objectId = expected.object_id;
   if (peers.length === 0) throw new FsmeshError('not_found', `no peers to fetch ${objectId} from`);
   // 1. Who holds it, with a layout that agrees with the manifest's descriptor.
-  const { header, holders } = await findHolders(transport, expected, peers);
+  const found = await findHolders(transport, expected, peers);
+  const header = found.header;
+  const holders = max_holders ? found.holders.slice(0, max_holders) : found.holders;
   const layout = layoutOf(header, objectId);
   // Symbols go to disk as they arrive: memory holds the requests in flight, not the object.
   const got = await symbols.assemble(objectId, layout);

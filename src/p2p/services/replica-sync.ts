@@ -361,20 +361,19 @@ export class ReplicaSync {
             let last = 0;
             const d = descriptors.get(id);
             if (!d) throw new FsmeshError('invalid_manifest', `manifest has no repair descriptor for ${id}`);
-            await fetchObjectFromPeers(
-              c.transport,
-              c.symbols,
-              d,
-              this.fetchPeers(),
-              (p: FetchProgress) => {
+            // Every connected peer is asked who holds the object and `--fetch-peers` caps how many
+            // holders serve it, so peers lacking the generation are never the ones chosen.
+            await fetchObjectFromPeers(c.transport, c.symbols, d, [...c.transport.peers()].sort(), {
+              progress: (p: FetchProgress) => {
                 bytes += p.bytes - last;
                 last = p.bytes;
                 for (const x of p.peers) peerSet.add(x);
                 report();
               },
-              (fn) => tr.child('decode', fn, { object_id: id }),
-              (ms) => c.clock.sleep(ms),
-            );
+              decodeWrap: (fn) => tr.child('decode', fn, { object_id: id }),
+              sleep: (ms) => c.clock.sleep(ms),
+              max_holders: this.opts.fetch_peers || undefined,
+            });
             done++;
             report();
           }),
@@ -382,10 +381,5 @@ export class ReplicaSync {
       { objects: missing.length },
     );
     return { fetched_objects: missing.length, fetched_bytes: bytes, peers: peerSet.size };
-  }
-
-  private fetchPeers(): string[] {
-    const all = [...this.c.transport.peers()].sort();
-    return this.opts.fetch_peers ? all.slice(0, this.opts.fetch_peers) : all;
   }
 }
