@@ -48,11 +48,6 @@ export interface FetchOptions {
    * (backpressure, not a failure). Without it, `busy` counts as a failure.
    */
   sleep?: (ms: number) => Promise<void>;
-  /**
-   * Symbols from at most this many holders (`--fetch-peers`); every peer is still asked whether it
-   * holds the object, so the ones used are holders, first to answer first.
-   */
-  max_holders?: number;
 }
 
 export async function fetchObjectFromPeers(
@@ -63,13 +58,11 @@ export async function fetchObjectFromPeers(
   peers: string[],
   opts: FetchOptions = {},
 ): Promise<void> {
-  const { progress, decodeWrap = (fn) => fn(), sleep, max_holders } = opts;
+  const { progress, decodeWrap = (fn) => fn(), sleep } = opts;
   const objectId = expected.object_id;
   if (peers.length === 0) throw new FsmeshError('not_found', `no peers to fetch ${objectId} from`);
   // 1. Who holds it, with a layout that agrees with the manifest's descriptor.
-  const found = await findHolders(transport, expected, peers);
-  const header = found.header;
-  const holders = max_holders ? found.holders.slice(0, max_holders) : found.holders;
+  const { header, holders } = await findHolders(transport, expected, peers);
   const layout = layoutOf(header, objectId);
   // Symbols go to disk as they arrive: memory holds the requests in flight, not the object.
   const got = await symbols.assemble(objectId, layout);
@@ -129,8 +122,11 @@ async function fetchInto(
   // encoding while the rest of a generation arrives took a core from the fetch and activation.
 }
 
-/** Ask every peer for the object's symbol header (no symbols): who holds it, and its layout. */
-async function findHolders(
+/**
+ * Ask every peer for the object's symbol header (no symbols): who holds it (first to answer
+ * first), and its layout.
+ */
+export async function findHolders(
   transport: Transport,
   expected: RepairDescriptor,
   peers: string[],

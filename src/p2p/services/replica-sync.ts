@@ -14,7 +14,7 @@ import { LifecycleTrace } from '../../obs/tracing.ts';
 import type { ClusterOptions } from '../cluster-options.ts';
 import { jsonFrame, PROTO, parseJsonFrame } from '../protocols.ts';
 import { encodeSignedRecord, type SignedRecord } from '../records.ts';
-import { type FetchProgress, fetchObjectFromPeers } from '../symbol-fetch.ts';
+import { type FetchProgress, fetchObjectFromPeers, findHolders } from '../symbol-fetch.ts';
 import { pullCapsules, type ReplayComponents, replayTo } from './capsule-replay.ts';
 import { rebuildTo } from './commit-replication.ts';
 import { fetchManifestBytes } from './manifest-fetch.ts';
@@ -353,6 +353,7 @@ export class ReplicaSync {
         peers: peerSet.size,
       });
     report();
+    const peers = await this.fetchPeers(missing, descriptors);
     await tr.child(
       'transfer',
       () =>
@@ -361,9 +362,7 @@ export class ReplicaSync {
             let last = 0;
             const d = descriptors.get(id);
             if (!d) throw new FsmeshError('invalid_manifest', `manifest has no repair descriptor for ${id}`);
-            // Every connected peer is asked who holds the object and `--fetch-peers` caps how many
-            // holders serve it, so peers lacking the generation are never the ones chosen.
-            await fetchObjectFromPeers(c.transport, c.symbols, d, [...c.transport.peers()].sort(), {
+            await fetchObjectFromPeers(c.transport, c.symbols, d, peers, {
               progress: (p: FetchProgress) => {
                 bytes += p.bytes - last;
                 last = p.bytes;
@@ -372,7 +371,6 @@ export class ReplicaSync {
               },
               decodeWrap: (fn) => tr.child('decode', fn, { object_id: id }),
               sleep: (ms) => c.clock.sleep(ms),
-              max_holders: this.opts.fetch_peers || undefined,
             });
             done++;
             report();
@@ -381,5 +379,19 @@ export class ReplicaSync {
       { objects: missing.length },
     );
     return { fetched_objects: missing.length, fetched_bytes: bytes, peers: peerSet.size };
+  }
+
+  /**
+   * The peers a sync fetches from: every connected one, or with `--fetch-peers K` the first K to
+   * show they hold the generation (asked for one missing object's header), the same K for every
+   * object. Taking the first K peer ids instead made a replica whose first peers lacked the
+   * generation fall back to commit replay every time.
+   */
+  private async fetchPeers(missing: string[], descriptors: Map<string, RepairDescriptor>): Promise<string[]> {
+    const all = [...this.c.transport.peers()].sort();
+    const k = this.opts.fetch_peers;
+    const probe = missing.length > 0 ? descriptors.get(missing[0]) : undefined;
+    if (!k || k >= all.length || !probe) return all;
+    return (await findHolders(this.c.transport, probe, all)).holders.slice(0, k);
   }
 }
