@@ -31,8 +31,8 @@ export interface ClusterOptions {
   announce_interval_ms: number;
   quorum_timeout_ms: number;
   /**
-   * Symbols of an object from at most this many of its holders (0 = all); every peer is still asked
-   * who holds it. Benchmarks compare 1, 2, 4.
+   * A sync fetches from at most this many peers (0 = all): the first to show they hold the
+   * generation, the same ones for every object. Benchmarks compare 1, 2, 4.
    */
   fetch_peers?: number;
   /** Cap on this node's uploads to peers (symbols, capsules), bytes/s; absent = uncapped. */
