@@ -70,6 +70,10 @@ function shardStatus(top: any, shard: string | undefined): any {
   return { ...st, shard };
 }
 
+/** Prepare requests per promotion, and the pause before asking a majority again. */
+const PROMOTE_ATTEMPTS = 5;
+const PROMOTE_RETRY_MS = 1000;
+
 export async function cmdPromote(argv: string[]): Promise<number> {
   const usage = 'fsmesh promote --http URL --admin-key FILE [--http-token FILE] [--shard K]';
   const a = parse(
@@ -95,26 +99,35 @@ export async function cmdPromote(argv: string[]): Promise<number> {
   const token = tokenFile ? fs.readFileSync(tokenFile, 'utf8').trim() : undefined;
   // 1. The admin key signs a prepare ticket for an epoch above any the node knows of (followed or
   //    promised); the node gathers promises and missing commits from a majority and says what to
-  //    sign. A member that promised a higher epoch elsewhere refuses: try again above it.
+  //    sign. A member that promised a higher epoch elsewhere refuses: sign again above it. No
+  //    majority yet (a member slow to answer, just reconnected): the same ticket again, shortly —
+  //    promising it twice is a no-op, and the epoch stays e+1 (a new ticket made it e+2).
   let plan: any = null;
+  let ticket: Awaited<ReturnType<typeof signPrepareTicket>> | null = null;
   for (let attempt = 1; !plan; attempt++) {
-    const top = await get(`${url}/v1/status`, token);
-    if (typeof top?.peer_id !== 'string')
-      throw new FsmeshError('conflict', `${url}: the node is not in a cluster (no peer_id in /v1/status)`);
-    const st = shardStatus(top, shardFlag);
-    const epoch = Math.max(Number(st.epoch) || 0, Number(st.promised_epoch) || 0) + 1;
-    const ticket = await signPrepareTicket(key, {
-      format: 1,
-      kind: 'prepare',
-      cluster: String(top.cluster),
-      shard: String(st.shard),
-      epoch,
-      candidate: top.peer_id,
-    });
+    if (!ticket) {
+      const top = await get(`${url}/v1/status`, token);
+      if (typeof top?.peer_id !== 'string')
+        throw new FsmeshError('conflict', `${url}: the node is not in a cluster (no peer_id in /v1/status)`);
+      const st = shardStatus(top, shardFlag);
+      ticket = await signPrepareTicket(key, {
+        format: 1,
+        kind: 'prepare',
+        cluster: String(top.cluster),
+        shard: String(st.shard),
+        epoch: Math.max(Number(st.epoch) || 0, Number(st.promised_epoch) || 0) + 1,
+        candidate: top.peer_id,
+      });
+    }
     try {
       plan = await post(`${url}/v1/admin/promote/prepare`, { ticket }, token);
     } catch (err) {
-      if (attempt >= 3 || !/promised epoch|promote again/.test((err as Error).message)) throw err;
+      const message = (err as Error).message;
+      if (attempt >= PROMOTE_ATTEMPTS) throw err;
+      if (/promote again|already promised epoch/.test(message)) ticket = null;
+      else if (/ 503 unavailable promotion needs /.test(message))
+        await new Promise((r) => setTimeout(r, PROMOTE_RETRY_MS));
+      else throw err;
     }
   }
   // 2. The admin key signs exactly that history; the node installs it and tells everyone.
