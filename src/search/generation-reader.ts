@@ -60,6 +60,8 @@ export class GenerationReader {
   private readonly exhaustive: ExhaustiveScorer;
   /** Per global docnum: the BM25 length norm k1·(1 − b + b·len/avgdl), fixed for this generation. */
   private docNorm: Float64Array;
+  /** Per segment: its deletion bitmap if it has deleted rows, else null (counted once, not per query). */
+  private readonly deletedBits: (Uint8Array | null)[] = [];
 
   private constructor(
     manifest: GenerationManifest,
@@ -82,11 +84,15 @@ export class GenerationReader {
     for (const s of segments) {
       this.bases.push(base);
       base += s.doc_count;
+      const liveBefore = live;
       for (let i = 0; i < s.doc_count; i++) {
         if (deletes.isDeleted(s.object_id, i)) continue;
         live++;
         lenSum += s.text_len[i] + bm25.title_boost * s.title_len[i];
       }
+      this.deletedBits.push(
+        live - liveBefore < s.doc_count ? deletes.bySegment.get(s.object_id)!.bits : null,
+      );
     }
     this.totalDocs = base;
     this.live_docs = live;
@@ -227,10 +233,10 @@ export class GenerationReader {
     const cached = this.dfCache.get(term);
     if (cached !== undefined) return cached;
     let df = 0;
-    for (const s of this.segments) {
+    for (const [si, s] of this.segments.entries()) {
       const e = s.terms.get(term);
       if (!e) continue;
-      if (this.deletes.deletedCount(s.object_id) === 0) df += e.df;
+      if (this.deletedBits[si] === null) df += e.df;
       else
         s.forEachPosting(term, (d) => {
           if (!this.deletes.isDeleted(s.object_id, d)) df++;
@@ -306,8 +312,7 @@ export class GenerationReader {
     const views = this.segments.map((seg, si) => ({
       seg,
       base: this.bases[si],
-      deleted:
-        this.deletes.deletedCount(seg.object_id) > 0 ? this.deletes.bySegment.get(seg.object_id)!.bits : null,
+      deleted: this.deletedBits[si],
     }));
     if (
       opts.exhaustive ||
@@ -341,7 +346,7 @@ export class GenerationReader {
       if (!shard) return;
       const graph = opts.exact ? undefined : this.graphs[si];
       if (graph) {
-        const hasDeletes = this.deletes.deletedCount(s.object_id) > 0;
+        const hasDeletes = this.deletedBits[si] !== null;
         const live = hasDeletes
           ? (row: number) => !this.deletes.isDeleted(s.object_id, shard.docnums[row])
           : undefined;

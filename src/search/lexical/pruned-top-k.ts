@@ -6,6 +6,7 @@
  * Exact: only documents whose bound is strictly below the k-th score (with a relative margin for
  * floating-point rounding) are skipped, and contributions are summed in query-term order exactly as
  * the exhaustive scorer does, so the top k (ties by doc_id) is the exhaustive one, bit for bit.
+ * A one-term query on a version-3 segment scores only the term's skyline (skylineTopK).
  */
 import type { TopK } from '../topk.ts';
 import { below, blockBounds, Cursor, END } from './postings-cursor.ts';
@@ -27,11 +28,58 @@ export function prunedTopK(
   top: TopK<number>,
   docIdAt: (g: number) => string,
 ): void {
+  if (terms.length === 1 && skylineTopK(seg, base, deleted, terms[0], p, top, docIdAt)) return;
   const search = new SegmentSearch({ seg, base, deleted, terms, p, top, docIdAt });
   if (search.cursors.length === 0) return;
   if (search.bestBlocksFirst()) return;
   search.seedFromRarest();
   search.maxScore();
+}
+
+function isDeleted(deleted: Uint8Array | null, d: number): boolean {
+  return deleted !== null && (deleted[d >> 3] & (1 << (d & 7))) !== 0;
+}
+
+/**
+ * One term: score only its skyline (segment-format.ts SKYLINE_K), the postings fewer than
+ * skyline_k others beat. Why that is exact: a posting outside it is beaten by at least skyline_k
+ * postings of the skyline itself (take a beater outside the skyline beaten by the fewest: its own
+ * beaters, all beating the first, are in the skyline), each scoring strictly higher or equal and
+ * ahead by doc_id — BM25's tf/(tf + k1·(1 − b + b·len/avgdl)) grows with tf and shrinks with len
+ * when k1 > 0 and b > 0, and document sizes are bounded, so rounding never turns a strict order
+ * into a tie. With d of the skyline deleted, k + d ≤ skyline_k keeps k live beaters ahead of any
+ * posting outside it. False when not applicable (older segment, short list, other title boost,
+ * k1 or b of 0, k or deletions too large): the caller prunes blocks as before.
+ */
+export function skylineTopK(
+  seg: Segment,
+  base: number,
+  deleted: Uint8Array | null,
+  q: QueryTerm,
+  p: LexicalScoring,
+  top: TopK<number>,
+  docIdAt: (g: number) => string,
+): boolean {
+  const K = seg.skyline_k;
+  if (K === 0 || top.k > K || seg.impact_title_boost !== p.title_boost || !(p.k1 > 0) || !(p.normB > 0))
+    return false;
+  const e = seg.terms.get(q.term);
+  if (!e) return true; // not in this segment
+  const t = seg.blockTable(e);
+  if (!t) return false;
+  const { sky_doc, sky_tt, sky_tx } = t;
+  let dead = 0;
+  if (deleted !== null) for (let i = 0; i < sky_doc.length; i++) if (isDeleted(deleted, sky_doc[i])) dead++;
+  if (top.k + dead > K) return false;
+  for (let i = 0; i < sky_doc.length; i++) {
+    const d = sky_doc[i];
+    if (isDeleted(deleted, d)) continue;
+    // Same expression as SegmentSearch.score and the exhaustive scorer: scores equal bit for bit.
+    const tf = sky_tx[i] + p.title_boost * sky_tt[i];
+    const v = (q.idfK * tf) / (tf + p.norm[base + d]);
+    if (top.admits(v)) top.push(v, docIdAt(base + d), base + d);
+  }
+  return true;
 }
 
 /** A term much rarer than the rest is scored first (exactly) when it has at most this many postings. */
@@ -126,7 +174,7 @@ class SegmentSearch {
   }
 
   private isDeleted(d: number): boolean {
-    return this.deleted !== null && (this.deleted[d >> 3] & (1 << (d & 7))) !== 0;
+    return isDeleted(this.deleted, d);
   }
 
   /** Sum the recorded contributions in query-term order (as the exhaustive scorer does); reset them. */

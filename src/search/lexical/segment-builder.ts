@@ -7,6 +7,7 @@ import { crc32 } from 'node:zlib';
 import { ByteWriter, bytesEqual, utf8 } from '../../core/bytes.ts';
 import { FsmeshError, invariant } from '../../core/errors.ts';
 import { tokenize } from '../text.ts';
+import { type Inverted, termSkyline } from './segment-skyline.ts';
 import {
   compareUtf8,
   IMPACT_TITLE_BOOST,
@@ -16,6 +17,7 @@ import {
   SEGMENT_MAGIC,
   SEGMENT_VERSION,
   type SegmentDocInput,
+  SKYLINE_K,
   varintSize,
 } from './segment-format.ts';
 
@@ -125,13 +127,18 @@ export class SegmentBuilder {
     sorted.forEach(({ d }, docnum) => {
       lens[docnum] = d.text_len + IMPACT_TITLE_BOOST * d.title_len;
     });
-    const postings = encodePostings(inv, order, lens);
+    // Skyline ties are broken in TopK's order (JS string order of doc_ids). It equals the rows'
+    // UTF-8 byte order unless an id holds a character above U+FFFF: then the keys go along.
+    const ids = sorted.map(({ d }) => d.doc_id);
+    const keys = ids.every((id, i) => i === 0 || ids[i - 1] < id) ? null : ids;
+    const postings = encodePostings(inv, order, lens, keys);
     const w = new ByteWriter(1 << 16);
     w.bytes(SEGMENT_MAGIC);
     w.u32(SEGMENT_VERSION);
     w.u32(sorted.length);
     w.u32(order.length);
     w.u32(IMPACT_TITLE_BOOST);
+    w.u32(SKYLINE_K);
     for (const { key } of sorted) {
       w.varint(key.length);
       w.bytes(key);
@@ -184,13 +191,6 @@ export class SegmentBuilder {
     });
     return { start, postDoc, postTT, postTX };
   }
-}
-
-interface Inverted {
-  start: Int32Array;
-  postDoc: Int32Array;
-  postTT: Int32Array;
-  postTX: Int32Array;
 }
 
 /** Bytes of a posting's packed tf: varint (tf_text·2 + title flag) [, varint tf_title]. */
@@ -248,9 +248,18 @@ function postingsBytes(inv: Inverted, from: number, to: number, prev: number): n
   return n;
 }
 
-/** One term's block table (terms with more than POSTINGS_BLOCK postings); returns its postings' bytes. */
-function blockTable(inv: Inverted, lens: Int32Array, id: number, w: ByteWriter): number {
-  const { start, postDoc } = inv;
+/**
+ * One term's block table (terms with more than POSTINGS_BLOCK postings), ending with its skyline;
+ * returns its postings' bytes.
+ */
+function blockTable(
+  inv: Inverted,
+  lens: Int32Array,
+  keys: string[] | null,
+  id: number,
+  w: ByteWriter,
+): number {
+  const { start, postDoc, postTT, postTX } = inv;
   let prevLast = 0;
   let total = 0;
   for (let b = start[id]; b < start[id + 1]; b += POSTINGS_BLOCK) {
@@ -265,6 +274,15 @@ function blockTable(inv: Inverted, lens: Int32Array, id: number, w: ByteWriter):
     for (const v of impacts) w.varint(v);
     prevLast = last;
   }
+  const sky = termSkyline(inv, lens, keys, start[id], start[id + 1]);
+  w.varint(sky.length);
+  let prev = 0;
+  for (const i of sky) {
+    w.varint(postDoc[i] - prev);
+    w.varint(postTX[i] * 2 + (postTT[i] > 0 ? 1 : 0));
+    if (postTT[i] > 0) w.varint(postTT[i]);
+    prev = postDoc[i];
+  }
   return total;
 }
 
@@ -272,7 +290,7 @@ function blockTable(inv: Inverted, lens: Int32Array, id: number, w: ByteWriter):
  * The postings of every term in `order`, LEB128-encoded into one buffer (each long term's block
  * table, prefixed by its byte length, first); byte length per term.
  */
-function encodePostings(inv: Inverted, order: number[], lens: Int32Array) {
+function encodePostings(inv: Inverted, order: number[], lens: Int32Array, keys: string[] | null) {
   const { start, postDoc, postTT, postTX } = inv;
   const lengths = new Int32Array(order.length);
   const tables = new Map<number, Uint8Array>();
@@ -282,7 +300,7 @@ function encodePostings(inv: Inverted, order: number[], lens: Int32Array) {
     if (start[id + 1] - start[id] > POSTINGS_BLOCK) {
       // The table sums its blocks' bytes: the postings are sized once.
       const w = new ByteWriter(256);
-      const postings = blockTable(inv, lens, id, w);
+      const postings = blockTable(inv, lens, keys, id, w);
       const t = w.finish();
       tables.set(k, t);
       n = postings + varintSize(t.length) + t.length;

@@ -1,13 +1,14 @@
 /**
  * Lexical segment reader (Tantivy-style, replaces the missing binding; DESIGN.md §5): one immutable
  * file per build, written by segment-builder.ts. Byte layout (docs/formats.md §segment):
- *   magic "FSLXSEG1" | u32 version (1 or 2) | u32 doc_count | u32 term_count
- *     | u32 impact_title_boost (version 2; 0 in version 1)
+ *   magic "FSLXSEG1" | u32 version (1, 2 or 3) | u32 doc_count | u32 term_count
+ *     | u32 impact_title_boost (version 2 and 3; 0 in version 1) | u32 skyline_k (version 3)
  *   doc table:     doc_count × (varint byte_len, UTF-8 doc_id)        -- docnum = row index
  *   field lengths: doc_count × (varint title_len, varint text_len)    -- in tokens
  *   term dict:     term_count × (varint shared_prefix, varint suffix_len, suffix bytes,
  *                                varint df, varint postings_bytes)   -- terms in UTF-8 byte order
- *   postings:      per term: [version 2, df > 128: varint table_bytes, block table]
+ *   postings:      per term: [version ≥ 2, df > 128: varint table_bytes, block table
+ *                  (version 3: ending with the term's skyline)]
  *                  then per doc: varint docnum_delta, then version 2: varint (tf_text·2 + title
  *                  flag) [, varint tf_title if flagged]; version 1: varint tf_title, varint tf_text
  *   footer:        u32 crc32 of every preceding byte
@@ -38,7 +39,17 @@ export interface BlockTable {
   impact_start: Int32Array;
   impact_tf: Int32Array;
   impact_len: Int32Array;
+  /**
+   * Version 3: the term's skyline (docnums ascending, with their tf in title and text): the
+   * postings fewer than the segment's skyline_k others beat. Empty in older versions.
+   */
+  sky_doc: Int32Array;
+  sky_tt: Int32Array;
+  sky_tx: Int32Array;
 }
+
+/** Largest skyline_k a segment may declare (the builder writes SKYLINE_K). */
+const MAX_SKYLINE_K = 4096;
 
 /** An opened, read-only segment. */
 export class Segment {
@@ -51,6 +62,8 @@ export class Segment {
   readonly version: number;
   /** Title weight the block impacts were computed with (0: no impacts, version 1). */
   readonly impact_title_boost: number;
+  /** Postings a term's skyline may be beaten by, plus one (0: no skylines, versions 1 and 2). */
+  readonly skyline_k: number;
   /** Parsed block tables by table offset (blockTable). */
   private readonly tables = new Map<number, BlockTable>();
   private docIndex: Map<string, number> | null = null;
@@ -64,9 +77,11 @@ export class Segment {
     terms: TermDictionary,
     version: number,
     impactTitleBoost: number,
+    skylineK: number,
   ) {
     this.version = version;
     this.impact_title_boost = impactTitleBoost;
+    this.skyline_k = skylineK;
     this.object_id = objectId;
     this.bytes = bytes;
     this.doc_ids = docIds;
@@ -103,11 +118,16 @@ export class Segment {
     if (!bytesEqual(r.bytes(8), SEGMENT_MAGIC))
       throw new FsmeshError('corrupt_data', `${what}: bad magic`, { object_id: objectId });
     const version = r.u32();
-    if (version !== 1 && version !== 2)
+    if (version !== 1 && version !== 2 && version !== 3)
       throw new FsmeshError('unsupported_version', `${what}: unsupported version ${version}`);
     const docCount = r.u32();
     const termCount = r.u32();
-    const impactTitleBoost = version === 2 ? r.u32() : (r.u32(), 0);
+    const impactTitleBoost = version >= 2 ? r.u32() : (r.u32(), 0);
+    const skylineK = version >= 3 ? r.u32() : 0;
+    if (version >= 3 && (skylineK < 1 || skylineK > MAX_SKYLINE_K))
+      throw new FsmeshError('corrupt_data', `${what}: skyline_k ${skylineK} outside 1..${MAX_SKYLINE_K}`, {
+        object_id: objectId,
+      });
     const docIds = new Array<string>(docCount);
     for (let i = 0; i < docCount; i++) docIds[i] = decodeUtf8(r.bytes(r.varint()), what);
     const titleLen = new Uint32Array(docCount);
@@ -117,7 +137,17 @@ export class Segment {
       textLen[i] = r.varint();
     }
     const terms = new TermDictionary(body, r.pos, termCount, version, objectId);
-    return new Segment(objectId, bytes, docIds, titleLen, textLen, terms, version, impactTitleBoost);
+    return new Segment(
+      objectId,
+      bytes,
+      docIds,
+      titleLen,
+      textLen,
+      terms,
+      version,
+      impactTitleBoost,
+      skylineK,
+    );
   }
 
   docnumOf(docId: string): number {
@@ -213,6 +243,7 @@ export class Segment {
       }
       impact_start[i + 1] = nImpacts;
     }
+    const sky = this.version >= 3 ? this.parseSkyline(r, e.df) : null;
     if (r.pos !== e.postings - e.table || start[count] !== e.offset + e.length)
       throw new FsmeshError('corrupt_data', `${what}: block table does not match the postings`, {
         object_id: this.object_id,
@@ -224,7 +255,36 @@ export class Segment {
       impact_start,
       impact_tf: tf.subarray(0, nImpacts),
       impact_len: len.subarray(0, nImpacts),
+      sky_doc: sky?.doc ?? new Int32Array(0),
+      sky_tt: sky?.tt ?? new Int32Array(0),
+      sky_tx: sky?.tx ?? new Int32Array(0),
     };
+  }
+
+  /** A version-3 table's skyline: count, then (docnum delta, packed tf) per posting, docnums rising. */
+  private parseSkyline(r: ByteReader, df: number) {
+    const bad = (m: string) =>
+      new FsmeshError('corrupt_data', `lexical segment ${this.object_id}: skyline ${m}`, {
+        object_id: this.object_id,
+      });
+    const n = r.varint();
+    // Each entry takes at least two bytes: bound the count before allocating by it.
+    if (n < 1 || n > df || n * 2 > r.remaining) throw bad(`count ${n} for df ${df}`);
+    const doc = new Int32Array(n);
+    const tt = new Int32Array(n);
+    const tx = new Int32Array(n);
+    let d = 0;
+    for (let i = 0; i < n; i++) {
+      const delta = r.varint();
+      if (i > 0 && delta === 0) throw bad('docnums do not rise');
+      d += delta;
+      if (d >= this.doc_count) throw bad(`docnum ${d} outside the segment`);
+      doc[i] = d;
+      const f = r.varint();
+      tx[i] = f >>> 1;
+      tt[i] = f & 1 ? r.varint() : 0;
+    }
+    return { doc, tt, tx };
   }
 
   /** Rebuild IndexedDocs for a merge (postings inverted back per document). */

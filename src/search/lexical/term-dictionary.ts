@@ -100,7 +100,7 @@ export class TermDictionary {
   }
 
   private hasTable(df: number): boolean {
-    return this.version === 2 && df > POSTINGS_BLOCK;
+    return this.version >= 2 && df > POSTINGS_BLOCK;
   }
 
   /** Where a term's block table and postings start, its data being [off, off + len). */
