@@ -9,8 +9,23 @@ import { nodeFsStorage, type Runtime, seededRandom, systemClock } from '../../sr
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const CLI = path.join(REPO, 'bin/fsmesh.js');
 
+const created: string[] = [];
+// A test file's directories go when its process ends well; after a failure (or with
+// FSMESH_KEEP_TMP=1) they stay for a post-mortem. Before this every run left hundreds behind.
+process.on('exit', (code) => {
+  if (code !== 0 || process.exitCode || process.env.FSMESH_KEEP_TMP) return;
+  for (const d of created)
+    try {
+      fs.rmSync(d, { recursive: true, force: true });
+    } catch {
+      // A child process may still be writing; leave that one.
+    }
+});
+
 export function tmpDir(prefix = 'fsmesh-test-'): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  created.push(d);
+  return d;
 }
 
 export function runtimeAt(dir: string): Runtime {
