@@ -1,8 +1,13 @@
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { test } from 'node:test';
+import { nodeFsStorage } from '../../src/runtime/index.ts';
 import { classifyQuery, reciprocalRankFusion } from '../../src/search/searcher.ts';
 import { tokenize } from '../../src/search/text.ts';
 import { HashedEmbedder } from '../../src/search/vector/embedder.ts';
+import type { VectorShard } from '../../src/search/vector/fsvi.ts';
+import { buildHnswFile, HnswGraph } from '../../src/search/vector/hnsw.ts';
 import { openEngine, tmpDir } from '../helpers/tmp.ts';
 
 const CORPUS = [
@@ -258,4 +263,36 @@ test('HNSW graphs: built for large shards, deterministic, recall close to exact 
     await e.close();
   }
   assert.equal(ids[0], ids[1], 'HNSW graph bytes are deterministic');
+});
+
+test('a graph file is checked against its shard before hnswlib allocates by its header; loaded off the event loop', async () => {
+  const dir = tmpDir();
+  const storage = nodeFsStorage(dir);
+  const rows = Float32Array.from({ length: 50 * 8 }, (_, i) => Math.sin(i));
+  const rel = (await buildHnswFile(storage, { dims: 8, count: 50, rows }))!;
+  const shard = (count: number, dims = 8) => ({ dims, count }) as VectorShard;
+  const g = await HnswGraph.openFile(storage, 'g1', rel, shard(50));
+  assert.equal(g!.search(rows.subarray(8, 16), 1)[0].row, 1);
+  const corrupt = (m: RegExp) => (err: Error & { code?: string }) =>
+    err.code === 'corrupt_data' && /hnsw graph g1: /.test(err.message) && m.test(err.message);
+  await assert.rejects(HnswGraph.openFile(storage, 'g1', rel, shard(51)), corrupt(/51/));
+  await assert.rejects(HnswGraph.openFile(storage, 'g1', rel, shard(50, 16)), corrupt(/16 dims/));
+  // A header claiming a billion points: refused before any allocation.
+  const bytes = fs.readFileSync(path.join(dir, rel));
+  const big = Buffer.from(bytes);
+  big.writeBigUInt64LE(1_000_000_000n, 8);
+  big.writeBigUInt64LE(1_000_000_000n, 16);
+  fs.writeFileSync(path.join(dir, 'big'), big);
+  await assert.rejects(HnswGraph.openFile(storage, 'g1', 'big', shard(1_000_000_000)), corrupt(/too short/));
+  fs.writeFileSync(path.join(dir, 'cut'), bytes.subarray(0, 60));
+  await assert.rejects(
+    HnswGraph.openFile(storage, 'g1', 'cut', shard(50)),
+    corrupt(/shorter than its header/),
+  );
+  // Past the header, hnswlib's own checks reject a damaged body.
+  const body = Buffer.from(bytes.subarray(0, 96 + 50 * Number(bytes.readBigUInt64LE(24)) + 2));
+  fs.writeFileSync(path.join(dir, 'body'), body);
+  await assert.rejects(HnswGraph.openFile(storage, 'g1', 'body', shard(50)), corrupt(/cannot be loaded/));
+  // A storage without native files (the simulator's disk) has no graph to open this way.
+  assert.equal(await HnswGraph.openFile({ ...storage, nativePath: () => null }, 'g1', rel, shard(50)), null);
 });

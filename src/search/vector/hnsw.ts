@@ -23,6 +23,8 @@ type HnswIndex = {
   ): { distances: number[]; neighbors: number[] };
   writeIndexSync(f: string): void;
   readIndexSync(f: string): void;
+  /** Reads on a libuv thread (hnswlib-node's AsyncWorker): the event loop keeps answering. */
+  readIndex(f: string): Promise<boolean>;
   setEf(ef: number): void;
   getCurrentCount(): number;
 };
@@ -100,9 +102,12 @@ export class HnswGraph {
   ): Promise<HnswGraph | null> {
     const file = storage.nativePath(path);
     if (!file) return null;
+    await checkGraphHeader(storage, objectId, path, shard);
     const idx = new (ctor())('ip', shard.dims);
     try {
-      idx.readIndexSync(file);
+      // Off the event loop: a 25k-row graph is ~26 MB read and linked, and an activation must not
+      // stall the queries answered meanwhile (issue 16: p99 under activations).
+      await idx.readIndex(file);
     } catch (err) {
       throw new FsmeshError(
         'corrupt_data',
@@ -126,4 +131,33 @@ export class HnswGraph {
     // hnswlib's 'ip' distance is 1 - dot.
     return r.neighbors.map((row, i) => ({ row, score: 1 - r.distances[i] }));
   }
+}
+
+/** Bytes of hnswlib's index header (hnswalg.h saveIndex): eleven size_t, two u32, a double. */
+const GRAPH_HEADER_BYTES = 96;
+
+/**
+ * hnswlib allocates max_elements × size_data_per_element as the header says before reading the
+ * rest: check the header against the shard (and the file's size) first, so a damaged or hostile
+ * graph is corrupt_data instead of a huge allocation.
+ */
+async function checkGraphHeader(storage: Storage, objectId: string, path: string, shard: VectorShard) {
+  const bad = (m: string) =>
+    new FsmeshError('corrupt_data', `hnsw graph ${objectId}: ${m}`, { object_id: objectId });
+  const size = await storage.size(path);
+  if (size < GRAPH_HEADER_BYTES) throw bad(`${size} bytes, shorter than its header`);
+  const h = await storage.readRange(path, 0, GRAPH_HEADER_BYTES);
+  const v = new DataView(h.buffer, h.byteOffset, h.byteLength);
+  const u64 = (off: number) => Number(v.getBigUint64(off, true));
+  const maxElements = u64(8);
+  const elements = u64(16);
+  const perElement = u64(24);
+  const maxM0 = u64(64);
+  const m = u64(72);
+  if (maxElements !== Math.max(1, shard.count) || elements !== shard.count)
+    throw bad(`header says ${elements} of ${maxElements} points, the shard has ${shard.count}`);
+  if (m !== HNSW_PARAMS.m || maxM0 !== 2 * m || perElement !== (maxM0 + 1) * 4 + shard.dims * 4 + 8)
+    throw bad(`header parameters (M ${m}, ${perElement} bytes per point) do not match ${shard.dims} dims`);
+  if (GRAPH_HEADER_BYTES + maxElements * perElement > size)
+    throw bad(`${size} bytes, too short for its points`);
 }
