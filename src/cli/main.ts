@@ -74,7 +74,7 @@ async function withEngine<T>(
   dir: string,
   fn: (e: LocalEngine) => Promise<T>,
   over: Partial<EngineConfig> = {},
-  opts: { maintain_symbols?: boolean; warm_vectors?: boolean } = {},
+  opts: { maintain_symbols?: boolean; warm_vectors?: boolean; open_log?: boolean } = {},
 ): Promise<T> {
   const engine = await LocalEngine.open(runtimeFor(dir), defaultEngineConfig(over), { onEvent, ...opts });
   try {
@@ -181,8 +181,9 @@ async function cmdSearch(argv: string[]): Promise<number> {
       return 0;
     },
     over,
-    // A one-shot read: no background symbol maintenance to wait for at close.
-    { maintain_symbols: false },
+    // A one-shot read: no background symbol maintenance to wait for at close, and the capsule
+    // log is not read unless the query needs its head (as_of_commit_seq).
+    { maintain_symbols: false, open_log: false },
   );
 }
 

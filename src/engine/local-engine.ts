@@ -93,12 +93,19 @@ export interface EngineOptions {
    * (`fsmesh ingest`) says false: they are verified by streamed re-hash instead, never held.
    */
   warm_vectors?: boolean;
+  /**
+   * Open the capsule log with the engine (default true). A one-shot read (`fsmesh search`) says
+   * false: the log — the whole history, ~16 MB at 50k documents, checked record by record — is not
+   * read to answer a search (issue 16); it is opened on first need (an as_of read's bound, verify),
+   * and writing or building through such an engine is refused.
+   */
+  open_log?: boolean;
 }
 
 export class LocalEngine {
   readonly runtime: Runtime;
   readonly config: EngineConfig;
-  readonly log: CapsuleLog;
+  private openedLog: CapsuleLog | null;
   readonly objects: ObjectStore;
   readonly generations: GenerationStore;
   readonly symbols: SymbolStore;
@@ -117,14 +124,14 @@ export class LocalEngine {
   private constructor(
     runtime: Runtime,
     config: EngineConfig,
-    log: CapsuleLog,
+    log: CapsuleLog | null,
     objects: ObjectStore,
     generations: GenerationStore,
     events: EngineOptions,
   ) {
     this.runtime = runtime;
     this.config = config;
-    this.log = log;
+    this.openedLog = log;
     this.objects = objects;
     this.generations = generations;
     this.events = events;
@@ -165,24 +172,9 @@ export class LocalEngine {
   ): Promise<LocalEngine> {
     await openDataDir(runtime.storage);
     const objects = await ObjectStore.open(runtime.storage);
-    const symbols = new SymbolStore(runtime.storage, objects, config.repair, runtime.compute);
-    // Sealed log segments are durable objects with repair symbols (§3): heal them before the log
-    // verifies its chain, so a damaged sealed segment is repaired instead of being fatal.
     const emit = (e: EngineEvent) => events.onEvent?.(e);
-    await repairSealedSegments(runtime, objects, symbols, emit);
     const sealing = { q: Promise.resolve() as Promise<unknown> };
-    const log = await CapsuleLog.open({
-      storage: runtime.storage,
-      clock: runtime.clock,
-      durability: config.durability,
-      segment_max_bytes: config.log_segment_max_bytes,
-      onRecovery: emit,
-      onSealed: (name) => {
-        sealing.q = sealing.q
-          .then(() => protectSealedSegment(runtime, objects, symbols, name))
-          .catch((err) => emit({ type: 'log_segment_protect_failed', segment: name, error: String(err) }));
-      },
-    });
+    const log = events.open_log === false ? null : await openLog(runtime, config, objects, emit, sealing);
     const generations = await GenerationStore.open({
       storage: runtime.storage,
       objects,
@@ -196,6 +188,7 @@ export class LocalEngine {
     // the cluster service decides (and checks this for a writer) once it has read the handover.
     const followsHandover = await runtime.storage.exists(DATA_DIR.writer_handover_file);
     if (
+      log &&
       config.role === 'writer' &&
       !followsHandover &&
       active &&
@@ -215,6 +208,25 @@ export class LocalEngine {
       engine.symbols.ensureLater('artifact', ids);
     }
     return engine;
+  }
+
+  /** The capsule log; refused on an engine opened without it (`open_log: false`). */
+  get log(): CapsuleLog {
+    if (!this.openedLog)
+      throw new FsmeshError('conflict', 'this engine was opened for reads only (open_log: false): it has no capsule log');
+    return this.openedLog;
+  }
+
+  /** The log's head, opening the log first on an engine opened without it. */
+  private async logHigh(): Promise<number> {
+    this.openedLog ??= await openLog(
+      this.runtime,
+      this.config,
+      this.objects,
+      (e) => this.events.onEvent?.(e),
+      this.sealing,
+    );
+    return this.openedLog.commitSeqHigh;
   }
 
   /** Append one capsule of ops; resolves once durable (per the log's durability policy). */
@@ -602,7 +614,7 @@ export class LocalEngine {
       return this.pin(selectGeneration(this.generations, opts.generation_id).artifact_manifest_id);
     if (opts.as_of_commit_seq !== undefined)
       return this.pin(
-        selectAsOf(this.generations, this.log.commitSeqHigh, opts.as_of_commit_seq).artifact_manifest_id,
+        selectAsOf(this.generations, await this.logHigh(), opts.as_of_commit_seq).artifact_manifest_id,
       );
     if (opts.min_commit_seq !== undefined) {
       const min = opts.min_commit_seq;
@@ -691,16 +703,43 @@ export class LocalEngine {
   }
 
   /** Re-hash every stored object and check every referenced one exists; the log was verified at open. */
-  verify(): Promise<VerifyReport> {
-    return verifyObjects(this.objects, this.generations, this.log.commitSeqHigh);
+  async verify(): Promise<VerifyReport> {
+    return verifyObjects(this.objects, this.generations, await this.logHigh());
   }
 
   async close(): Promise<void> {
     this.closing = true;
     await this.building;
     await Promise.all(this.buildsInFlight);
-    await this.log.close();
+    await this.openedLog?.close();
     await this.sealing.q;
     await this.symbols.settled();
   }
+}
+
+/**
+ * Open the capsule log, first healing its sealed segments (durable objects with repair symbols,
+ * §3) so a damaged one is repaired instead of failing the chain check.
+ */
+async function openLog(
+  runtime: Runtime,
+  config: EngineConfig,
+  objects: ObjectStore,
+  emit: (e: EngineEvent) => void,
+  sealing: { q: Promise<unknown> },
+): Promise<CapsuleLog> {
+  const symbols = new SymbolStore(runtime.storage, objects, config.repair, runtime.compute);
+  await repairSealedSegments(runtime, objects, symbols, emit);
+  return CapsuleLog.open({
+    storage: runtime.storage,
+    clock: runtime.clock,
+    durability: config.durability,
+    segment_max_bytes: config.log_segment_max_bytes,
+    onRecovery: emit,
+    onSealed: (name) => {
+      sealing.q = sealing.q
+        .then(() => protectSealedSegment(runtime, objects, symbols, name))
+        .catch((err) => emit({ type: 'log_segment_protect_failed', segment: name, error: String(err) }));
+    },
+  });
 }
