@@ -84,15 +84,14 @@ export class GenerationReader {
     for (const s of segments) {
       this.bases.push(base);
       base += s.doc_count;
+      const bits = deletes.bySegment.get(s.object_id)?.bits ?? null;
       const liveBefore = live;
       for (let i = 0; i < s.doc_count; i++) {
-        if (deletes.isDeleted(s.object_id, i)) continue;
+        if (bits !== null && (bits[i >> 3] & (1 << (i & 7))) !== 0) continue;
         live++;
         lenSum += s.text_len[i] + bm25.title_boost * s.title_len[i];
       }
-      this.deletedBits.push(
-        live - liveBefore < s.doc_count ? deletes.bySegment.get(s.object_id)!.bits : null,
-      );
+      this.deletedBits.push(live - liveBefore < s.doc_count ? bits : null);
     }
     this.totalDocs = base;
     this.live_docs = live;
