@@ -344,11 +344,12 @@ export class SymbolStore {
     const size = layout.symbol_size;
     const srcIds = symbolIds.filter((x) => x < layout.source_symbols);
     const repIds = symbolIds.filter((x) => x >= layout.source_symbols).map((x) => x - layout.source_symbols);
-    // Source symbols are the object's own bytes; only an object of the right size is read.
+    // Source symbols are the object's own bytes, read straight from its file: no stat per request
+    // (a bootstrap asks ~90 times per 90 MB). A short or damaged file yields zero-padded or wrong
+    // symbols, and the crc check below leaves each of them out.
     let src = new Map<number, Uint8Array>();
     try {
-      if (srcIds.length && (await this.objects.size(kind, id)) === layout.length)
-        src = await this.readRuns(objectPath(kind, id), 0, layout.length, size, srcIds);
+      if (srcIds.length) src = await this.readRuns(objectPath(kind, id), 0, layout.length, size, srcIds);
     } catch (err) {
       if (!isNotFound(err)) throw err;
     }

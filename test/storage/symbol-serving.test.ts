@@ -3,6 +3,7 @@
  * against its crc (a damaged one is left out), the file header is read once for many requests, and
  * a request for scattered ids never reads more than a few symbols beyond what it names — a peer
  * cannot make the node read (and allocate) a whole object by asking for its first and last symbol.
+ * A truncated object file gives only the source symbols it still holds whole.
  */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -66,4 +67,14 @@ test('symbols are served in the order asked, crc-checked, with reads bounded by 
   fs.writeFileSync(full, raw);
   const again = await symbols.getSymbols('artifact', id, [last - 1, last, 3]);
   assert.deepEqual([...again.keys()], [last - 1, 3]);
+
+  // A truncated object file (read without a stat first): the symbols it no longer holds whole
+  // fail their crc and are left out; those before the cut, and repair symbols, still come.
+  const objFile = fs
+    .readdirSync(path.join(dir, 'objects'), { recursive: true })
+    .map(String)
+    .find((f) => f.endsWith(id))!;
+  fs.truncateSync(path.join(dir, 'objects', objFile), 1024 * 5 + 10);
+  const cut = await symbols.getSymbols('artifact', id, [0, 4, 5, 6, layout.source_symbols - 1, last - 1]);
+  assert.deepEqual([...cut.keys()], [0, 4, last - 1]);
 });
