@@ -7,7 +7,6 @@ import { crc32 } from 'node:zlib';
 import { ByteWriter, bytesEqual, utf8 } from '../../core/bytes.ts';
 import { FsmeshError, invariant } from '../../core/errors.ts';
 import { tokenize } from '../text.ts';
-import { type Inverted, termSkyline } from './segment-skyline.ts';
 import {
   compareUtf8,
   IMPACT_TITLE_BOOST,
@@ -20,6 +19,7 @@ import {
   SKYLINE_K,
   varintSize,
 } from './segment-format.ts';
+import { type Inverted, termSkyline } from './segment-skyline.ts';
 
 function compareBytes(a: Uint8Array, b: Uint8Array): number {
   return Buffer.compare(a, b);

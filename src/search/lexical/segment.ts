@@ -9,7 +9,7 @@
  *                                varint df, varint postings_bytes)   -- terms in UTF-8 byte order
  *   postings:      per term: [version ≥ 2, df > 128: varint table_bytes, block table
  *                  (version 3: ending with the term's skyline)]
- *                  then per doc: varint docnum_delta, then version 2: varint (tf_text·2 + title
+ *                  then per doc: varint docnum_delta, then version ≥ 2: varint (tf_text·2 + title
  *                  flag) [, varint tf_title if flagged]; version 1: varint tf_title, varint tf_text
  *   footer:        u32 crc32 of every preceding byte
  * Documents are ordered by doc_id (UTF-8 byte order), so the same input gives the same bytes.
@@ -62,7 +62,7 @@ export class Segment {
   readonly version: number;
   /** Title weight the block impacts were computed with (0: no impacts, version 1). */
   readonly impact_title_boost: number;
-  /** Postings a term's skyline may be beaten by, plus one (0: no skylines, versions 1 and 2). */
+  /** A term's skyline holds its postings beaten by fewer than this many others (0: versions 1, 2). */
   readonly skyline_k: number;
   /** Parsed block tables by table offset (blockTable). */
   private readonly tables = new Map<number, BlockTable>();

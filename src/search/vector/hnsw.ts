@@ -156,7 +156,8 @@ async function checkGraphHeader(storage: Storage, objectId: string, path: string
   const m = u64(72);
   if (maxElements !== Math.max(1, shard.count) || elements !== shard.count)
     throw bad(`header says ${elements} of ${maxElements} points, the shard has ${shard.count}`);
-  if (m !== HNSW_PARAMS.m || maxM0 !== 2 * m || perElement !== (maxM0 + 1) * 4 + shard.dims * 4 + 8)
+  // M itself is the builder's choice (HNSW_PARAMS today); the sizes must follow from it.
+  if (m < 2 || maxM0 !== 2 * m || perElement !== (maxM0 + 1) * 4 + shard.dims * 4 + 8)
     throw bad(`header parameters (M ${m}, ${perElement} bytes per point) do not match ${shard.dims} dims`);
   if (GRAPH_HEADER_BYTES + maxElements * perElement > size)
     throw bad(`${size} bytes, too short for its points`);
