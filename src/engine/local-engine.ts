@@ -213,7 +213,10 @@ export class LocalEngine {
   /** The capsule log; refused on an engine opened without it (`open_log: false`). */
   get log(): CapsuleLog {
     if (!this.openedLog)
-      throw new FsmeshError('conflict', 'this engine was opened for reads only (open_log: false): it has no capsule log');
+      throw new FsmeshError(
+        'conflict',
+        'this engine was opened for reads only (open_log: false): it has no capsule log',
+      );
     return this.openedLog;
   }
 
