@@ -106,6 +106,8 @@ export class LocalEngine {
   readonly runtime: Runtime;
   readonly config: EngineConfig;
   private openedLog: CapsuleLog | null;
+  /** The log being opened on first need (open_log: false): concurrent reads share one opening. */
+  private logOpening: Promise<CapsuleLog> | null = null;
   readonly objects: ObjectStore;
   readonly generations: GenerationStore;
   readonly symbols: SymbolStore;
@@ -222,13 +224,19 @@ export class LocalEngine {
 
   /** The log's head, opening the log first on an engine opened without it. */
   private async logHigh(): Promise<number> {
-    this.openedLog ??= await openLog(
-      this.runtime,
-      this.config,
-      this.objects,
-      (e) => this.events.onEvent?.(e),
-      this.sealing,
-    );
+    if (!this.openedLog) {
+      this.logOpening ??= openLog(
+        this.runtime,
+        this.config,
+        this.objects,
+        (e) => this.events.onEvent?.(e),
+        this.sealing,
+      );
+      // A failed opening (a damaged log) is not kept: the next read that needs the log tries again.
+      this.openedLog = await this.logOpening.finally(() => {
+        this.logOpening = null;
+      });
+    }
     return this.openedLog.commitSeqHigh;
   }
 

@@ -12,7 +12,7 @@ import type { ObjectId } from '../core/ids.ts';
 import type { GenerationManifest } from '../core/manifest.ts';
 import type { Storage } from '../runtime/index.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
-import { DeleteBitmap } from './lexical/deletes.ts';
+import { DeleteBitmap, isDeletedIn } from './lexical/deletes.ts';
 import { ExhaustiveScorer } from './lexical/exhaustive-top-k.ts';
 import { type LexicalScoring, prunedTopK, type QueryTerm, worthPruning } from './lexical/pruned-top-k.ts';
 import { bm25Idf, dfOf, emptyDf, type LexicalStats } from './lexical/scoring.ts';
@@ -87,7 +87,7 @@ export class GenerationReader {
       const bits = deletes.bySegment.get(s.object_id)?.bits ?? null;
       const liveBefore = live;
       for (let i = 0; i < s.doc_count; i++) {
-        if (bits !== null && (bits[i >> 3] & (1 << (i & 7))) !== 0) continue;
+        if (isDeletedIn(bits, i)) continue;
         live++;
         lenSum += s.text_len[i] + bm25.title_boost * s.title_len[i];
       }
@@ -235,10 +235,11 @@ export class GenerationReader {
     for (const [si, s] of this.segments.entries()) {
       const e = s.terms.get(term);
       if (!e) continue;
-      if (this.deletedBits[si] === null) df += e.df;
+      const bits = this.deletedBits[si];
+      if (bits === null) df += e.df;
       else
         s.forEachPosting(term, (d) => {
-          if (!this.deletes.isDeleted(s.object_id, d)) df++;
+          if (!isDeletedIn(bits, d)) df++;
         });
     }
     this.dfCache.set(term, df);
@@ -345,10 +346,8 @@ export class GenerationReader {
       if (!shard) return;
       const graph = opts.exact ? undefined : this.graphs[si];
       if (graph) {
-        const hasDeletes = this.deletedBits[si] !== null;
-        const live = hasDeletes
-          ? (row: number) => !this.deletes.isDeleted(s.object_id, shard.docnums[row])
-          : undefined;
+        const bits = this.deletedBits[si];
+        const live = bits !== null ? (row: number) => !isDeletedIn(bits, shard.docnums[row]) : undefined;
         try {
           for (const h of graph.search(query, Math.min(k, shard.count), live))
             top.push(h.score, s.doc_ids[shard.docnums[h.row]], h.row);

@@ -11,6 +11,11 @@ import { FsmeshError } from '../../core/errors.ts';
 
 const MAGIC = utf8.encode('FSDEL001');
 
+/** Is `docnum` marked in one segment's bitmap (null: the segment has no deletions)? */
+export function isDeletedIn(bits: Uint8Array | null, docnum: number): boolean {
+  return bits !== null && (bits[docnum >> 3] & (1 << (docnum & 7))) !== 0;
+}
+
 export class DeleteBitmap {
   /** segment object id -> bitmap */
   readonly bySegment = new Map<string, { doc_count: number; bits: Uint8Array }>();
@@ -25,8 +30,7 @@ export class DeleteBitmap {
   }
 
   isDeleted(segmentId: string, docnum: number): boolean {
-    const e = this.bySegment.get(segmentId);
-    return e ? (e.bits[docnum >> 3] & (1 << (docnum & 7))) !== 0 : false;
+    return isDeletedIn(this.bySegment.get(segmentId)?.bits ?? null, docnum);
   }
 
   mark(segmentId: string, docCount: number, docnum: number): void {

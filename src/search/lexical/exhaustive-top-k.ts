@@ -4,6 +4,7 @@
  * queries of several terms of similar frequency, where pruning skips little (worthPruning).
  */
 import type { TopK } from '../topk.ts';
+import { isDeletedIn } from './deletes.ts';
 import type { LexicalScoring, QueryTerm } from './scoring.ts';
 import type { Segment } from './segment.ts';
 
@@ -83,7 +84,7 @@ export class ExhaustiveScorer {
               tx |= (c & 0x7f) << shift;
             }
           }
-          if (del !== null && (del[d >> 3] & (1 << (d & 7))) !== 0) continue;
+          if (isDeletedIn(del, d)) continue;
           const tf = tx + title_boost * tt;
           const g = base + d;
           if (acc[g] === 0) touched[nTouched++] = g;

@@ -9,6 +9,7 @@
  * A one-term query on a version-3 segment scores only the term's skyline (skylineTopK).
  */
 import type { TopK } from '../topk.ts';
+import { isDeletedIn } from './deletes.ts';
 import { below, blockBounds, Cursor, END } from './postings-cursor.ts';
 import type { LexicalScoring, QueryTerm } from './scoring.ts';
 import type { BlockTable, Segment } from './segment.ts';
@@ -34,10 +35,6 @@ export function prunedTopK(
   if (search.bestBlocksFirst()) return;
   search.seedFromRarest();
   search.maxScore();
-}
-
-function isDeleted(deleted: Uint8Array | null, d: number): boolean {
-  return deleted !== null && (deleted[d >> 3] & (1 << (d & 7))) !== 0;
 }
 
 /**
@@ -69,11 +66,11 @@ export function skylineTopK(
   if (!t) return false;
   const { sky_doc, sky_tt, sky_tx } = t;
   let dead = 0;
-  if (deleted !== null) for (let i = 0; i < sky_doc.length; i++) if (isDeleted(deleted, sky_doc[i])) dead++;
+  if (deleted !== null) for (let i = 0; i < sky_doc.length; i++) if (isDeletedIn(deleted, sky_doc[i])) dead++;
   if (top.k + dead > K) return false;
   for (let i = 0; i < sky_doc.length; i++) {
     const d = sky_doc[i];
-    if (isDeleted(deleted, d)) continue;
+    if (isDeletedIn(deleted, d)) continue;
     // Same expression as SegmentSearch.score and the exhaustive scorer: scores equal bit for bit.
     const tf = sky_tx[i] + p.title_boost * sky_tt[i];
     const v = (q.idfK * tf) / (tf + p.norm[base + d]);
@@ -174,7 +171,7 @@ class SegmentSearch {
   }
 
   private isDeleted(d: number): boolean {
-    return isDeleted(this.deleted, d);
+    return isDeletedIn(this.deleted, d);
   }
 
   /** Sum the recorded contributions in query-term order (as the exhaustive scorer does); reset them. */

@@ -22,7 +22,6 @@ type HnswIndex = {
     filter?: (label: number) => boolean,
   ): { distances: number[]; neighbors: number[] };
   writeIndexSync(f: string): void;
-  readIndexSync(f: string): void;
   /** Reads on a libuv thread (hnswlib-node's AsyncWorker): the event loop keeps answering. */
   readIndex(f: string): Promise<boolean>;
   setEf(ef: number): void;
