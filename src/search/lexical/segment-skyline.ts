@@ -29,16 +29,19 @@ export function termSkyline(
   from: number,
   to: number,
 ): Int32Array {
-  // Counting sort of the postings by tf, highest first (tf is small; one pass, no allocation per
-  // posting: this runs for every long term of a build).
+  // Counting sort of the postings by tf, highest first (tf is small; no allocation per posting:
+  // this runs for every long term of a build).
+  const tfs = new Int32Array(to - from);
   let maxTf = 0;
-  for (let i = from; i < to; i++) maxTf = Math.max(maxTf, inv.postTX[i] + IMPACT_TITLE_BOOST * inv.postTT[i]);
+  for (let i = from; i < to; i++) {
+    tfs[i - from] = inv.postTX[i] + IMPACT_TITLE_BOOST * inv.postTT[i];
+    maxTf = Math.max(maxTf, tfs[i - from]);
+  }
   const at = new Int32Array(maxTf + 2);
-  for (let i = from; i < to; i++) at[maxTf - (inv.postTX[i] + IMPACT_TITLE_BOOST * inv.postTT[i]) + 1]++;
+  for (const tf of tfs) at[maxTf - tf + 1]++;
   for (let t = 1; t < at.length; t++) at[t] += at[t - 1];
   const order = new Int32Array(to - from);
-  for (let i = from; i < to; i++)
-    order[at[maxTf - (inv.postTX[i] + IMPACT_TITLE_BOOST * inv.postTT[i])]++] = i;
+  for (let i = from; i < to; i++) order[at[maxTf - tfs[i - from]]++] = i;
   // at[r] is now where the group of tf = maxTf − r ends in `order`.
   let smallest: number[] = []; // ascending, at most SKYLINE_K: the shortest postings of higher tf
   const out: number[] = [];
