@@ -22,7 +22,10 @@ export interface GateEngine {
   active(): GenerationRef | null;
   loadManifest(manifestId: ObjectId): Promise<GenerationManifest>;
   /** Validate + re-hash + warm; the returned pin keeps the reader open until released. */
-  verifyAndWarm(manifestId: ObjectId): Promise<{ release(): void }>;
+  verifyAndWarm(
+    manifestId: ObjectId,
+    opts?: { hashed_ids?: ReadonlySet<ObjectId> },
+  ): Promise<{ release(): void }>;
   flipPointer(manifestId: ObjectId, opts?: { allowOlder?: boolean }): Promise<GenerationRef>;
   rollbackTarget(): GenerationRef;
   rollbackPointer(): Promise<{ from: GenerationRef; to: GenerationRef }>;
@@ -41,6 +44,12 @@ export interface ActivationRequest {
   details?: Record<string, unknown>;
   /** Replace an active generation a failover cut, even with fewer commits (never otherwise). */
   replaces_cut_history?: boolean;
+  /**
+   * Artifacts the caller assembled and hashed against their ids moments ago (a peer sync's fetch).
+   * When they cover every vector artifact, the vectors are read after the flip rather than before
+   * it: they are verified already, and a vector query meanwhile waits for them.
+   */
+  hashed_ids?: ReadonlySet<ObjectId>;
 }
 
 export type GateStage = 'verify' | 'warm' | 'flip';
@@ -142,7 +151,9 @@ export class ActivationGate {
       lc.send({ type: 'VERIFY' });
       invariant(lc.state() === 'verifying', `lifecycle entered verifying (was ${lc.state()})`);
       this.trip('verify');
-      warmed = await step('verify', () => engine.verifyAndWarm(req.manifest_id));
+      warmed = await step('verify', () =>
+        engine.verifyAndWarm(req.manifest_id, req.hashed_ids ? { hashed_ids: req.hashed_ids } : undefined),
+      );
       this.trip('warm');
       lc.send({ type: 'VERIFIED' });
       if (!lc.canFlip()) throw new FsmeshError('internal', `lifecycle refused the flip from ${lc.state()}`);

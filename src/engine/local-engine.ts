@@ -143,7 +143,7 @@ export class LocalEngine {
       clock: runtime.clock,
       active: () => this.generations.active,
       loadManifest: (id) => this.generations.loadManifest(id),
-      verifyAndWarm: (id) => this.verifyAndWarm(id),
+      verifyAndWarm: (id, opts) => this.verifyAndWarm(id, opts),
       flipPointer: (id, opts) => this.generations.activate(id, opts),
       rollbackTarget: () => this.generations.rollbackTarget(),
       rollbackPointer: () => this.generations.rollback(),
@@ -454,7 +454,10 @@ export class LocalEngine {
    * match (§8.5), every artifact is present and re-hashed (opening the reader), and the reader is
    * warmed by a probe query. Returns the pinned reader; the caller releases it.
    */
-  async verifyAndWarm(manifestId: ObjectId): Promise<Pinned> {
+  async verifyAndWarm(
+    manifestId: ObjectId,
+    opts: { hashed_ids?: ReadonlySet<ObjectId> } = {},
+  ): Promise<Pinned> {
     const manifest = await this.generations.loadManifest(manifestId);
     if (manifest.shard !== this.config.shard) {
       throw new FsmeshError(
@@ -466,7 +469,13 @@ export class LocalEngine {
     const pinned = await this.pin(manifestId);
     try {
       // Activation verifies everything, vectors included: a live generation answers every mode.
-      if (this.events.warm_vectors !== false) await this.vectorsOf(pinned.reader);
+      // Vectors a peer sync just hashed against their ids are verified already: they are read in
+      // the background (a vector query meanwhile waits for the same load), not before the flip —
+      // 150-200 ms of a 50k-document bootstrap. A failure there is the query's to repair.
+      const hashed = opts.hashed_ids;
+      if (hashed && manifest.vector_artifacts.every((a) => hashed.has(a.object_id))) {
+        if (this.events.warm_vectors !== false) void this.vectorsOf(pinned.reader).catch(() => {});
+      } else if (this.events.warm_vectors !== false) await this.vectorsOf(pinned.reader);
       else
         for (const a of manifest.vector_artifacts)
           await this.withReadRepair(() => this.objects.verify('artifact', a.object_id));

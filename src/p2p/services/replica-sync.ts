@@ -293,7 +293,7 @@ export class ReplicaSync {
         // 2. Only the objects we lack: the generation delta (§7.3).
         const ids = [...manifest.lexical_artifacts, ...manifest.vector_artifacts].map((a) => a.object_id);
         const descriptors = new Map(manifest.repair.descriptors.map((d) => [d.object_id, d]));
-        const fetched = await this.fetchMissing(ids, descriptors, tr);
+        const { hashed_ids, ...fetched } = await this.fetchMissing(ids, descriptors, tr);
         // 3. Verify, warm, flip: the gate, through the lifecycle machine.
         await c.gate.activate({
           manifest_id: rec.artifact_manifest_id,
@@ -302,6 +302,7 @@ export class ReplicaSync {
           trace: tr,
           details: { ...fetched, sync_ms: c.clock.monotonicMs() - t0 },
           replaces_cut_history: replacesCutHistory,
+          hashed_ids,
         });
         // Repair symbols are for protecting and serving, not for answering: never on the way to
         // activation. Queued only now, for the fetched objects and the ones held from before (a
@@ -337,7 +338,7 @@ export class ReplicaSync {
     ids: string[],
     descriptors: Map<string, RepairDescriptor>,
     tr: LifecycleTrace,
-  ): Promise<{ fetched_objects: number; fetched_bytes: number; peers: number }> {
+  ): Promise<{ fetched_objects: number; fetched_bytes: number; peers: number; hashed_ids: Set<string> }> {
     const { c } = this;
     const missing: string[] = [];
     for (const id of ids) if ((await c.objects.check('artifact', id)) !== 'ok') missing.push(id);
@@ -378,7 +379,13 @@ export class ReplicaSync {
         ),
       { objects: missing.length },
     );
-    return { fetched_objects: missing.length, fetched_bytes: bytes, peers: peerSet.size };
+    // Every fetched object was hashed against its id as it was stored (ObjectAssembly.finish).
+    return {
+      fetched_objects: missing.length,
+      fetched_bytes: bytes,
+      peers: peerSet.size,
+      hashed_ids: new Set(missing),
+    };
   }
 
   /**
