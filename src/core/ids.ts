@@ -88,8 +88,13 @@ export function objectIdOf(kind: ObjectKind, bytes: Uint8Array): ObjectId {
   return toHex(blake3(concatBytes([TAGS[kind], bytes])));
 }
 
+export interface ObjectIdHasher {
+  update(b: Uint8Array): void;
+  digest(): ObjectId;
+}
+
 /** An object id over bytes fed in pieces (a file read by ranges): the same id as objectIdOf. */
-export function objectIdHasher(kind: ObjectKind): { update(b: Uint8Array): void; digest(): ObjectId } {
+export function objectIdHasher(kind: ObjectKind): ObjectIdHasher {
   const h = BLAKE3.create();
   h.update(TAGS[kind]);
   return { update: (b) => h.update(b), digest: () => toHex(h.digest()) };

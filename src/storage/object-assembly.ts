@@ -4,19 +4,33 @@
  * rather than the whole object (twice: symbols, then the concatenation). Repair symbols, asked for
  * only for blocks short of source symbols, stay in memory. `finish` decodes those blocks into the
  * file, fsyncs it, checks the bytes against the object id and moves it into place.
+ *
+ * The id check is incremental: bytes are hashed as they arrive in order, and runs that arrive ahead
+ * of the hashed prefix wait in memory (at most AHEAD_MAX_BYTES) until it reaches them. `finish`
+ * reads back only what the prefix did not cover (a decoded block, runs past the bound): reading a
+ * 20 MB object back and hashing it had put 75-90 ms between its last symbol and its activation.
  */
 import { decodeBlock } from '../codec/raptorq.ts';
 import type { SymbolLayout } from '../codec/symbols.ts';
 import { invariant } from '../core/errors.ts';
-import type { ObjectId } from '../core/ids.ts';
+import { type ObjectId, type ObjectIdHasher, objectIdHasher } from '../core/ids.ts';
 import { isNotFound, type Storage, type WriteHandle } from '../runtime/index.ts';
 import type { ObjectStore } from './object-store.ts';
+
+/** Bytes received ahead of the hashed prefix that an assembly keeps in memory for the hash. */
+const AHEAD_MAX_BYTES = 8 << 20;
 
 export class ObjectAssembly {
   private readonly received: Uint8Array;
   private readonly repair = new Map<number, Uint8Array>();
   private sourceCount = 0;
   private closed = false;
+  /** The object's bytes [0, hashedUpTo) have been fed to `hasher`, in order. */
+  private readonly hasher: ObjectIdHasher = objectIdHasher('artifact');
+  private hashedUpTo = 0;
+  /** Written runs past the hashed prefix, by file offset, kept until the prefix reaches them. */
+  private readonly ahead = new Map<number, Uint8Array>();
+  private aheadBytes = 0;
 
   private readonly storage: Storage;
   private readonly objects: ObjectStore;
@@ -91,8 +105,30 @@ export class ObjectAssembly {
         const at = (src[k][0] - src[i][0]) * layout.symbol_size;
         run.set(src[k][1].subarray(0, Math.min(layout.symbol_size, run.length - at)), at);
       }
+      this.feedHash(offset, run);
       await this.file.writeAt(offset, run);
       i = j;
+    }
+  }
+
+  /** Hash `run` (bytes at `offset`) now if it extends the hashed prefix, else keep it for later. */
+  private feedHash(offset: number, run: Uint8Array): void {
+    if (offset > this.hashedUpTo) {
+      // Past the bound, the run is left to finish's read-back (and so is everything after it).
+      if (this.aheadBytes + run.length <= AHEAD_MAX_BYTES) {
+        this.ahead.set(offset, run);
+        this.aheadBytes += run.length;
+      }
+      return;
+    }
+    invariant(offset === this.hashedUpTo, 'assembly: a run overlaps the hashed prefix');
+    this.hasher.update(run);
+    this.hashedUpTo += run.length;
+    for (let next = this.ahead.get(this.hashedUpTo); next; next = this.ahead.get(this.hashedUpTo)) {
+      this.ahead.delete(this.hashedUpTo);
+      this.aheadBytes -= next.length;
+      this.hasher.update(next);
+      this.hashedUpTo += next.length;
     }
   }
 
@@ -113,7 +149,12 @@ export class ObjectAssembly {
     }
     await this.file.sync();
     await this.close();
-    await this.objects.adoptVerified('artifact', this.object_id, this.tmp);
+    this.ahead.clear();
+    this.aheadBytes = 0;
+    await this.objects.adoptVerified('artifact', this.object_id, this.tmp, {
+      hasher: this.hasher,
+      up_to: this.hashedUpTo,
+    });
     return true;
   }
 

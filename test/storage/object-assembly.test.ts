@@ -67,3 +67,65 @@ test('wrong bytes are refused and removed; an abandoned assembly leaves nothing 
   await b.abandon();
   assert.deepEqual(fs.readdirSync(path.join(dir, 'objects', 'tmp')), []);
 });
+
+/** A 10 MiB object, more than an assembly keeps ahead of its hashed prefix (8 MiB). */
+async function bigSetup() {
+  const dir = tmpDir();
+  const storage = nodeFsStorage(dir);
+  const objects = await ObjectStore.open(storage);
+  const params = { ...DEFAULT_REPAIR, symbol_size: 4096, max_block_symbols: 256 };
+  const symbols = new SymbolStore(storage, objects, params);
+  const bytes = new Uint8Array((10 << 20) + 123).map((_, i) => (i * 2654435761) >>> 24);
+  return {
+    objects,
+    symbols,
+    bytes,
+    id: objectIdOf('artifact', bytes),
+    layout: layoutFor(bytes.length, params),
+  };
+}
+
+/** Runs of 64 symbols, in the order `order` gives their run numbers; `lie` flips a byte of one symbol. */
+async function deliver(
+  s: Awaited<ReturnType<typeof bigSetup>>,
+  order: (runs: number[]) => number[],
+  lie = -1,
+) {
+  const a = await s.symbols.assemble(s.id, s.layout);
+  const runs = Array.from({ length: Math.ceil(s.layout.source_symbols / 64) }, (_, i) => i);
+  for (const r of order(runs)) {
+    const batch: [number, Uint8Array][] = [];
+    for (let i = r * 64; i < Math.min(s.layout.source_symbols, r * 64 + 64); i++) {
+      const sym = sourceSymbol(s.bytes, s.layout, i).slice();
+      if (i === lie) sym[7] ^= 0x40;
+      batch.push([i, sym]);
+    }
+    await a.putMany(batch);
+  }
+  return a;
+}
+
+test('the incremental id check: runs ahead of the prefix, runs past its memory bound, lies in either', async () => {
+  const s = await bigSetup();
+  const swapped = (runs: number[]) =>
+    runs.map((r) => (r % 2 === 0 ? Math.min(r + 1, runs.length - 1) : r - 1));
+  const reversed = (runs: number[]) => [...runs].reverse();
+  // Pairs swapped: every odd run waits ahead of the prefix, then is hashed from memory.
+  const a = await deliver(s, (runs) => [...new Set(swapped(runs))]);
+  assert.equal(await s.symbols.completeAssembly(a), true);
+  assert.deepEqual(Buffer.from(await s.objects.get('artifact', s.id)), Buffer.from(s.bytes));
+  await s.objects.remove('artifact', s.id);
+  // A lie in a run that waited ahead is caught when the prefix reaches it.
+  const b = await deliver(s, (runs) => [...new Set(swapped(runs))], 64 * 5 + 3);
+  await assert.rejects(b.finish(), /assembled bytes hash to/);
+  // Reversed: the last 8 MiB wait ahead, the rest is past the bound and read back from the file.
+  const c = await deliver(s, reversed);
+  assert.equal(await s.symbols.completeAssembly(c), true);
+  assert.deepEqual(Buffer.from(await s.objects.get('artifact', s.id)), Buffer.from(s.bytes));
+  await s.objects.remove('artifact', s.id);
+  for (const lie of [3, s.layout.source_symbols - 2]) {
+    const d = await deliver(s, reversed, lie);
+    await assert.rejects(d.finish(), /assembled bytes hash to/, `a lie at symbol ${lie}`);
+  }
+  assert.equal(await s.objects.has('artifact', s.id), false);
+});
