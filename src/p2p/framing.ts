@@ -22,12 +22,23 @@ export const SEND_BATCH_BYTES = 60 * 1024;
 
 /**
  * The framed bytes of `payloads` (each u32 length + payload, exactly as `frame` makes them), cut
- * into buffers of at most `batchBytes` (a frame larger than that gets a buffer of its own). The
- * bytes on the wire are the same as writing frame by frame; only the write sizes change.
+ * into buffers of at most `batchBytes`. A frame larger than that is not copied: its length prefix
+ * and the payload itself go out as two buffers (a symbol run of 1 MiB). The bytes on the wire are
+ * the same as writing frame by frame; only the write sizes change.
  */
 export function* coalesceFrames(payloads: Uint8Array[], batchBytes: number): Generator<Uint8Array> {
   let i = 0;
   while (i < payloads.length) {
+    if (4 + payloads[i].length > batchBytes) {
+      const p = payloads[i++];
+      if (p.length > MAX_FRAME_BYTES)
+        throw new FsmeshError('invalid_input', `frame of ${p.length} bytes exceeds ${MAX_FRAME_BYTES}`);
+      const head = new Uint8Array(4);
+      new DataView(head.buffer).setUint32(0, p.length, true);
+      yield head;
+      yield p;
+      continue;
+    }
     let size = 0;
     let j = i;
     while (j < payloads.length && (j === i || size + 4 + payloads[j].length <= batchBytes)) {

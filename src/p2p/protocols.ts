@@ -60,6 +60,23 @@ export function symbolFrames(symbols: Map<number, Uint8Array>): Uint8Array[] {
   return out;
 }
 
+/**
+ * A run frame: u32 LE first symbol id + one or more whole symbols of `symbolSize` bytes (a frame of
+ * one symbol, as older servers send, is a run of one). `data` is a view into the frame.
+ */
+export function parseSymbolRun(
+  f: Uint8Array,
+  symbolSize: number,
+): { first: number; count: number; data: Uint8Array } {
+  if (f.length < 4 + symbolSize || (f.length - 4) % symbolSize !== 0)
+    throw new FsmeshError(
+      'corrupt_data',
+      `symbol run frame of ${f.length} bytes is not a u32 id + whole ${symbolSize}-byte symbols`,
+    );
+  const first = new DataView(f.buffer, f.byteOffset, 4).getUint32(0, true);
+  return { first, count: (f.length - 4) / symbolSize, data: f.subarray(4) };
+}
+
 export function parseSymbolFrame(f: Uint8Array): { id: number; data: Uint8Array } {
   if (f.length < 5) throw new FsmeshError('corrupt_data', 'symbol frame too short');
   return { id: new DataView(f.buffer, f.byteOffset).getUint32(0, true), data: f.subarray(4) };

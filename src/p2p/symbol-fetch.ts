@@ -10,9 +10,9 @@ import { FsmeshError } from '../core/errors.ts';
 import type { ObjectId } from '../core/ids.ts';
 import type { RepairDescriptor } from '../core/manifest.ts';
 import type { Transport } from '../runtime/index.ts';
-import type { ObjectAssembly } from '../storage/object-assembly.ts';
+import type { ObjectAssembly, SymbolRun } from '../storage/object-assembly.ts';
 import type { SymbolStore } from '../storage/symbol-store.ts';
-import { jsonFrame, MAX_SYMBOLS_PER_REQUEST, PROTO, parseJsonFrame, parseSymbolFrame } from './protocols.ts';
+import { jsonFrame, MAX_SYMBOLS_PER_REQUEST, PROTO, parseJsonFrame, parseSymbolRun } from './protocols.ts';
 
 export interface SymbolHeader {
   length: number;
@@ -246,22 +246,26 @@ async function requestRange(
   const frames = await transport.request(
     peer,
     PROTO.symbols,
-    jsonFrame({ object_id: objectId, kind: 'artifact', ranges: [[from, to]] }),
+    jsonFrame({ object_id: objectId, kind: 'artifact', ranges: [[from, to]], runs: true }),
     {
       timeout_ms: CLUSTER_DEFAULTS.symbols_request_timeout_ms,
       // What we asked for, framed, and no more.
       max_response_bytes: HEADER_MAX_BYTES + (to - from) * (layout.symbol_size + 12),
     },
   );
-  const keep: [number, Uint8Array][] = [];
-  for (const f of frames.slice(1)) {
-    const { id, data } = parseSymbolFrame(f);
-    // Only what we asked for, of the right size: a peer cannot push arbitrary symbols.
-    if (id < from || id >= to || data.length !== layout.symbol_size) continue;
-    keep.push([id, data]);
-    prog.bytes += data.length;
+  const size = layout.symbol_size;
+  const keep: SymbolRun[] = [];
+  for (let i = 1; i < frames.length; i++) {
+    // Whole symbols only (else the answer fails and the range goes to another peer), and only the
+    // part of a run inside what we asked for: a peer cannot push arbitrary symbols.
+    const run = parseSymbolRun(frames[i], size);
+    const a = Math.max(from, run.first);
+    const b = Math.min(to, run.first + run.count);
+    if (a >= b) continue;
+    keep.push({ first: a, data: run.data.subarray((a - run.first) * size, (b - run.first) * size) });
+    prog.bytes += (b - a) * size;
   }
-  await got.putMany(keep);
+  await got.putRuns(keep);
   prog.peers.add(peer);
   progress?.(prog);
 }

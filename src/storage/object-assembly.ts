@@ -12,10 +12,17 @@
  */
 import { decodeBlock } from '../codec/raptorq.ts';
 import type { SymbolLayout } from '../codec/symbols.ts';
+import { concatBytes } from '../core/bytes.ts';
 import { invariant } from '../core/errors.ts';
 import { type ObjectId, type ObjectIdHasher, objectIdHasher } from '../core/ids.ts';
 import { isNotFound, type Storage, type WriteHandle } from '../runtime/index.ts';
 import type { ObjectStore } from './object-store.ts';
+
+/** Consecutive symbols from `first` on: `data` holds whole symbols. */
+export interface SymbolRun {
+  first: number;
+  data: Uint8Array;
+}
 
 /** Bytes received ahead of the hashed prefix that an assembly keeps in memory for the hash. */
 const AHEAD_MAX_BYTES = 8 << 20;
@@ -75,39 +82,51 @@ export class ObjectAssembly {
     return this.sourceCount;
   }
 
-  /**
-   * Keep symbols (already checked to be ones the caller asked for, of the symbol size). Runs of
-   * consecutive source symbols are written with one write each.
-   */
-  async putMany(symbols: [number, Uint8Array][]): Promise<void> {
-    const { layout } = this;
-    const src: [number, Uint8Array][] = [];
-    for (const [id, data] of symbols) {
-      invariant(data.length === layout.symbol_size, 'assembly: symbol of the wrong size');
-      if (this.has(id)) continue;
-      if (id >= layout.source_symbols) this.repair.set(id, data.slice());
-      else {
-        // Marked before the write: a duplicate arriving meanwhile is not written twice.
-        this.received[id] = 1;
-        this.sourceCount++;
-        src.push([id, data]);
-      }
-    }
-    src.sort((x, y) => x[0] - y[0]);
-    for (let i = 0; i < src.length; ) {
+  /** Keep single symbols (see putRuns); consecutive ids are joined into one run (one write). */
+  putMany(symbols: [number, Uint8Array][]): Promise<void> {
+    const sorted = [...symbols].sort((x, y) => x[0] - y[0]);
+    const runs: SymbolRun[] = [];
+    for (let i = 0; i < sorted.length; ) {
       let j = i + 1;
-      while (j < src.length && src[j][0] === src[j - 1][0] + 1) j++;
-      const offset = src[i][0] * layout.symbol_size;
-      // The last source symbol is zero-padded past the object's end: only real bytes are written.
-      const end = Math.min(layout.length, src[j - 1][0] * layout.symbol_size + layout.symbol_size);
-      const run = new Uint8Array(end - offset);
-      for (let k = i; k < j; k++) {
-        const at = (src[k][0] - src[i][0]) * layout.symbol_size;
-        run.set(src[k][1].subarray(0, Math.min(layout.symbol_size, run.length - at)), at);
-      }
-      this.feedHash(offset, run);
-      await this.file.writeAt(offset, run);
+      while (j < sorted.length && sorted[j][0] === sorted[j - 1][0] + 1) j++;
+      runs.push({ first: sorted[i][0], data: concatBytes(sorted.slice(i, j).map((x) => x[1])) });
       i = j;
+    }
+    return this.putRuns(runs);
+  }
+
+  /**
+   * Keep runs of consecutive symbols (already checked to be ones the caller asked for, whole
+   * symbols). Source symbols not held yet are written at their offsets straight from the run, one
+   * write per stretch of new ones; repair symbols are kept in memory.
+   */
+  async putRuns(runs: SymbolRun[]): Promise<void> {
+    const { layout } = this;
+    const size = layout.symbol_size;
+    for (const r of runs) {
+      invariant(r.data.length > 0 && r.data.length % size === 0, 'assembly: a run of partial symbols');
+      const count = r.data.length / size;
+      for (let i = 0; i < count; ) {
+        const id = r.first + i;
+        if (this.has(id)) i++;
+        else if (id >= layout.source_symbols) {
+          this.repair.set(id, r.data.slice(i * size, (i + 1) * size));
+          i++;
+        } else {
+          // Marked before the write: a duplicate arriving meanwhile is not written twice.
+          let j = i;
+          for (; j < count && r.first + j < layout.source_symbols && !this.has(r.first + j); j++) {
+            this.received[r.first + j] = 1;
+            this.sourceCount++;
+          }
+          const offset = id * size;
+          // The last source symbol is zero-padded past the object's end: only real bytes are written.
+          const bytes = r.data.subarray(i * size, Math.min(j * size, layout.length - r.first * size));
+          this.feedHash(offset, bytes);
+          await this.file.writeAt(offset, bytes);
+          i = j;
+        }
+      }
     }
   }
 

@@ -378,6 +378,79 @@ export class SymbolStore {
   }
 
   /**
+   * Serve ranges of symbols as run frames (docs/protocols.md): each frame is a u32 LE first symbol
+   * id followed by consecutive symbols, read from the file straight into the frame (no per-symbol
+   * copies). Every symbol is checked against its crc; a damaged or unavailable one is left out,
+   * splitting its run. Ranges are validated by the caller (symbolIdsOf).
+   */
+  async getSymbolRuns(kind: ObjectKind, id: ObjectId, ranges: [number, number][]): Promise<Uint8Array[]> {
+    const h = await this.servingHeader(kind, id);
+    const { layout } = h;
+    const S = layout.source_symbols;
+    const total = S + layout.repair_symbols;
+    const out: Uint8Array[] = [];
+    for (const [from, to] of ranges) {
+      if (from < 0 || to > total || from > to)
+        throw new FsmeshError('invalid_input', `symbol range [${from}, ${to}) outside 0..${total} for ${id}`);
+      // Source and repair symbols live in different files: a range across both is read as two.
+      if (from < Math.min(to, S)) await this.readRunFrames(kind, id, h, from, Math.min(to, S), out);
+      if (Math.max(from, S) < to) await this.readRunFrames(kind, id, h, Math.max(from, S), to, out);
+    }
+    return out;
+  }
+
+  private async readRunFrames(
+    kind: ObjectKind,
+    id: ObjectId,
+    h: SymbolFile,
+    from: number,
+    to: number,
+    out: Uint8Array[],
+  ): Promise<void> {
+    const { layout } = h;
+    const size = layout.symbol_size;
+    const isSrc = from < layout.source_symbols;
+    const base = isSrc ? 0 : layout.source_symbols;
+    const crcs = isSrc ? h.source_crcs : h.repair_crcs;
+    // [u32 first id][symbols...]: the last source symbol stays zero-padded past the object's end.
+    const frame = new Uint8Array(4 + (to - from) * size);
+    const start = isSrc ? from * size : h.data_offset + (from - base) * size;
+    const end = isSrc ? layout.length : h.data_offset + layout.repair_symbols * size;
+    try {
+      const got = await this.storage.readRange(
+        isSrc ? objectPath(kind, id) : symbolPath(kind, id),
+        start,
+        Math.min(end - start, (to - from) * size),
+        frame.subarray(4),
+      );
+      // `into` is a hint a Storage may ignore (a wrapper, a simulated disk): then copy.
+      if (got.buffer !== frame.buffer || got.byteOffset !== frame.byteOffset + 4) frame.set(got, 4);
+    } catch (err) {
+      if (!isSrc) this.headers.delete(`${kind}/${id}`);
+      if (isNotFound(err)) return;
+      throw err;
+    }
+    // Runs of symbols that pass their crc; one failing splits the frame (each part copied once).
+    const good = (i: number) =>
+      crc32(frame.subarray(4 + i * size, 4 + (i + 1) * size)) === crcs[from - base + i];
+    let i = 0;
+    while (i < to - from) {
+      if (!good(i)) {
+        i++;
+        continue;
+      }
+      let j = i + 1;
+      while (j < to - from && good(j)) j++;
+      const whole = i === 0 && j === to - from;
+      const f = whole ? frame : new Uint8Array(4 + (j - i) * size);
+      if (!whole) f.set(frame.subarray(4 + i * size, 4 + j * size), 4);
+      new DataView(f.buffer, f.byteOffset, 4).setUint32(0, from + i, true);
+      out.push(f);
+      i = j;
+    }
+  }
+
+  /**
    * Read the symbols at `indices` of a file region [start, end): one read per run of nearby
    * indices (gaps of at most 8 symbols), so a request for scattered ids never reads more than a
    * few symbols beyond what it asked for. A symbol cut short by the region's end is zero-padded.

@@ -177,6 +177,52 @@ test('a hostile symbol header or a silent peer does not stop a replica from sync
   }
 });
 
+test('malformed symbol run frames fail the range, which another peer then serves', async () => {
+  const w = await realNode('writer');
+  const a = await hostilePeer([addrOf(w)]);
+  let rangesAsked = 0;
+  a.t.handle(PROTO.symbols, async (req) => {
+    const r = parseJsonFrame<{ ranges: [number, number][] }>(req, 'x');
+    // The real header (proxied from the writer), so the replica does fetch ranges from us...
+    const [header] = await a.t.request(
+      w.cluster!.transport.peerId,
+      PROTO.symbols,
+      jsonFrame({ ...r, ranges: [] }),
+    );
+    if (r.ranges.length === 0) return [header];
+    rangesAsked++;
+    // ...then runs that are not whole symbols, and a run id past every range.
+    const partial = new Uint8Array(4 + 4096 + 17).fill(0xee);
+    new DataView(partial.buffer).setUint32(0, r.ranges[0][0], true);
+    return [header, partial, new Uint8Array(4 + 4096).fill(0xff)];
+  });
+  await a.t.start();
+  const r = await realNode('replica', {
+    seeds: [addrOf(w), a.t.multiaddrs().map((x) => `${x}/p2p/${a.peerId}`)[0]],
+  });
+  try {
+    await until(() => r.cluster!.transport.peers().length >= 2, 15_000, 'replica connected to both');
+    await w.node.ingest(
+      Array.from({ length: 3000 }, (_, i) => ({
+        id: `d${i}`,
+        text: `document ${i} ${'words '.repeat(i % 40)}`,
+      })),
+    );
+    await until(() => w.node.status().generation_id !== null, 10_000, 'writer generation');
+    await until(
+      () => r.node.status().artifact_manifest_id === w.node.status().artifact_manifest_id,
+      30_000,
+      'replica sync',
+    );
+    assert.ok(rangesAsked > 0, 'the replica did ask the hostile peer for symbols');
+    assert.equal((await r.node.search({ q: 'document 7', mode: 'lexical' })).hits[0].doc_id, 'd7');
+  } finally {
+    await r.stop();
+    await a.t.stop();
+    await w.stop();
+  }
+});
+
 test('an inbound stream that never finishes its request frame is cut off', async () => {
   const w = await realNode('writer', { inbound_request_timeout_ms: 300 });
   const a = await hostilePeer([addrOf(w)]);

@@ -27,7 +27,13 @@ import {
   verifyHandover,
   verifyPrepareTicket,
 } from '../../src/p2p/handover.ts';
-import { jsonFrame, parseJsonFrame, parseSymbolFrame, symbolFrames } from '../../src/p2p/protocols.ts';
+import {
+  jsonFrame,
+  parseJsonFrame,
+  parseSymbolFrame,
+  parseSymbolRun,
+  symbolFrames,
+} from '../../src/p2p/protocols.ts';
 import { decodeSignedRecord, encodeSignedRecord, signRecord } from '../../src/p2p/records.ts';
 import { symbolIdsOf } from '../../src/p2p/services/protocol-server.ts';
 import {
@@ -253,6 +259,15 @@ export async function fuzzTargets(): Promise<FuzzTarget[]> {
       name: 'wire: symbol frame',
       arb: mutated(symbolFrames(new Map([[7, new Uint8Array(64)]]))),
       run: (b) => void parseSymbolFrame(b),
+    },
+    {
+      name: 'wire: symbol run frame',
+      arb: mutated([new Uint8Array(4 + 3 * 64).fill(5)]),
+      run: (b) => {
+        const r = parseSymbolRun(b, 64);
+        // Whatever it accepts is whole symbols, and says how many.
+        if (r.data.length !== r.count * 64 || r.count < 1) throw new Error('a partial run was accepted');
+      },
     },
     {
       name: 'wire: multi-shard requests (shard-query, write)',

@@ -22,6 +22,11 @@ test('coalesced frames are the same bytes; decoding survives any chunking', () =
     // Each write stays within the batch unless a single frame is larger than it.
     for (const p of parts) assert.ok(p.length <= Math.max(batch, 4 + 70_000));
   }
+  // A frame over the batch size goes out as its length prefix and the payload itself, uncopied.
+  const big = new Uint8Array(100_000).fill(9);
+  const parts = [...coalesceFrames([payloads[1], big, payloads[2]], 60 * 1024)];
+  assert.ok(parts.includes(big), 'the large payload is passed through, not copied');
+  assert.deepEqual(concat(parts), concat([payloads[1], big, payloads[2]].map(frame)));
   // Decode with random chunk boundaries.
   const dec = new FrameDecoder();
   const out: Uint8Array[] = [];

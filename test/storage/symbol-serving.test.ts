@@ -3,7 +3,8 @@
  * against its crc (a damaged one is left out), the file header is read once for many requests, and
  * a request for scattered ids never reads more than a few symbols beyond what it names — a peer
  * cannot make the node read (and allocate) a whole object by asking for its first and last symbol.
- * A truncated object file gives only the source symbols it still holds whole.
+ * A truncated object file gives only the source symbols it still holds whole. Run frames (many
+ * consecutive symbols in one frame) carry the same symbols, split where one fails its crc.
  */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -11,6 +12,7 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import { DEFAULT_REPAIR } from '../../src/codec/repair-descriptor.ts';
 import { objectIdOf } from '../../src/core/ids.ts';
+import { parseSymbolRun } from '../../src/p2p/protocols.ts';
 import { nodeFsStorage, type Storage } from '../../src/runtime/index.ts';
 import { ObjectStore } from '../../src/storage/object-store.ts';
 import { SymbolStore } from '../../src/storage/symbol-store.ts';
@@ -77,4 +79,62 @@ test('symbols are served in the order asked, crc-checked, with reads bounded by 
   fs.truncateSync(path.join(dir, 'objects', objFile), 1024 * 5 + 10);
   const cut = await symbols.getSymbols('artifact', id, [0, 4, 5, 6, layout.source_symbols - 1, last - 1]);
   assert.deepEqual([...cut.keys()], [0, 4, last - 1]);
+});
+
+test('run frames: consecutive symbols read straight into one frame, split where one fails its crc', async () => {
+  for (const wrap of [false, true]) {
+    const dir = tmpDir();
+    // Wrapped: a Storage that ignores readRange's `into` hint (the frame is then filled by a copy).
+    const storage = wrap ? counting(nodeFsStorage(dir)).storage : nodeFsStorage(dir);
+    const objects = await ObjectStore.open(storage);
+    const params = { ...DEFAULT_REPAIR, symbol_size: 1024 };
+    const symbols = new SymbolStore(storage, objects, params);
+    const bytes = new Uint8Array(300 * 1024 + 100).map((_, i) => (i * 7919) % 251);
+    const id = objectIdOf('artifact', bytes);
+    await objects.putVerified('artifact', id, bytes);
+    await symbols.ensure('artifact', id, bytes);
+    const layout = await symbols.layout('artifact', id);
+    const S = layout.source_symbols;
+    /** Each frame as [first, count], and its symbols checked against getSymbols' answer. */
+    const runs = async (ranges: [number, number][]) => {
+      const frames = await symbols.getSymbolRuns('artifact', id, ranges);
+      const out: [number, number][] = [];
+      for (const f of frames) {
+        const r = parseSymbolRun(f, 1024);
+        const ids = Array.from({ length: r.count }, (_, i) => r.first + i);
+        const one = await symbols.getSymbols('artifact', id, ids);
+        ids.forEach((x, i) =>
+          assert.deepEqual(Buffer.from(r.data.subarray(i * 1024, (i + 1) * 1024)), Buffer.from(one.get(x)!)),
+        );
+        out.push([r.first, r.count]);
+      }
+      return out;
+    };
+    assert.deepEqual(await runs([[0, 10]]), [[0, 10]]);
+    // The last source symbol, zero-padded; a range across the source / repair boundary is two runs.
+    assert.deepEqual(await runs([[S - 2, S + 3]]), [
+      [S - 2, 2],
+      [S, 3],
+    ]);
+    // A damaged source symbol splits its run; the others still come.
+    const objFile = fs
+      .readdirSync(path.join(dir, 'objects'), { recursive: true })
+      .map(String)
+      .find((f) => f.endsWith(id))!;
+    const full = path.join(dir, 'objects', objFile);
+    const raw = fs.readFileSync(full);
+    raw[1024 * 4 + 7] ^= 0xff;
+    fs.writeFileSync(full, raw);
+    assert.deepEqual(await runs([[2, 9]]), [
+      [2, 2],
+      [5, 4],
+    ]);
+    // Cut short: only whole symbols before the cut.
+    fs.truncateSync(full, 1024 * 12 + 10);
+    assert.deepEqual(await runs([[10, 20]]), [[10, 2]]);
+    await assert.rejects(
+      symbols.getSymbolRuns('artifact', id, [[0, S + layout.repair_symbols + 1]]),
+      /outside/,
+    );
+  }
 });

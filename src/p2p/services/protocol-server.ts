@@ -146,7 +146,7 @@ async function headFrame(
 }
 
 async function serveSymbols(c: ProtocolServerComponents, req: Uint8Array): Promise<Uint8Array[]> {
-  const r = parseJsonFrame<{ object_id: string; kind: string; ranges: [number, number][] }>(
+  const r = parseJsonFrame<{ object_id: string; kind: string; ranges: [number, number][]; runs?: unknown }>(
     req,
     'symbols request',
   );
@@ -165,6 +165,13 @@ async function serveSymbols(c: ProtocolServerComponents, req: Uint8Array): Promi
     source_symbols: layout.source_symbols,
     repair_symbols: layout.repair_symbols,
   });
+  // A client that reads run frames gets consecutive symbols in one frame each (read straight into
+  // it); older clients get one frame per symbol, as before.
+  if (r.runs === true && ids.length) {
+    if (new Set(ids).size !== ids.length)
+      throw new FsmeshError('invalid_input', 'symbols request: ranges overlap');
+    return [header, ...(await c.symbols.getSymbolRuns('artifact', r.object_id, r.ranges))];
+  }
   const syms = ids.length ? await c.symbols.getSymbols('artifact', r.object_id, ids) : new Map();
   return [header, ...symbolFrames(syms)];
 }
