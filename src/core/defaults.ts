@@ -88,6 +88,13 @@ export const CLUSTER_DEFAULTS = {
   sync_retry_after_give_up_ms: 5_000,
   /** Replica sync retries back off linearly by this step (200, 400, ... ms). */
   sync_retry_step_ms: 200,
+  /**
+   * A fresh replica fetching its first generation answers the writer's pushes `busy` for at most
+   * this long after it started (§7.2 step 5: the commit stream follows activation). Bounded: a
+   * quorum write may need this replica, and a slow or failing fetch must not hold writes (found
+   * by the simulator: unbounded, writes stalled past its 15 s liveness bound).
+   */
+  bootstrap_push_defer_max_ms: 2_000,
   /** After this many failed syncs in a row, try capsule replay (§7.3 fallback). */
   sync_failures_before_replay: 2,
   /** Writer → replica pushes: attempts and capped exponential back-off. */

@@ -191,23 +191,7 @@ export class ClusterService implements NodeService {
     for (const mode of ['artifacts', 'commits'] as const)
       c.metrics.replication_mode.set({ mode }, mode === opts.replication ? 1 : 0);
     this.startRole();
-    serveProtocols({
-      ...c,
-      serveRate: serveRateLimitOf(opts.serve_rate_limit_bytes_per_s, c.clock),
-      routingState: () => ({
-        ...c.routingState(),
-        sync_progress: this.syncProgress,
-        replication: this.opts.replication,
-      }),
-      transport,
-      role: () => opts.role,
-      trustedWriter: () => membership.trusted,
-      currentRecord: () => this.writer?.currentRecord() ?? membership.latest,
-      handover: () => failover.current,
-      promise: () => (failover.promisedEpoch > 0 ? failover.promise : null),
-      acceptPrepare: (t) => failover.acceptTicket(t),
-      replicate: (append, from) => failover.replicate(append, from),
-    });
+    this.serve(transport, membership, failover);
     this.subscribe(transport, membership);
     await transport.start();
     await this.keeper.start();
@@ -376,6 +360,29 @@ export class ClusterService implements NodeService {
       this.stopping = this.net?.stop() ?? Promise.resolve();
     }
     return this.stopping;
+  }
+
+  /** The protocols this node answers (protocol-server), wired to its live state. */
+  private serve(transport: Transport, membership: Membership, failover: Failover): void {
+    const { c, opts } = this;
+    serveProtocols({
+      ...c,
+      serveRate: serveRateLimitOf(opts.serve_rate_limit_bytes_per_s, c.clock),
+      routingState: () => ({
+        ...c.routingState(),
+        sync_progress: this.syncProgress,
+        replication: this.opts.replication,
+      }),
+      transport,
+      role: () => opts.role,
+      trustedWriter: () => membership.trusted,
+      currentRecord: () => this.writer?.currentRecord() ?? membership.latest,
+      handover: () => failover.current,
+      promise: () => (failover.promisedEpoch > 0 ? failover.promise : null),
+      acceptPrepare: (t) => failover.acceptTicket(t),
+      replicate: (append, from) => failover.replicate(append, from),
+      deferReplication: () => this.replica?.defersPushes() ?? false,
+    });
   }
 
   /** Periodic anti-entropy: writers re-announce, replicas poll heads (gossip is not persistent). */

@@ -84,6 +84,13 @@ test('3 nodes: replicas activate the same manifest and answer identically; node 
       'rehydrated replica healthy',
     );
     assert.deepEqual((await http('GET', `${c.replicas[1].url}${q}`)).json.hits, answers[0].hits);
+    // Its capsule log follows the flip (§7.2 step 5: the commit stream begins once the generation
+    // is active; pushes during the fetch were deferred) and reaches the writer's head.
+    await waitFor(
+      async () => ((await status(c.replicas[1])).commit_seq_high === last ? true : null),
+      10_000,
+      'rehydrated replica log caught up with the writer',
+    );
 
     // Corruption (§8.1): flip bytes in an artifact on a replica and remove its local symbols,
     // so local repair is impossible; after a restart the replica repairs from peers and answers correctly.

@@ -44,6 +44,8 @@ export type ProtocolServerComponents = Pick<
   acceptPrepare(ticket: unknown): Promise<void>;
   /** Run a replicated append (refused after a promise, never interleaved with one). */
   replicate<T>(append: () => Promise<T>, from: string): Promise<T>;
+  /** True while this replica fetches its first generation: pushed commits wait until it is active. */
+  deferReplication?(): boolean;
 };
 
 export function serveProtocols(c: ProtocolServerComponents): void {
@@ -104,6 +106,13 @@ export function serveProtocols(c: ProtocolServerComponents): void {
       throw new FsmeshError('conflict', `replicate refused: ${from} is not the trusted writer`);
     }
     if (req.length <= MARKER_BYTES) throw new FsmeshError('invalid_input', 'replicate: frame too short');
+    // §7.2: the commit stream begins once the first generation is active (step 5). The writer
+    // retries with back-off; the replica also pulls as soon as it activates (replica-sync).
+    if (c.deferReplication?.())
+      throw new FsmeshError(
+        'busy',
+        'replicate deferred: this replica is fetching its first generation; the commit stream starts once it is active',
+      );
     const marker = decodeMarker(req.subarray(0, MARKER_BYTES));
     return c.replicate(async () => {
       const head = c.log.commitSeqHigh;

@@ -141,13 +141,26 @@ export class ReplicaSync {
   }
 
   /**
-   * A first generation is being fetched as artifacts: the log catch-up waits for the next round
-   * after it. Pulled beside the fetch, the writer's whole log went through the same upload (a capped
-   * writer's link carried 16 MB more than the other holders') and its validation through the same
-   * CPU; the generation is what lets the replica answer.
+   * A first generation is being fetched as artifacts: the log catch-up (pulled, and for a while
+   * pushed: defersPushes) waits until it is active (§7.2 step 5). Beside the fetch,
+   * the writer's whole log went through the same upload (a capped writer's link carried 16 MB more
+   * than the other holders') and its decryption and validation through the same two cores (15-25 %
+   * of a 50k-document bootstrap); the generation is what lets the replica answer.
    */
   private bootstrapping(): boolean {
     return this.syncing && !this.c.generations.active && this.opts.replication !== 'commits';
+  }
+
+  /**
+   * The writer's pushes wait too, but only while a fresh node fetches its first generation and
+   * for at most bootstrap_push_defer_max_ms after it started: a quorum write may need this replica.
+   */
+  defersPushes(): boolean {
+    return (
+      this.bootstrapping() &&
+      this.bootstrapStartMs !== null &&
+      this.c.clock.monotonicMs() - this.bootstrapStartMs < CLUSTER_DEFAULTS.bootstrap_push_defer_max_ms
+    );
   }
 
   private lastRetryKickMs = 0;
@@ -312,6 +325,9 @@ export class ReplicaSync {
           c.metrics.snapshot_bootstrap_ms.observe(c.clock.monotonicMs() - this.bootstrapStartMs);
           this.bootstrapStartMs = null;
           c.health.send({ type: 'BOOTSTRAPPED' });
+          // The commit stream starts now (§7.2 step 5): ask the writer's head and pull at once
+          // rather than at the next anti-entropy round.
+          void this.pollHeads().catch(() => {});
           this.opts.onProgress?.({
             phase: 'done',
             objects_done: fetched.fetched_objects,
