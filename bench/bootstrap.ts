@@ -200,14 +200,20 @@ try {
   const rawPort = await new Promise<number>((resolve) =>
     rawServer.stdout!.once('data', (d) => resolve(Number(String(d).trim()))),
   );
-  const rawMs = await new Promise<number>((resolve) => {
-    const t0 = nowMs();
-    let got = 0;
-    net
-      .connect(rawPort, '127.0.0.1')
-      .on('data', (d) => (got += d.length))
-      .on('end', () => resolve(nowMs() - t0));
-  });
+  // Best of three transfers: one transfer of ~90 MB measured 326-1,200 MB/s across runs on this
+  // machine, and the fastest is the baseline that is hardest to come near.
+  const rawRuns: number[] = [];
+  for (let i = 0; i < 3; i++)
+    rawRuns.push(
+      await new Promise<number>((resolve) => {
+        const t0 = nowMs();
+        net
+          .connect(rawPort, '127.0.0.1')
+          .on('data', () => {})
+          .on('end', () => resolve(nowMs() - t0));
+      }),
+    );
+  const rawMs = Math.min(...rawRuns);
   const rawMbps = totalBytes / 1e6 / (rawMs / 1000);
   const wire = await wirePath(totalBytes);
   // 4. Commit latency: quorum (writer + 2 replicas) versus local. Quorum by count needs a cluster
@@ -305,6 +311,7 @@ try {
     corpus_docs: docs.length,
     generation_bytes: totalBytes,
     raw_tcp_mb_per_s: round(rawMbps, 1),
+    raw_tcp_runs_mb_per_s: rawRuns.map((ms) => round(totalBytes / 1e6 / (ms / 1000), 1)),
     // The wire path alone (no disk, no verify, no activation): the same bytes as 1 MiB symbol
     // answers between two processes, over the bulk lane and over libp2p streams.
     wire: {

@@ -380,7 +380,11 @@ export class ClusterService implements NodeService {
       handover: () => failover.current,
       promise: () => (failover.promisedEpoch > 0 ? failover.promise : null),
       acceptPrepare: (t) => failover.acceptTicket(t),
-      replicate: (append, from) => failover.replicate(append, from),
+      // Appends follow the trusted writer: its pin is on disk first (membership.pinDurable).
+      replicate: async (append, from) => {
+        await membership.pinDurable();
+        return failover.replicate(append, from);
+      },
       deferReplication: () => this.replica?.defersPushes() ?? false,
     });
   }

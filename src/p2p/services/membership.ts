@@ -66,13 +66,26 @@ export class Membership {
   async pinWriter(writer: string): Promise<boolean> {
     if (this.trusted) return this.trusted === writer;
     if (!(this.opts.seed_peer_ids ?? []).includes(writer)) return false;
+    // Trusted in memory at once (a caller may start fetching); durable once the write is done.
     this.trusted = writer;
-    await writeFileAtomic(
+    this.pinWrite = writeFileAtomic(
       this.c.storage,
       DATA_DIR.trusted_writer_file,
       new TextEncoder().encode(`${writer}\n`),
     );
+    await this.pinWrite;
     return true;
+  }
+
+  /** The pin's write to disk (fsync: up to ~200 ms beside other writers on this machine's disk). */
+  private pinWrite: Promise<void> = Promise.resolve();
+
+  /**
+   * Resolves once the pinned writer is on disk. Anything durable that follows from trusting it (an
+   * activation, a log append) waits for this; fetching does not.
+   */
+  pinDurable(): Promise<void> {
+    return this.pinWrite;
   }
 
   /** Gossip validator: structure, size, trusted writer signature. Divergence is checked on admit. */

@@ -124,11 +124,15 @@ export class ReplicaSync {
         }>(f, 'head response');
         // The answer is attributed to `p`, the authenticated peer: it may say it is the writer
         // only about itself, and only a seed's identity is pinned on first use.
-        if (!membership.trusted && h.writer === p) await membership.pinWriter(p);
+        // Trust on first use starts now; its write to disk goes on beside the record's sync (whose
+        // activation waits for it) instead of before it: ~200 ms of a bootstrap here.
+        const pinning = !membership.trusted && h.writer === p ? membership.pinWriter(p) : null;
+        pinning?.catch(() => {}); // awaited below
         this.exchangePeers(h.peers);
         this.c.observePeer(p, h as unknown as Record<string, unknown>);
         if (p === membership.trusted) this.writerHasNoGeneration = !h.record;
         if (h.record) await this.onRecord(encodeSignedRecord(h.record), p);
+        if (pinning) await pinning;
         if (h.record && h.record.record.writer === membership.trusted && p === membership.trusted) {
           membership.noteWriterHead(h.commit_seq_high);
           this.retryAfterGivingUp();
@@ -228,10 +232,13 @@ export class ReplicaSync {
           const failures = this.retry.failures() + 1;
           if (
             failures >= CLUSTER_DEFAULTS.sync_failures_before_replay &&
-            (await replayTo(this.replay, target).then(
-              () => true,
-              () => false,
-            ))
+            (await this.c.membership
+              .pinDurable()
+              .then(() => replayTo(this.replay, target))
+              .then(
+                () => true,
+                () => false,
+              ))
           ) {
             this.retry.send({ type: 'SUCCEEDED' });
             continue;
@@ -308,6 +315,7 @@ export class ReplicaSync {
         const descriptors = new Map(manifest.repair.descriptors.map((d) => [d.object_id, d]));
         const { hashed_ids, ...fetched } = await this.fetchMissing(ids, descriptors, tr);
         // 3. Verify, warm, flip: the gate, through the lifecycle machine.
+        await c.membership.pinDurable(); // the writer this generation is trusted for is on disk
         await c.gate.activate({
           manifest_id: rec.artifact_manifest_id,
           source: 'peer_sync',
