@@ -18,7 +18,7 @@ import {
   skylineTopK,
 } from '../../src/search/lexical/pruned-top-k.ts';
 import { Segment, SegmentBuilder, type TermEntry } from '../../src/search/lexical/segment.ts';
-import { POSTINGS_BLOCK, SKYLINE_K } from '../../src/search/lexical/segment-format.ts';
+import { POSTINGS_BLOCK, SEGMENT_VERSION, SKYLINE_K } from '../../src/search/lexical/segment-format.ts';
 import { tokenize } from '../../src/search/text.ts';
 import { TopK } from '../../src/search/topk.ts';
 import { openEngine, tmpDir } from '../helpers/tmp.ts';
@@ -210,7 +210,7 @@ for (const [scheme, idOf] of ID_SCHEMES.entries())
   });
 
 function skylineChecks(s: Segment): void {
-  assert.equal(s.version, 3);
+  assert.equal(s.version, SEGMENT_VERSION);
   assert.equal(s.skyline_k, SKYLINE_K);
   const long = [...s.terms.entries()].filter(([, e]) => e.df > POSTINGS_BLOCK);
   assert.ok(long.length > 20, `terms with block tables: ${long.length}`);
@@ -309,6 +309,30 @@ test('version-2 segments (block tables without skylines) still open and search t
   for (const q of queries(43, 100)) {
     const toks = [...new Set(tokenize(q))].filter((t) => s3.terms.has(t));
     assert.deepEqual(topOf(s2, toks), topOf(s3, toks), q);
+  }
+});
+
+test('version-3 segments (no stored restart points) still open and search the same', () => {
+  const b = new SegmentBuilder();
+  for (const d of corpus(47, 1500, 'r')) b.add(d);
+  const s4 = Segment.open('v4', b.finish());
+  const s3 = Segment.open(
+    'v3',
+    rewriteDictionary(
+      s4,
+      s4.bytes.subarray(0, 8),
+      versionParts(s4, () => null),
+      3,
+    ),
+  );
+  assert.equal(s4.version, 4);
+  assert.equal(s3.version, 3);
+  assert.equal(s3.skyline_k, s4.skyline_k);
+  assert.deepEqual([...s3.terms.keys()], [...s4.terms.keys()]);
+  for (const [t, e] of s4.terms) assert.equal(s3.terms.get(t)?.df, e.df, t);
+  for (const q of queries(49, 100)) {
+    const toks = [...new Set(tokenize(q))].filter((t) => s4.terms.has(t));
+    assert.deepEqual(topOf(s3, toks), topOf(s4, toks), q);
   }
 });
 

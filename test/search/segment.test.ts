@@ -116,7 +116,7 @@ test('the lazy term dictionary finds every term and only those, across restart p
     if (!all.some(([x]) => x === t)) assert.equal(seg.terms.get(t), undefined, JSON.stringify(t));
 });
 
-test('a dictionary whose terms are out of order is corrupt (named by object id), found at open', () => {
+test('a dictionary whose terms are out of order is corrupt (named by object id), found when its block is read', () => {
   const b = new SegmentBuilder();
   b.add({ doc_id: 'd1', text: 'apple banana cherry' });
   const bytes = b.finish();
@@ -126,13 +126,57 @@ test('a dictionary whose terms are out of order is corrupt (named by object id),
   const a = at('apple');
   const bn = at('banana');
   assert.ok(a > 0 && bn > a);
-  body[a] = 0x63; // "cpple": now after "banana"
+  body[a] = 0x63; // "cpple": now after "banana" (its restart point, stored apart, still says "apple")
   const out = new Uint8Array(bytes.length);
   out.set(body);
   new DataView(out.buffer).setUint32(body.length, crc32(body), true);
+  const named = (e: Error & { details?: { object_id?: string } }) =>
+    /restart term differs|terms out of order/.test(e.message) && e.details?.object_id === 'seg-x';
+  // Version 4 opens from its restart points; the block is checked whole before its first use.
+  const seg = Segment.open('seg-x', out);
+  assert.throws(() => seg.terms.get('banana'), named);
+  assert.throws(() => [...seg.terms.entries()], named);
+});
+
+test('version 4 restart points: damage is found at open, or when the block it misplaces is read', () => {
+  const b = new SegmentBuilder();
+  const words = Array.from({ length: 200 }, (_, i) => `w${String(i).padStart(3, '0')}`);
+  b.add({ doc_id: 'd1', text: words.join(' ') });
+  b.add({ doc_id: 'd2', text: words.slice(0, 50).join(' ') });
+  const good = b.finish();
+  assert.equal(Segment.open('ok', good).version, 4);
+  // The restart points sit right before the postings: the last restart term is "w192".
+  const damaged = (edit: (body: Uint8Array) => void) => {
+    const body = good.slice(0, good.length - 4);
+    edit(body);
+    const out = new Uint8Array(good.length);
+    out.set(body);
+    new DataView(out.buffer).setUint32(body.length, crc32(body), true);
+    return out;
+  };
+  const lastRestart = Buffer.from(good).lastIndexOf(Buffer.from('w192'));
+  // Restart terms out of order ("w192" -> "w002", below the one before it): at open.
   assert.throws(
-    () => Segment.open('seg-x', out),
-    (e: Error & { details?: { object_id?: string } }) =>
-      /terms out of order/.test(e.message) && e.details?.object_id === 'seg-x',
+    () =>
+      Segment.open(
+        's1',
+        damaged((x) => x.set(Buffer.from('w002'), lastRestart)),
+      ),
+    /terms out of order/,
   );
+  // A restart term that still sorts but names another entry ("w192" -> "w193"): at its lookup.
+  const s2 = Segment.open(
+    's2',
+    damaged((x) => x.set(Buffer.from('w193'), lastRestart)),
+  );
+  assert.equal(s2.terms.get('w010')?.df, 2, 'other blocks still answer');
+  assert.throws(() => s2.terms.get('w195'), /restart term differs/);
+  // A data offset moved (the varint before the term's length): the block no longer fits.
+  const s3 = damaged((x) => {
+    x[lastRestart - 2] ^= 0x01;
+  });
+  assert.throws(() => {
+    const seg = Segment.open('s3', s3);
+    for (const _ of seg.terms.entries());
+  }, /corrupt|restart|postings|order|does not end/);
 });

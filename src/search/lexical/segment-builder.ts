@@ -13,6 +13,7 @@ import {
   type IndexedDoc,
   MAX_IMPACTS_PER_BLOCK,
   POSTINGS_BLOCK,
+  RESTART_TERMS,
   SEGMENT_MAGIC,
   SEGMENT_VERSION,
   type SegmentDocInput,
@@ -139,6 +140,10 @@ export class SegmentBuilder {
     w.u32(order.length);
     w.u32(IMPACT_TITLE_BOOST);
     w.u32(SKYLINE_K);
+    // Version 4: the dictionary's restart points follow it; their sizes are in the header.
+    const { dict, restarts } = this.dictionary(order, inv.start, postings.lengths);
+    w.u32(dict.length);
+    w.u32(restarts.length);
     for (const { key } of sorted) {
       w.varint(key.length);
       w.bytes(key);
@@ -147,24 +152,45 @@ export class SegmentBuilder {
       w.varint(d.title_len);
       w.varint(d.text_len);
     }
-    let prev = new Uint8Array(0);
-    order.forEach((id, k) => {
-      const b = utf8.encode(this.names[id]);
-      let shared = 0;
-      while (shared < prev.length && shared < b.length && prev[shared] === b[shared]) shared++;
-      w.varint(shared);
-      w.varint(b.length - shared);
-      w.bytes(b.subarray(shared));
-      w.varint(inv.start[id + 1] - inv.start[id]);
-      w.varint(postings.lengths[k]);
-      prev = b;
-    });
+    w.bytes(dict);
+    w.bytes(restarts);
     const head = w.finish();
     const out = new Uint8Array(head.length + postings.bytes.length + 4);
     out.set(head);
     out.set(postings.bytes, head.length);
     new DataView(out.buffer).setUint32(out.length - 4, crc32(out.subarray(0, out.length - 4)), true);
     return out;
+  }
+
+  /**
+   * The term dictionary (prefix-compressed entries in term order) and its restart points: for
+   * every RESTART_TERMS-th term, where its entry starts in the dictionary, where its data starts
+   * in the postings, and the term itself (docs/formats.md).
+   */
+  private dictionary(order: number[], start: Int32Array, lengths: ArrayLike<number>) {
+    const d = new ByteWriter(1 << 16);
+    const rs = new ByteWriter(1 << 12);
+    let prev = new Uint8Array(0);
+    let data = 0;
+    order.forEach((id, k) => {
+      const b = utf8.encode(this.names[id]);
+      if (k % RESTART_TERMS === 0) {
+        rs.varint(d.length);
+        rs.varint(data);
+        rs.varint(b.length);
+        rs.bytes(b);
+      }
+      let shared = 0;
+      while (shared < prev.length && shared < b.length && prev[shared] === b[shared]) shared++;
+      d.varint(shared);
+      d.varint(b.length - shared);
+      d.bytes(b.subarray(shared));
+      d.varint(start[id + 1] - start[id]);
+      d.varint(lengths[k]);
+      data += lengths[k];
+      prev = b;
+    });
+    return { dict: d.finish(), restarts: rs.finish() };
   }
 
   /**

@@ -5,14 +5,22 @@
  * byte length and "impacts" (the (tf, length) pairs no other posting of the block beats), so a
  * query can skip blocks that cannot reach its top k (block-max pruning). Version 3 ends each block
  * table with the term's skyline: the postings fewer than SKYLINE_K others beat, which hold a
- * one-term query's top k for any k ≤ SKYLINE_K, BM25 parameters and average length. The postings
- * bytes themselves are the same in every version.
+ * one-term query's top k for any k ≤ SKYLINE_K, BM25 parameters and average length. Version 4
+ * stores the term dictionary's restart points (every RESTART_TERMS-th term, where its entry and
+ * its data start) after the dictionary, so opening a segment no longer walks every term (35 ms of
+ * a cold CLI search over two 25k-document segments). The postings bytes are the same in every
+ * version.
  */
 import { utf8 } from '../../core/bytes.ts';
 
 export const SEGMENT_MAGIC = utf8.encode('FSLXSEG1');
-/** The version written; versions 1 (no block tables) and 2 (no skylines) are still read. */
-export const SEGMENT_VERSION = 3;
+/**
+ * The version written; versions 1 (no block tables), 2 (no skylines) and 3 (no stored restart
+ * points) are still read.
+ */
+export const SEGMENT_VERSION = 4;
+/** Terms per restart point of the dictionary: a lookup decodes at most this many entries. */
+export const RESTART_TERMS = 16;
 /** Postings per block; terms with at most this many postings have no block table. */
 export const POSTINGS_BLOCK = 128;
 /**

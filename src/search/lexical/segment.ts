@@ -1,12 +1,15 @@
 /**
  * Lexical segment reader (Tantivy-style, replaces the missing binding; DESIGN.md §5): one immutable
  * file per build, written by segment-builder.ts. Byte layout (docs/formats.md §segment):
- *   magic "FSLXSEG1" | u32 version (1, 2 or 3) | u32 doc_count | u32 term_count
- *     | u32 impact_title_boost (version 2 and 3; 0 in version 1) | u32 skyline_k (version 3)
+ *   magic "FSLXSEG1" | u32 version (1 to 4) | u32 doc_count | u32 term_count
+ *     | u32 impact_title_boost (version ≥ 2; 0 in version 1) | u32 skyline_k (version ≥ 3)
+ *     | u32 dict_bytes | u32 restart_bytes (version 4)
  *   doc table:     doc_count × (varint byte_len, UTF-8 doc_id)        -- docnum = row index
  *   field lengths: doc_count × (varint title_len, varint text_len)    -- in tokens
  *   term dict:     term_count × (varint shared_prefix, varint suffix_len, suffix bytes,
  *                                varint df, varint postings_bytes)   -- terms in UTF-8 byte order
+ *   restart points (version 4): ⌈term_count / 16⌉ × (varint entry_offset in the dictionary,
+ *                  varint data_offset in the postings, varint term_len, term bytes)
  *   postings:      per term: [version ≥ 2, df > 128: varint table_bytes, block table
  *                  (version 3: ending with the term's skyline)]
  *                  then per doc: varint docnum_delta, then version ≥ 2: varint (tf_text·2 + title
@@ -118,12 +121,14 @@ export class Segment {
     if (!bytesEqual(r.bytes(8), SEGMENT_MAGIC))
       throw new FsmeshError('corrupt_data', `${what}: bad magic`, { object_id: objectId });
     const version = r.u32();
-    if (version !== 1 && version !== 2 && version !== 3)
+    if (version < 1 || version > 4)
       throw new FsmeshError('unsupported_version', `${what}: unsupported version ${version}`);
     const docCount = r.u32();
     const termCount = r.u32();
     const impactTitleBoost = version >= 2 ? r.u32() : (r.u32(), 0);
     const skylineK = version >= 3 ? r.u32() : 0;
+    const dictBytes = version >= 4 ? r.u32() : -1;
+    const restartBytes = version >= 4 ? r.u32() : -1;
     if (version >= 3 && (skylineK < 1 || skylineK > MAX_SKYLINE_K))
       throw new FsmeshError('corrupt_data', `${what}: skyline_k ${skylineK} outside 1..${MAX_SKYLINE_K}`, {
         object_id: objectId,
@@ -136,7 +141,10 @@ export class Segment {
       titleLen[i] = r.varint();
       textLen[i] = r.varint();
     }
-    const terms = new TermDictionary(body, r.pos, termCount, version, objectId);
+    const terms =
+      version >= 4
+        ? TermDictionary.fromRestarts(body, r.pos, dictBytes, restartBytes, termCount, version, objectId)
+        : TermDictionary.walk(body, r.pos, termCount, version, objectId);
     return new Segment(
       objectId,
       bytes,
