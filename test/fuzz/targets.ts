@@ -123,7 +123,7 @@ async function buildSeeds() {
   const out = {
     manifest: await e.objects.get('manifest', built!.ref.artifact_manifest_id),
     segment: await read(seg),
-    // A version-2 segment with block tables: 300 documents sharing terms (df > 128), some titles.
+    // A segment with block tables: 300 documents sharing terms (df > 128), some titles.
     segment_v2: (() => {
       const b = new SegmentBuilder();
       for (let i = 0; i < 300; i++)
@@ -339,7 +339,7 @@ export async function fuzzTargets(): Promise<FuzzTarget[]> {
     { name: 'disk: lexical segment', arb: mutated([s.segment]), run: (b) => void Segment.open('s', b) },
     {
       // Past the checksum (recomputed after mutating): block tables and postings of every term.
-      name: 'disk: lexical segment v2 internals',
+      name: 'disk: lexical segment internals (the version written)',
       arb: mutated([s.segment_v2]),
       run: (b) => {
         const fixed = new Uint8Array(Math.max(b.length, 4));
