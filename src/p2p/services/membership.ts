@@ -68,12 +68,19 @@ export class Membership {
     if (!(this.opts.seed_peer_ids ?? []).includes(writer)) return false;
     // Trusted in memory at once (a caller may start fetching); durable once the write is done.
     this.trusted = writer;
-    this.pinWrite = writeFileAtomic(
+    const write = writeFileAtomic(
       this.c.storage,
       DATA_DIR.trusted_writer_file,
       new TextEncoder().encode(`${writer}\n`),
     );
-    await this.pinWrite;
+    this.pinWrite = write;
+    try {
+      await write;
+    } catch (err) {
+      // Those waiting on this write fail (and retry); later ones are not held by it for good.
+      if (this.pinWrite === write) this.pinWrite = Promise.resolve();
+      throw err;
+    }
     return true;
   }
 
