@@ -12,7 +12,6 @@
  */
 import { decodeBlock } from '../codec/raptorq.ts';
 import type { SymbolLayout } from '../codec/symbols.ts';
-import { concatBytes } from '../core/bytes.ts';
 import { invariant } from '../core/errors.ts';
 import { type ObjectId, type ObjectIdHasher, objectIdHasher } from '../core/ids.ts';
 import { isNotFound, type Storage, type WriteHandle } from '../runtime/index.ts';
@@ -82,19 +81,6 @@ export class ObjectAssembly {
     return this.sourceCount;
   }
 
-  /** Keep single symbols (see putRuns); consecutive ids are joined into one run (one write). */
-  putMany(symbols: [number, Uint8Array][]): Promise<void> {
-    const sorted = [...symbols].sort((x, y) => x[0] - y[0]);
-    const runs: SymbolRun[] = [];
-    for (let i = 0; i < sorted.length; ) {
-      let j = i + 1;
-      while (j < sorted.length && sorted[j][0] === sorted[j - 1][0] + 1) j++;
-      runs.push({ first: sorted[i][0], data: concatBytes(sorted.slice(i, j).map((x) => x[1])) });
-      i = j;
-    }
-    return this.putRuns(runs);
-  }
-
   /**
    * Keep runs of consecutive symbols (already checked to be ones the caller asked for, whole
    * symbols). Source symbols not held yet are written at their offsets straight from the run, one
@@ -110,7 +96,8 @@ export class ObjectAssembly {
         const id = r.first + i;
         if (this.has(id)) i++;
         else if (id >= layout.source_symbols) {
-          this.repair.set(id, r.data.slice(i * size, (i + 1) * size));
+          // A copy (also when `data` is a Buffer, whose slice is a view): not the whole frame kept.
+          this.repair.set(id, new Uint8Array(r.data.subarray(i * size, (i + 1) * size)));
           i++;
         } else {
           // Marked before the write: a duplicate arriving meanwhile is not written twice.
@@ -133,7 +120,8 @@ export class ObjectAssembly {
   /** Hash `run` (bytes at `offset`) now if it extends the hashed prefix, else keep it for later. */
   private feedHash(offset: number, run: Uint8Array): void {
     if (offset > this.hashedUpTo) {
-      // Past the bound, the run is left to finish's read-back (and so is everything after it).
+      // Past the bound the run is not kept: the prefix stops before it, and finish reads the rest
+      // of the file back.
       if (this.aheadBytes + run.length <= AHEAD_MAX_BYTES) {
         this.ahead.set(offset, run);
         this.aheadBytes += run.length;

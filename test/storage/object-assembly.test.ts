@@ -12,9 +12,23 @@ import { DEFAULT_REPAIR } from '../../src/codec/repair-descriptor.ts';
 import { encodeRepairSymbols, layoutFor, sourceSymbol } from '../../src/codec/symbols.ts';
 import { objectIdOf } from '../../src/core/ids.ts';
 import { nodeFsStorage, seededRandom } from '../../src/runtime/index.ts';
+import type { ObjectAssembly, SymbolRun } from '../../src/storage/object-assembly.ts';
 import { ObjectStore } from '../../src/storage/object-store.ts';
 import { SymbolStore } from '../../src/storage/symbol-store.ts';
 import { tmpDir } from '../helpers/tmp.ts';
+
+/** Single symbols as runs: consecutive ids joined into one run (what a peer's run frame carries). */
+function putSymbols(a: ObjectAssembly, symbols: [number, Uint8Array][]): Promise<void> {
+  const sorted = [...symbols].sort((x, y) => x[0] - y[0]);
+  const runs: SymbolRun[] = [];
+  for (let i = 0; i < sorted.length; ) {
+    let j = i + 1;
+    while (j < sorted.length && sorted[j][0] === sorted[j - 1][0] + 1) j++;
+    runs.push({ first: sorted[i][0], data: Buffer.concat(sorted.slice(i, j).map((x) => x[1])) });
+    i = j;
+  }
+  return a.putRuns(runs);
+}
 
 async function setup() {
   const dir = tmpDir();
@@ -40,11 +54,14 @@ test('sources in any order plus repairs for the gaps assemble the object, verifi
   const batch = ids
     .filter((i) => !missing.has(i))
     .map((i) => [i, sourceSymbol(bytes, layout, i)] as [number, Uint8Array]);
-  for (let k = 0; k < batch.length; k += 37) await a.putMany(batch.slice(k, k + 50));
+  for (let k = 0; k < batch.length; k += 37) await putSymbols(a, batch.slice(k, k + 50));
   assert.equal(a.source_received, layout.source_symbols - 2);
   assert.equal(await a.finish(), false, 'two sources short and no repair symbol yet');
   const b1 = layout.blocks[1];
-  await a.putMany([b1.repair_start, b1.repair_start + 1].map((r) => [r, repair.get(r)!]));
+  await putSymbols(
+    a,
+    [b1.repair_start, b1.repair_start + 1].map((r) => [r, repair.get(r)!]),
+  );
   assert.equal(await symbols.completeAssembly(a), true);
   assert.deepEqual(Buffer.from(await objects.get('artifact', id)), Buffer.from(bytes));
   assert.deepEqual(fs.readdirSync(path.join(dir, 'objects', 'tmp')), []);
@@ -58,12 +75,12 @@ test('wrong bytes are refused and removed; an abandoned assembly leaves nothing 
     if (i === 5) s[0] ^= 1; // a peer lied about one symbol
     return [i, s] as [number, Uint8Array];
   });
-  await a.putMany(all);
+  await putSymbols(a, all);
   await assert.rejects(a.finish(), /assembled bytes hash to/);
   assert.equal(await objects.has('artifact', id), false);
   await a.abandon();
   const b = await symbols.assemble(id, layout);
-  await b.putMany(all.slice(0, 10));
+  await putSymbols(b, all.slice(0, 10));
   await b.abandon();
   assert.deepEqual(fs.readdirSync(path.join(dir, 'objects', 'tmp')), []);
 });
@@ -100,7 +117,7 @@ async function deliver(
       if (i === lie) sym[7] ^= 0x40;
       batch.push([i, sym]);
     }
-    await a.putMany(batch);
+    await putSymbols(a, batch);
   }
   return a;
 }
