@@ -394,7 +394,7 @@ export class ClusterService implements NodeService {
     if (this.stopped || round !== this.rounds) return;
     const run = this.writer
       ? this.writerRound(this.writer)
-      : (this.replica?.pollHeads() ?? Promise.resolve());
+      : (this.replica?.pollHeads(true) ?? Promise.resolve());
     void run
       .catch(() => {})
       .finally(() => {
