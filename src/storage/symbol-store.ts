@@ -340,39 +340,26 @@ export class SymbolStore {
       if (seen.has(s)) throw new FsmeshError('invalid_input', `symbol id ${s} requested twice for ${id}`);
       seen.add(s);
     }
-    const out = new Map<number, Uint8Array>();
+    // Read as run frames, one per stretch of consecutive ids (the same read and crc check as a
+    // run-frame answer: a damaged or unavailable symbol is left out), then handed out per symbol.
+    const sorted = [...symbolIds].sort((a, b) => a - b);
     const size = layout.symbol_size;
-    const srcIds = symbolIds.filter((x) => x < layout.source_symbols);
-    const repIds = symbolIds.filter((x) => x >= layout.source_symbols).map((x) => x - layout.source_symbols);
-    // Source symbols are the object's own bytes, read straight from its file: no stat per request
-    // (a bootstrap asks ~90 times per 90 MB). A short or damaged file yields zero-padded or wrong
-    // symbols, and the crc check below leaves each of them out.
-    let src = new Map<number, Uint8Array>();
-    try {
-      if (srcIds.length) src = await this.readRuns(objectPath(kind, id), 0, layout.length, size, srcIds);
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
+    const got = new Map<number, Uint8Array>();
+    for (let i = 0; i < sorted.length; ) {
+      let j = i + 1;
+      while (j < sorted.length && sorted[j] === sorted[j - 1] + 1) j++;
+      for (const f of await this.getSymbolRuns(kind, id, [[sorted[i], sorted[j - 1] + 1]])) {
+        const first = new DataView(f.buffer, f.byteOffset, 4).getUint32(0, true);
+        for (let k = 0; 4 + k * size < f.length; k++)
+          got.set(first + k, f.subarray(4 + k * size, 4 + (k + 1) * size));
+      }
+      i = j;
     }
-    let rep = new Map<number, Uint8Array>();
-    try {
-      if (repIds.length)
-        rep = await this.readRuns(
-          symbolPath(kind, id),
-          h.data_offset,
-          h.data_offset + layout.repair_symbols * size,
-          size,
-          repIds,
-        );
-    } catch (err) {
-      this.headers.delete(`${kind}/${id}`);
-      if (!isNotFound(err)) throw err;
-    }
-    // In the order asked; every symbol is checked against its own crc, a damaged one left out.
+    // In the order asked.
+    const out = new Map<number, Uint8Array>();
     for (const x of symbolIds) {
-      const isSrc = x < layout.source_symbols;
-      const i = isSrc ? x : x - layout.source_symbols;
-      const sym = (isSrc ? src : rep).get(i);
-      if (sym && crc32(sym) === (isSrc ? h.source_crcs : h.repair_crcs)[i]) out.set(x, sym);
+      const sym = got.get(x);
+      if (sym) out.set(x, sym);
     }
     return out;
   }
@@ -431,61 +418,25 @@ export class SymbolStore {
       throw err;
     }
     // Runs of symbols that pass their crc; one failing splits the frame (each part copied once).
-    const good = (i: number) =>
-      crc32(frame.subarray(4 + i * size, 4 + (i + 1) * size)) === crcs[from - base + i];
+    const n = to - from;
+    const good = new Uint8Array(n);
+    for (let k = 0; k < n; k++)
+      good[k] = crc32(frame.subarray(4 + k * size, 4 + (k + 1) * size)) === crcs[from - base + k] ? 1 : 0;
     let i = 0;
-    while (i < to - from) {
-      if (!good(i)) {
+    while (i < n) {
+      if (!good[i]) {
         i++;
         continue;
       }
       let j = i + 1;
-      while (j < to - from && good(j)) j++;
-      const whole = i === 0 && j === to - from;
+      while (j < n && good[j]) j++;
+      const whole = i === 0 && j === n;
       const f = whole ? frame : new Uint8Array(4 + (j - i) * size);
       if (!whole) f.set(frame.subarray(4 + i * size, 4 + j * size), 4);
       new DataView(f.buffer, f.byteOffset, 4).setUint32(0, from + i, true);
       out.push(f);
       i = j;
     }
-  }
-
-  /**
-   * Read the symbols at `indices` of a file region [start, end): one read per run of nearby
-   * indices (gaps of at most 8 symbols), so a request for scattered ids never reads more than a
-   * few symbols beyond what it asked for. A symbol cut short by the region's end is zero-padded.
-   */
-  private async readRuns(
-    path: string,
-    start: number,
-    end: number,
-    size: number,
-    indices: number[],
-  ): Promise<Map<number, Uint8Array>> {
-    const sorted = [...indices].sort((a, b) => a - b);
-    const out = new Map<number, Uint8Array>();
-    for (let i = 0; i < sorted.length; ) {
-      let j = i;
-      while (j + 1 < sorted.length && sorted[j + 1] - sorted[j] <= 8) j++;
-      const from = start + sorted[i] * size;
-      const buf = await this.storage.readRange(
-        path,
-        from,
-        Math.min(end, start + (sorted[j] + 1) * size) - from,
-      );
-      for (let k = i; k <= j; k++) {
-        const off = (sorted[k] - sorted[i]) * size;
-        // Views into the run's buffer; only a symbol cut short by the region's end is copied.
-        if (off + size <= buf.length) out.set(sorted[k], buf.subarray(off, off + size));
-        else {
-          const sym = new Uint8Array(size);
-          sym.set(buf.subarray(off));
-          out.set(sorted[k], sym);
-        }
-      }
-      i = j + 1;
-    }
-    return out;
   }
 
   /** Assemble a fetched object on disk as its symbols arrive (see ObjectAssembly). */
