@@ -46,7 +46,7 @@ for (const mib of [1, 16, 256].filter((m) => m <= maxMiB)) {
         symbols.set(b.repair_start + i, repair.get(b.repair_start + i)!);
     }
     t = nowMs();
-    const r = reconstructObject('artifact', id, layout, symbols);
+    const r = await reconstructObject('artifact', id, layout, symbols);
     const decMs = nowMs() - t;
     if (!r) throw new Error('decode failed');
     const mbps = (ms: number) => round(size / 1e6 / (ms / 1000), 1);

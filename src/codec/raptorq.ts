@@ -8,6 +8,8 @@
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import { Decoder, Encoder, initSync } from 'raptorq/raptorq.js';
+import { invariant } from '../core/errors.ts';
+import type { Compute } from '../runtime/compute.ts';
 
 let ready = false;
 function init(): void {
@@ -103,4 +105,53 @@ export function decodeBlock(
   } finally {
     dec.free();
   }
+}
+
+/**
+ * One block's decode as plain data for the compute seam (task `decode_block`): the symbols packed
+ * in one buffer, in `indices` order. Packed, because a cloned view would carry its whole backing
+ * buffer to the thread (a symbol cut from a 1 MiB frame, say).
+ */
+export interface BlockDecodeInput {
+  block_length: number;
+  symbol_size: number;
+  source_count: number;
+  indices: number[];
+  data: Uint8Array;
+}
+
+export function decodeBlockInput(i: BlockDecodeInput): Uint8Array | null {
+  invariant(i.data.length === i.indices.length * i.symbol_size, 'decode_block: symbols and indices disagree');
+  const per = new Map<number, Uint8Array>();
+  i.indices.forEach((idx, k) => per.set(idx, i.data.subarray(k * i.symbol_size, (k + 1) * i.symbol_size)));
+  return decodeBlock(i.block_length, i.symbol_size, i.source_count, per);
+}
+
+/**
+ * decodeBlock on a compute thread when the node has them (RaptorQ decode is wasm at ~100 MB/s: a
+ * 4 MiB block is tens of ms the event loop would not answer queries), inline otherwise (the
+ * simulator, the library default).
+ */
+export function decodeBlockOn(
+  compute: Compute,
+  blockLength: number,
+  symbolSize: number,
+  sourceCount: number,
+  symbols: Map<number, Uint8Array>,
+): Promise<Uint8Array | null> {
+  const indices = [...symbols.keys()];
+  const data = new Uint8Array(indices.length * symbolSize);
+  indices.forEach((idx, k) => {
+    const s = symbols.get(idx)!;
+    invariant(s.length === symbolSize, 'decode_block: every symbol is symbol_size bytes');
+    data.set(s, k * symbolSize);
+  });
+  const input: BlockDecodeInput = {
+    block_length: blockLength,
+    symbol_size: symbolSize,
+    source_count: sourceCount,
+    indices,
+    data,
+  };
+  return compute.run('decode_block', input, async () => decodeBlockInput(input));
 }

@@ -8,7 +8,8 @@
 import { FsmeshError, invariant } from '../core/errors.ts';
 import { type ObjectId, type ObjectKind, objectIdOf } from '../core/ids.ts';
 import type { RepairDescriptor } from '../core/manifest.ts';
-import { decodeBlock, encodeBlockRepair } from './raptorq.ts';
+import { type Compute, inlineCompute } from '../runtime/compute.ts';
+import { decodeBlockOn, encodeBlockRepair } from './raptorq.ts';
 import { blockLayout, describeRepair, type RepairParams, repairCountForBlock } from './repair-descriptor.ts';
 
 export interface SymbolLayout {
@@ -101,13 +102,15 @@ export interface ReconstructResult {
  * Reconstruct an object from any mix of source and repair symbols. Validates every symbol
  * (size, id range); returns null when some block lacks enough symbols; throws corrupt_data when
  * the decoded bytes do not hash to `objectId` (a bad symbol set, reported, never returned).
+ * Blocks short of source symbols are decoded on `compute` (a thread when the node has them).
  */
-export function reconstructObject(
+export async function reconstructObject(
   kind: ObjectKind,
   objectId: ObjectId,
   layout: SymbolLayout,
   symbols: Map<number, Uint8Array>,
-): ReconstructResult | null {
+  compute: Compute = inlineCompute,
+): Promise<ReconstructResult | null> {
   const total = layout.source_symbols + layout.repair_symbols;
   for (const [id, s] of symbols) {
     if (!Number.isInteger(id) || id < 0 || id >= total)
@@ -144,7 +147,7 @@ export function reconstructObject(
       if (s) per.set(b.source_count + i, s);
     }
     if (per.size < b.source_count) return null;
-    const block = decodeBlock(b.length, layout.symbol_size, b.source_count, per);
+    const block = await decodeBlockOn(compute, b.length, layout.symbol_size, b.source_count, per);
     if (!block) return null;
     out.set(block.subarray(0, b.length), b.offset);
     decoded++;

@@ -4,6 +4,7 @@
  * re-throws them with their code; a task never touches state the main thread owns in memory.
  */
 import { threadId } from 'node:worker_threads';
+import { type BlockDecodeInput, decodeBlockInput } from '../codec/raptorq.ts';
 import type { RepairParams } from '../codec/repair-descriptor.ts';
 import type { UpsertOp } from '../core/capsule.ts';
 import { FsmeshError } from '../core/errors.ts';
@@ -119,6 +120,7 @@ const TASKS: Record<string, (input: never) => Promise<unknown>> = {
   assemble_generation: assembleTask,
   build_hnsw: buildHnswTask,
   encode_symbols: encodeSymbolsTask,
+  decode_block: async (input: BlockDecodeInput) => decodeBlockInput(input),
 };
 
 export default async function runComputeTask(req: ComputeRequest): Promise<ComputeReply> {

@@ -10,11 +10,11 @@
  * reads back only what the prefix did not cover (a decoded block, runs past the bound): reading a
  * 20 MB object back and hashing it had put 75-90 ms between its last symbol and its activation.
  */
-import { decodeBlock } from '../codec/raptorq.ts';
+import { decodeBlockOn } from '../codec/raptorq.ts';
 import type { SymbolLayout } from '../codec/symbols.ts';
 import { invariant } from '../core/errors.ts';
 import { type ObjectId, type ObjectIdHasher, objectIdHasher } from '../core/ids.ts';
-import { isNotFound, type Storage, type WriteHandle } from '../runtime/index.ts';
+import { type Compute, inlineCompute, isNotFound, type Storage, type WriteHandle } from '../runtime/index.ts';
 import type { ObjectStore } from './object-store.ts';
 
 /** Consecutive symbols from `first` on: `data` holds whole symbols. */
@@ -44,6 +44,7 @@ export class ObjectAssembly {
   readonly layout: SymbolLayout;
   private readonly tmp: string;
   private readonly file: WriteHandle;
+  private readonly compute: Compute;
 
   private constructor(
     storage: Storage,
@@ -52,12 +53,14 @@ export class ObjectAssembly {
     layout: SymbolLayout,
     tmp: string,
     file: WriteHandle,
+    compute: Compute,
   ) {
     this.storage = storage;
     this.objects = objects;
     this.object_id = objectId;
     this.layout = layout;
     this.tmp = tmp;
+    this.compute = compute;
     this.file = file;
     this.received = new Uint8Array(layout.source_symbols);
   }
@@ -67,10 +70,11 @@ export class ObjectAssembly {
     objects: ObjectStore,
     objectId: ObjectId,
     layout: SymbolLayout,
+    compute: Compute = inlineCompute,
   ): Promise<ObjectAssembly> {
     const tmp = objects.tempPathFor('artifact', objectId);
     const file = await storage.openWrite(tmp);
-    return new ObjectAssembly(storage, objects, objectId, layout, tmp, file);
+    return new ObjectAssembly(storage, objects, objectId, layout, tmp, file, compute);
   }
 
   has(symbolId: number): boolean {
@@ -184,7 +188,7 @@ export class ObjectAssembly {
       const s = this.repair.get(b.repair_start + i);
       if (s) per.set(b.source_count + i, s);
     }
-    return decodeBlock(b.length, layout.symbol_size, b.source_count, per);
+    return decodeBlockOn(this.compute, b.length, layout.symbol_size, b.source_count, per);
   }
 
   /** Give up: close and remove the temporary file. */

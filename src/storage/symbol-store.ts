@@ -441,7 +441,7 @@ export class SymbolStore {
 
   /** Assemble a fetched object on disk as its symbols arrive (see ObjectAssembly). */
   assemble(id: ObjectId, layout: SymbolLayout): Promise<ObjectAssembly> {
-    return ObjectAssembly.open(this.storage, this.objects, id, layout);
+    return ObjectAssembly.open(this.storage, this.objects, id, layout, this.compute);
   }
 
   /** Finish an assembly and make its directory entry durable; null when symbols are still short. */
@@ -458,7 +458,7 @@ export class SymbolStore {
     layout: SymbolLayout,
     symbols: Map<number, Uint8Array>,
   ): Promise<Uint8Array | null> {
-    const r = reconstructObject(kind, id, layout, symbols);
+    const r = await reconstructObject(kind, id, layout, symbols, this.compute);
     if (!r) return null;
     await this.objects.putVerified(kind, id, r.bytes);
     await this.objects.syncDirs();

@@ -44,12 +44,12 @@ test('encoding is deterministic: same bytes, same symbols and ids', () => {
   for (const [k, v] of a) assert.deepEqual(v, b.get(k));
 });
 
-test('reconstruction from random losses within tolerance gives identical bytes (property)', () => {
-  fc.assert(
-    fc.property(
+test('reconstruction from random losses within tolerance gives identical bytes (property)', async () => {
+  await fc.assert(
+    fc.asyncProperty(
       fc.oneof(fc.constant(0), fc.constant(1), fc.constant(64), fc.integer({ min: 2, max: 6000 })),
       fc.integer(),
-      (len, seed) => {
+      async (len, seed) => {
         const rng = seededRandom(seed);
         const bytes = rng.bytes(len);
         const id = objectIdOf('artifact', bytes);
@@ -63,7 +63,7 @@ test('reconstruction from random losses within tolerance gives identical bytes (
           const drop = rng.int(b.repair_count - 1);
           for (let i = 0; i < drop; i++) kept.delete(ids.splice(rng.int(ids.length), 1)[0]);
         }
-        const r = reconstructObject('artifact', id, layout, kept);
+        const r = await reconstructObject('artifact', id, layout, kept);
         assert.ok(r, `len ${len}`);
         assert.deepEqual(r.bytes, bytes);
       },
@@ -72,17 +72,17 @@ test('reconstruction from random losses within tolerance gives identical bytes (
   );
 });
 
-test('beyond tolerance reconstruction fails cleanly (null), never wrong bytes', () => {
+test('beyond tolerance reconstruction fails cleanly (null), never wrong bytes', async () => {
   const bytes = seededRandom(9).bytes(5000);
   const id = objectIdOf('artifact', bytes);
   const { layout, m } = allSymbols(bytes, SMALL);
   const b = layout.blocks[1];
   const kept = new Map(m);
   for (let i = 0; i <= b.repair_count; i++) kept.delete(b.source_start + i); // lose repair_count + 1 in block 1
-  assert.equal(reconstructObject('artifact', id, layout, kept), null);
+  assert.equal(await reconstructObject('artifact', id, layout, kept), null);
 });
 
-test('flipped bits in symbols are caught by verification; bad symbol sets are rejected', () => {
+test('flipped bits in symbols are caught by verification; bad symbol sets are rejected', async () => {
   const bytes = seededRandom(11).bytes(3000);
   const id = objectIdOf('artifact', bytes);
   const { layout, m } = allSymbols(bytes, SMALL);
@@ -90,18 +90,18 @@ test('flipped bits in symbols are caught by verification; bad symbol sets are re
   const s = bad.get(3)!.slice();
   s[5] ^= 0x10;
   bad.set(3, s);
-  assert.throws(() => reconstructObject('artifact', id, layout, bad), /decoded to bytes hashing to/);
+  await assert.rejects(() => reconstructObject('artifact', id, layout, bad), /decoded to bytes hashing to/);
   const trunc = new Map(m);
   trunc.set(4, m.get(4)!.subarray(0, 10));
-  assert.throws(() => reconstructObject('artifact', id, layout, trunc), /has 10 bytes, expected 64/);
+  await assert.rejects(() => reconstructObject('artifact', id, layout, trunc), /has 10 bytes, expected 64/);
   const range = new Map(m);
   range.set(layout.source_symbols + layout.repair_symbols, new Uint8Array(64));
-  assert.throws(() => reconstructObject('artifact', id, layout, range), /out of range/);
+  await assert.rejects(() => reconstructObject('artifact', id, layout, range), /out of range/);
   const wrongLayout = layoutFor(bytes.length + 1, SMALL);
-  assert.throws(() => reconstructObject('artifact', id, wrongLayout, m));
+  await assert.rejects(() => reconstructObject('artifact', id, wrongLayout, m));
 });
 
-test('an object larger than 64 MiB round-trips with losses (block by block)', () => {
+test('an object larger than 64 MiB round-trips with losses (block by block)', async () => {
   const size = 65 * 1024 * 1024 + 123;
   const bytes = new Uint8Array(size);
   const rng = seededRandom(3);
@@ -119,7 +119,7 @@ test('an object larger than 64 MiB round-trips with losses (block by block)', ()
     symbols.set(b.repair_start, repair.get(b.repair_start)!);
     symbols.set(b.repair_start + 1, repair.get(b.repair_start + 1)!);
   }
-  const r = reconstructObject('artifact', id, layout, symbols);
+  const r = await reconstructObject('artifact', id, layout, symbols);
   assert.ok(r);
   assert.equal(r.blocks_decoded, layout.blocks.length);
   assert.ok(Buffer.from(r.bytes).equals(Buffer.from(bytes)));

@@ -1,14 +1,21 @@
 /**
  * The compute seam (src/runtime/compute.ts): a build on a worker thread writes exactly what the
  * same build inline writes — the same manifest ids generation after generation, through deletes,
- * a merge and an HNSW graph — and a worker's error comes back with its code.
+ * a merge and an HNSW graph — and a worker's error comes back with its code. RaptorQ decoding (a
+ * bootstrap's blocks short of source symbols, a local repair) runs there too, with the same bytes.
  */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
+import { DEFAULT_REPAIR } from '../../src/codec/repair-descriptor.ts';
+import { encodeRepairSymbols, layoutFor, reconstructObject, sourceSymbol } from '../../src/codec/symbols.ts';
+import { objectIdOf } from '../../src/core/ids.ts';
 import { workerCompute } from '../../src/engine/compute-pool.ts';
 import { defaultEngineConfig, LocalEngine } from '../../src/engine/local-engine.ts';
+import { type Compute, nodeFsStorage, seededRandom } from '../../src/runtime/index.ts';
+import { ObjectStore } from '../../src/storage/object-store.ts';
+import { SymbolStore } from '../../src/storage/symbol-store.ts';
 import { runtimeAt, tmpDir } from '../helpers/tmp.ts';
 
 const upserts = (n: number, from: number) =>
@@ -102,6 +109,77 @@ test('a worker task error comes back with its code; an input that cannot travel 
     assert.equal(await c2.run('encode_symbols', { f: () => 1 }, async () => 'inline'), 'inline');
     assert.deepEqual(lost, ['encode_symbols']);
     await c2.close();
+  } finally {
+    await compute.close();
+  }
+});
+
+test('RaptorQ decoding runs on a worker thread: reconstruction and assembly give the inline bytes', async () => {
+  const pool = workerCompute({ threads: 1 });
+  const tasks: string[] = [];
+  const inlined: string[] = [];
+  // The pool, recording which tasks reached it and which fell back to the caller's thread.
+  const compute: Compute = {
+    threads: pool.threads,
+    run: (task, input, inline) => {
+      tasks.push(task);
+      return pool.run(task, input, () => {
+        inlined.push(task);
+        return inline();
+      });
+    },
+    close: () => pool.close(),
+  };
+  try {
+    const params = { ...DEFAULT_REPAIR, symbol_size: 512, max_block_symbols: 64 };
+    const bytes = seededRandom(21).bytes(100_000);
+    const id = objectIdOf('artifact', bytes);
+    const layout = layoutFor(bytes.length, params);
+    const repair = new Map<number, Uint8Array>();
+    for (const s of encodeRepairSymbols(bytes, layout)) repair.set(s.id, s.data);
+    // Every block loses its first two sources and gets two repair symbols instead; the symbols
+    // are views into one shared buffer, as symbols cut from a peer's frame are.
+    const shared = new Uint8Array(layout.source_symbols * 512 + layout.repair_symbols * 512);
+    const symbols = new Map<number, Uint8Array>();
+    let at = 0;
+    const put = (sid: number, data: Uint8Array) => {
+      shared.set(data, at);
+      symbols.set(sid, shared.subarray(at, at + data.length));
+      at += data.length;
+    };
+    for (const b of layout.blocks) {
+      for (let i = 2; i < b.source_count; i++)
+        put(b.source_start + i, sourceSymbol(bytes, layout, b.source_start + i));
+      put(b.repair_start, repair.get(b.repair_start)!);
+      put(b.repair_start + 1, repair.get(b.repair_start + 1)!);
+    }
+    const onThread = await reconstructObject('artifact', id, layout, symbols, compute);
+    const inline = await reconstructObject('artifact', id, layout, symbols);
+    assert.ok(onThread && inline);
+    assert.equal(onThread.blocks_decoded, layout.blocks.length);
+    assert.ok(Buffer.from(onThread.bytes).equals(Buffer.from(bytes)));
+    assert.ok(Buffer.from(inline.bytes).equals(Buffer.from(bytes)));
+    assert.deepEqual(
+      tasks,
+      layout.blocks.map(() => 'decode_block'),
+    );
+
+    // A fetch's assembly decodes its short blocks through the store's compute.
+    tasks.length = 0;
+    const storage = nodeFsStorage(tmpDir());
+    const objects = await ObjectStore.open(storage);
+    const store = new SymbolStore(storage, objects, params, compute);
+    const a = await store.assemble(id, layout);
+    await a.putRuns(
+      [...symbols].sort((x, y) => x[0] - y[0]).map(([first, data]) => ({ first, data: data.slice() })),
+    );
+    assert.equal(await store.completeAssembly(a), true);
+    assert.ok(Buffer.from(await objects.get('artifact', id)).equals(Buffer.from(bytes)));
+    assert.deepEqual(
+      tasks,
+      layout.blocks.map(() => 'decode_block'),
+    );
+    assert.deepEqual(inlined, [], 'every decode ran on the thread');
   } finally {
     await compute.close();
   }
