@@ -15,7 +15,7 @@ import { defaultEngineConfig, LocalEngine } from '../src/engine/local-engine.ts'
 import { nodeFsStorage, seededRandom, systemClock } from '../src/runtime/index.ts';
 import { freeLoopbackPort } from '../src/runtime/loopback-port.ts';
 import { loadCorpus } from './corpus.ts';
-import { getJson, procs, startNode, until } from './nodes.ts';
+import { getJson, procs, rssOf, startNode, until } from './nodes.ts';
 import { arg, benchDir, nowMs, report, round, summarize } from './util.ts';
 
 const N = arg('docs', 50_000);
@@ -164,6 +164,8 @@ try {
     }
     const fetched = metric(m, 'distributed_snapshot_bootstrap_ms_count') > 0;
     const ms = fetched ? metric(m, 'distributed_snapshot_bootstrap_ms_sum') : Number.NaN;
+    // The replica's memory once serving (/proc VmRSS) and its peak during the bootstrap (VmHWM).
+    const mem = rssOf(r.child.pid);
     r.child.kill('SIGTERM');
     return {
       peers: k,
@@ -171,6 +173,8 @@ try {
       bootstrap_ms: round(ms, 1),
       wall_ms_including_process_start: round(wall, 0),
       mb_per_s: round(totalBytes / 1e6 / (ms / 1000), 1),
+      replica_rss_mb: mem?.rss_mb ?? null,
+      replica_peak_rss_mb: mem?.peak_rss_mb ?? null,
     };
   };
   const runs: any[] = [];

@@ -15,7 +15,7 @@ import { defaultEngineConfig, LocalEngine } from '../src/engine/local-engine.ts'
 import { nodeFsStorage, seededRandom, systemClock } from '../src/runtime/index.ts';
 import { freeLoopbackPort } from '../src/runtime/loopback-port.ts';
 import { loadCorpus } from './corpus.ts';
-import { getJson, procs, searchLoad, startNode, until } from './nodes.ts';
+import { getJson, procs, rssOf, searchLoad, startNode, until } from './nodes.ts';
 import { arg, benchDir, nowMs, report, round, summarize } from './util.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -177,8 +177,11 @@ await until(async () =>
   (await getJson(`${node.url}/v1/status`)).active_commit_seq_high >= high ? true : null,
 );
 
+const rssAfterIngest = rssOf(node.child.pid);
 const load = (): Promise<any> => searchLoad(node.url, queries, { amount: Q });
 const idle = await load();
+// Steady: after the build and a query load, nothing running.
+const rssSteady = rssOf(node.child.pid);
 if (idle.non2xx > 0) throw new Error(`the node refused ${idle.non2xx} searches`);
 const gen0 = (await getJson(`${node.url}/v1/status`)).generation_id;
 const stopHttp = churn(async (i) => {
@@ -191,6 +194,7 @@ const stopHttp = churn(async (i) => {
 });
 const busy = await load();
 const commits = await stopHttp();
+const rssAfterChurn = rssOf(node.child.pid);
 const gen1 = (await getJson(`${node.url}/v1/status`)).generation_id;
 // One real answer, for the bare server's query floor below (same bytes on the wire).
 const sampleAnswer = await (
@@ -259,6 +263,13 @@ report('http', {
     query_under_ingest: busy,
     ingest_commits_during_queries: commits,
     activations_during_queries: genNo(gen1) - genNo(gen0),
+    // The node process (/proc VmRSS; peak = VmHWM so far): after the bulk ingest and its build,
+    // steady after the idle query load, and after the queries under ingest and activations.
+    node_memory_mb: {
+      after_ingest_and_build: rssAfterIngest,
+      steady_after_queries: rssSteady,
+      after_queries_under_ingest: rssAfterChurn,
+    },
   },
   ratios: {
     ingest_time_http_over_library: round(httpIngestMs / libIngestMs, 2),

@@ -1,5 +1,6 @@
 /** Real `fsmesh node start` processes for the cluster benchmarks, and small HTTP helpers. */
 import { type ChildProcess, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -73,4 +74,21 @@ export function searchLoad(
     );
     child.stdin!.end(queries.join('\n'));
   });
+}
+
+/**
+ * A process's resident memory now and its peak so far (VmRSS, VmHWM from /proc: Linux), in MB;
+ * null where /proc is not there or the process is gone.
+ */
+export function rssOf(pid: number | undefined): { rss_mb: number; peak_rss_mb: number } | null {
+  try {
+    const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1]);
+    const rss = kb('VmRSS');
+    const peak = kb('VmHWM');
+    if (!Number.isFinite(rss) || !Number.isFinite(peak)) return null;
+    return { rss_mb: Math.round(rss / 102.4) / 10, peak_rss_mb: Math.round(peak / 102.4) / 10 };
+  } catch {
+    return null;
+  }
 }
