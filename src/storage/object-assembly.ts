@@ -175,14 +175,19 @@ export class ObjectAssembly {
     for (let i = 0; i < b.repair_count; i++) if (this.repair.has(b.repair_start + i)) repairs++;
     if (have + repairs < b.source_count) return null;
     // The block's source symbols received so far, from the file (written, not yet synced: a read
-    // of the same file sees them).
+    // of the same file sees them). The last symbol may be short of symbol_size at the object's
+    // end: it is zero-padded, as the encoder padded it.
     const region = await this.storage.readRange(this.tmp, b.offset, b.length);
     const per = new Map<number, Uint8Array>();
     for (let i = 0; i < b.source_count; i++) {
       if (this.received[b.source_start + i] !== 1) continue;
-      const sym = new Uint8Array(layout.symbol_size);
-      sym.set(region.subarray(i * layout.symbol_size, (i + 1) * layout.symbol_size));
-      per.set(i, sym);
+      const sym = region.subarray(i * layout.symbol_size, (i + 1) * layout.symbol_size);
+      if (sym.length === layout.symbol_size) per.set(i, sym);
+      else {
+        const padded = new Uint8Array(layout.symbol_size);
+        padded.set(sym);
+        per.set(i, padded);
+      }
     }
     for (let i = 0; i < b.repair_count; i++) {
       const s = this.repair.get(b.repair_start + i);
