@@ -17,6 +17,7 @@
 import { randomBytes } from 'node:crypto';
 import * as tls from 'node:tls';
 import { FsmeshError } from '../core/errors.ts';
+import { returnFrame } from '../core/frame-pool.ts';
 import type { Clock } from '../runtime/index.ts';
 import { coalesceFrames, errorFrame, FrameDecoder, frame, throwIfError } from './framing.ts';
 
@@ -55,11 +56,15 @@ type Handler = (protocol: string, request: Uint8Array, from: string) => Promise<
 const utf8 = new TextEncoder();
 const fatalUtf8 = new TextDecoder('utf-8', { fatal: true });
 
-/** Write buffers, waiting for drain; rejects if the socket closes first. */
+/**
+ * Write buffers, waiting for drain; rejects if the socket closes first. A pooled answer frame goes
+ * back to its pool once the socket has written it (its write callback: the TLS layer is done with
+ * the bytes); nothing else here keeps it.
+ */
 async function writeAll(socket: tls.TLSSocket, bufs: Iterable<Uint8Array>): Promise<void> {
   for (const b of bufs) {
     if (socket.destroyed) throw new FsmeshError('unavailable', 'bulk lane closed');
-    if (!socket.write(b))
+    if (!socket.write(b, (err) => err || returnFrame(b)))
       await new Promise<void>((resolve, reject) => {
         const onClose = () => reject(new FsmeshError('unavailable', 'bulk lane closed'));
         socket.once('close', onClose);
