@@ -17,6 +17,12 @@ const FREE_MAX_BYTES = 16 << 20;
 
 const free = new Map<number, Uint8Array[]>();
 let freeBytes = 0;
+let reusedTotal = 0;
+
+/** Bytes held free now, and how many frames were handed out again instead of allocated. */
+export function framePoolStats(): { free_bytes: number; reused_total: number } {
+  return { free_bytes: freeBytes, reused_total: reusedTotal };
+}
 /** Backing buffers handed out by takeFrame and not returned yet. */
 const lent = new WeakSet<ArrayBufferLike>();
 
@@ -28,6 +34,7 @@ export function takeFrame(n: number): Uint8Array {
   let b = list?.pop();
   if (b) {
     freeBytes -= n;
+    reusedTotal++;
     if (list!.length === 0) free.delete(n);
   } else b = new Uint8Array(new ArrayBuffer(n));
   lent.add(b.buffer);

@@ -2,7 +2,8 @@
  * The bulk lane (src/p2p/bulk-lane.ts) between real libp2p nodes on 127.0.0.1: large answers
  * travel over TLS-PSK, attributed to the peer the ticket was issued to over libp2p; nothing gets
  * through the lane without a ticket, a ticket opens one connection, and a peer whose lane cannot be
- * reached is asked over libp2p streams as before.
+ * reached is asked over libp2p streams as before. A pooled answer frame goes back to its pool once
+ * the lane has written it.
  */
 import assert from 'node:assert/strict';
 import * as net from 'node:net';
@@ -10,6 +11,7 @@ import { after, test } from 'node:test';
 import * as tls from 'node:tls';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import { FsmeshError } from '../../src/core/errors.ts';
+import { framePoolStats, POOLED_FRAME_MIN_BYTES, takeFrame } from '../../src/core/frame-pool.ts';
 import { BULK_LIMITS, BULK_TICKET_PROTOCOL, type BulkTicket } from '../../src/p2p/bulk-lane.ts';
 import { FrameDecoder, frame } from '../../src/p2p/framing.ts';
 import { Libp2pTransport, type Libp2pTransportOptions } from '../../src/p2p/libp2p-transport.ts';
@@ -84,6 +86,32 @@ test('large answers travel over the bulk lane, attributed to the asking peer', a
   );
   assert.equal(server.bulkStats().served, 21, 'the head request did not use the lane');
   assert.equal(client.bulkStats().fallbacks, 0);
+});
+
+test('a pooled answer frame is given back once the lane has written it, and reused', async () => {
+  const server = await transport();
+  const client = await transport();
+  // Above the lane's 1 MiB write batch, as a full symbol run is: written as it is, not copied.
+  const size = (1 << 20) + 4100;
+  assert.ok(size > POOLED_FRAME_MIN_BYTES);
+  const lent: Uint8Array[] = [];
+  server.handle(PROTO.symbols, async () => {
+    const f = takeFrame(size);
+    f.fill(lent.length + 1);
+    lent.push(f);
+    return [f];
+  });
+  await connected(server, client);
+  const first = await client.request(server.peerId, PROTO.symbols, new Uint8Array([1]));
+  assert.deepEqual(Buffer.from(first[0]), Buffer.alloc(size, 1));
+  // The write callback may come a moment after the client has read the answer.
+  const end = Date.now() + 5_000;
+  while (framePoolStats().free_bytes < size && Date.now() < end) await new Promise((r) => setTimeout(r, 5));
+  const second = await client.request(server.peerId, PROTO.symbols, new Uint8Array([1]));
+  // Compared by identity (a failing assert.equal would print a diff of two 1 MiB arrays).
+  assert.ok(lent[1] === lent[0], 'the second answer reused the first frame');
+  assert.deepEqual(Buffer.from(second[0]), Buffer.alloc(size, 2), 'and carried its own bytes');
+  assert.equal(server.bulkStats().served, 2);
 });
 
 /** A raw TLS-PSK connection with `ticket`; resolves once the handshake is done (or rejects). */

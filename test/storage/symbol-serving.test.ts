@@ -4,13 +4,15 @@
  * a request for scattered ids never reads more than a few symbols beyond what it names — a peer
  * cannot make the node read (and allocate) a whole object by asking for its first and last symbol.
  * A truncated object file gives only the source symbols it still holds whole. Run frames (many
- * consecutive symbols in one frame) carry the same symbols, split where one fails its crc.
+ * consecutive symbols in one frame) carry the same symbols, split where one fails its crc; a run
+ * read into a reused (dirty) pooled frame carries the same bytes, its padding zeroed.
  */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { DEFAULT_REPAIR } from '../../src/codec/repair-descriptor.ts';
+import { returnFrame, takeFrame } from '../../src/core/frame-pool.ts';
 import { objectIdOf } from '../../src/core/ids.ts';
 import { parseSymbolRun } from '../../src/p2p/protocols.ts';
 import { nodeFsStorage, type Storage } from '../../src/runtime/index.ts';
@@ -137,4 +139,54 @@ test('run frames: consecutive symbols read straight into one frame, split where 
       /outside/,
     );
   }
+});
+
+test('a run read into a reused frame: the same symbols, the padding zeroed, a cut file not served stale', async () => {
+  const dir = tmpDir();
+  const storage = nodeFsStorage(dir);
+  const objects = await ObjectStore.open(storage);
+  const params = { ...DEFAULT_REPAIR, symbol_size: 1024 };
+  const symbols = new SymbolStore(storage, objects, params);
+  const bytes = new Uint8Array(300 * 1024 + 100).map((_, i) => (i * 7919) % 251);
+  const id = objectIdOf('artifact', bytes);
+  await objects.putVerified('artifact', id, bytes);
+  await symbols.ensure('artifact', id, bytes);
+  const S = (await symbols.layout('artifact', id)).source_symbols;
+  /** Leave a dirty frame of a run of `count` symbols in the pool. */
+  const poison = (count: number) => {
+    const f = takeFrame(4 + count * 1024);
+    f.fill(0xee);
+    returnFrame(f);
+    return f;
+  };
+  // The last 260 source symbols (one frame above the pool's minimum): the last one is padded.
+  const dirty = poison(260);
+  const [frame] = await symbols.getSymbolRuns('artifact', id, [[S - 260, S]]);
+  assert.ok(frame === dirty, 'the pooled frame was reused');
+  const run = parseSymbolRun(frame, 1024);
+  assert.deepEqual([run.first, run.count], [S - 260, 260]);
+  const want = new Uint8Array(260 * 1024);
+  want.set(bytes.subarray((S - 260) * 1024));
+  assert.ok(Buffer.from(run.data).equals(Buffer.from(want)), 'object bytes, then zeros');
+
+  // A file cut short: what was not read is zeroed, so those symbols fail their crc instead of
+  // passing with a previous answer's bytes.
+  const again = poison(260);
+  const prev = await symbols.getSymbolRuns('artifact', id, [[10, 270]]);
+  assert.ok(prev[0] === again);
+  returnFrame(again); // it now holds this very answer's bytes
+
+  const objFile = fs
+    .readdirSync(path.join(dir, 'objects'), { recursive: true })
+    .map(String)
+    .find((f) => f.endsWith(id))!;
+  fs.truncateSync(path.join(dir, 'objects', objFile), 1024 * 12 + 10);
+  const cut = await symbols.getSymbolRuns('artifact', id, [[10, 270]]);
+  assert.deepEqual(
+    cut.map((f) => {
+      const r = parseSymbolRun(f, 1024);
+      return [r.first, r.count];
+    }),
+    [[10, 2]],
+  );
 });
