@@ -17,7 +17,7 @@
 import { randomBytes } from 'node:crypto';
 import * as tls from 'node:tls';
 import { FsmeshError } from '../core/errors.ts';
-import { returnFrame } from '../core/frame-pool.ts';
+import { receivedFrames, servedFrames } from '../core/frame-pool.ts';
 import type { Clock } from '../runtime/index.ts';
 import { coalesceFrames, errorFrame, FrameDecoder, frame, throwIfError } from './framing.ts';
 
@@ -64,7 +64,7 @@ const fatalUtf8 = new TextDecoder('utf-8', { fatal: true });
 async function writeAll(socket: tls.TLSSocket, bufs: Iterable<Uint8Array>): Promise<void> {
   for (const b of bufs) {
     if (socket.destroyed) throw new FsmeshError('unavailable', 'bulk lane closed');
-    if (!socket.write(b, (err) => err || returnFrame(b)))
+    if (!socket.write(b, (err) => err || servedFrames.give(b)))
       await new Promise<void>((resolve, reject) => {
         const onClose = () => reject(new FsmeshError('unavailable', 'bulk lane closed'));
         socket.once('close', onClose);
@@ -253,7 +253,9 @@ class BulkConnection {
   exchange(protocol: string, req: Uint8Array, maxBytes: number, timeoutMs: number): Promise<Uint8Array[]> {
     const { socket } = this;
     return new Promise((resolve, reject) => {
-      const dec = new FrameDecoder();
+      // Large answer frames are reassembled in pooled buffers; whoever consumes the answer to its
+      // end may give them back (the symbol fetch does, once they are stored).
+      const dec = new FrameDecoder(undefined, receivedFrames);
       const frames: Uint8Array[] = [];
       let count = -1;
       let total = 0;

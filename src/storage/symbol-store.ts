@@ -20,7 +20,7 @@ import { layoutFor, reconstructObject, type SymbolLayout } from '../codec/symbol
 import { ByteReader, ByteWriter, bytesEqual, fromHex, toHex, utf8 } from '../core/bytes.ts';
 import { symbolPath as layoutSymbolPath } from '../core/data-dir-layout.ts';
 import { FsmeshError, invariant } from '../core/errors.ts';
-import { returnFrame, takeFrame } from '../core/frame-pool.ts';
+import { servedFrames } from '../core/frame-pool.ts';
 import { type ObjectId, type ObjectKind, objectIdHasher } from '../core/ids.ts';
 import {
   type Compute,
@@ -402,7 +402,7 @@ export class SymbolStore {
     const crcs = isSrc ? h.source_crcs : h.repair_crcs;
     // [u32 first id][symbols...]: the last source symbol stays zero-padded past the object's end.
     // A pooled frame (core/frame-pool.ts): every byte is written below, the padding included.
-    const frame = takeFrame(4 + (to - from) * size);
+    const frame = servedFrames.take(4 + (to - from) * size);
     const start = isSrc ? from * size : h.data_offset + (from - base) * size;
     const end = isSrc ? layout.length : h.data_offset + layout.repair_symbols * size;
     try {
@@ -417,7 +417,7 @@ export class SymbolStore {
       // Past what was read: the padding, or a file shorter than it was (its crcs then fail).
       frame.fill(0, 4 + got.length);
     } catch (err) {
-      returnFrame(frame);
+      servedFrames.give(frame);
       if (!isSrc) this.headers.delete(`${kind}/${id}`);
       if (isNotFound(err)) return;
       throw err;
@@ -443,7 +443,7 @@ export class SymbolStore {
       i = j;
     }
     // Split, or nothing passed: the parts are copies, and nothing else refers to the frame.
-    if (good.includes(0)) returnFrame(frame);
+    if (good.includes(0)) servedFrames.give(frame);
   }
 
   /** Assemble a fetched object on disk as its symbols arrive (see ObjectAssembly). */

@@ -1,43 +1,43 @@
 /**
- * The answer-frame pool (src/core/frame-pool.ts): a returned frame is handed out again for the same
- * size, dirty; only whole frames the pool lent come back (views, foreign buffers and second returns
- * are ignored); small frames are not pooled; the free bytes stay bounded.
+ * The frame pools (src/core/frame-pool.ts): a frame given back is handed out again for the same
+ * size, dirty; only whole frames the pool lent come back (views, foreign buffers, a second give and
+ * another pool's frames are ignored); small frames are not pooled; the free bytes stay bounded.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { framePoolStats, POOLED_FRAME_MIN_BYTES, returnFrame, takeFrame } from '../../src/core/frame-pool.ts';
+import { FramePool, POOLED_FRAME_MIN_BYTES } from '../../src/core/frame-pool.ts';
 
 const SIZE = POOLED_FRAME_MIN_BYTES + 123;
 
-test('a returned frame is reused for its size, as it was left; anything else is ignored', () => {
-  const a = takeFrame(SIZE);
+// Frames are compared by identity: a failing assert.equal would print a diff of two large arrays.
+test('a frame given back is reused for its size, as it was left; anything else is ignored', () => {
+  const pool = new FramePool();
+  const a = pool.take(SIZE);
   assert.equal(a.length, SIZE);
   a.fill(0xab);
-  const reused = framePoolStats().reused_total;
-  returnFrame(a);
-  returnFrame(a); // a second return is ignored: the frame is not lent any more
-  const b = takeFrame(SIZE);
+  pool.give(a);
+  pool.give(a); // a second give is ignored: the frame is not lent any more
+  const b = pool.take(SIZE);
   assert.ok(b === a, 'the same frame');
   assert.equal(b[SIZE - 1], 0xab, 'not zeroed: its taker overwrites it');
-  assert.equal(framePoolStats().reused_total, reused + 1);
-  assert.ok(takeFrame(SIZE) !== a, 'returned once, handed out once');
+  assert.equal(pool.stats().reused_total, 1);
+  assert.ok(pool.take(SIZE) !== a, 'given back once, handed out once');
 
   // A view of a lent frame, a buffer the pool never lent, a small frame: never pooled.
-  const before = framePoolStats().free_bytes;
-  returnFrame(b.subarray(1));
-  returnFrame(new Uint8Array(SIZE));
-  const small = takeFrame(1024);
-  returnFrame(small);
-  assert.equal(framePoolStats().free_bytes, before);
-  assert.ok(takeFrame(1024) !== small);
+  pool.give(b.subarray(1));
+  pool.give(new Uint8Array(SIZE));
+  const small = pool.take(1024);
+  pool.give(small);
+  assert.equal(pool.stats().free_bytes, 0);
+  assert.ok(pool.take(1024) !== small);
 });
 
-test('the pool keeps a bounded number of free bytes', () => {
-  const frames = Array.from({ length: 200 }, () => takeFrame(1 << 20));
-  for (const f of frames) returnFrame(f);
-  const { free_bytes } = framePoolStats();
-  assert.ok(free_bytes > 0 && free_bytes <= 16 << 20, `${free_bytes} bytes free`);
-  // Take back what is free (at most 16 frames of this size).
-  for (let i = 0; i < 16; i++) takeFrame(1 << 20);
-  assert.equal(framePoolStats().free_bytes, 0);
+test("the free bytes are bounded; a pool does not take another pool's frames", () => {
+  const pool = new FramePool(16 << 20);
+  const frames = Array.from({ length: 200 }, () => pool.take(1 << 20));
+  for (const f of frames) pool.give(f);
+  assert.equal(pool.stats().free_bytes, 16 << 20);
+  const other = new FramePool();
+  other.give(pool.take(1 << 20));
+  assert.equal(other.stats().free_bytes, 0);
 });

@@ -3,21 +3,29 @@
  * travel over TLS-PSK, attributed to the peer the ticket was issued to over libp2p; nothing gets
  * through the lane without a ticket, a ticket opens one connection, and a peer whose lane cannot be
  * reached is asked over libp2p streams as before. A pooled answer frame goes back to its pool once
- * the lane has written it.
+ * the lane has written it, and a fetch gives the frames it reassembled back once they are stored:
+ * an object fetched through both pools, reusing frames on both sides, is byte for byte the same.
  */
 import assert from 'node:assert/strict';
 import * as net from 'node:net';
 import { after, test } from 'node:test';
 import * as tls from 'node:tls';
 import { generateKeyPair } from '@libp2p/crypto/keys';
+import { DEFAULT_REPAIR, describeRepair } from '../../src/codec/repair-descriptor.ts';
 import { FsmeshError } from '../../src/core/errors.ts';
-import { framePoolStats, POOLED_FRAME_MIN_BYTES, takeFrame } from '../../src/core/frame-pool.ts';
+import { POOLED_FRAME_MIN_BYTES, receivedFrames, servedFrames } from '../../src/core/frame-pool.ts';
+import { objectIdOf } from '../../src/core/ids.ts';
 import { BULK_LIMITS, BULK_TICKET_PROTOCOL, type BulkTicket } from '../../src/p2p/bulk-lane.ts';
 import { FrameDecoder, frame } from '../../src/p2p/framing.ts';
 import { Libp2pTransport, type Libp2pTransportOptions } from '../../src/p2p/libp2p-transport.ts';
 import { PROTO } from '../../src/p2p/protocols.ts';
-import { systemClock } from '../../src/runtime/index.ts';
+import { serveProtocols } from '../../src/p2p/services/protocol-server.ts';
+import { fetchObjectFromPeers } from '../../src/p2p/symbol-fetch.ts';
+import { nodeFsStorage, seededRandom, systemClock } from '../../src/runtime/index.ts';
 import { freeLoopbackPort } from '../../src/runtime/loopback-port.ts';
+import { ObjectStore } from '../../src/storage/object-store.ts';
+import { SymbolStore } from '../../src/storage/symbol-store.ts';
+import { tmpDir } from '../helpers/tmp.ts';
 
 const started: Libp2pTransport[] = [];
 after(async () => {
@@ -96,7 +104,7 @@ test('a pooled answer frame is given back once the lane has written it, and reus
   assert.ok(size > POOLED_FRAME_MIN_BYTES);
   const lent: Uint8Array[] = [];
   server.handle(PROTO.symbols, async () => {
-    const f = takeFrame(size);
+    const f = servedFrames.take(size);
     f.fill(lent.length + 1);
     lent.push(f);
     return [f];
@@ -106,12 +114,40 @@ test('a pooled answer frame is given back once the lane has written it, and reus
   assert.deepEqual(Buffer.from(first[0]), Buffer.alloc(size, 1));
   // The write callback may come a moment after the client has read the answer.
   const end = Date.now() + 5_000;
-  while (framePoolStats().free_bytes < size && Date.now() < end) await new Promise((r) => setTimeout(r, 5));
+  while (servedFrames.stats().free_bytes < size && Date.now() < end)
+    await new Promise((r) => setTimeout(r, 5));
   const second = await client.request(server.peerId, PROTO.symbols, new Uint8Array([1]));
   // Compared by identity (a failing assert.equal would print a diff of two 1 MiB arrays).
   assert.ok(lent[1] === lent[0], 'the second answer reused the first frame');
   assert.deepEqual(Buffer.from(second[0]), Buffer.alloc(size, 2), 'and carried its own bytes');
   assert.equal(server.bulkStats().served, 2);
+});
+
+test('a symbol fetch over the lane reuses frames on both sides and stores the very same bytes', async () => {
+  const stores = async () => {
+    const storage = nodeFsStorage(tmpDir());
+    const objects = await ObjectStore.open(storage);
+    return { objects, symbols: new SymbolStore(storage, objects, DEFAULT_REPAIR) };
+  };
+  const held = await stores();
+  // 24 MiB of 4 KiB symbols: 1 MiB run frames, more of them than requests in flight.
+  const bytes = seededRandom(5).bytes(24 << 20);
+  const id = objectIdOf('artifact', bytes);
+  await held.objects.putVerified('artifact', id, bytes);
+  const server = await transport();
+  const client = await transport();
+  serveProtocols({ transport: server, objects: held.objects, symbols: held.symbols } as never);
+  await connected(server, client);
+  const fetched = await stores();
+  const served0 = servedFrames.stats().reused_total;
+  const received0 = receivedFrames.stats().reused_total;
+  await fetchObjectFromPeers(client, fetched.symbols, describeRepair(id, bytes.length, DEFAULT_REPAIR), [
+    server.peerId,
+  ]);
+  assert.ok(Buffer.from(await fetched.objects.get('artifact', id)).equals(Buffer.from(bytes)));
+  assert.ok(server.bulkStats().served > 0, 'the answers came over the lane');
+  assert.ok(servedFrames.stats().reused_total > served0, 'the server reused its frames');
+  assert.ok(receivedFrames.stats().reused_total > received0, 'the fetch reused reassembly frames');
 });
 
 /** A raw TLS-PSK connection with `ticket`; resolves once the handshake is done (or rejects). */

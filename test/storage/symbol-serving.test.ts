@@ -12,7 +12,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { DEFAULT_REPAIR } from '../../src/codec/repair-descriptor.ts';
-import { returnFrame, takeFrame } from '../../src/core/frame-pool.ts';
+import { servedFrames } from '../../src/core/frame-pool.ts';
 import { objectIdOf } from '../../src/core/ids.ts';
 import { parseSymbolRun } from '../../src/p2p/protocols.ts';
 import { nodeFsStorage, type Storage } from '../../src/runtime/index.ts';
@@ -154,9 +154,9 @@ test('a run read into a reused frame: the same symbols, the padding zeroed, a cu
   const S = (await symbols.layout('artifact', id)).source_symbols;
   /** Leave a dirty frame of a run of `count` symbols in the pool. */
   const poison = (count: number) => {
-    const f = takeFrame(4 + count * 1024);
+    const f = servedFrames.take(4 + count * 1024);
     f.fill(0xee);
-    returnFrame(f);
+    servedFrames.give(f);
     return f;
   };
   // The last 260 source symbols (one frame above the pool's minimum): the last one is padded.
@@ -174,7 +174,7 @@ test('a run read into a reused frame: the same symbols, the padding zeroed, a cu
   const again = poison(260);
   const prev = await symbols.getSymbolRuns('artifact', id, [[10, 270]]);
   assert.ok(prev[0] === again);
-  returnFrame(again); // it now holds this very answer's bytes
+  servedFrames.give(again); // it now holds this very answer's bytes
 
   const objFile = fs
     .readdirSync(path.join(dir, 'objects'), { recursive: true })
