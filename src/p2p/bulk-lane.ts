@@ -17,7 +17,7 @@
 import { randomBytes } from 'node:crypto';
 import * as tls from 'node:tls';
 import { FsmeshError } from '../core/errors.ts';
-import { receivedFrames, servedFrames } from '../core/frame-pool.ts';
+import { servedFrames } from '../core/frame-pool.ts';
 import type { Clock } from '../runtime/index.ts';
 import { coalesceFrames, errorFrame, FrameDecoder, frame, throwIfError } from './framing.ts';
 
@@ -253,9 +253,7 @@ class BulkConnection {
   exchange(protocol: string, req: Uint8Array, maxBytes: number, timeoutMs: number): Promise<Uint8Array[]> {
     const { socket } = this;
     return new Promise((resolve, reject) => {
-      // Large answer frames are reassembled in pooled buffers; whoever consumes the answer to its
-      // end may give them back (the symbol fetch does, once they are stored).
-      const dec = new FrameDecoder(undefined, receivedFrames);
+      const dec = new FrameDecoder();
       const frames: Uint8Array[] = [];
       let count = -1;
       let total = 0;

@@ -5,7 +5,6 @@
  */
 import { WIRE_LIMITS } from '../core/defaults.ts';
 import { FsmeshError } from '../core/errors.ts';
-import type { FramePool } from '../core/frame-pool.ts';
 
 export const MAX_FRAME_BYTES = WIRE_LIMITS.max_frame_bytes;
 
@@ -71,12 +70,9 @@ export class FrameDecoder {
   private need = -1; // payload length of the frame being read, -1 = header not read yet
   /** Frames past this many bytes are refused before any of them is buffered. */
   private readonly maxFrameBytes: number;
-  /** Where a frame spanning chunks is reassembled (a pooled frame: its owner gives it back). */
-  private readonly pool: FramePool | null;
 
-  constructor(maxFrameBytes = MAX_FRAME_BYTES, pool: FramePool | null = null) {
+  constructor(maxFrameBytes = MAX_FRAME_BYTES) {
     this.maxFrameBytes = maxFrameBytes;
-    this.pool = pool;
   }
 
   private take(n: number): Uint8Array {
@@ -89,8 +85,7 @@ export class FrameDecoder {
       this.length -= n;
       return view;
     }
-    // Every byte of `out` is written below (a pooled frame comes back dirty).
-    const out = this.pool ? this.pool.take(n) : new Uint8Array(n);
+    const out = new Uint8Array(n);
     let o = 0;
     while (o < n) {
       const c = this.chunks[0];

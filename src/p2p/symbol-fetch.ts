@@ -7,7 +7,6 @@
 import { layoutFor, type SymbolLayout } from '../codec/symbols.ts';
 import { CLUSTER_DEFAULTS } from '../core/defaults.ts';
 import { FsmeshError } from '../core/errors.ts';
-import { receivedFrames } from '../core/frame-pool.ts';
 import type { ObjectId } from '../core/ids.ts';
 import type { RepairDescriptor } from '../core/manifest.ts';
 import type { Transport } from '../runtime/index.ts';
@@ -267,8 +266,6 @@ async function requestRange(
     prog.bytes += (b - a) * size;
   }
   await got.putRuns(keep);
-  // The assembly keeps nothing of them: frames the bulk lane reassembled go back to its pool.
-  for (const f of frames) receivedFrames.give(f);
   prog.peers.add(peer);
   progress?.(prog);
 }

@@ -88,8 +88,7 @@ export class ObjectAssembly {
   /**
    * Keep runs of consecutive symbols (already checked to be ones the caller asked for, whole
    * symbols). Source symbols not held yet are written at their offsets straight from the run, one
-   * write per stretch of new ones; repair symbols are kept in memory. Nothing refers to the runs'
-   * bytes once it resolves (what is kept is copied): their buffers may be reused.
+   * write per stretch of new ones; repair symbols are kept in memory.
    */
   async putRuns(runs: SymbolRun[]): Promise<void> {
     const { layout } = this;
@@ -128,8 +127,7 @@ export class ObjectAssembly {
       // Past the bound the run is not kept: the prefix stops before it, and finish reads the rest
       // of the file back.
       if (this.aheadBytes + run.length <= AHEAD_MAX_BYTES) {
-        // A copy: the caller may reuse its buffer once putRuns resolves (a pooled frame).
-        this.ahead.set(offset, new Uint8Array(run));
+        this.ahead.set(offset, run);
         this.aheadBytes += run.length;
       }
       return;
