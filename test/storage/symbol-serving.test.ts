@@ -83,19 +83,32 @@ test('symbols are served in the order asked, crc-checked, with reads bounded by 
   assert.deepEqual([...cut.keys()], [0, 4, last - 1]);
 });
 
+/** An object of 300 KiB + 100 bytes held with its repair symbols (1 KiB symbols) in `storage`. */
+async function heldObject(storage: Storage) {
+  const objects = await ObjectStore.open(storage);
+  const symbols = new SymbolStore(storage, objects, { ...DEFAULT_REPAIR, symbol_size: 1024 });
+  const bytes = new Uint8Array(300 * 1024 + 100).map((_, i) => (i * 7919) % 251);
+  const id = objectIdOf('artifact', bytes);
+  await objects.putVerified('artifact', id, bytes);
+  await symbols.ensure('artifact', id, bytes);
+  return { symbols, bytes, id, layout: await symbols.layout('artifact', id) };
+}
+
+/** The object's file on disk under `dir`. */
+function objectFile(dir: string, id: string): string {
+  const rel = fs
+    .readdirSync(path.join(dir, 'objects'), { recursive: true })
+    .map(String)
+    .find((f) => f.endsWith(id))!;
+  return path.join(dir, 'objects', rel);
+}
+
 test('run frames: consecutive symbols read straight into one frame, split where one fails its crc', async () => {
   for (const wrap of [false, true]) {
     const dir = tmpDir();
     // Wrapped: a Storage that ignores readRange's `into` hint (the frame is then filled by a copy).
     const storage = wrap ? counting(nodeFsStorage(dir)).storage : nodeFsStorage(dir);
-    const objects = await ObjectStore.open(storage);
-    const params = { ...DEFAULT_REPAIR, symbol_size: 1024 };
-    const symbols = new SymbolStore(storage, objects, params);
-    const bytes = new Uint8Array(300 * 1024 + 100).map((_, i) => (i * 7919) % 251);
-    const id = objectIdOf('artifact', bytes);
-    await objects.putVerified('artifact', id, bytes);
-    await symbols.ensure('artifact', id, bytes);
-    const layout = await symbols.layout('artifact', id);
+    const { symbols, id, layout } = await heldObject(storage);
     const S = layout.source_symbols;
     /** Each frame as [first, count], and its symbols checked against getSymbols' answer. */
     const runs = async (ranges: [number, number][]) => {
@@ -119,11 +132,7 @@ test('run frames: consecutive symbols read straight into one frame, split where 
       [S, 3],
     ]);
     // A damaged source symbol splits its run; the others still come.
-    const objFile = fs
-      .readdirSync(path.join(dir, 'objects'), { recursive: true })
-      .map(String)
-      .find((f) => f.endsWith(id))!;
-    const full = path.join(dir, 'objects', objFile);
+    const full = objectFile(dir, id);
     const raw = fs.readFileSync(full);
     raw[1024 * 4 + 7] ^= 0xff;
     fs.writeFileSync(full, raw);
@@ -143,15 +152,8 @@ test('run frames: consecutive symbols read straight into one frame, split where 
 
 test('a run read into a reused frame: the same symbols, the padding zeroed, a cut file not served stale', async () => {
   const dir = tmpDir();
-  const storage = nodeFsStorage(dir);
-  const objects = await ObjectStore.open(storage);
-  const params = { ...DEFAULT_REPAIR, symbol_size: 1024 };
-  const symbols = new SymbolStore(storage, objects, params);
-  const bytes = new Uint8Array(300 * 1024 + 100).map((_, i) => (i * 7919) % 251);
-  const id = objectIdOf('artifact', bytes);
-  await objects.putVerified('artifact', id, bytes);
-  await symbols.ensure('artifact', id, bytes);
-  const S = (await symbols.layout('artifact', id)).source_symbols;
+  const { symbols, bytes, id, layout } = await heldObject(nodeFsStorage(dir));
+  const S = layout.source_symbols;
   /** Leave a dirty frame of a run of `count` symbols in the pool. */
   const poison = (count: number) => {
     const f = servedFrames.take(4 + count * 1024);
@@ -176,11 +178,7 @@ test('a run read into a reused frame: the same symbols, the padding zeroed, a cu
   assert.ok(prev[0] === again);
   servedFrames.give(again); // it now holds this very answer's bytes
 
-  const objFile = fs
-    .readdirSync(path.join(dir, 'objects'), { recursive: true })
-    .map(String)
-    .find((f) => f.endsWith(id))!;
-  fs.truncateSync(path.join(dir, 'objects', objFile), 1024 * 12 + 10);
+  fs.truncateSync(objectFile(dir, id), 1024 * 12 + 10);
   const cut = await symbols.getSymbolRuns('artifact', id, [[10, 270]]);
   assert.deepEqual(
     cut.map((f) => {
