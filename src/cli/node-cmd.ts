@@ -24,7 +24,7 @@ import {
 } from './sharded-node-cmd.ts';
 
 export const NODE_START_USAGE =
-  'fsmesh node start --data DIR --http HOST:PORT [--listen /ip4/127.0.0.1/tcp/PORT] [--announce /ip4/HOST/tcp/PORT ...] [--seed MULTIADDR ...] [--role writer|replica] [--cluster-key FILE] [--trusted-writer PEER_ID] [--cluster NAME] [--durability local|quorum] [--members N|PEER_ID,...] [--name NAME] [--shard S] [--fsync per_commit|group] [--group-commit-ms N] [--batch-max-commits N] [--build-interval-ms N] [--scrub-interval-ms N] [--trace none|console|OTLP_URL] [--trace-sample-ratio R] [--http-token FILE] [--http-allowed-hosts NAME,...] [--insecure] [--max-replica-lag-commits N] [--route-lag-commits N] [--admin-pub HEX] [--degraded-probe-interval-ms N] [--max-activation-failures N] [--replication artifacts|commits] [--semantic] [--compute-threads N] [--serve-rate-limit MB/s] [--no-bulk-lane] [--bulk-lane-port N] [--reader-cache-mb N] [--shards S] [--writer-of K] [--replicate-shards LIST] [--quiet]';
+  'fsmesh node start --data DIR --http HOST:PORT [--listen /ip4/127.0.0.1/tcp/PORT] [--announce /ip4/HOST/tcp/PORT ...] [--seed MULTIADDR ...] [--role writer|replica] [--cluster-key FILE] [--trusted-writer PEER_ID] [--cluster NAME] [--durability local|quorum] [--members N|PEER_ID,...] [--name NAME] [--shard S] [--fsync per_commit|group] [--group-commit-ms N] [--batch-max-commits N] [--build-interval-ms N] [--scrub-interval-ms N] [--trace none|console|OTLP_URL] [--trace-sample-ratio R] [--http-token FILE] [--http-allowed-hosts NAME,...] [--insecure] [--max-replica-lag-commits N] [--route-lag-commits N] [--admin-pub HEX] [--degraded-probe-interval-ms N] [--max-activation-failures N] [--replication artifacts|commits] [--semantic] [--compute-threads N] [--serve-rate-limit MB/s] [--no-bulk-lane] [--bulk-lane-port N] [--reader-cache-mb N] [--postings-cache-mb N] [--shards S] [--writer-of K] [--replicate-shards LIST] [--quiet]';
 
 export function parseHostPort(v: string, flag: string): { host: string; port: number } {
   const m = /^([^:]+):(\d{1,5})$/.exec(v);
@@ -71,6 +71,7 @@ const NODE_START_FLAGS = {
   'compute-threads': { type: 'string' },
   'serve-rate-limit': { type: 'string' },
   'reader-cache-mb': { type: 'string' },
+  'postings-cache-mb': { type: 'string' },
   shards: { type: 'string' },
   'writer-of': { type: 'string' },
   'replicate-shards': { type: 'string' },
@@ -293,13 +294,14 @@ function p2pAddresses(v: Flags): { seeds: string[]; listen: string | undefined; 
 
 /**
  * `--compute-threads N`, `--serve-rate-limit MB/s`, `--no-bulk-lane`, `--bulk-lane-port N`,
- * `--reader-cache-mb N`: what the node may use of the machine and its network.
+ * `--reader-cache-mb N`, `--postings-cache-mb N`: what the node may use of the machine and its network.
  */
 function resourceFlags(v: Flags, int: (flag: string, min?: number) => number | undefined) {
   // Default: a thread per core but one, which the main loop keeps for queries and HTTP.
   const computeThreads = int('compute-threads') ?? Math.max(1, availableParallelism() - 1);
   if (computeThreads > 256) throw new UsageError(`--compute-threads: at most 256, got ${computeThreads}`);
   const cacheMb = int('reader-cache-mb');
+  const postingsMb = int('postings-cache-mb');
   const lanePort = int('bulk-lane-port');
   if (lanePort !== undefined && lanePort > 65_535)
     throw new UsageError(`--bulk-lane-port: a TCP port is at most 65535, got ${lanePort}`);
@@ -310,7 +312,10 @@ function resourceFlags(v: Flags, int: (flag: string, min?: number) => number | u
       ...(v['no-bulk-lane'] ? { bulk_lane: false } : {}),
       ...(lanePort !== undefined ? { bulk_lane_port: lanePort } : {}),
     },
-    engine: cacheMb === undefined ? {} : { reader_cache_bytes: cacheMb * 2 ** 20 },
+    engine: {
+      ...(cacheMb === undefined ? {} : { reader_cache_bytes: cacheMb * 2 ** 20 }),
+      ...(postingsMb === undefined ? {} : { postings_cache_bytes: postingsMb * 2 ** 20 }),
+    },
   };
 }
 

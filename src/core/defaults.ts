@@ -21,6 +21,11 @@ export const ENGINE_DEFAULTS = {
   segment_max_docs: 32_768,
   /** Open generations kept beyond the active and pinned ones, while they fit (bytes). */
   reader_cache_bytes: 256 << 20,
+  /**
+   * Postings of ranged (version 5) segments' terms kept after the queries that read them (bytes):
+   * the only part of a lexical index not held for a reader's lifetime.
+   */
+  postings_cache_bytes: 64 << 20,
   quality_weight: 0.6,
   /** Strict reads (min_commit_seq) wait at most this long unless the request says otherwise. */
   strict_read_timeout_ms: 5000,

@@ -36,6 +36,11 @@ export interface EngineConfig {
    * many bytes (most recently used first); beyond it a time-travel read reopens its generation.
    */
   reader_cache_bytes: number;
+  /**
+   * Postings of version 5 segments' terms, read by ranges as queries need them, are kept while
+   * they fit in this many bytes (most recently used first); 0 keeps none beyond each query.
+   */
+  postings_cache_bytes: number;
 }
 
 export function defaultEngineConfig(over: Partial<EngineConfig> = {}): EngineConfig {
@@ -57,6 +62,7 @@ export function defaultEngineConfig(over: Partial<EngineConfig> = {}): EngineCon
     log_segment_max_bytes: ENGINE_DEFAULTS.log_segment_max_bytes,
     hnsw_min_rows: ENGINE_DEFAULTS.hnsw_min_rows,
     reader_cache_bytes: ENGINE_DEFAULTS.reader_cache_bytes,
+    postings_cache_bytes: ENGINE_DEFAULTS.postings_cache_bytes,
     quality_weight: ENGINE_DEFAULTS.quality_weight,
     role: 'writer',
     ...over,

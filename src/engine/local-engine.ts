@@ -17,6 +17,7 @@ import type { GenerationManifest } from '../core/manifest.ts';
 import { type Compute, inlineCompute, type Runtime } from '../runtime/index.ts';
 import type { WindowCommit } from '../search/builder.ts';
 import { GenerationReader } from '../search/generation-reader.ts';
+import { PostingsCache } from '../search/lexical/postings-cache.ts';
 import type { LexicalStats } from '../search/lexical/scoring.ts';
 import { type ShardLists, shardLists } from '../search/multi-shard.ts';
 import {
@@ -102,6 +103,8 @@ export interface EngineOptions {
   open_log?: boolean;
 }
 
+const NO_UNPIN = () => {};
+
 export class LocalEngine {
   readonly runtime: Runtime;
   readonly config: EngineConfig;
@@ -115,6 +118,8 @@ export class LocalEngine {
   repair_failures_total = 0;
   repaired_objects_total = 0;
   private readonly readers: ReaderCache;
+  /** Postings of ranged segments' terms, shared by every open generation (postings_cache_bytes). */
+  readonly postings: PostingsCache;
   private building: Promise<unknown> = Promise.resolve();
   /** Every build under way (actors call buildCandidate directly); close() waits for them. */
   private readonly buildsInFlight = new Set<Promise<unknown>>();
@@ -139,6 +144,7 @@ export class LocalEngine {
     this.events = events;
     this.symbols = new SymbolStore(runtime.storage, objects, config.repair, runtime.compute);
     this.readers = new ReaderCache(config.reader_cache_bytes);
+    this.postings = new PostingsCache(config.postings_cache_bytes);
     this.gate = new ActivationGate({
       clock: runtime.clock,
       active: () => this.generations.active,
@@ -483,7 +489,15 @@ export class LocalEngine {
       pinned.release();
       throw err;
     }
-    pinned.reader.searchLexical(['fsmesh'], 1);
+    // A first query warms the search code (and checks the pages of the term it reads).
+    try {
+      const unpin = await this.termsOf(pinned.reader, ['fsmesh']);
+      pinned.reader.searchLexical(['fsmesh'], 1);
+      unpin();
+    } catch (err) {
+      pinned.release();
+      throw err;
+    }
     return pinned;
   }
 
@@ -534,8 +548,22 @@ export class LocalEngine {
     return this.withReadRepair(() =>
       GenerationReader.open(this.objects, manifestId, manifest, this.config.bm25, this.runtime.storage, {
         vectors: 'lazy',
+        postings_cache: this.postings,
       }),
     );
+  }
+
+  /**
+   * Hold a query's terms' postings in the reader's ranged segments (read, checked and repaired as
+   * needed) until the returned release is called.
+   */
+  termsOf(reader: GenerationReader, terms: Iterable<string>): Promise<() => void> {
+    return this.withReadRepair(() => reader.pinTerms(terms));
+  }
+
+  /** The lexical terms a search reads: none for a vector query unless a reranker may read them. */
+  private queryTerms(o: { q: string; mode?: string }): string[] {
+    return o.mode === 'vector' && !this.config.reranker ? [] : tokenize(o.q);
   }
 
   /** A reader's vector shards and graphs, read (and verified, repaired) on first need. */
@@ -659,8 +687,11 @@ export class LocalEngine {
   async search(opts: SearchOptions & ReadOptions): Promise<SearchResult> {
     validateSearchOptions(opts);
     const pinned = await this.acquire(opts);
+    let unpin = NO_UNPIN;
     try {
-      if (validateSearchOptions(opts).mode !== 'lexical') await this.vectorsOf(pinned.reader);
+      const o = validateSearchOptions(opts);
+      if (o.mode !== 'lexical') await this.vectorsOf(pinned.reader);
+      unpin = await this.termsOf(pinned.reader, this.queryTerms(o));
       const r = searchTwoTier(
         pinned.reader,
         opts,
@@ -670,6 +701,7 @@ export class LocalEngine {
       );
       return r.refined ?? r.initial;
     } finally {
+      unpin();
       pinned.release();
     }
   }
@@ -681,15 +713,19 @@ export class LocalEngine {
   async shardStats(opts: SearchOptions & ReadOptions): Promise<ShardStatsShare> {
     const o = validateSearchOptions(opts);
     const pinned = await this.acquire(opts);
+    let unpin = NO_UNPIN;
     try {
       const r = pinned.reader;
+      const terms = o.mode === 'vector' ? [] : tokenize(o.q);
+      unpin = await this.termsOf(r, terms);
       return {
         generation_id: r.generation_id,
         artifact_manifest_id: r.artifact_manifest_id,
         commit_seq_high: r.commit_seq_high,
-        stats: r.lexicalStats(o.mode === 'vector' ? [] : tokenize(o.q)),
+        stats: r.lexicalStats(terms),
       };
     } finally {
+      unpin();
       pinned.release();
     }
   }
@@ -701,10 +737,13 @@ export class LocalEngine {
   ): Promise<ShardLists> {
     const o = validateSearchOptions(opts);
     const pinned = await this.acquire(UNSAFE.shard_lists_latest ? {} : { generation_id: opts.generation_id });
+    let unpin = NO_UNPIN;
     try {
       if (o.mode !== 'lexical') await this.vectorsOf(pinned.reader);
+      unpin = await this.termsOf(pinned.reader, this.queryTerms(o));
       return shardLists(pinned.reader, opts, this.config.embedder, this.qualityTier(), stats);
     } finally {
+      unpin();
       pinned.release();
     }
   }

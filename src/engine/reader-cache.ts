@@ -17,12 +17,12 @@ interface Entry {
   used: number;
 }
 
-/** Bytes a reader holds: its lexical artifacts, and its vector artifacts once loaded. */
+/**
+ * Bytes a reader holds: its lexical artifacts (a ranged segment's head alone: its postings are in
+ * the engine's postings cache, under their own budget), and its vector artifacts once loaded.
+ */
 export function heldBytes(r: GenerationReader): number {
-  let n = 0;
-  for (const a of r.manifest.lexical_artifacts) n += a.size_bytes;
-  if (r.vectors_loaded) for (const a of r.manifest.vector_artifacts) n += a.size_bytes;
-  return n;
+  return r.resident_bytes;
 }
 
 export class ReaderCache {

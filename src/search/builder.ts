@@ -204,11 +204,13 @@ function carryParentSegments(parent: GenerationReader, deletes: DeleteBitmap, to
     const qa = parent.manifest.vector_artifacts.find(
       (a) => a.tier === 'quality' && a.segment_object_id === seg.object_id,
     );
+    // Size and checksum as the manifest has them: a segment read by ranges has no whole bytes.
+    const la = parent.manifest.lexical_artifacts.find((a) => a.object_id === seg.object_id)!;
     segments.push({
       id: seg.object_id,
       doc_count: seg.doc_count,
-      size_bytes: seg.bytes.length,
-      checksum: crc32Checksum(seg.bytes),
+      size_bytes: la.size_bytes,
+      checksum: la.checksum,
       seg,
       vectors: null,
       qvectors: null,
@@ -403,8 +405,8 @@ async function mergeSmallest(
   const quality = !!cfg.quality_embedder;
   for (const { s } of ranked) {
     const segId = s.id;
-    const live = (d: number) => !deletes.isDeleted(segId, d);
-    const seg = s.seg ?? (await load.segment(segId));
+    const live = (d: number) => !deletes.isDeleted(segId, d); // a merge reads every posting: whole
+    const seg = s.seg && !s.seg.is_ranged ? s.seg : await load.segment(segId);
     docs.push(...seg.toIndexedDocs(live));
     // Vectors of live docs, from the segment's shard: the parent's, or a new part's read back
     // (f16 → f32 → f16 is exact, so the merged shard's bytes do not depend on which).

@@ -5,21 +5,21 @@
  * scores the same whether it sits in one segment or many.
  */
 
-import { crc32Checksum } from '../core/checksum.ts';
-import { objectPath } from '../core/data-dir-layout.ts';
-import { FsmeshError, invariant } from '../core/errors.ts';
+import { invariant } from '../core/errors.ts';
 import type { ObjectId } from '../core/ids.ts';
 import type { GenerationManifest } from '../core/manifest.ts';
 import type { Storage } from '../runtime/index.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
-import { DeleteBitmap, isDeletedIn } from './lexical/deletes.ts';
+import { openLexical, readVectorArtifacts } from './generation-artifacts.ts';
+import { type DeleteBitmap, isDeletedIn } from './lexical/deletes.ts';
 import { ExhaustiveScorer } from './lexical/exhaustive-top-k.ts';
+import type { PostingsCache } from './lexical/postings-cache.ts';
 import { type LexicalScoring, prunedTopK, type QueryTerm, worthPruning } from './lexical/pruned-top-k.ts';
 import { bm25Idf, dfOf, emptyDf, type LexicalStats } from './lexical/scoring.ts';
-import { Segment } from './lexical/segment.ts';
+import type { Segment } from './lexical/segment.ts';
 import { TopK } from './topk.ts';
-import { VectorShard } from './vector/fsvi.ts';
-import { HnswGraph } from './vector/hnsw.ts';
+import type { VectorShard } from './vector/fsvi.ts';
+import type { HnswGraph } from './vector/hnsw.ts';
 
 export interface Bm25Params {
   k1: number;
@@ -111,7 +111,9 @@ export class GenerationReader {
   /**
    * Open a generation: the lexical artifacts (segments, deletions) are read and verified now; the
    * vector shards and graphs with `vectors: 'eager'` (default) or on the first vector query
-   * (`'lazy'`: a lexical-only workload never reads them, and a restart serves sooner).
+   * (`'lazy'`: a lexical-only workload never reads them, and a restart serves sooner). With a
+   * `postings_cache`, version 5 segments open by ranges: their heads now, a term's postings when a
+   * query pins it (`pinTerms`), kept in that cache.
    */
   static async open(
     objects: ObjectStore,
@@ -119,9 +121,9 @@ export class GenerationReader {
     manifest: GenerationManifest,
     bm25: Bm25Params = DEFAULT_BM25,
     storage?: Storage,
-    opts: { vectors?: 'eager' | 'lazy' } = {},
+    opts: { vectors?: 'eager' | 'lazy'; postings_cache?: PostingsCache } = {},
   ): Promise<GenerationReader> {
-    const { segments, deletes } = await openLexical(objects, manifest);
+    const { segments, deletes } = await openLexical(objects, manifest, opts.postings_cache);
     const reader = new GenerationReader(
       manifest,
       id,
@@ -157,57 +159,12 @@ export class GenerationReader {
 
   private async readVectors(): Promise<void> {
     const { objects, storage } = this.vectorSource!;
-    const { manifest, segments } = this;
-    const shards: (VectorShard | undefined)[] = segments.map(() => undefined);
-    const qshards: (VectorShard | undefined)[] = [];
-    const graphs: (HnswGraph | undefined)[] = [];
-    for (const a of manifest.vector_artifacts) {
-      if (a.role !== 'fsvi' || a.tier === 'quality') continue;
-      const shard = VectorShard.open(a.object_id, await objects.get('artifact', a.object_id));
-      if (
-        shard.dims !== a.dims ||
-        shard.count !== a.count ||
-        shard.revision_hash !== manifest.embedder.revision_hash ||
-        shard.segment_object_id !== a.segment_object_id
-      )
-        throw corruptEntry(a.object_id, 'vector shard');
-      const si = segments.findIndex((s) => s.object_id === a.segment_object_id);
-      if (si < 0)
-        throw new FsmeshError('corrupt_data', `vector shard ${a.object_id} names a missing segment`, {
-          object_id: a.object_id,
-        });
-      shards[si] = shard;
-    }
-    for (const a of manifest.vector_artifacts) {
-      if (a.tier !== 'quality') continue;
-      const shard = VectorShard.open(a.object_id, await objects.get('artifact', a.object_id));
-      const si = segments.findIndex((s) => s.object_id === a.segment_object_id);
-      if (
-        si < 0 ||
-        shard.count !== a.count ||
-        shard.dims !== a.dims ||
-        shard.revision_hash !== manifest.quality_embedder?.revision_hash
-      )
-        throw corruptEntry(a.object_id, 'quality shard');
-      qshards[si] = shard;
-    }
-    for (const a of manifest.vector_artifacts) {
-      if (a.role !== 'hnsw' || !storage) continue;
-      const si = shards.findIndex((s) => s?.object_id === a.shard_object_id);
-      if (si < 0)
-        throw new FsmeshError('corrupt_data', `hnsw graph ${a.object_id} names a missing shard`, {
-          object_id: a.object_id,
-        });
-      // Re-hashed by ranges, then loaded from the stored file itself: no copy of a ~30 MB graph.
-      await objects.verify('artifact', a.object_id);
-      const g = await HnswGraph.openFile(
-        storage,
-        a.object_id,
-        objectPath('artifact', a.object_id),
-        shards[si]!,
-      );
-      if (g) graphs[si] = g;
-    }
+    const { shards, qshards, graphs } = await readVectorArtifacts(
+      objects,
+      this.manifest,
+      this.segments,
+      storage,
+    );
     // All or nothing: a failure above leaves the reader without vectors, never half of them.
     shards.forEach((x, i) => {
       this.shards[i] = x;
@@ -225,6 +182,36 @@ export class GenerationReader {
   }
   get commit_seq_high(): number {
     return this.manifest.commit_seq_high;
+  }
+
+  /**
+   * Hold the postings of `terms` in every segment read by ranges until the returned release is
+   * called: lexical scoring, statistics and a reranker read them synchronously meanwhile. Whole
+   * segments need nothing. A page failing its checksum is corrupt_data naming the segment.
+   */
+  async pinTerms(terms: Iterable<string>): Promise<() => void> {
+    const ranged = this.segments.filter((s) => s.is_ranged);
+    if (ranged.length === 0) return NO_RELEASE;
+    const list = [...new Set(terms)];
+    const settled = await Promise.allSettled(ranged.map((s) => s.pin(list)));
+    const releases = settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    const failed = settled.find((r) => r.status === 'rejected');
+    if (failed) {
+      for (const r of releases) r();
+      throw failed.reason;
+    }
+    return () => {
+      for (const r of releases) r();
+    };
+  }
+
+  /** Bytes this reader keeps in memory: segments (a ranged one's head), deletions, vectors once loaded. */
+  get resident_bytes(): number {
+    let n = 0;
+    for (const s of this.segments) n += s.resident_bytes;
+    for (const a of this.manifest.lexical_artifacts) if (a.role !== 'segment') n += a.size_bytes;
+    if (this.vectors_loaded) for (const a of this.manifest.vector_artifacts) n += a.size_bytes;
+    return n;
   }
 
   /** Number of live documents containing `term` (cached per generation). */
@@ -418,30 +405,4 @@ export class GenerationReader {
   }
 }
 
-/** The lexical artifacts: each must match its manifest entry (size, checksum) before it is decoded. */
-async function openLexical(
-  objects: ObjectStore,
-  manifest: GenerationManifest,
-): Promise<{ segments: Segment[]; deletes: DeleteBitmap }> {
-  const segments: Segment[] = [];
-  let deletes = new DeleteBitmap();
-  for (const a of manifest.lexical_artifacts) {
-    const bytes = await objects.get('artifact', a.object_id);
-    if (bytes.length !== a.size_bytes || crc32Checksum(bytes) !== a.checksum) {
-      throw new FsmeshError(
-        'corrupt_data',
-        `artifact ${a.object_id} does not match its manifest entry (size or checksum)`,
-        { object_id: a.object_id },
-      );
-    }
-    if (a.role === 'segment') segments.push(Segment.open(a.object_id, bytes));
-    else deletes = DeleteBitmap.decode(a.object_id, bytes);
-  }
-  return { segments, deletes };
-}
-
-function corruptEntry(objectId: ObjectId, what: string): FsmeshError {
-  return new FsmeshError('corrupt_data', `${what} ${objectId} does not match its manifest entry`, {
-    object_id: objectId,
-  });
-}
+const NO_RELEASE = () => {};

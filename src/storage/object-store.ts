@@ -173,6 +173,21 @@ export class ObjectStore {
   }
 
   /**
+   * Read `length` bytes at `offset` of a stored object, unverified (fewer at its end): for formats
+   * that check their own ranges (a version 5 lexical segment's pages). A missing object is
+   * not_found naming it, as for get.
+   */
+  async readRange(kind: ObjectKind, id: ObjectId, offset: number, length: number): Promise<Uint8Array> {
+    if (!isObjectId(id)) throw new FsmeshError('invalid_input', `not an object id: ${JSON.stringify(id)}`);
+    try {
+      return await this.storage.readRange(objectPath(kind, id), offset, length);
+    } catch (err) {
+      if (isNotFound(err)) throw missingObject(kind, id);
+      throw err;
+    }
+  }
+
+  /**
    * Re-hash a stored object by ranges, never holding it whole (a one-shot command's activation
    * checks tens of MB of vector artifacts it will not read). Errors as get's.
    */

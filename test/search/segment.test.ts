@@ -144,7 +144,7 @@ test('version 4 restart points: damage is found at open, or when the block it mi
   b.add({ doc_id: 'd1', text: words.join(' ') });
   b.add({ doc_id: 'd2', text: words.slice(0, 50).join(' ') });
   const good = b.finish();
-  assert.equal(Segment.open('ok', good).version, 4);
+  assert.ok(Segment.open('ok', good).version >= 4);
   // The restart points sit right before the postings: the last restart term is "w192".
   const damaged = (edit: (body: Uint8Array) => void) => {
     const body = good.slice(0, good.length - 4);

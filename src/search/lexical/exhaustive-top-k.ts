@@ -39,9 +39,9 @@ export class ExhaustiveScorer {
     const { title_boost, norm } = p;
     for (const { term, idfK } of terms) {
       for (const { seg, base, deleted: del } of views) {
-        const e = seg.terms.get(term);
-        if (!e) continue;
-        const b8 = seg.bytes;
+        const tp = seg.postings(term);
+        if (!tp) continue;
+        const { e, bytes: b8 } = tp;
         const packed = seg.version >= 2;
         // Postings decoded inline (same layout as Segment.forEachPosting): the lexical hot loop.
         // Most values fit one LEB128 byte, so that case skips the inner loop.

@@ -60,9 +60,9 @@ export function skylineTopK(
   const K = seg.skyline_k;
   if (K === 0 || top.k > K || seg.impact_title_boost !== p.title_boost || !(p.k1 > 0) || !(p.normB > 0))
     return false;
-  const e = seg.terms.get(q.term);
-  if (!e) return true; // not in this segment
-  const t = seg.blockTable(e);
+  const tp = seg.postings(q.term);
+  if (!tp) return true; // not in this segment
+  const t = seg.blockTable(tp);
   if (!t) return false;
   const { sky_doc, sky_tt, sky_tx } = t;
   let dead = 0;
@@ -137,11 +137,12 @@ class SegmentSearch {
     this.docIdAt = docIdAt;
     const impacts = seg.impact_title_boost !== 0 && seg.impact_title_boost === p.title_boost;
     for (const q of terms) {
-      const e = seg.terms.get(q.term);
-      if (!e) continue;
-      const table = seg.blockTable(e);
+      const tp = seg.postings(q.term);
+      if (!tp) continue;
+      const { e } = tp;
+      const table = seg.blockTable(tp);
       const blockUb = impacts && table ? this.blockBoundsOf(seg, q, table) : null;
-      const c = new Cursor(seg.bytes, seg.version >= 2, e, table, q.order, q.idfK, blockUb);
+      const c = new Cursor(tp.bytes, seg.version >= 2, e, table, q.order, q.idfK, blockUb);
       if (e.table < 0 && e.df <= 4 * POSTINGS_BLOCK) c.exactBound((x) => this.score(x));
       if (c.doc !== END) this.cursors.push(c);
     }

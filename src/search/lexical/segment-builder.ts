@@ -9,15 +9,18 @@ import { FsmeshError, invariant } from '../../core/errors.ts';
 import { tokenize } from '../text.ts';
 import {
   compareUtf8,
+  HEADER_BYTES_V5,
   IMPACT_TITLE_BOOST,
   type IndexedDoc,
   MAX_IMPACTS_PER_BLOCK,
+  PAGE_BYTES,
   POSTINGS_BLOCK,
   RESTART_TERMS,
   SEGMENT_MAGIC,
   SEGMENT_VERSION,
   type SegmentDocInput,
   SKYLINE_K,
+  TAIL_BYTES_V5,
   varintSize,
 } from './segment-format.ts';
 import { type Inverted, termSkyline } from './segment-skyline.ts';
@@ -133,33 +136,38 @@ export class SegmentBuilder {
     const ids = sorted.map(({ d }) => d.doc_id);
     const keys = ids.every((id, i) => i === 0 || ids[i - 1] < id) ? null : ids;
     const postings = encodePostings(inv, order, lens, keys);
-    const w = new ByteWriter(1 << 16);
+    // Version 4: the dictionary's restart points follow it; their sizes are in the header.
+    const { dict, restarts } = this.dictionary(order, inv.start, postings.lengths);
+    const rest = new ByteWriter(1 << 16);
+    for (const { key } of sorted) {
+      rest.varint(key.length);
+      rest.bytes(key);
+    }
+    for (const { d } of sorted) {
+      rest.varint(d.title_len);
+      rest.varint(d.text_len);
+    }
+    rest.bytes(dict);
+    rest.bytes(restarts);
+    const body = rest.finish();
+    const w = new ByteWriter(HEADER_BYTES_V5);
     w.bytes(SEGMENT_MAGIC);
     w.u32(SEGMENT_VERSION);
     w.u32(sorted.length);
     w.u32(order.length);
     w.u32(IMPACT_TITLE_BOOST);
     w.u32(SKYLINE_K);
-    // Version 4: the dictionary's restart points follow it; their sizes are in the header.
-    const { dict, restarts } = this.dictionary(order, inv.start, postings.lengths);
     w.u32(dict.length);
     w.u32(restarts.length);
-    for (const { key } of sorted) {
-      w.varint(key.length);
-      w.bytes(key);
-    }
-    for (const { d } of sorted) {
-      w.varint(d.title_len);
-      w.varint(d.text_len);
-    }
-    w.bytes(dict);
-    w.bytes(restarts);
-    const head = w.finish();
-    const out = new Uint8Array(head.length + postings.bytes.length + 4);
-    out.set(head);
-    out.set(postings.bytes, head.length);
-    new DataView(out.buffer).setUint32(out.length - 4, crc32(out.subarray(0, out.length - 4)), true);
-    return out;
+    // Version 5: where the postings start and end, and their page size, so a reader can read the
+    // head alone and then a term's pages.
+    const headBytes = HEADER_BYTES_V5 + body.length;
+    w.u32(headBytes);
+    w.u32(postings.bytes.length);
+    w.u32(PAGE_BYTES);
+    const header = w.finish();
+    invariant(header.length === HEADER_BYTES_V5, 'segment header size');
+    return sealSegment(header, body, postings.bytes);
   }
 
   /**
@@ -361,6 +369,29 @@ function encodePostings(inv: Inverted, order: number[], lens: Int32Array, keys: 
   });
   invariant(pos === total, 'segment postings: encoded length differs from the computed one');
   return { bytes: out, lengths };
+}
+
+/**
+ * Version 5's file from its parts: head (header + body), postings, then the page table (a crc32
+ * per PAGE_BYTES of postings), the head's and the table's crc32, and the crc32 of every byte
+ * before it (docs/formats.md).
+ */
+function sealSegment(header: Uint8Array, body: Uint8Array, postings: Uint8Array): Uint8Array {
+  const headBytes = header.length + body.length;
+  const pages = Math.ceil(postings.length / PAGE_BYTES);
+  const tableAt = headBytes + postings.length;
+  const out = new Uint8Array(tableAt + 4 * pages + TAIL_BYTES_V5);
+  const view = new DataView(out.buffer);
+  out.set(header);
+  out.set(body, header.length);
+  out.set(postings, headBytes);
+  for (let p = 0; p < pages; p++)
+    view.setUint32(tableAt + 4 * p, crc32(postings.subarray(p * PAGE_BYTES, (p + 1) * PAGE_BYTES)), true);
+  const tailAt = tableAt + 4 * pages;
+  view.setUint32(tailAt, crc32(out.subarray(0, headBytes)), true);
+  view.setUint32(tailAt + 4, crc32(out.subarray(tableAt, tailAt)), true);
+  view.setUint32(tailAt + 8, crc32(out.subarray(0, tailAt + 8)), true);
+  return out;
 }
 
 /** A segment from documents already tokenized (merges). */

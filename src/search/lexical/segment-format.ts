@@ -8,17 +8,26 @@
  * one-term query's top k for any k ≤ SKYLINE_K, BM25 parameters and average length. Version 4
  * stores the term dictionary's restart points (every RESTART_TERMS-th term, where its entry and
  * its data start) after the dictionary, so opening a segment no longer walks every term (35 ms of
- * a cold CLI search over two 25k-document segments). The postings bytes are the same in every
- * version.
+ * a cold CLI search over two 25k-document segments). Version 5 makes a segment readable by ranges
+ * (segment.ts `openRanged`): the header gives the head's length (everything before the postings)
+ * and the postings' length, and a page table after the postings holds a crc32 per PAGE_BYTES of
+ * postings, so a query reads and checks only the pages of its terms. The postings bytes are the
+ * same in every version.
  */
 import { utf8 } from '../../core/bytes.ts';
 
 export const SEGMENT_MAGIC = utf8.encode('FSLXSEG1');
 /**
- * The version written; versions 1 (no block tables), 2 (no skylines) and 3 (no stored restart
- * points) are still read.
+ * The version written; versions 1 (no block tables), 2 (no skylines), 3 (no stored restart
+ * points) and 4 (no page table: read whole only) are still read.
  */
-export const SEGMENT_VERSION = 4;
+export const SEGMENT_VERSION = 5;
+/** Bytes of the version 5 header (magic, ten u32). */
+export const HEADER_BYTES_V5 = 48;
+/** Postings bytes per page of the version 5 page table: the unit a ranged read reads and checks. */
+export const PAGE_BYTES = 4096;
+/** Bytes after a version 5 segment's page table: u32 head_crc, u32 table_crc, u32 file crc. */
+export const TAIL_BYTES_V5 = 12;
 /** Terms per restart point of the dictionary: a lookup decodes at most this many entries. */
 export const RESTART_TERMS = 16;
 /** Postings per block; terms with at most this many postings have no block table. */

@@ -1,28 +1,44 @@
 /**
  * Lexical segment reader (Tantivy-style, replaces the missing binding; DESIGN.md §5): one immutable
  * file per build, written by segment-builder.ts. Byte layout (docs/formats.md §segment):
- *   magic "FSLXSEG1" | u32 version (1 to 4) | u32 doc_count | u32 term_count
+ *   magic "FSLXSEG1" | u32 version (1 to 5) | u32 doc_count | u32 term_count
  *     | u32 impact_title_boost (version ≥ 2; 0 in version 1) | u32 skyline_k (version ≥ 3)
- *     | u32 dict_bytes | u32 restart_bytes (version 4)
+ *     | u32 dict_bytes | u32 restart_bytes (version ≥ 4)
+ *     | u32 head_bytes | u32 postings_bytes | u32 page_bytes (version 5)
  *   doc table:     doc_count × (varint byte_len, UTF-8 doc_id)        -- docnum = row index
  *   field lengths: doc_count × (varint title_len, varint text_len)    -- in tokens
  *   term dict:     term_count × (varint shared_prefix, varint suffix_len, suffix bytes,
  *                                varint df, varint postings_bytes)   -- terms in UTF-8 byte order
- *   restart points (version 4): ⌈term_count / 16⌉ × (varint entry_offset in the dictionary,
+ *   restart points (version ≥ 4): ⌈term_count / 16⌉ × (varint entry_offset in the dictionary,
  *                  varint data_offset in the postings, varint term_len, term bytes)
  *   postings:      per term: [version ≥ 2, df > 128: varint table_bytes, block table
- *                  (version 3: ending with the term's skyline)]
+ *                  (version ≥ 3: ending with the term's skyline)]
  *                  then per doc: varint docnum_delta, then version ≥ 2: varint (tf_text·2 + title
  *                  flag) [, varint tf_title if flagged]; version 1: varint tf_title, varint tf_text
+ *   page table (version 5): ⌈postings_bytes / page_bytes⌉ × u32 crc32 of a page of the postings,
+ *                  then u32 crc32 of the head (every byte before the postings), u32 crc32 of the table
  *   footer:        u32 crc32 of every preceding byte
+ * A version 5 segment opens whole (`open`) or by ranges (`openRanged`: head and page table now,
+ * a term's pages when a query pins it).
  * Documents are ordered by doc_id (UTF-8 byte order), so the same input gives the same bytes.
  */
 import { crc32 } from 'node:zlib';
-import { ByteReader, bytesEqual, decodeUtf8 } from '../../core/bytes.ts';
-import { FsmeshError } from '../../core/errors.ts';
-import { type IndexedDoc, MAX_IMPACTS_PER_BLOCK, POSTINGS_BLOCK, SEGMENT_MAGIC } from './segment-format.ts';
-import { TermDictionary, type TermEntry } from './term-dictionary.ts';
+import { ByteReader, bytesEqual } from '../../core/bytes.ts';
+import { FsmeshError, invariant } from '../../core/errors.ts';
+import type { PostingsCache } from './postings-cache.ts';
+import { RangedPostings, type RangeRead, type TermPostings } from './ranged-postings.ts';
+import {
+  HEADER_BYTES_V5,
+  type IndexedDoc,
+  MAX_IMPACTS_PER_BLOCK,
+  POSTINGS_BLOCK,
+  SEGMENT_MAGIC,
+  TAIL_BYTES_V5,
+} from './segment-format.ts';
+import { namingObject, readHead, readHeader, type SegmentHead, type SegmentHeader } from './segment-head.ts';
+import type { TermDictionary, TermEntry } from './term-dictionary.ts';
 
+export type { RangeRead, TermPostings } from './ranged-postings.ts';
 export { buildSegment, SegmentBuilder } from './segment-builder.ts';
 export {
   compareUtf8,
@@ -51,13 +67,9 @@ export interface BlockTable {
   sky_tx: Int32Array;
 }
 
-/** Largest skyline_k a segment may declare (the builder writes SKYLINE_K). */
-const MAX_SKYLINE_K = 4096;
-
-/** An opened, read-only segment. */
+/** An opened, read-only segment: whole in memory, or by ranges (version 5, `openRanged`). */
 export class Segment {
   readonly object_id: string;
-  readonly bytes: Uint8Array;
   readonly doc_ids: string[];
   readonly title_len: Uint32Array;
   readonly text_len: Uint32Array;
@@ -67,46 +79,98 @@ export class Segment {
   readonly impact_title_boost: number;
   /** A term's skyline holds its postings beaten by fewer than this many others (0: versions 1, 2). */
   readonly skyline_k: number;
-  /** Parsed block tables by table offset (blockTable). */
+  /** Bytes this segment keeps in memory for its lifetime (a ranged one: its head and page table). */
+  readonly resident_bytes: number;
+  /** Parsed block tables by the term's data offset (blockTable). */
   private readonly tables = new Map<number, BlockTable>();
   private docIndex: Map<string, number> | null = null;
+  /** The whole file, or null when the postings are read by ranges (`ranged`). */
+  private readonly whole: Uint8Array | null;
+  private readonly ranged: RangedPostings | null;
 
   private constructor(
     objectId: string,
-    bytes: Uint8Array,
-    docIds: string[],
-    titleLen: Uint32Array,
-    textLen: Uint32Array,
-    terms: TermDictionary,
-    version: number,
-    impactTitleBoost: number,
-    skylineK: number,
+    h: SegmentHeader,
+    head: SegmentHead,
+    source: { whole: Uint8Array } | { ranged: RangedPostings; resident_bytes: number },
   ) {
-    this.version = version;
-    this.impact_title_boost = impactTitleBoost;
-    this.skyline_k = skylineK;
     this.object_id = objectId;
-    this.bytes = bytes;
-    this.doc_ids = docIds;
-    this.title_len = titleLen;
-    this.text_len = textLen;
-    this.terms = terms;
+    this.version = h.version;
+    this.impact_title_boost = h.impact_title_boost;
+    this.skyline_k = h.skyline_k;
+    this.doc_ids = head.doc_ids;
+    this.title_len = head.title_len;
+    this.text_len = head.text_len;
+    this.terms = head.terms;
+    this.whole = 'whole' in source ? source.whole : null;
+    this.ranged = 'ranged' in source ? source.ranged : null;
+    this.resident_bytes = 'whole' in source ? source.whole.length : source.resident_bytes;
   }
 
   get doc_count(): number {
     return this.doc_ids.length;
   }
 
+  /** True when the postings are read by ranges: a query pins its terms first (`pin`). */
+  get is_ranged(): boolean {
+    return this.ranged !== null;
+  }
+
+  /** The whole file (builds and merges open segments whole). */
+  get bytes(): Uint8Array {
+    invariant(this.whole, `lexical segment ${this.object_id} is read by ranges: it has no whole bytes`);
+    return this.whole;
+  }
+
   /** Parse and check a segment; any damage is a corrupt_data error naming the object. */
   static open(objectId: string, bytes: Uint8Array): Segment {
-    try {
-      return Segment.parse(objectId, bytes);
-    } catch (err) {
-      // Truncation found by the byte reader names the object too: read repair needs its id.
-      if (err instanceof FsmeshError && err.code === 'corrupt_data' && err.details.object_id === undefined)
-        throw new FsmeshError('corrupt_data', err.message, { ...err.details, object_id: objectId });
-      throw err;
-    }
+    return namingObject(objectId, () => Segment.parse(objectId, bytes));
+  }
+
+  /**
+   * Open a version 5 segment by ranges: its header, head (rows, lengths, dictionary) and page
+   * table are read and checked now (their crc32s); a term's postings are read, page-checked and
+   * cached in `cache` when a query pins the term. `size_bytes` is the file's size from the
+   * manifest. Null for an older version (no page table): the caller reads it whole.
+   */
+  static async openRanged(
+    objectId: string,
+    size_bytes: number,
+    read: RangeRead,
+    cache: PostingsCache,
+  ): Promise<Segment | null> {
+    const what = `lexical segment ${objectId}`;
+    const corrupt = (m: string) => new FsmeshError('corrupt_data', `${what}: ${m}`, { object_id: objectId });
+    if (size_bytes < HEADER_BYTES_V5 + TAIL_BYTES_V5) return null;
+    const first = await read(0, HEADER_BYTES_V5);
+    // Anything but a version 5 magic and version (an older segment, or a damaged header) is read
+    // whole: the whole file's checksum then tells damage from an older version.
+    if (first.length < HEADER_BYTES_V5 || !bytesEqual(first.subarray(0, 8), SEGMENT_MAGIC)) return null;
+    if (new DataView(first.buffer, first.byteOffset).getUint32(8, true) !== 5) return null;
+    const h = namingObject(objectId, () => readHeader(new ByteReader(first, what), objectId));
+    const pages = Math.ceil(h.postings_bytes / h.page_bytes);
+    const tableAt = h.head_bytes + h.postings_bytes;
+    if (tableAt + 4 * pages + TAIL_BYTES_V5 !== size_bytes)
+      throw corrupt(`sizes in the header do not add up to the file's ${size_bytes} bytes`);
+    const [head, tail] = await Promise.all([read(0, h.head_bytes), read(tableAt, size_bytes - tableAt)]);
+    if (head.length !== h.head_bytes || tail.length !== size_bytes - tableAt) throw corrupt('truncated');
+    const tv = new DataView(tail.buffer, tail.byteOffset, tail.length);
+    if (crc32(head) !== tv.getUint32(4 * pages, true)) throw corrupt('head checksum mismatch');
+    if (crc32(tail.subarray(0, 4 * pages)) !== tv.getUint32(4 * pages + 4, true))
+      throw corrupt('page table checksum mismatch');
+    const page_crc = new Uint32Array(pages);
+    for (let p = 0; p < pages; p++) page_crc[p] = tv.getUint32(4 * p, true);
+    const parsed = namingObject(objectId, () => {
+      const r = new ByteReader(head, what, HEADER_BYTES_V5);
+      return readHead(r, h, head, objectId, true);
+    });
+    const ranged = new RangedPostings(objectId, read, cache, {
+      postings_at: h.head_bytes,
+      postings_bytes: h.postings_bytes,
+      page_bytes: h.page_bytes,
+      page_crc,
+    });
+    return new Segment(objectId, h, parsed, { ranged, resident_bytes: head.length + tail.length });
   }
 
   private static parse(objectId: string, bytes: Uint8Array): Segment {
@@ -118,44 +182,41 @@ export class Segment {
     if (crc32(body) !== stored)
       throw new FsmeshError('corrupt_data', `${what}: checksum mismatch`, { object_id: objectId });
     const r = new ByteReader(body, what);
-    if (!bytesEqual(r.bytes(8), SEGMENT_MAGIC))
-      throw new FsmeshError('corrupt_data', `${what}: bad magic`, { object_id: objectId });
-    const version = r.u32();
-    if (version < 1 || version > 4)
-      throw new FsmeshError('unsupported_version', `${what}: unsupported version ${version}`);
-    const docCount = r.u32();
-    const termCount = r.u32();
-    const impactTitleBoost = version >= 2 ? r.u32() : (r.u32(), 0);
-    const skylineK = version >= 3 ? r.u32() : 0;
-    const dictBytes = version >= 4 ? r.u32() : -1;
-    const restartBytes = version >= 4 ? r.u32() : -1;
-    if (version >= 3 && (skylineK < 1 || skylineK > MAX_SKYLINE_K))
-      throw new FsmeshError('corrupt_data', `${what}: skyline_k ${skylineK} outside 1..${MAX_SKYLINE_K}`, {
+    const h = readHeader(r, objectId);
+    if (
+      h.version >= 5 &&
+      h.head_bytes + h.postings_bytes + 4 * Math.ceil(h.postings_bytes / h.page_bytes) + TAIL_BYTES_V5 !==
+        bytes.length
+    )
+      throw new FsmeshError('corrupt_data', `${what}: sizes in the header do not add up to the file's`, {
         object_id: objectId,
       });
-    const docIds = new Array<string>(docCount);
-    for (let i = 0; i < docCount; i++) docIds[i] = decodeUtf8(r.bytes(r.varint()), what);
-    const titleLen = new Uint32Array(docCount);
-    const textLen = new Uint32Array(docCount);
-    for (let i = 0; i < docCount; i++) {
-      titleLen[i] = r.varint();
-      textLen[i] = r.varint();
+    return new Segment(objectId, h, readHead(r, h, body, objectId, false), { whole: bytes });
+  }
+
+  /**
+   * Load (or find cached) and hold the postings of those of `terms` this segment has, until the
+   * returned release is called: a query's synchronous scoring reads them (`postings`). A no-op
+   * for a whole segment. A page failing its checksum is a corrupt_data error naming the object.
+   */
+  async pin(terms: Iterable<string>): Promise<() => void> {
+    if (!this.ranged) return NO_RELEASE;
+    const found: [string, TermEntry][] = [];
+    for (const t of new Set(terms)) {
+      const e = this.terms.get(t);
+      if (e) found.push([t, e]);
     }
-    const terms =
-      version >= 4
-        ? TermDictionary.fromRestarts(body, r.pos, dictBytes, restartBytes, termCount, version, objectId)
-        : TermDictionary.walk(body, r.pos, termCount, version, objectId);
-    return new Segment(
-      objectId,
-      bytes,
-      docIds,
-      titleLen,
-      textLen,
-      terms,
-      version,
-      impactTitleBoost,
-      skylineK,
-    );
+    return this.ranged.pin(found);
+  }
+
+  /** A term's data, or undefined when the segment does not have it (a ranged one: pinned first). */
+  postings(term: string): TermPostings | undefined {
+    const e = this.terms.get(term);
+    if (!e) return undefined;
+    if (this.whole) return { e, bytes: this.whole, key: e.offset };
+    const tp = this.ranged!.pinned(term);
+    invariant(tp, `lexical segment ${this.object_id}: postings of a term read before pin()`);
+    return tp;
   }
 
   docnumOf(docId: string): number {
@@ -168,9 +229,9 @@ export class Segment {
 
   /** Visit the postings of `term`: fn(docnum, tf_title, tf_text). */
   forEachPosting(term: string, fn: (docnum: number, tfTitle: number, tfText: number) => void): void {
-    const e = this.terms.get(term);
-    if (!e) return;
-    const b = this.bytes;
+    const tp = this.postings(term);
+    if (!tp) return;
+    const { e, bytes: b } = tp;
     const packed = this.version >= 2;
     let pos = e.postings;
     const end = e.offset + e.length;
@@ -201,21 +262,23 @@ export class Segment {
    * Parse a term's block table (null when it has none). Checked against the term's postings: block
    * ranges must tile them exactly and last docnums must rise within the segment, else corrupt_data.
    */
-  blockTable(e: TermEntry): BlockTable | null {
+  blockTable(tp: TermPostings): BlockTable | null {
+    const { e } = tp;
     if (e.table < 0) return null;
     // Parsed once per term and kept: a table is ~1/40 of its postings' bytes, and re-parsing it on
-    // every query was a fifth of a single-term query's time.
-    let t = this.tables.get(e.table);
+    // every query was a fifth of a single-term query's time. Offsets in it index tp.bytes: a
+    // ranged term's bytes are its own, the same each time they are read.
+    let t = this.tables.get(tp.key);
     if (t === undefined) {
-      t = this.parseBlockTable(e);
-      this.tables.set(e.table, t);
+      t = this.parseBlockTable(tp);
+      this.tables.set(tp.key, t);
     }
     return t;
   }
 
-  private parseBlockTable(e: TermEntry): BlockTable {
+  private parseBlockTable({ e, bytes }: TermPostings): BlockTable {
     const what = `lexical segment ${this.object_id}`;
-    const r = new ByteReader(this.bytes.subarray(e.table, e.postings), what);
+    const r = new ByteReader(bytes.subarray(e.table, e.postings), what);
     const count = Math.ceil(e.df / POSTINGS_BLOCK);
     // Each block takes at least 5 bytes of the table: bound the counts before allocating by them.
     if (count * 5 > e.postings - e.table || e.df > this.doc_count)
@@ -297,6 +360,7 @@ export class Segment {
 
   /** Rebuild IndexedDocs for a merge (postings inverted back per document). */
   toIndexedDocs(live: (docnum: number) => boolean): IndexedDoc[] {
+    invariant(this.whole, `lexical segment ${this.object_id}: a merge reads a segment whole`);
     const docs: (IndexedDoc | null)[] = this.doc_ids.map((doc_id, i) =>
       live(i) ? { doc_id, title_len: this.title_len[i], text_len: this.text_len[i], terms: new Map() } : null,
     );
@@ -308,3 +372,5 @@ export class Segment {
     return docs.filter((d): d is IndexedDoc => d !== null);
   }
 }
+
+const NO_RELEASE = () => {};

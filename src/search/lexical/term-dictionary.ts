@@ -21,9 +21,18 @@ export interface TermEntry {
   length: number;
   /** Where the postings proper start (after the block table). */
   postings: number;
-  /** Where the block table starts, or -1 (version 1, or at most POSTINGS_BLOCK postings). */
+  /**
+   * Where the block table starts, or -1 (version 1, or at most POSTINGS_BLOCK postings), or
+   * TABLE_UNRESOLVED (a ranged segment's dictionary: the table's length is in the term's pages).
+   */
   table: number;
 }
+
+/**
+ * `table` of a ranged segment's entry whose term has a block table: its length prefixes the term's
+ * data, read with its pages (segment.ts resolves the entry then).
+ */
+export const TABLE_UNRESOLVED = -2;
 
 const RESTART = RESTART_TERMS;
 /** Looked-up entries kept (queries repeat their terms); cleared when full. */
@@ -47,6 +56,10 @@ export class TermDictionary {
   /** Version 4: which blocks of entries have been checked (walked dictionaries: all, at open). */
   private checked: Uint8Array | null = null;
   private readonly cache = new Map<string, TermEntry | null>();
+  /** Where the term data (postings) ends: the body's end before version 5. */
+  private dataEnd = 0;
+  /** Version 5 read by ranges: entries leave `table` TABLE_UNRESOLVED (segment.ts resolves it). */
+  private ranged = false;
 
   private constructor(body: Uint8Array, count: number, version: number, objectId: string) {
     this.objectId = objectId;
@@ -68,6 +81,7 @@ export class TermDictionary {
     objectId: string,
   ): TermDictionary {
     const d = new TermDictionary(body, count, version, objectId);
+    d.dataEnd = body.length;
     d.walkEntries(dictPos);
     return d;
   }
@@ -84,8 +98,13 @@ export class TermDictionary {
     count: number,
     version: number,
     objectId: string,
+    opts: { data_end?: number; ranged?: boolean } = {},
   ): TermDictionary {
     const d = new TermDictionary(body, count, version, objectId);
+    // Version 5: the postings end before the page table (data_end), and a ranged segment's body
+    // is its head alone: a block table's length is read when its term's pages are.
+    d.dataEnd = opts.data_end ?? body.length;
+    d.ranged = opts.ranged === true;
     d.readRestarts(dictPos, dictBytes, restartBytes);
     return d;
   }
@@ -136,13 +155,14 @@ export class TermDictionary {
   }
 
   private readRestarts(dictPos: number, dictBytes: number, restartBytes: number): void {
-    const { body } = this;
+    const { body, dataEnd } = this;
     const restartPos = dictPos + dictBytes;
     const postingsPos = restartPos + restartBytes;
-    if (postingsPos > body.length) this.corrupt('dictionary sizes overrun the segment');
+    if (postingsPos > body.length || postingsPos > dataEnd)
+      this.corrupt('dictionary sizes overrun the segment');
     this.dictEnd = restartPos;
     const n = Math.ceil(this.size / RESTART);
-    if (n === 0 && (dictBytes !== 0 || postingsPos !== body.length))
+    if (n === 0 && (dictBytes !== 0 || postingsPos !== dataEnd))
       this.corrupt('an empty dictionary with entries or postings');
     const r = new ByteReader(body.subarray(0, postingsPos), this.what, restartPos);
     for (let k = 0; k < n; k++) {
@@ -152,8 +172,7 @@ export class TermDictionary {
       if (k === 0 ? entry !== 0 || data !== 0 : entry <= this.restartEntry[k - 1] - dictPos)
         this.corrupt('restart points out of order');
       if (k > 0 && postingsPos + data <= this.restartData[k - 1]) this.corrupt('restart points out of order');
-      if (entry >= dictBytes || postingsPos + data >= body.length)
-        this.corrupt('restart point past its section');
+      if (entry >= dictBytes || postingsPos + data >= dataEnd) this.corrupt('restart point past its section');
       if (k > 0 && compareBytes(term, this.restartTerm[k - 1]) <= 0) this.corrupt('terms out of order');
       this.restartEntry.push(dictPos + entry);
       this.restartData.push(postingsPos + data);
@@ -171,7 +190,7 @@ export class TermDictionary {
     if (!this.checked || this.checked[k] === 1) return;
     const last = k + 1 === this.restartEntry.length;
     const entryEnd = last ? this.dictEnd : this.restartEntry[k + 1];
-    const dataEnd = last ? this.body.length : this.restartData[k + 1];
+    const dataEnd = last ? this.dataEnd : this.restartData[k + 1];
     const r = new ByteReader(this.body.subarray(0, entryEnd), this.what, this.restartEntry[k]);
     let off = this.restartData[k];
     let cur = this.restartTerm[k];
@@ -189,7 +208,7 @@ export class TermDictionary {
       const df = r.varint();
       const len = r.varint();
       if (off + len > dataEnd) this.corrupt('postings length mismatch');
-      if (this.hasTable(df)) this.tableOf(off, len);
+      if (this.hasTable(df) && !this.ranged) this.tableOf(off, len);
       off += len;
       cur = t;
     }
@@ -221,6 +240,7 @@ export class TermDictionary {
 
   private entryAt(df: number, off: number, len: number): TermEntry {
     if (!this.hasTable(df)) return { df, offset: off, length: len, postings: off, table: -1 };
+    if (this.ranged) return { df, offset: off, length: len, postings: off, table: TABLE_UNRESOLVED };
     return { df, offset: off, length: len, ...this.tableOf(off, len) };
   }
 

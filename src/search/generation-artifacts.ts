@@ -1,0 +1,127 @@
+/**
+ * Reading a generation's artifacts for its reader (generation-reader.ts): the lexical ones when it
+ * opens — whole and checked against their manifest entries, or a version 5 segment by ranges — and
+ * the vector ones when a vector query first needs them.
+ */
+import { crc32Checksum } from '../core/checksum.ts';
+import { objectPath } from '../core/data-dir-layout.ts';
+import { FsmeshError } from '../core/errors.ts';
+import type { ObjectId } from '../core/ids.ts';
+import type { GenerationManifest } from '../core/manifest.ts';
+import type { Storage } from '../runtime/index.ts';
+import type { ObjectStore } from '../storage/object-store.ts';
+import { DeleteBitmap } from './lexical/deletes.ts';
+import type { PostingsCache } from './lexical/postings-cache.ts';
+import { Segment } from './lexical/segment.ts';
+import { VectorShard } from './vector/fsvi.ts';
+import { HnswGraph } from './vector/hnsw.ts';
+
+/**
+ * The lexical artifacts: each must match its manifest entry (size, checksum) before it is decoded.
+ * With a postings cache, a version 5 segment opens by ranges instead: its head and page table are
+ * checked now (their crc32s), its pages as they are read; the object's hash was checked when it
+ * was written or fetched, and the scrubber re-checks it.
+ */
+export async function openLexical(
+  objects: ObjectStore,
+  manifest: GenerationManifest,
+  cache?: PostingsCache,
+): Promise<{ segments: Segment[]; deletes: DeleteBitmap }> {
+  const segments: Segment[] = [];
+  let deletes = new DeleteBitmap();
+  for (const a of manifest.lexical_artifacts) {
+    if (cache && a.role === 'segment') {
+      const read = (offset: number, length: number) =>
+        objects.readRange('artifact', a.object_id, offset, length);
+      const seg = await Segment.openRanged(a.object_id, a.size_bytes, read, cache);
+      if (seg) {
+        segments.push(seg);
+        continue;
+      }
+    }
+    const bytes = await objects.get('artifact', a.object_id);
+    if (bytes.length !== a.size_bytes || crc32Checksum(bytes) !== a.checksum) {
+      throw new FsmeshError(
+        'corrupt_data',
+        `artifact ${a.object_id} does not match its manifest entry (size or checksum)`,
+        { object_id: a.object_id },
+      );
+    }
+    if (a.role === 'segment') segments.push(Segment.open(a.object_id, bytes));
+    else deletes = DeleteBitmap.decode(a.object_id, bytes);
+  }
+  return { segments, deletes };
+}
+
+function corruptEntry(objectId: ObjectId, what: string): FsmeshError {
+  return new FsmeshError('corrupt_data', `${what} ${objectId} does not match its manifest entry`, {
+    object_id: objectId,
+  });
+}
+
+/**
+ * A generation's vector shards, quality shards and HNSW graphs (graphs only with `storage`: loaded
+ * from the stored file), each checked against its manifest entry; per segment index.
+ */
+export async function readVectorArtifacts(
+  objects: ObjectStore,
+  manifest: GenerationManifest,
+  segments: Segment[],
+  storage?: Storage,
+): Promise<{
+  shards: (VectorShard | undefined)[];
+  qshards: (VectorShard | undefined)[];
+  graphs: (HnswGraph | undefined)[];
+}> {
+  const shards: (VectorShard | undefined)[] = segments.map(() => undefined);
+  const qshards: (VectorShard | undefined)[] = [];
+  const graphs: (HnswGraph | undefined)[] = [];
+  for (const a of manifest.vector_artifacts) {
+    if (a.role !== 'fsvi' || a.tier === 'quality') continue;
+    const shard = VectorShard.open(a.object_id, await objects.get('artifact', a.object_id));
+    if (
+      shard.dims !== a.dims ||
+      shard.count !== a.count ||
+      shard.revision_hash !== manifest.embedder.revision_hash ||
+      shard.segment_object_id !== a.segment_object_id
+    )
+      throw corruptEntry(a.object_id, 'vector shard');
+    const si = segments.findIndex((s) => s.object_id === a.segment_object_id);
+    if (si < 0)
+      throw new FsmeshError('corrupt_data', `vector shard ${a.object_id} names a missing segment`, {
+        object_id: a.object_id,
+      });
+    shards[si] = shard;
+  }
+  for (const a of manifest.vector_artifacts) {
+    if (a.tier !== 'quality') continue;
+    const shard = VectorShard.open(a.object_id, await objects.get('artifact', a.object_id));
+    const si = segments.findIndex((s) => s.object_id === a.segment_object_id);
+    if (
+      si < 0 ||
+      shard.count !== a.count ||
+      shard.dims !== a.dims ||
+      shard.revision_hash !== manifest.quality_embedder?.revision_hash
+    )
+      throw corruptEntry(a.object_id, 'quality shard');
+    qshards[si] = shard;
+  }
+  for (const a of manifest.vector_artifacts) {
+    if (a.role !== 'hnsw' || !storage) continue;
+    const si = shards.findIndex((s) => s?.object_id === a.shard_object_id);
+    if (si < 0)
+      throw new FsmeshError('corrupt_data', `hnsw graph ${a.object_id} names a missing shard`, {
+        object_id: a.object_id,
+      });
+    // Re-hashed by ranges, then loaded from the stored file itself: no copy of a ~30 MB graph.
+    await objects.verify('artifact', a.object_id);
+    const g = await HnswGraph.openFile(
+      storage,
+      a.object_id,
+      objectPath('artifact', a.object_id),
+      shards[si]!,
+    );
+    if (g) graphs[si] = g;
+  }
+  return { shards, qshards, graphs };
+}
