@@ -52,6 +52,7 @@ export async function createNode(config: NodeConfig): Promise<FsmeshNode> {
   metrics.active_generation_seq.set(active0?.generation_seq ?? 0);
   metrics.active_commit_seq_high.set(active0?.commit_seq_high ?? 0);
   metrics.commit_seq_high.set(engine.log.commitSeqHigh);
+  metrics.observePostingsCache(engine.postings);
   const strictWait = strictReadWaiter(engine, timers.clock);
   // A local search: strict reads wait for their commit here, not in the query mailbox (bounded in
   // number), so parked reads cannot fill it; the actor then pins the generation covering the commit.

@@ -11,6 +11,13 @@
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
+/** What the postings cache metrics read (src/search/lexical/postings-cache.ts). */
+export interface PostingsCacheStats {
+  readonly held_bytes: number;
+  readonly hits: number;
+  readonly misses: number;
+}
+
 const MS_BUCKETS = [1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000];
 
 export class NodeMetrics {
@@ -35,6 +42,10 @@ export class NodeMetrics {
   readonly replication_mode: Gauge;
   readonly repaired_bytes_total: Counter;
   readonly busy_rejections_total: Counter;
+  readonly postings_cache_bytes: Gauge;
+  readonly postings_cache_reads_total: Counter;
+  /** The engine's postings cache, read when metrics are scraped (observePostingsCache). */
+  private postingsCache: PostingsCacheStats | null = null;
   private repairedBytes = 0;
   private checkedBytes = 0;
 
@@ -151,6 +162,32 @@ export class NodeMetrics {
       labelNames: ['actor'],
       registers: [r],
     });
+    const cache = () => this.postingsCache;
+    this.postings_cache_bytes = new Gauge({
+      name: 'fsmesh_postings_cache_bytes',
+      help: 'bytes of postings kept after the queries that read them (budget: postings_cache_bytes)',
+      registers: [r],
+      collect() {
+        this.set(cache()?.held_bytes ?? 0);
+      },
+    });
+    this.postings_cache_reads_total = new Counter({
+      name: 'fsmesh_postings_cache_reads_total',
+      help: "a query's terms found in the postings cache (hit) or read from their segment's pages (miss)",
+      labelNames: ['result'],
+      registers: [r],
+      collect() {
+        const c = cache();
+        this.reset();
+        this.inc({ result: 'hit' }, c?.hits ?? 0);
+        this.inc({ result: 'miss' }, c?.misses ?? 0);
+      },
+    });
+  }
+
+  /** Report this postings cache (the engine's) from now on. */
+  observePostingsCache(c: PostingsCacheStats): void {
+    this.postingsCache = c;
   }
 
   recordRepair(repairedBytes: number, checkedBytes: number): void {

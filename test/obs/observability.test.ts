@@ -120,6 +120,9 @@ test('every §9 metric and event appears with sane values; spans have the lifecy
     assert.equal(metricValue(rm, 'distributed_query_generation_skew_count'), 3);
     assert.match(wm, /fsmesh_health_state\{[^}]*state="healthy"[^}]*\} 1/);
     assert.match(wm, /fsmesh_query_latency_ms_count\{[^}]*mode="time_travel"[^}]*\} 1/);
+    // The writer's queries read postings by ranges: some terms read from pages, kept in its cache.
+    assert.ok(metricValue(wm, 'fsmesh_postings_cache_bytes') > 0);
+    assert.match(wm, /fsmesh_postings_cache_reads_total\{[^}]*result="miss"[^}]*\} [1-9]/);
     assert.doesNotMatch(
       wm + rm,
       /doc_id|observability document/,
