@@ -78,6 +78,9 @@ for (let i = 0; i < docs.length; i += 5000)
 const fullBuild = await timeAsync(() => engine.buildAndActivate());
 const pin = await engine.acquire();
 const reader = pin.reader;
+// The engine reads segments by ranges: the direct reader calls below need the queries' terms
+// pinned (engine.search pins its own per query).
+const unpinQueries = await reader.pinTerms(queries.flatMap((q) => tokenize(q)));
 
 // ---- full build by setup: the old shape (one segment, on the event loop) is the baseline ----
 async function timedBuild(over: Partial<EngineConfig>, threads: number): Promise<number> {
@@ -230,6 +233,7 @@ for (const v of vq) {
 }
 
 // ---- snapshot: query latency while generations keep activating ----
+unpinQueries();
 pin.release();
 const idle: number[] = [];
 for (const q of queries) idle.push((await timeAsync(() => engine.search({ q, k: 10, mode: 'hybrid' }))).ms);

@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { defaultEngineConfig, LocalEngine } from '../src/engine/local-engine.ts';
 import { nodeFsStorage, seededRandom, systemClock } from '../src/runtime/index.ts';
 import { searchTwoTier } from '../src/search/searcher.ts';
+import { tokenize } from '../src/search/text.ts';
 import { StaticEmbedder } from '../src/search/vector/static-embedder.ts';
 import { loadCorpus } from './corpus.ts';
 import { arg, benchDir, nowMs, report, round, summarize } from './util.ts';
@@ -57,6 +58,10 @@ const rng = seededRandom(9);
 const queries = Array.from({ length: Q }, () =>
   docs[rng.int(docs.length)].text.split(' ').slice(2, 5).join(' '),
 );
+// The engine reads segments by ranges: these direct reader calls need their terms pinned.
+const unpin = await pin.reader.pinTerms(
+  [...queries, ...JUDGED.map(([query]) => query)].flatMap((query) => tokenize(query)),
+);
 const initialLat: number[] = [];
 const refinedLat: number[] = [];
 const q = { embedder: quality, weight: 0.6 };
@@ -92,6 +97,7 @@ const judged = JUDGED.map(([query, want]) => {
     refined_rank: ref.indexOf(want) + 1 || null,
   };
 });
+unpin();
 pin.release();
 await e.close();
 report('two-tier', {
