@@ -504,7 +504,10 @@ export class LocalEngine {
   async collectGarbage(): Promise<number> {
     const building = new Set<ObjectId>();
     for (const b of this.buildObjects) for (const id of b) building.add(id);
-    const n = await this.generations.collectGarbage(building, (kind, id) => this.symbols.remove(kind, id));
+    const n = await this.generations.collectGarbage(building, async (kind, id) => {
+      this.postings.dropObject(id); // a removed segment's cached terms
+      await this.symbols.remove(kind, id);
+    });
     this.evictUnretained();
     return n;
   }

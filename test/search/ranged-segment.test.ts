@@ -231,3 +231,27 @@ test('engine: a damaged postings page is found by the query reading it and repai
     await b.stop();
   }
 });
+
+test('postings cache: most recently used kept under the budget; a removed segment dropped', () => {
+  const tp = (n: number) => ({
+    e: { df: 1, offset: 0, length: n, postings: 0, table: -1 },
+    bytes: new Uint8Array(n),
+    key: 0,
+  });
+  const c = new PostingsCache(100);
+  c.put('a', 1, tp(40), 40);
+  c.put('a', 2, tp(40), 40);
+  assert.ok(c.get('a', 1)); // a:1 is now the most recently used
+  c.put('b', 1, tp(40), 40); // over 100: the least recently used (a:2) goes
+  assert.equal(c.get('a', 2), undefined);
+  assert.ok(c.get('a', 1) && c.get('b', 1));
+  assert.equal(c.held_bytes, 80);
+  c.put('b', 2, tp(101), 101); // larger than the whole budget: not kept
+  assert.equal(c.get('b', 2), undefined);
+  c.dropObject('a');
+  assert.equal(c.get('a', 1), undefined);
+  assert.equal(c.held_bytes, 40);
+  assert.equal(c.size, 1);
+  assert.throws(() => new PostingsCache(-1), /budget/);
+  assert.throws(() => new PostingsCache(1.5), /budget/);
+});

@@ -271,6 +271,8 @@ export class Segment {
     let t = this.tables.get(tp.key);
     if (t === undefined) {
       t = this.parseBlockTable(tp);
+      // Bounded: a long-lived segment sees many distinct query terms.
+      if (this.tables.size >= MAX_TABLES_KEPT) this.tables.clear();
       this.tables.set(tp.key, t);
     }
     return t;
@@ -374,3 +376,5 @@ export class Segment {
 }
 
 const NO_RELEASE = () => {};
+/** Parsed block tables a segment keeps (cleared when full, like the dictionary's lookups). */
+const MAX_TABLES_KEPT = 4096;
