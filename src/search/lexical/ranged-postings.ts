@@ -6,7 +6,7 @@
  */
 import { crc32 } from 'node:zlib';
 import { ByteReader } from '../../core/bytes.ts';
-import { FsmeshError, invariant } from '../../core/errors.ts';
+import { FsmeshError } from '../../core/errors.ts';
 import type { PostingsCache, TermPostings } from './postings-cache.ts';
 import { TABLE_UNRESOLVED, type TermEntry } from './term-dictionary.ts';
 
@@ -86,8 +86,10 @@ export class RangedPostings {
   private async readTerm(e: TermEntry): Promise<TermPostings> {
     const { postings_at, postings_bytes, page_bytes, page_crc } = this.layout;
     const rel = e.offset - postings_at;
-    // The dictionary checked every entry's range against the postings (data_end).
-    invariant(rel >= 0 && e.length > 0 && rel + e.length <= postings_bytes, 'term data outside the postings');
+    // The dictionary checked every entry's range against the postings (data_end); an empty one
+    // is damage too (every term has a posting).
+    if (rel < 0 || e.length <= 0 || rel + e.length > postings_bytes)
+      throw this.corrupt('term data outside the postings');
     const p0 = Math.floor(rel / page_bytes);
     const p1 = Math.floor((rel + e.length - 1) / page_bytes);
     const from = p0 * page_bytes;
