@@ -492,8 +492,11 @@ export class LocalEngine {
     // A first query warms the search code (and checks the pages of the term it reads).
     try {
       const unpin = await this.termsOf(pinned.reader, ['fsmesh']);
-      pinned.reader.searchLexical(['fsmesh'], 1);
-      unpin();
+      try {
+        pinned.reader.searchLexical(['fsmesh'], 1);
+      } finally {
+        unpin();
+      }
     } catch (err) {
       pinned.release();
       throw err;

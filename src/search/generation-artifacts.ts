@@ -7,7 +7,7 @@ import { crc32Checksum } from '../core/checksum.ts';
 import { objectPath } from '../core/data-dir-layout.ts';
 import { FsmeshError } from '../core/errors.ts';
 import type { ObjectId } from '../core/ids.ts';
-import type { GenerationManifest } from '../core/manifest.ts';
+import type { GenerationManifest, LexicalArtifact } from '../core/manifest.ts';
 import type { Storage } from '../runtime/index.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import { DeleteBitmap } from './lexical/deletes.ts';
@@ -27,30 +27,35 @@ export async function openLexical(
   manifest: GenerationManifest,
   cache?: PostingsCache,
 ): Promise<{ segments: Segment[]; deletes: DeleteBitmap }> {
-  const segments: Segment[] = [];
-  let deletes = new DeleteBitmap();
-  for (const a of manifest.lexical_artifacts) {
-    if (cache && a.role === 'segment') {
-      const read = (offset: number, length: number) =>
-        objects.readRange('artifact', a.object_id, offset, length);
-      const seg = await Segment.openRanged(a.object_id, a.size_bytes, read, cache);
-      if (seg) {
-        segments.push(seg);
-        continue;
-      }
-    }
-    const bytes = await objects.get('artifact', a.object_id);
-    if (bytes.length !== a.size_bytes || crc32Checksum(bytes) !== a.checksum) {
-      throw new FsmeshError(
-        'corrupt_data',
-        `artifact ${a.object_id} does not match its manifest entry (size or checksum)`,
-        { object_id: a.object_id },
-      );
-    }
-    if (a.role === 'segment') segments.push(Segment.open(a.object_id, bytes));
-    else deletes = DeleteBitmap.decode(a.object_id, bytes);
-  }
+  // Opened side by side (each a few reads), kept in manifest order.
+  const opened = await Promise.all(
+    manifest.lexical_artifacts.map((a) => openLexicalArtifact(objects, a, cache)),
+  );
+  const segments = opened.filter((x): x is Segment => x instanceof Segment);
+  const deletes = opened.find((x): x is DeleteBitmap => x instanceof DeleteBitmap) ?? new DeleteBitmap();
   return { segments, deletes };
+}
+
+async function openLexicalArtifact(
+  objects: ObjectStore,
+  a: LexicalArtifact,
+  cache?: PostingsCache,
+): Promise<Segment | DeleteBitmap> {
+  if (cache && a.role === 'segment') {
+    const read = (offset: number, length: number) =>
+      objects.readRange('artifact', a.object_id, offset, length);
+    const seg = await Segment.openRanged(a.object_id, a.size_bytes, read, cache);
+    if (seg) return seg;
+  }
+  const bytes = await objects.get('artifact', a.object_id);
+  if (bytes.length !== a.size_bytes || crc32Checksum(bytes) !== a.checksum) {
+    throw new FsmeshError(
+      'corrupt_data',
+      `artifact ${a.object_id} does not match its manifest entry (size or checksum)`,
+      { object_id: a.object_id },
+    );
+  }
+  return a.role === 'segment' ? Segment.open(a.object_id, bytes) : DeleteBitmap.decode(a.object_id, bytes);
 }
 
 function corruptEntry(objectId: ObjectId, what: string): FsmeshError {
