@@ -74,7 +74,12 @@ async function withEngine<T>(
   dir: string,
   fn: (e: LocalEngine) => Promise<T>,
   over: Partial<EngineConfig> = {},
-  opts: { maintain_symbols?: boolean; warm_vectors?: boolean; open_log?: boolean } = {},
+  opts: {
+    maintain_symbols?: boolean;
+    warm_vectors?: boolean;
+    open_log?: boolean;
+    vector_graphs?: boolean;
+  } = {},
 ): Promise<T> {
   const engine = await LocalEngine.open(runtimeFor(dir), defaultEngineConfig(over), { onEvent, ...opts });
   try {
@@ -181,9 +186,10 @@ async function cmdSearch(argv: string[]): Promise<number> {
       return 0;
     },
     over,
-    // A one-shot read: no background symbol maintenance to wait for at close, and the capsule
-    // log is not read unless the query needs its head (as_of_commit_seq).
-    { maintain_symbols: false, open_log: false },
+    // A one-shot read: no background symbol maintenance to wait for at close, the capsule log is
+    // not read unless the query needs its head (as_of_commit_seq), and a vector query scans the
+    // shards exactly rather than load graphs to use them once.
+    { maintain_symbols: false, open_log: false, vector_graphs: false },
   );
 }
 

@@ -113,7 +113,7 @@ export class GenerationReader {
    * vector shards and graphs with `vectors: 'eager'` (default) or on the first vector query
    * (`'lazy'`: a lexical-only workload never reads them, and a restart serves sooner). With a
    * `postings_cache`, version 5 segments open by ranges: their heads now, a term's postings when a
-   * query pins it (`pinTerms`), kept in that cache.
+   * query pins it (`pinTerms`), kept in that cache. `graphs: false` never loads HNSW graphs.
    */
   static async open(
     objects: ObjectStore,
@@ -121,7 +121,7 @@ export class GenerationReader {
     manifest: GenerationManifest,
     bm25: Bm25Params = DEFAULT_BM25,
     storage?: Storage,
-    opts: { vectors?: 'eager' | 'lazy'; postings_cache?: PostingsCache } = {},
+    opts: { vectors?: 'eager' | 'lazy'; postings_cache?: PostingsCache; graphs?: boolean } = {},
   ): Promise<GenerationReader> {
     const { segments, deletes } = await openLexical(objects, manifest, opts.postings_cache);
     const reader = new GenerationReader(
@@ -132,7 +132,9 @@ export class GenerationReader {
       segments.map(() => undefined),
       bm25,
     );
-    reader.vectorSource = { objects, storage };
+    // Graphs load from the stored file (storage); without it, or with graphs: false, vector
+    // queries scan their shards exactly.
+    reader.vectorSource = { objects, storage: opts.graphs === false ? undefined : storage };
     if (opts.vectors !== 'lazy') await reader.loadVectors();
     return reader;
   }
@@ -369,7 +371,9 @@ export class GenerationReader {
         if (d < 0 || !q || this.deletes.isDeleted(s.object_id, d)) continue;
         let dot = 0;
         const base = d * q.dims; // quality shard rows are segment docnums in order
-        for (let j = 0; j < q.dims; j++) dot += q.vectors[base + j] * query[j];
+        // The rows as stored (f16 or f32): a few rows need no f32 copy of the whole shard.
+        const v = q.rows;
+        for (let j = 0; j < q.dims; j++) dot += v[base + j] * query[j];
         out.set(docId, dot);
       }
     }

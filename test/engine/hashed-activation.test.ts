@@ -50,7 +50,10 @@ test('vectors hashed by the sync are read after the flip; a vector query waits f
     await e.search({ q: 'mountains', mode: 'hybrid', k: 5 }),
   ];
   assert.equal(racing[0].hits.length, 5);
-  assert.deepEqual(racing.map((r) => r.hits), loaded.map((r) => r.hits));
+  assert.deepEqual(
+    racing.map((r) => r.hits),
+    loaded.map((r) => r.hits),
+  );
   pinned.release();
   cand.release();
   await e.close();

@@ -92,3 +92,52 @@ test('fsmesh search does not read the capsule log', async () => {
   assert.notEqual(v.code, 0);
   assert.match(v.stderr, /corrupt_data/);
 });
+
+test('vector_graphs: false (fsmesh search) never loads a graph: vector queries scan exactly', async () => {
+  const dir = tmpDir();
+  const w = await openEngine(dir, { hnsw_min_rows: 100 });
+  await w.ingest(
+    Array.from({ length: 600 }, (_, i) => ({
+      op: 'upsert' as const,
+      doc_id: `d${i}`,
+      text: `graph scan document ${i} topic${i % 13} word${i % 29}`,
+    })),
+  );
+  await w.buildAndActivate();
+  const withGraph = await w.acquire();
+  await w.vectorsOf(withGraph.reader);
+  assert.ok(
+    withGraph.reader.graphs.some((g) => g !== undefined),
+    'the generation has a graph',
+  );
+  const e = await LocalEngine.open(runtimeAt(dir), defaultEngineConfig({ hnsw_min_rows: 100 }), {
+    open_log: false,
+    maintain_symbols: false,
+    vector_graphs: false,
+  });
+  try {
+    const r = await e.search({ q: 'topic3 word7', mode: 'vector', k: 10 });
+    const pin = await e.acquire();
+    try {
+      assert.ok(pin.reader.vectors_loaded);
+      assert.ok(
+        pin.reader.graphs.every((g) => g === undefined),
+        'no graph loaded',
+      );
+    } finally {
+      pin.release();
+    }
+    // The same answer as an exact scan of the engine that holds the graph.
+    const exact = withGraph.reader.searchVector(w.config.embedder.embed(['topic3 word7'])[0], 10, {
+      exact: true,
+    });
+    assert.deepEqual(
+      r.hits.map((h) => [h.doc_id, h.score]),
+      exact.map((h) => [h.doc_id, h.score]),
+    );
+  } finally {
+    withGraph.release();
+    await e.close();
+    await w.close();
+  }
+});

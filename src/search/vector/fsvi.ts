@@ -165,12 +165,39 @@ export class VectorShard {
 
   /** Exact dot-product scan (vectors are L2-normalised, so dot = cosine). fn(row, score). */
   scan(query: Float32Array, fn: (row: number, score: number) => void): void {
-    const d = this.dims;
-    const v = this.vectors;
-    for (let row = 0, base = 0; row < this.count; row++, base += d) {
-      let s = 0;
-      for (let j = 0; j < d; j++) s += v[base + j] * query[j];
-      fn(row, s);
-    }
+    // The rows as stored: reading f16 elements scans as fast as f32 (6.7 vs 6.4 ms for 25k × 256),
+    // and decoding them first cost 25 ms and an f32 copy of the shard. One function per element
+    // type keeps each loop monomorphic (a shared one ran both at 12 ms).
+    const r = this.f32 ?? this.rows;
+    if (r instanceof Float32Array) scanF32(r, this.count, this.dims, query, fn);
+    else scanF16(r, this.count, this.dims, query, fn);
+  }
+}
+
+function scanF32(
+  v: Float32Array,
+  count: number,
+  d: number,
+  query: Float32Array,
+  fn: (row: number, score: number) => void,
+): void {
+  for (let row = 0, base = 0; row < count; row++, base += d) {
+    let s = 0;
+    for (let j = 0; j < d; j++) s += v[base + j] * query[j];
+    fn(row, s);
+  }
+}
+
+function scanF16(
+  v: Float16Array,
+  count: number,
+  d: number,
+  query: Float32Array,
+  fn: (row: number, score: number) => void,
+): void {
+  for (let row = 0, base = 0; row < count; row++, base += d) {
+    let s = 0;
+    for (let j = 0; j < d; j++) s += v[base + j] * query[j];
+    fn(row, s);
   }
 }
