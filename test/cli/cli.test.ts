@@ -188,6 +188,17 @@ test('node start --bulk-lane-port: not a TCP port is a usage error naming it', (
   }
 });
 
+test('node start --postings-cache-mb / --reader-cache-mb: not a whole number is a usage error naming it', () => {
+  const data = path.join(tmpDir(), 'n');
+  for (const flag of ['--postings-cache-mb', '--reader-cache-mb'])
+    for (const v of ['x', '-1', '1.5']) {
+      const r = nodeStart(data, `${flag}=${v}`);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, new RegExp(`${flag}: (expected|must be) an integer`));
+    }
+  assert.equal(fs.existsSync(data), false, 'nothing created for a refused command');
+});
+
 test('node start --announce: a malformed address or one without --listen is a usage error naming it', () => {
   const data = path.join(tmpDir(), 'n');
   const bad = nodeStart(data, '--listen', '/ip4/127.0.0.1/tcp/0', '--announce', 'localhost:9');
