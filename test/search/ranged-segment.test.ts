@@ -177,11 +177,22 @@ test('a version 4 segment is left to the whole reader, and a damaged version fie
   const view = new DataView(bytes.buffer, bytes.byteOffset);
   const headBytes = view.getUint32(36, true);
   const postingsBytes = view.getUint32(40, true);
-  // Version 4: the header without its last three fields, no page table and no tail but the crc.
-  const body = new Uint8Array(headBytes - 12 + postingsBytes);
+  // Version 4: the header without its last three fields, doc ids stored whole (not front-coded),
+  // no page table, and no tail but the crc.
+  const s5 = Segment.open('v5', bytes);
+  const plainIds = Buffer.concat(
+    s5.doc_ids.map((id) => {
+      const b = Buffer.from(id);
+      return Buffer.concat([Buffer.from([b.length]), b]); // ids under 128 bytes: a one-byte varint
+    }),
+  );
+  const idsEnd = frontCodedEnd(bytes, s5.doc_count);
+  const rest = bytes.subarray(idsEnd, headBytes + postingsBytes);
+  const body = new Uint8Array(36 + plainIds.length + rest.length);
   body.set(bytes.subarray(0, 36));
   new DataView(body.buffer).setUint32(8, 4, true);
-  body.set(bytes.subarray(HEADER_BYTES_V5, headBytes + postingsBytes), 36);
+  body.set(plainIds, 36);
+  body.set(rest, 36 + plainIds.length);
   const v4 = new Uint8Array(body.length + 4);
   v4.set(body);
   new DataView(v4.buffer).setUint32(body.length, crc32(body), true);
@@ -189,7 +200,8 @@ test('a version 4 segment is left to the whole reader, and a damaged version fie
   assert.equal(await Segment.openRanged('v4', v4.length, reader(v4).read, cache), null);
   const s4 = Segment.open('v4', v4);
   assert.equal(s4.version, 4);
-  const s5 = Segment.open('v5', bytes);
+  assert.deepEqual(s4.doc_ids, s5.doc_ids);
+  assert.ok(bytes.length < v4.length, `front-coded ids: ${bytes.length} vs ${v4.length} bytes`);
   for (const t of ['t0', 't3', 't17']) assert.deepEqual(topOf(s4, [t]), topOf(s5, [t]), t);
   // A version field damaged to 4 is not trusted: the whole read's checksum names the damage.
   const lied = bytes.slice();
@@ -254,4 +266,37 @@ test('postings cache: most recently used kept under the budget; a removed segmen
   assert.equal(c.size, 1);
   assert.throws(() => new PostingsCache(-1), /budget/);
   assert.throws(() => new PostingsCache(1.5), /budget/);
+});
+
+/** Where a version 5 doc table (front-coded, right after the 48-byte header) ends. */
+function frontCodedEnd(bytes: Uint8Array, docCount: number): number {
+  let pos = HEADER_BYTES_V5;
+  const varint = () => {
+    let v = 0;
+    for (let s = 0; ; s += 7) {
+      const c = bytes[pos++];
+      v |= (c & 0x7f) << s;
+      if (!(c & 0x80)) return v;
+    }
+  };
+  for (let i = 0; i < docCount; i++) {
+    varint();
+    const suffix = varint(); // (not `pos += varint()`: that adds to pos as it was before the call)
+    pos += suffix;
+  }
+  return pos;
+}
+
+test('version 5 doc ids are front-coded and checked: repeated or misordered ids are corrupt_data', () => {
+  const b = new SegmentBuilder();
+  for (const id of ['doc/a/1', 'doc/a/2', 'doc/b/1']) b.add({ doc_id: id, text: `text of ${id}` });
+  const bytes = b.finish();
+  assert.deepEqual(Segment.open('s', bytes).doc_ids, ['doc/a/1', 'doc/a/2', 'doc/b/1']);
+  // Row 2 is (shared 6, suffix "2"): make its suffix "1", the previous id again; reseal the crc.
+  const at = Buffer.from(bytes).indexOf(Buffer.from([6, 1, 0x32]));
+  assert.ok(at > HEADER_BYTES_V5);
+  const bad = bytes.slice();
+  bad[at + 2] = 0x31;
+  new DataView(bad.buffer).setUint32(bad.length - 4, crc32(bad.subarray(0, bad.length - 4)), true);
+  assert.throws(() => Segment.open('s', bad), corruptNamed('s', /doc ids out of order/));
 });

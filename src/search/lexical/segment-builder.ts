@@ -139,9 +139,16 @@ export class SegmentBuilder {
     // Version 4: the dictionary's restart points follow it; their sizes are in the header.
     const { dict, restarts } = this.dictionary(order, inv.start, postings.lengths);
     const rest = new ByteWriter(1 << 16);
+    // Version 5: doc ids front-coded (bytes shared with the previous id, then the rest).
+    let prev: Uint8Array = new Uint8Array(0);
     for (const { key } of sorted) {
-      rest.varint(key.length);
-      rest.bytes(key);
+      let shared = 0;
+      const n = Math.min(prev.length, key.length);
+      while (shared < n && prev[shared] === key[shared]) shared++;
+      rest.varint(shared);
+      rest.varint(key.length - shared);
+      rest.bytes(key.subarray(shared));
+      prev = key;
     }
     for (const { d } of sorted) {
       rest.varint(d.title_len);

@@ -104,8 +104,8 @@ export function readHead(
     throw new FsmeshError('corrupt_data', `${what}: doc_count ${docCount} overruns the segment`, {
       object_id: objectId,
     });
-  const docIds = new Array<string>(docCount);
-  for (let i = 0; i < docCount; i++) docIds[i] = decodeUtf8(r.bytes(r.varint()), what);
+  const docIds = h.version >= 5 ? readFrontCodedIds(r, docCount, objectId) : new Array<string>(docCount);
+  if (h.version < 5) for (let i = 0; i < docCount; i++) docIds[i] = decodeUtf8(r.bytes(r.varint()), what);
   const titleLen = new Uint32Array(docCount);
   const textLen = new Uint32Array(docCount);
   for (let i = 0; i < docCount; i++) {
@@ -133,4 +133,34 @@ export function readHead(
         )
       : TermDictionary.walk(body, r.pos, h.term_count, h.version, objectId);
   return { doc_ids: docIds, title_len: titleLen, text_len: textLen, terms };
+}
+
+/**
+ * Version 5's doc table: each doc_id as (varint bytes shared with the previous one, varint suffix
+ * length, suffix bytes) — ids in byte order share long prefixes (47.7 → ~5.4 bytes per id on the
+ * bench corpus). Checked to rise strictly: a repeated or misordered id is damage.
+ */
+function readFrontCodedIds(r: ByteReader, docCount: number, objectId: string): string[] {
+  const what = `lexical segment ${objectId}`;
+  const corrupt = (m: string) => new FsmeshError('corrupt_data', `${what}: ${m}`, { object_id: objectId });
+  const ids = new Array<string>(docCount);
+  let cur = new Uint8Array(64);
+  let len = 0;
+  for (let i = 0; i < docCount; i++) {
+    const shared = r.varint();
+    const suffix = r.bytes(r.varint());
+    if (shared > len || (i > 0 && suffix.length === 0)) throw corrupt(`doc table row ${i}: bad prefix`);
+    // Rising: the suffix must sort after what it replaces of the previous id.
+    if (i > 0 && Buffer.compare(suffix, cur.subarray(shared, len)) <= 0)
+      throw corrupt(`doc table row ${i}: doc ids out of order`);
+    if (shared + suffix.length > cur.length) {
+      const grown = new Uint8Array(Math.max(cur.length * 2, shared + suffix.length));
+      grown.set(cur.subarray(0, shared));
+      cur = grown;
+    }
+    cur.set(suffix, shared);
+    len = shared + suffix.length;
+    ids[i] = decodeUtf8(cur.subarray(0, len), what);
+  }
+  return ids;
 }
