@@ -570,7 +570,7 @@ export class LocalEngine {
    * Hold a query's terms' postings in the reader's ranged segments (read, checked and repaired as
    * needed) until the returned release is called.
    */
-  termsOf(reader: GenerationReader, terms: Iterable<string>): Promise<() => void> {
+  termsOf(reader: GenerationReader, terms: string[]): Promise<() => void> {
     return this.withReadRepair(() => reader.pinTerms(terms));
   }
 
@@ -704,7 +704,9 @@ export class LocalEngine {
     try {
       const o = validateSearchOptions(opts);
       if (o.mode !== 'lexical') await this.vectorsOf(pinned.reader);
-      unpin = await this.termsOf(pinned.reader, this.queryTerms(o));
+      const terms = this.queryTerms(o);
+      // Held at once when every term is cached already (a query's usual path: no await).
+      unpin = pinned.reader.pinCachedTerms(terms) ?? (await this.termsOf(pinned.reader, terms));
       const r = searchTwoTier(
         pinned.reader,
         opts,
@@ -730,7 +732,7 @@ export class LocalEngine {
     try {
       const r = pinned.reader;
       const terms = o.mode === 'vector' ? [] : tokenize(o.q);
-      unpin = await this.termsOf(r, terms);
+      unpin = r.pinCachedTerms(terms) ?? (await this.termsOf(r, terms));
       return {
         generation_id: r.generation_id,
         artifact_manifest_id: r.artifact_manifest_id,
@@ -753,7 +755,9 @@ export class LocalEngine {
     let unpin = NO_UNPIN;
     try {
       if (o.mode !== 'lexical') await this.vectorsOf(pinned.reader);
-      unpin = await this.termsOf(pinned.reader, this.queryTerms(o));
+      const terms = this.queryTerms(o);
+      // Held at once when every term is cached already (a query's usual path: no await).
+      unpin = pinned.reader.pinCachedTerms(terms) ?? (await this.termsOf(pinned.reader, terms));
       return shardLists(pinned.reader, opts, this.config.embedder, this.qualityTier(), stats);
     } finally {
       unpin();

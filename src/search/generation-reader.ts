@@ -207,6 +207,27 @@ export class GenerationReader {
     };
   }
 
+  /**
+   * `pinTerms` without waiting, when every segment holds the terms pinned or cached already (a
+   * query's common case: no promise, no turn of the event loop); else null and nothing held.
+   */
+  pinCachedTerms(terms: string[]): (() => void) | null {
+    const releases: (() => void)[] = [];
+    for (const s of this.segments) {
+      if (!s.is_ranged) continue;
+      const r = s.pinCached(terms);
+      if (!r) {
+        for (const x of releases) x();
+        return null;
+      }
+      releases.push(r);
+    }
+    if (releases.length === 0) return NO_RELEASE;
+    return () => {
+      for (const r of releases) r();
+    };
+  }
+
   /** Bytes this reader keeps in memory: segments (a ranged one's head), deletions, vectors once loaded. */
   get resident_bytes(): number {
     let n = 0;

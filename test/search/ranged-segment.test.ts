@@ -107,6 +107,9 @@ test('a ranged segment answers as the whole one, reading only its head and the p
   const reads = log.reads;
   (await ranged.pin([rare]))();
   assert.equal(log.reads, reads, 'the second pin is served by the cache');
+  const now = ranged.pinCached([rare]);
+  assert.ok(now, 'a cached term is held without waiting');
+  now();
 });
 
 test('pinned terms stay readable when the cache evicts them; concurrent pins read a term once', async () => {
@@ -116,7 +119,11 @@ test('pinned terms stay readable when the cache evicts them; concurrent pins rea
   const seg = (await Segment.openRanged('seg', bytes.length, read, cache))!;
   const whole = Segment.open('seg', bytes);
   const reads = log.reads;
+  assert.equal(seg.pinCached(['t0']), null, 'nothing cached or pinned: the caller must wait');
   const [r1, r2] = await Promise.all([seg.pin(['t0', 't1']), seg.pin(['t1', 't0'])]);
+  const r3 = seg.pinCached(['t0', 't1', 'absent']);
+  assert.ok(r3, 'pinned by another query: held at once');
+  r3();
   assert.equal(log.reads - reads, 2, 'two terms, each read once');
   assert.equal(cache.size, 0);
   r1();

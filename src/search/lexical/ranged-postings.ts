@@ -51,14 +51,32 @@ export class RangedPostings {
     return this.pins.get(term)?.tp;
   }
 
+  /**
+   * Hold these terms now if every one is pinned or cached already (a query's common case), else
+   * null and nothing held: the caller then awaits `pin`.
+   */
+  pinCached(found: [string, TermEntry][]): (() => void) | null {
+    const held: TermPostings[] = [];
+    for (const [t, e] of found) {
+      const tp = this.pins.get(t)?.tp ?? this.cache.get(this.object_id, e.offset);
+      if (!tp) return null;
+      held.push(tp);
+    }
+    return this.hold(found, held);
+  }
+
   /** Load and hold these terms (found in the dictionary) until the returned release is called. */
   async pin(found: [string, TermEntry][]): Promise<() => void> {
     const loaded = await Promise.all(found.map(([, e]) => this.load(e)));
     // Counted only once every load succeeded: a failed pin holds nothing.
+    return this.hold(found, loaded);
+  }
+
+  private hold(found: [string, TermEntry][], tps: TermPostings[]): () => void {
     found.forEach(([t], i) => {
       const p = this.pins.get(t);
       if (p) p.refs++;
-      else this.pins.set(t, { tp: loaded[i], refs: 1 });
+      else this.pins.set(t, { tp: tps[i], refs: 1 });
     });
     let released = false;
     return () => {

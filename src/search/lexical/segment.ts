@@ -201,12 +201,23 @@ export class Segment {
    */
   async pin(terms: Iterable<string>): Promise<() => void> {
     if (!this.ranged) return NO_RELEASE;
+    return this.ranged.pin(this.found(terms));
+  }
+
+  /** `pin` without waiting: held now when every term is pinned or cached, else null (nothing held). */
+  pinCached(terms: Iterable<string>): (() => void) | null {
+    if (!this.ranged) return NO_RELEASE;
+    return this.ranged.pinCached(this.found(terms));
+  }
+
+  /** Those of `terms` this segment has, with their dictionary entries. */
+  private found(terms: Iterable<string>): [string, TermEntry][] {
     const found: [string, TermEntry][] = [];
     for (const t of new Set(terms)) {
       const e = this.terms.get(t);
       if (e) found.push([t, e]);
     }
-    return this.ranged.pin(found);
+    return found;
   }
 
   /** A term's data, or undefined when the segment does not have it (a ranged one: pinned first). */
