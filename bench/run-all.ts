@@ -42,7 +42,10 @@ for (const b of BENCHES) {
     for (const line of r.stdout.split('\n'))
       try {
         const j = JSON.parse(line);
-        if (j?.bench) (results[j.bench] ??= []).push(j);
+        if (j?.bench) {
+          results[j.bench] ??= [];
+          results[j.bench].push(j);
+        }
       } catch {
         // not a result line
       }
