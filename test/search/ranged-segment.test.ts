@@ -120,6 +120,7 @@ test('pinned terms stay readable when the cache evicts them; concurrent pins rea
   const whole = Segment.open('seg', bytes);
   const reads = log.reads;
   assert.equal(seg.pinCached(['t0']), null, 'nothing cached or pinned: the caller must wait');
+  assert.equal(cache.misses, 0, 'a look without a load counts no miss');
   const [r1, r2] = await Promise.all([seg.pin(['t0', 't1']), seg.pin(['t1', 't0'])]);
   const r3 = seg.pinCached(['t0', 't1', 'absent']);
   assert.ok(r3, 'pinned by another query: held at once');

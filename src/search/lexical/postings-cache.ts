@@ -41,6 +41,11 @@ export class PostingsCache {
     return this.entries.size;
   }
 
+  /** Whether a term is cached, without counting a hit or a miss or moving it. */
+  has(objectId: string, key: number): boolean {
+    return this.entries.has(`${objectId}:${key}`);
+  }
+
   get(objectId: string, key: number): TermPostings | undefined {
     const k = `${objectId}:${key}`;
     const e = this.entries.get(k);

@@ -56,12 +56,10 @@ export class RangedPostings {
    * null and nothing held: the caller then awaits `pin`.
    */
   pinCached(found: [string, TermEntry][]): (() => void) | null {
-    const held: TermPostings[] = [];
-    for (const [t, e] of found) {
-      const tp = this.pins.get(t)?.tp ?? this.cache.get(this.object_id, e.offset);
-      if (!tp) return null;
-      held.push(tp);
-    }
+    // Looked at without counting first: a miss here is counted once, by the load that follows.
+    for (const [t, e] of found)
+      if (!this.pins.has(t) && !this.cache.has(this.object_id, e.offset)) return null;
+    const held = found.map(([t, e]) => this.pins.get(t)?.tp ?? this.cache.get(this.object_id, e.offset)!);
     return this.hold(found, held);
   }
 
