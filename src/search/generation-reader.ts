@@ -1,6 +1,7 @@
 /**
  * One opened search generation: its segments, deletions and vector shards, verified on open
- * (object id re-hash + format checksums). Immutable: every query against it sees exactly this
+ * (object id re-hash + format checksums; a segment read by ranges: its head and page table by
+ * their crc32s, each page of postings when a query first reads it). Immutable: every query against it sees exactly this
  * generation (§5.3). BM25 statistics are over the generation's *live* documents, so a document
  * scores the same whether it sits in one segment or many.
  */
@@ -202,9 +203,7 @@ export class GenerationReader {
       for (const r of releases) r();
       throw failed.reason;
     }
-    return () => {
-      for (const r of releases) r();
-    };
+    return releaseAll(releases);
   }
 
   /**
@@ -222,10 +221,7 @@ export class GenerationReader {
       }
       releases.push(r);
     }
-    if (releases.length === 0) return NO_RELEASE;
-    return () => {
-      for (const r of releases) r();
-    };
+    return releaseAll(releases);
   }
 
   /** Bytes this reader keeps in memory: segments (a ranged one's head), deletions, vectors once loaded. */
@@ -431,3 +427,10 @@ export class GenerationReader {
 }
 
 const NO_RELEASE = () => {};
+
+/** One release for several pins. */
+function releaseAll(releases: (() => void)[]): () => void {
+  return () => {
+    for (const r of releases) r();
+  };
+}
