@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
+import { Segment } from '../../src/search/lexical/segment.ts';
 import {
   activeAt,
   httpPortOf,
@@ -102,10 +103,20 @@ test('3 nodes: replicas activate the same manifest and answer identically; node 
       ws.artifact_manifest_id,
     );
     const m = JSON.parse(fs.readFileSync(manifestFile, 'utf8'));
-    const victim = m.lexical_artifacts.find((a: any) => a.role === 'segment').object_id;
-    const f = path.join(c.dirs[1], 'objects/artifact', victim.slice(0, 2), victim);
+    // Damage a page the query reads: inside the postings of one of its terms. (Segments are read
+    // by ranges: a page no query reads is found by the scrubber instead, not at start.)
+    const artifactFile = (id: string) => path.join(c.dirs[1], 'objects/artifact', id.slice(0, 2), id);
+    const [victim, at] = (() => {
+      for (const a of m.lexical_artifacts.filter((x: any) => x.role === 'segment')) {
+        const seg = Segment.open(a.object_id, new Uint8Array(fs.readFileSync(artifactFile(a.object_id))));
+        const e = seg.terms.get('mountains');
+        if (e) return [a.object_id as string, e.offset + Math.floor(e.length / 2)] as const;
+      }
+      throw new Error('no segment holds the query term');
+    })();
+    const f = artifactFile(victim);
     const b = fs.readFileSync(f);
-    b[Math.floor(b.length / 2)] ^= 0xff;
+    b[at] ^= 0xff;
     fs.writeFileSync(f, b);
     fs.rmSync(path.join(c.dirs[1], 'symbols/artifact', victim.slice(0, 2), victim));
     c.replicas[0] = await startReplica(c.dirs[1], c.httpPorts[1], c.p2pPorts[1], [c.writerAddr]);
