@@ -5,10 +5,9 @@
  * is synchronous); pinned terms stay in memory until released, evicted from the cache or not.
  */
 import { crc32 } from 'node:zlib';
-import { ByteReader } from '../../core/bytes.ts';
 import { FsmeshError } from '../../core/errors.ts';
 import type { PostingsCache, TermPostings } from './postings-cache.ts';
-import { TABLE_UNRESOLVED, type TermEntry } from './term-dictionary.ts';
+import { splitTermData, TABLE_UNRESOLVED, type TermEntry } from './term-dictionary.ts';
 
 /** Read `length` bytes at `offset` of the segment's file (fewer at its end). */
 export type { TermPostings } from './postings-cache.ts';
@@ -130,16 +129,7 @@ export class RangedPostings {
   private relocate(e: TermEntry, bytes: Uint8Array): TermEntry {
     if (e.table !== TABLE_UNRESOLVED)
       return { df: e.df, offset: 0, length: e.length, postings: 0, table: -1 };
-    const r = new ByteReader(bytes, `lexical segment ${this.object_id}`);
-    let tableLen: number;
-    try {
-      tableLen = r.varint();
-    } catch {
-      throw this.corrupt('block table length overruns its term');
-    }
-    const table = r.pos;
-    const postings = table + tableLen;
-    if (postings > e.length) throw this.corrupt('block table overruns its term');
+    const { table, postings } = splitTermData(bytes, this.object_id);
     return { df: e.df, offset: 0, length: e.length, postings, table };
   }
 

@@ -34,6 +34,25 @@ export interface TermEntry {
  */
 export const TABLE_UNRESOLVED = -2;
 
+/**
+ * Where a term's block table and its postings start within its data (`data`: the term's bytes):
+ * the table's byte length prefixes it. Damage is corrupt_data naming the segment.
+ */
+export function splitTermData(data: Uint8Array, objectId: string): { table: number; postings: number } {
+  const corrupt = (m: string) =>
+    new FsmeshError('corrupt_data', `lexical segment ${objectId}: ${m}`, { object_id: objectId });
+  const r = new ByteReader(data, `lexical segment ${objectId}`);
+  let tableLen: number;
+  try {
+    tableLen = r.varint();
+  } catch {
+    throw corrupt('block table length overruns its term');
+  }
+  const postings = r.pos + tableLen;
+  if (postings > data.length) throw corrupt('block table overruns its term');
+  return { table: r.pos, postings };
+}
+
 const RESTART = RESTART_TERMS;
 /** Looked-up entries kept (queries repeat their terms); cleared when full. */
 const CACHE_MAX = 4096;
@@ -229,13 +248,8 @@ export class TermDictionary {
 
   /** Where a term's block table and postings start, its data being [off, off + len). */
   private tableOf(off: number, len: number): { table: number; postings: number } {
-    // The block table's byte length prefixes it.
-    const tr = new ByteReader(this.body.subarray(off, off + len), this.what);
-    const tableLen = tr.varint();
-    const table = off + tr.pos;
-    const postings = table + tableLen;
-    if (postings > off + len) this.corrupt('block table overruns its term');
-    return { table, postings };
+    const t = splitTermData(this.body.subarray(off, off + len), this.objectId);
+    return { table: off + t.table, postings: off + t.postings };
   }
 
   private entryAt(df: number, off: number, len: number): TermEntry {
