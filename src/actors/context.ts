@@ -24,6 +24,8 @@ export interface ActorDeps {
   role: 'writer' | 'replica';
   scrub_interval_ms: number;
   scrub_bytes_per_s: number;
+  /** The first scrub after start (when scrub_interval_ms > 0): min(this, scrub_interval_ms). */
+  first_scrub_delay_ms: number;
   /** Set by the node: lets actors notify each other. */
   refs: {
     ingest?: BoundedRef<any>;

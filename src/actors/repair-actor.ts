@@ -70,9 +70,9 @@ export function spawnRepairActor(
   onCrash: (...a: any[]) => any,
 ): Ref<RepairMsg> {
   let timer: TimerHandle | null = null;
-  const schedule = () => {
+  const schedule = (delay_ms = deps.scrub_interval_ms) => {
     if (deps.scrub_interval_ms > 0)
-      timer = deps.clock.setTimeout(() => deps.refs.repair?.tell({ type: 'scrub' }), deps.scrub_interval_ms);
+      timer = deps.clock.setTimeout(() => deps.refs.repair?.tell({ type: 'scrub' }), delay_ms);
   };
   const ref = spawn(
     parent,
@@ -109,6 +109,7 @@ export function spawnRepairActor(
     'repair',
     { onCrash, initialState: null },
   ) as Ref<RepairMsg>;
-  schedule();
+  // The first scrub comes soon after start: damage in a page no query reads is found then.
+  schedule(Math.min(deps.first_scrub_delay_ms, deps.scrub_interval_ms));
   return ref;
 }

@@ -24,7 +24,7 @@ import {
 } from './sharded-node-cmd.ts';
 
 export const NODE_START_USAGE =
-  'fsmesh node start --data DIR --http HOST:PORT [--listen /ip4/127.0.0.1/tcp/PORT] [--announce /ip4/HOST/tcp/PORT ...] [--seed MULTIADDR ...] [--role writer|replica] [--cluster-key FILE] [--trusted-writer PEER_ID] [--cluster NAME] [--durability local|quorum] [--members N|PEER_ID,...] [--name NAME] [--shard S] [--fsync per_commit|group] [--group-commit-ms N] [--batch-max-commits N] [--build-interval-ms N] [--scrub-interval-ms N] [--trace none|console|OTLP_URL] [--trace-sample-ratio R] [--http-token FILE] [--http-allowed-hosts NAME,...] [--insecure] [--max-replica-lag-commits N] [--route-lag-commits N] [--admin-pub HEX] [--degraded-probe-interval-ms N] [--max-activation-failures N] [--replication artifacts|commits] [--semantic] [--compute-threads N] [--serve-rate-limit MB/s] [--no-bulk-lane] [--bulk-lane-port N] [--reader-cache-mb N] [--postings-cache-mb N] [--shards S] [--writer-of K] [--replicate-shards LIST] [--quiet]';
+  'fsmesh node start --data DIR --http HOST:PORT [--listen /ip4/127.0.0.1/tcp/PORT] [--announce /ip4/HOST/tcp/PORT ...] [--seed MULTIADDR ...] [--role writer|replica] [--cluster-key FILE] [--trusted-writer PEER_ID] [--cluster NAME] [--durability local|quorum] [--members N|PEER_ID,...] [--name NAME] [--shard S] [--fsync per_commit|group] [--group-commit-ms N] [--batch-max-commits N] [--build-interval-ms N] [--scrub-interval-ms N] [--first-scrub-delay-ms N] [--trace none|console|OTLP_URL] [--trace-sample-ratio R] [--http-token FILE] [--http-allowed-hosts NAME,...] [--insecure] [--max-replica-lag-commits N] [--route-lag-commits N] [--admin-pub HEX] [--degraded-probe-interval-ms N] [--max-activation-failures N] [--replication artifacts|commits] [--semantic] [--compute-threads N] [--serve-rate-limit MB/s] [--no-bulk-lane] [--bulk-lane-port N] [--reader-cache-mb N] [--postings-cache-mb N] [--shards S] [--writer-of K] [--replicate-shards LIST] [--quiet]';
 
 export function parseHostPort(v: string, flag: string): { host: string; port: number } {
   const m = /^([^:]+):(\d{1,5})$/.exec(v);
@@ -44,6 +44,7 @@ const NODE_START_FLAGS = {
   'batch-max-commits': { type: 'string' },
   'build-interval-ms': { type: 'string' },
   'scrub-interval-ms': { type: 'string' },
+  'first-scrub-delay-ms': { type: 'string' },
   quiet: { type: 'boolean' },
   listen: { type: 'string' },
   announce: { type: 'string', multiple: true },
@@ -240,6 +241,7 @@ function planNodeStart(v: Flags): NodeStartPlan {
       ...(v['build-interval-ms'] ? { build_interval_ms: int('build-interval-ms') } : {}),
     },
     scrub_interval_ms: int('scrub-interval-ms') ?? NODE_DEFAULTS.cli_scrub_interval_ms,
+    first_scrub_delay_ms: int('first-scrub-delay-ms'),
     health_policy: healthPolicyOf(int),
     engine,
   };

@@ -55,6 +55,12 @@ export const NODE_DEFAULTS = {
   scrub_interval_ms: 0,
   cli_scrub_interval_ms: 600_000,
   scrub_bytes_per_s: 64 << 20,
+  /**
+   * A scrubbing node checks its retained generations once this soon after start: segments are read
+   * by ranges (a damaged page is found when a query reads it), so this is what finds damage no
+   * query reads, without competing with the start-up itself.
+   */
+  first_scrub_delay_ms: 30_000,
   max_activation_failures: 3,
   max_corruptions: 1,
   /** Failed builds are retried with exponential back-off between these bounds (lifecycle policy). */

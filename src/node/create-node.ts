@@ -346,6 +346,7 @@ function actorDeps(config: NodeConfig, n: LocalNode): ActorDeps {
     },
     scrub_interval_ms: config.scrub_interval_ms ?? NODE_DEFAULTS.scrub_interval_ms,
     scrub_bytes_per_s: config.scrub_bytes_per_s ?? NODE_DEFAULTS.scrub_bytes_per_s,
+    first_scrub_delay_ms: config.first_scrub_delay_ms ?? NODE_DEFAULTS.first_scrub_delay_ms,
     refs: {},
     hooks,
     latest_known_generation_seq: () =>

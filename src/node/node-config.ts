@@ -20,6 +20,11 @@ export interface NodeConfig {
   build?: Partial<BuildPolicy>;
   scrub_interval_ms?: number;
   scrub_bytes_per_s?: number;
+  /**
+   * With scrubbing on, the first scrub runs this long after start (or after scrub_interval_ms if
+   * that is shorter), then every scrub_interval_ms.
+   */
+  first_scrub_delay_ms?: number;
   mailbox_bound?: number;
   restart_policy?: Partial<RestartPolicy>;
   health_policy?: Partial<HealthPolicy>;
@@ -43,6 +48,7 @@ const KNOWN_KEYS = new Set<string>([
   'build',
   'scrub_interval_ms',
   'scrub_bytes_per_s',
+  'first_scrub_delay_ms',
   'mailbox_bound',
   'restart_policy',
   'health_policy',
@@ -78,6 +84,7 @@ export function validateNodeConfig(c: NodeConfig): string[] {
   nat(c.group_commit_ms, 'group_commit_ms');
   nat(c.scrub_interval_ms, 'scrub_interval_ms');
   nat(c.scrub_bytes_per_s, 'scrub_bytes_per_s');
+  nat(c.first_scrub_delay_ms, 'first_scrub_delay_ms');
   nat(c.mailbox_bound, 'mailbox_bound', 1);
   nat(c.build?.batch_max_commits, 'build.batch_max_commits', 1);
   nat(c.build?.build_interval_ms, 'build.build_interval_ms');

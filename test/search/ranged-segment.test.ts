@@ -21,6 +21,7 @@ import { prunedTopK } from '../../src/search/lexical/pruned-top-k.ts';
 import { Segment, SegmentBuilder } from '../../src/search/lexical/segment.ts';
 import { HEADER_BYTES_V5, PAGE_BYTES } from '../../src/search/lexical/segment-format.ts';
 import { TopK } from '../../src/search/topk.ts';
+import { waitFor } from '../helpers/proc.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 
 const VOCAB = Array.from({ length: 300 }, (_, i) => `t${i}`);
@@ -247,6 +248,38 @@ test('engine: a damaged postings page is found by the query reading it and repai
     const names = b.events.recent.map((x) => x.event);
     assert.ok(names.includes('artifact_repair_completed'), names.join());
     assert.deepEqual(new Uint8Array(fs.readFileSync(file)), good, 'the file holds its object again');
+  } finally {
+    await b.stop();
+  }
+});
+
+test('a damaged page no query reads is found by the first scrub after start', async () => {
+  const dir = tmpDir();
+  const docs = Array.from({ length: 400 }, (_, i) => ({
+    id: `d${i}`,
+    text: `scrubbed document ${i} word${i % 7}`,
+  }));
+  const a = await createNode({
+    data_dir: dir,
+    build: { batch_max_commits: 10_000, build_interval_ms: 60_000 },
+  });
+  await a.ingest(docs);
+  assert.equal((await a.buildNow()).built, true);
+  const m = await a.engine.generations.loadManifest(a.status().artifact_manifest_id!);
+  const segId = m.lexical_artifacts.find((x) => x.role === 'segment')!.object_id;
+  await a.stop();
+  const file = path.join(dir, 'objects/artifact', segId.slice(0, 2), segId);
+  const good = new Uint8Array(fs.readFileSync(file));
+  const e = Segment.open(segId, good).terms.get('word5')!;
+  fs.writeFileSync(file, flipped(good, e.offset + 1));
+  // Scrubbing every hour, the first one 50 ms after start; no query is asked.
+  const b = await createNode({ data_dir: dir, scrub_interval_ms: 3_600_000, first_scrub_delay_ms: 50 });
+  try {
+    await waitFor(async () => b.events.recent.some((x) => x.event === 'artifact_repair_completed'), 10_000);
+    const done = b.events.recent.find((x) => x.event === 'artifact_repair_completed')!;
+    assert.equal(done.object_id, segId);
+    assert.deepEqual(new Uint8Array(fs.readFileSync(file)), good, 'the file holds its object again');
+    assert.equal(b.status().health, 'healthy');
   } finally {
     await b.stop();
   }
