@@ -196,10 +196,8 @@ interface NodeStartPlan {
 
 function planNodeStart(v: Flags): NodeStartPlan {
   const dir = requireFlag(v.data as string | undefined, 'data', NODE_START_USAGE);
-  const { host, port } = parseHostPort(
-    requireFlag(v.http as string | undefined, 'http', NODE_START_USAGE),
-    'http',
-  );
+  const http = requireFlag(v.http as string | undefined, 'http', NODE_START_USAGE);
+  const { host, port } = parseHostPort(http, 'http');
   const role = oneOf(v.role, 'role', ['writer', 'replica'] as const, 'writer');
   const fsync = oneOf(v.fsync, 'fsync', ['per_commit', 'group'] as const, 'per_commit');
   const durability = oneOf(v.durability, 'durability', ['local', 'quorum'] as const, 'local');
