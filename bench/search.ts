@@ -226,6 +226,8 @@ const oramaBytes = Buffer.byteLength(JSON.stringify(oramaSave(orama)));
 const vq = queries.slice(0, 100).map((q) => engine.config.embedder.embed([q])[0]);
 let agree = 0;
 const hnswLat = summarize(vq.map((v) => time(() => reader.searchVector(v, 10)).ms));
+// A serving reader leaves a graph-answered shard's rows on disk: the exact scans read them first.
+await reader.loadVectorRows();
 const exactLat = summarize(vq.map((v) => time(() => reader.searchVector(v, 10, { exact: true })).ms));
 for (const v of vq) {
   const a = new Set(reader.searchVector(v, 10).map((h) => h.doc_id));

@@ -408,10 +408,10 @@ async function mergeSmallest(
     const live = (d: number) => !deletes.isDeleted(segId, d); // a merge reads every posting: whole
     const seg = s.seg && !s.seg.is_ranged ? s.seg : await load.segment(segId);
     docs.push(...seg.toIndexedDocs(live));
-    // Vectors of live docs, from the segment's shard: the parent's, or a new part's read back
-    // (f16 → f32 → f16 is exact, so the merged shard's bytes do not depend on which).
+    // Live docs' vectors, the parent's or a new part's (f16 → f32 → f16 is exact: the same bytes).
     const si = parent?.segments.findIndex((p) => p.object_id === segId) ?? -1;
-    const shard = si >= 0 ? parent!.shards[si] : s.shardId ? await load.shard(s.shardId) : undefined;
+    const held = si >= 0 ? parent!.shards[si] : undefined; // without rows when a graph answers it
+    const shard = held?.has_rows ? held : s.shardId ? await load.shard(s.shardId) : undefined;
     invariant(shard, `segment ${segId} has no vector shard to merge`);
     for (const v of liveRows(shard, seg.doc_count, live)) vecs.push(v);
     if (quality) {

@@ -5,9 +5,9 @@
  */
 import { crc32Checksum } from '../core/checksum.ts';
 import { objectPath } from '../core/data-dir-layout.ts';
-import { FsmeshError } from '../core/errors.ts';
+import { FsmeshError, invariant } from '../core/errors.ts';
 import type { ObjectId } from '../core/ids.ts';
-import type { GenerationManifest, LexicalArtifact } from '../core/manifest.ts';
+import type { GenerationManifest, LexicalArtifact, VectorArtifact } from '../core/manifest.ts';
 import type { Storage } from '../runtime/index.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
 import { DeleteBitmap } from './lexical/deletes.ts';
@@ -66,7 +66,10 @@ function corruptEntry(objectId: ObjectId, what: string): FsmeshError {
 
 /**
  * A generation's vector shards, quality shards and HNSW graphs (graphs only with `storage`: loaded
- * from the stored file), each checked against its manifest entry; per segment index.
+ * from the stored file), each checked against its manifest entry; per segment index. A shard with
+ * a graph is re-hashed by ranges and opened by its head (header and doc table): queries walk the
+ * graph, so its rows stay on disk until a build, an exact scan or a fallback needs them
+ * (`readVectorShard`).
  */
 export async function readVectorArtifacts(
   objects: ObjectStore,
@@ -81,16 +84,12 @@ export async function readVectorArtifacts(
   const shards: (VectorShard | undefined)[] = segments.map(() => undefined);
   const qshards: (VectorShard | undefined)[] = [];
   const graphs: (HnswGraph | undefined)[] = [];
+  const graphed = (id: ObjectId) =>
+    !!storage?.nativePath('') &&
+    manifest.vector_artifacts.some((g) => g.role === 'hnsw' && g.shard_object_id === id);
   for (const a of manifest.vector_artifacts) {
     if (a.role !== 'fsvi' || a.tier === 'quality') continue;
-    const shard = VectorShard.open(a.object_id, await objects.get('artifact', a.object_id));
-    if (
-      shard.dims !== a.dims ||
-      shard.count !== a.count ||
-      shard.revision_hash !== manifest.embedder.revision_hash ||
-      shard.segment_object_id !== a.segment_object_id
-    )
-      throw corruptEntry(a.object_id, 'vector shard');
+    const shard = await readVectorShard(objects, a, manifest, { head_only: graphed(a.object_id) });
     const si = segments.findIndex((s) => s.object_id === a.segment_object_id);
     if (si < 0)
       throw new FsmeshError('corrupt_data', `vector shard ${a.object_id} names a missing segment`, {
@@ -128,5 +127,36 @@ export async function readVectorArtifacts(
     );
     if (g) graphs[si] = g;
   }
+  // Every shard either has its rows or a graph to answer from.
+  shards.forEach((s, si) =>
+    invariant(!s || s.has_rows || graphs[si], `vector shard ${s?.object_id}: no rows, no graph`),
+  );
   return { shards, qshards, graphs };
+}
+
+/**
+ * One fast-tier vector shard, checked against its manifest entry: whole (its hash checked on the
+ * bytes read), or by its head after re-hashing the stored file by ranges (`head_only`).
+ */
+export async function readVectorShard(
+  objects: ObjectStore,
+  a: VectorArtifact,
+  manifest: GenerationManifest,
+  opts: { head_only?: boolean } = {},
+): Promise<VectorShard> {
+  let shard: VectorShard;
+  if (opts.head_only) {
+    await objects.verify('artifact', a.object_id);
+    shard = await VectorShard.openHead(a.object_id, a.size_bytes, (offset, length) =>
+      objects.readRange('artifact', a.object_id, offset, length),
+    );
+  } else shard = VectorShard.open(a.object_id, await objects.get('artifact', a.object_id));
+  if (
+    shard.dims !== a.dims ||
+    shard.count !== a.count ||
+    shard.revision_hash !== manifest.embedder.revision_hash ||
+    shard.segment_object_id !== a.segment_object_id
+  )
+    throw corruptEntry(a.object_id, 'vector shard');
+  return shard;
 }

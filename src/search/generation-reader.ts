@@ -4,6 +4,10 @@
  * their crc32s, each page of postings when a query first reads it). Immutable: every query against it sees exactly this
  * generation (§5.3). BM25 statistics are over the generation's *live* documents, so a document
  * scores the same whether it sits in one segment or many.
+ *
+ * Length: ~470 lines because lexical and vector queries both read the reader's per-segment state
+ * (docnum bases, deletions, doc ids) and what it loads on demand (pinned terms, vector rows);
+ * reading the artifacts themselves lives in generation-artifacts.ts.
  */
 
 import { invariant } from '../core/errors.ts';
@@ -11,7 +15,7 @@ import type { ObjectId } from '../core/ids.ts';
 import type { GenerationManifest } from '../core/manifest.ts';
 import type { Storage } from '../runtime/index.ts';
 import type { ObjectStore } from '../storage/object-store.ts';
-import { openLexical, readVectorArtifacts } from './generation-artifacts.ts';
+import { openLexical, readVectorArtifacts, readVectorShard } from './generation-artifacts.ts';
 import { type DeleteBitmap, isDeletedIn } from './lexical/deletes.ts';
 import { ExhaustiveScorer } from './lexical/exhaustive-top-k.ts';
 import type { PostingsCache } from './lexical/postings-cache.ts';
@@ -229,7 +233,12 @@ export class GenerationReader {
     let n = 0;
     for (const s of this.segments) n += s.resident_bytes;
     for (const a of this.manifest.lexical_artifacts) if (a.role !== 'segment') n += a.size_bytes;
-    if (this.vectors_loaded) for (const a of this.manifest.vector_artifacts) n += a.size_bytes;
+    if (!this.vectors_loaded) return n;
+    // A shard opened by its head holds its doc table only; the graph holds its rows instead.
+    const headOnly = new Map(
+      this.shards.filter((s) => s && !s.has_rows).map((s) => [s!.object_id, s!.count * 4]),
+    );
+    for (const a of this.manifest.vector_artifacts) n += headOnly.get(a.object_id) ?? a.size_bytes;
     return n;
   }
 
@@ -362,13 +371,41 @@ export class GenerationReader {
           // Too few live rows for the graph to fill k: fall through to the exact scan.
         }
       }
-      shard.scan(query, (row, score) => {
+      const admit = (row: number, score: number) => {
         const d = shard.docnums[row];
         if (this.deletes.isDeleted(s.object_id, d)) return;
         if (top.admits(score)) top.push(score, s.doc_ids[d], d);
-      });
+      };
+      if (shard.has_rows) return shard.scan(query, admit);
+      // Rows not read (the graph answers this shard): the graph's copy of them gives the same
+      // scores, slowly (a native call per row); the rows are read meanwhile for the next query.
+      const g = this.graphs[si];
+      invariant(g, `vector shard ${shard.object_id}: neither rows nor a graph`);
+      g.scan(query, admit);
+      this.loadVectorRows().catch(() => {}); // a damaged shard stays on the graph's points
     });
     return top.sorted().map((e) => ({ doc_id: e.key, score: e.score }));
+  }
+
+  private rowsLoading: Promise<void> | null = null;
+  /**
+   * Read the rows of every shard opened by its head (the graph answered its queries): exact
+   * scans over them and builds that merge them need them. Idempotent; retried after a failure.
+   */
+  loadVectorRows(): Promise<void> {
+    invariant(this.vectors_loaded, 'vector rows of a reader whose vectors are not loaded (loadVectors)');
+    const missing = this.shards.flatMap((s, si) => (s && !s.has_rows ? [si] : []));
+    if (missing.length === 0) return Promise.resolve();
+    const { objects } = this.vectorSource!;
+    this.rowsLoading ??= (async () => {
+      for (const si of missing) {
+        const a = this.manifest.vector_artifacts.find((x) => x.object_id === this.shards[si]!.object_id)!;
+        this.shards[si] = await readVectorShard(objects, a, this.manifest);
+      }
+    })().finally(() => {
+      this.rowsLoading = null;
+    });
+    return this.rowsLoading;
   }
 
   /** From the manifest: true before the quality shards are loaded too. */

@@ -8,7 +8,8 @@
  *   doc table: count × u32 docnum (row -> document number in the paired lexical segment)
  *   zero padding to a 64-byte boundary
  *   vectors: count × dims, row-major, f16 or f32 (64-byte aligned for fast scans)
- * Integrity of the whole file is its object id (BLAKE3), checked when the artifact is opened.
+ * Integrity of the whole file is its object id (BLAKE3), checked when the artifact is opened (whole,
+ * or re-hashed by ranges before openHead reads the header and doc table alone).
  */
 import { crc32 } from 'node:zlib';
 import { ByteReader, ByteWriter, bytesEqual, fromHex, toHex, utf8 } from '../../core/bytes.ts';
@@ -63,6 +64,25 @@ export function encodeFsvi(s: FsviInput): Uint8Array {
   return w.finish();
 }
 
+/** What a shard's header and doc table say: everything but its rows. */
+export interface FsviHead {
+  object_id: string;
+  dims: number;
+  count: number;
+  quantization: Quantization;
+  embedder_id: string;
+  revision_hash: string;
+  segment_object_id: string;
+  docnums: Uint32Array;
+}
+
+/** Read by openHead first: a header with two short ids fits (a longer one is read again, whole). */
+const HEAD_PROBE_BYTES = 4096;
+/** Each id is a u16-length string: the header can never be longer than this. */
+const MAX_HEADER_BYTES = 4 + 2 + 2 + 4 + 4 + 2 * (2 + 0xffff) + 32 + 4;
+
+const align64 = (n: number) => Math.ceil(n / 64) * 64;
+
 export class VectorShard {
   readonly object_id: string;
   readonly dims: number;
@@ -72,11 +92,10 @@ export class VectorShard {
   readonly revision_hash: string;
   readonly segment_object_id: string;
   readonly docnums: Uint32Array;
-  /** The rows as stored (f16 or f32), a view of the object's bytes. */
-  readonly rows: Float32Array | Float16Array;
+  private readonly stored: Float32Array | Float16Array | null;
   private f32: Float32Array | null = null;
 
-  private constructor(o: Omit<VectorShard, 'scan' | 'vectors'>) {
+  private constructor(o: FsviHead, rows: Float32Array | Float16Array | null) {
     this.object_id = o.object_id;
     this.dims = o.dims;
     this.count = o.count;
@@ -85,7 +104,21 @@ export class VectorShard {
     this.revision_hash = o.revision_hash;
     this.segment_object_id = o.segment_object_id;
     this.docnums = o.docnums;
-    this.rows = o.rows;
+    this.stored = rows;
+  }
+
+  /**
+   * False for a shard opened by its head alone (openHead): a shard answered through its HNSW graph
+   * needs only its doc table, so its rows (12.8 MB per 25k f16 rows of 256 dims) stay on disk.
+   */
+  get has_rows(): boolean {
+    return this.stored !== null;
+  }
+
+  /** The rows as stored (f16 or f32), a view of the object's bytes. */
+  get rows(): Float32Array | Float16Array {
+    invariant(this.stored, `vector shard ${this.object_id}: opened by its head, its rows are not read`);
+    return this.stored;
   }
 
   /**
@@ -106,7 +139,46 @@ export class VectorShard {
   }
 
   static open(objectId: string, bytes: Uint8Array): VectorShard {
-    return new VectorShard(VectorShard.view(objectId, bytes));
+    const v = VectorShard.view(objectId, bytes);
+    return new VectorShard(v, v.rows);
+  }
+
+  /**
+   * The header and doc table alone, read by ranges (`read(offset, length)`), checked as open()
+   * checks them against the object's size; the rows are not read (has_rows is false). The header
+   * has its crc32; the doc table has none: the caller verifies the object's hash first (the
+   * graph path re-hashes it by ranges, as it does the graph).
+   */
+  static async openHead(
+    objectId: string,
+    size_bytes: number,
+    read: (offset: number, length: number) => Promise<Uint8Array>,
+  ): Promise<VectorShard> {
+    const what = `vector shard ${objectId}`;
+    let probe = await read(0, Math.min(size_bytes, HEAD_PROBE_BYTES));
+    let head: ReturnType<typeof parseHeader>;
+    try {
+      head = parseHeader(objectId, probe);
+    } catch (err) {
+      if (probe.length === size_bytes || (err as FsmeshError).code !== 'corrupt_data') throw err;
+      probe = await read(0, Math.min(size_bytes, MAX_HEADER_BYTES));
+      head = parseHeader(objectId, probe);
+    }
+    const docStart = align64(head.header_end);
+    const rowsStart = align64(docStart + head.count * 4);
+    const elem = head.quantization === 'f16' ? 2 : 4;
+    if (rowsStart + head.count * head.dims * elem !== size_bytes)
+      throw new FsmeshError(
+        'corrupt_data',
+        `${what}: ${head.count} rows of ${head.dims} dims do not fill its ${size_bytes} bytes`,
+        { object_id: objectId },
+      );
+    const table = await read(docStart, head.count * 4);
+    const r = new ByteReader(table, what);
+    const docnums = new Uint32Array(head.count);
+    for (let i = 0; i < head.count; i++) docnums[i] = r.u32();
+    const { header_end: _end, ...fields } = head;
+    return new VectorShard({ ...fields, docnums }, null);
   }
 
   /**
@@ -114,53 +186,26 @@ export class VectorShard {
    * copy only when `bytes` is misaligned): what a graph build reads row by row, without the
    * f32 copy of every vector.
    */
-  static view(
-    objectId: string,
-    bytes: Uint8Array,
-  ): Omit<VectorShard, 'scan' | 'vectors'> & { rows: Float32Array | Float16Array } {
+  static view(objectId: string, bytes: Uint8Array): FsviHead & { rows: Float32Array | Float16Array } {
     const what = `vector shard ${objectId}`;
-    const r = new ByteReader(bytes, what);
-    if (!bytesEqual(r.bytes(4), MAGIC))
-      throw new FsmeshError('corrupt_data', `${what}: bad magic`, { object_id: objectId });
-    const version = r.u16();
-    if (version !== FSVI_VERSION)
-      throw new FsmeshError('unsupported_version', `${what}: unsupported version ${version}`);
-    const q = r.u16();
-    if (q > 1)
-      throw new FsmeshError('corrupt_data', `${what}: unknown quantization ${q}`, { object_id: objectId });
-    const dims = r.u32();
-    const count = r.u32();
-    const embedder_id = new TextDecoder().decode(r.bytes(r.u16()));
-    const revision_hash = new TextDecoder().decode(r.bytes(r.u16()));
-    const segment_object_id = toHex(r.bytes(32));
-    const headerEnd = r.pos;
-    if (crc32(bytes.subarray(0, headerEnd)) !== r.u32())
-      throw new FsmeshError('corrupt_data', `${what}: header checksum mismatch`, { object_id: objectId });
+    const { header_end, ...head } = parseHeader(objectId, bytes);
+    const r = new ByteReader(bytes, what, header_end);
+    const { count, dims } = head;
     r.align(64);
     r.need(count * 4);
     const docnums = new Uint32Array(count);
     for (let i = 0; i < count; i++) docnums[i] = r.u32();
     r.align(64);
-    const elem = q === 1 ? 2 : 4;
+    const elem = head.quantization === 'f16' ? 2 : 4;
     const raw = r.bytes(count * dims * elem);
     if (r.remaining !== 0)
       throw new FsmeshError('corrupt_data', `${what}: trailing bytes`, { object_id: objectId });
     const aligned = raw.byteOffset % elem === 0 ? raw : raw.slice();
     const rows =
-      q === 1
+      elem === 2
         ? new Float16Array(aligned.buffer, aligned.byteOffset, count * dims)
         : new Float32Array(aligned.buffer, aligned.byteOffset, count * dims);
-    return {
-      object_id: objectId,
-      dims,
-      count,
-      quantization: q === 1 ? 'f16' : 'f32',
-      embedder_id,
-      revision_hash,
-      segment_object_id,
-      docnums,
-      rows,
-    };
+    return { ...head, docnums, rows };
   }
 
   /** Exact dot-product scan (vectors are L2-normalised, so dot = cosine). fn(row, score). */
@@ -172,6 +217,41 @@ export class VectorShard {
     if (r instanceof Float32Array) scanF32(r, this.count, this.dims, query, fn);
     else scanF16(r, this.count, this.dims, query, fn);
   }
+}
+
+/** Magic, version, quantization, sizes, ids and the header's crc32, from the file's first bytes. */
+function parseHeader(
+  objectId: string,
+  bytes: Uint8Array,
+): Omit<FsviHead, 'docnums'> & { header_end: number } {
+  const what = `vector shard ${objectId}`;
+  const r = new ByteReader(bytes, what);
+  if (!bytesEqual(r.bytes(4), MAGIC))
+    throw new FsmeshError('corrupt_data', `${what}: bad magic`, { object_id: objectId });
+  const version = r.u16();
+  if (version !== FSVI_VERSION)
+    throw new FsmeshError('unsupported_version', `${what}: unsupported version ${version}`);
+  const q = r.u16();
+  if (q > 1)
+    throw new FsmeshError('corrupt_data', `${what}: unknown quantization ${q}`, { object_id: objectId });
+  const dims = r.u32();
+  const count = r.u32();
+  const embedder_id = new TextDecoder().decode(r.bytes(r.u16()));
+  const revision_hash = new TextDecoder().decode(r.bytes(r.u16()));
+  const segment_object_id = toHex(r.bytes(32));
+  const headerEnd = r.pos;
+  if (crc32(bytes.subarray(0, headerEnd)) !== r.u32())
+    throw new FsmeshError('corrupt_data', `${what}: header checksum mismatch`, { object_id: objectId });
+  return {
+    object_id: objectId,
+    dims,
+    count,
+    quantization: q === 1 ? 'f16' : 'f32',
+    embedder_id,
+    revision_hash,
+    segment_object_id,
+    header_end: r.pos,
+  };
 }
 
 function scanF32(

@@ -26,6 +26,7 @@ type HnswIndex = {
   readIndex(f: string): Promise<boolean>;
   setEf(ef: number): void;
   getCurrentCount(): number;
+  getPoint(label: number): number[];
 };
 type HnswCtor = new (space: 'ip' | 'l2' | 'cosine', dims: number) => HnswIndex;
 
@@ -122,6 +123,21 @@ export class HnswGraph {
       );
     idx.setEf(HNSW_PARAMS.efSearch);
     return new HnswGraph(objectId, idx);
+  }
+
+  /**
+   * Every row's inner product with `query`, from the graph's own copy of the rows (the shard's
+   * values as f32: the same scores as the shard's scan). A native call per row: for a shard
+   * whose rows were not read, when the graph alone cannot answer.
+   */
+  scan(query: Float32Array, fn: (row: number, score: number) => void): void {
+    const n = this.index.getCurrentCount();
+    for (let row = 0; row < n; row++) {
+      const p = this.index.getPoint(row);
+      let s = 0;
+      for (let j = 0; j < p.length; j++) s += p[j] * query[j];
+      fn(row, s);
+    }
   }
 
   /** Approximate top-k rows by inner product; `live(row)` filters deleted rows. */
