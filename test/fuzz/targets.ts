@@ -443,7 +443,7 @@ function resealFsviHeader(b: Uint8Array): Uint8Array {
  * A version 5 segment's checksums recomputed for its (possibly mutated) bytes, when its header's
  * sizes still describe the file; otherwise the bytes as they are.
  */
-function resealV5(b: Uint8Array): Uint8Array {
+export function resealV5(b: Uint8Array): Uint8Array {
   const out = b.slice();
   if (out.length < 60) return out;
   const v = new DataView(out.buffer);

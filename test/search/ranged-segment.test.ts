@@ -21,6 +21,7 @@ import { prunedTopK } from '../../src/search/lexical/pruned-top-k.ts';
 import { Segment, SegmentBuilder } from '../../src/search/lexical/segment.ts';
 import { HEADER_BYTES_V5, PAGE_BYTES } from '../../src/search/lexical/segment-format.ts';
 import { TopK } from '../../src/search/topk.ts';
+import { resealV5 } from '../fuzz/targets.ts';
 import { waitFor } from '../helpers/proc.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 
@@ -179,6 +180,20 @@ test('damage: head or page table at open, a page when a term on it is pinned; si
     ([, x]) => page(x.offset) > page(e.offset + e.length) || page(x.offset + x.length) < page(e.offset),
   )!;
   (await damaged.pin([other]))();
+});
+
+test('a doc id holding a newline is damage, by either reader (ids are decoded joined by newlines)', async () => {
+  const bytes = segmentBytes(5, 50);
+  // The first id, "d0", is stored whole at the doc table's start: varint 0, varint 2, "d", "0".
+  assert.deepEqual([...bytes.subarray(HEADER_BYTES_V5, HEADER_BYTES_V5 + 4)], [0, 2, 0x64, 0x30]);
+  const bad = bytes.slice();
+  bad[HEADER_BYTES_V5 + 3] = 0x0a; // "d\n" still sorts before "d1": only the newline is wrong
+  const sealed = resealV5(bad);
+  assert.throws(() => Segment.open('seg', sealed), corruptNamed('seg', /newline/));
+  await assert.rejects(
+    Segment.openRanged('seg', sealed.length, reader(sealed).read, new PostingsCache(1 << 20)),
+    corruptNamed('seg', /newline/),
+  );
 });
 
 test('a version 4 segment is left to the whole reader, and a damaged version field too', async () => {

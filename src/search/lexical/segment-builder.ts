@@ -142,6 +142,8 @@ export class SegmentBuilder {
     // Version 5: doc ids front-coded (bytes shared with the previous id, then the rest).
     let prev: Uint8Array = new Uint8Array(0);
     for (const { key } of sorted) {
+      // Readers decode the ids joined by newlines: ingest refuses control characters in an id.
+      invariant(!key.includes(0x0a), 'segment: a doc id with a newline reached the builder');
       let shared = 0;
       const n = Math.min(prev.length, key.length);
       while (shared < n && prev[shared] === key[shared]) shared++;
