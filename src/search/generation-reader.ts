@@ -382,12 +382,17 @@ export class GenerationReader {
       const g = this.graphs[si];
       invariant(g, `vector shard ${shard.object_id}: neither rows nor a graph`);
       g.scan(query, admit);
-      this.loadVectorRows().catch(() => {}); // a damaged shard stays on the graph's points
+      // Once: a shard that fails to read (damaged) stays on the graph's points, not re-read per query.
+      if (!this.rowsFailed)
+        this.loadVectorRows().catch(() => {
+          this.rowsFailed = true;
+        });
     });
     return top.sorted().map((e) => ({ doc_id: e.key, score: e.score }));
   }
 
   private rowsLoading: Promise<void> | null = null;
+  private rowsFailed = false;
   /**
    * Read the rows of every shard opened by its head (the graph answered its queries): exact
    * scans over them and builds that merge them need them. Idempotent; retried after a failure.
