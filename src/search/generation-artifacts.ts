@@ -87,9 +87,13 @@ export async function readVectorArtifacts(
   const graphed = (id: ObjectId) =>
     !!storage?.nativePath('') &&
     manifest.vector_artifacts.some((g) => g.role === 'hnsw' && g.shard_object_id === id);
-  for (const a of manifest.vector_artifacts) {
-    if (a.role !== 'fsvi' || a.tier === 'quality') continue;
-    const shard = await readVectorShard(objects, a, manifest, { head_only: graphed(a.object_id) });
+  // Read side by side: one shard's file is read while another's bytes are hashed.
+  const fast = manifest.vector_artifacts.filter((a) => a.role === 'fsvi' && a.tier !== 'quality');
+  const read = await Promise.all(
+    fast.map((a) => readVectorShard(objects, a, manifest, { head_only: graphed(a.object_id) })),
+  );
+  for (const [i, a] of fast.entries()) {
+    const shard = read[i];
     const si = segments.findIndex((s) => s.object_id === a.segment_object_id);
     if (si < 0)
       throw new FsmeshError('corrupt_data', `vector shard ${a.object_id} names a missing segment`, {
