@@ -371,9 +371,10 @@ export class GenerationReader {
           // Too few live rows for the graph to fill k: fall through to the exact scan.
         }
       }
+      const dead = this.deletedBits[si]; // a bitmap, not a lookup by segment id per row
       const admit = (row: number, score: number) => {
         const d = shard.docnums[row];
-        if (this.deletes.isDeleted(s.object_id, d)) return;
+        if (isDeletedIn(dead, d)) return;
         if (top.admits(score)) top.push(score, s.doc_ids[d], d);
       };
       if (shard.has_rows) return shard.scan(query, admit);
@@ -446,9 +447,10 @@ export class GenerationReader {
     this.segments.forEach((s, si) => {
       const q = this.qshards[si];
       if (!q) return;
+      const dead = this.deletedBits[si];
       q.scan(query, (row, score) => {
         const d = q.docnums[row];
-        if (this.deletes.isDeleted(s.object_id, d)) return;
+        if (isDeletedIn(dead, d)) return;
         if (top.admits(score)) top.push(score, s.doc_ids[d], d);
       });
     });
