@@ -56,7 +56,16 @@ export async function addHnswGraphs(
     });
   }
   // In manifest order whatever order the builds finish in: the manifest stays deterministic.
-  const added = (await runLimited(jobs, c.concurrency ?? jobs.length)).filter((x) => x !== null);
+  // Two shards with the same rows in the same order (documents ingested again under other ids)
+  // get byte-identical graphs: one object, which a manifest lists once. The later shard keeps no
+  // graph and is scanned exactly (a build used to fail on it, for good: "listed twice").
+  const listed = new Set([...m.lexical_artifacts, ...m.vector_artifacts].map((a) => a.object_id));
+  const added: VectorArtifact[] = [];
+  for (const g of await runLimited(jobs, c.concurrency ?? jobs.length)) {
+    if (g === null || listed.has(g.object_id)) continue;
+    listed.add(g.object_id);
+    added.push(g);
+  }
   if (added.length === 0) return;
   m.vector_artifacts.push(...added);
   for (const a of added) m.repair.descriptors.push(describeRepair(a.object_id, a.size_bytes, c.repair));
