@@ -82,8 +82,10 @@ async function assembleTask(input: AssembleTaskInput) {
     parent =
       h.parent?.artifact_manifest_id === p.artifact_manifest_id
         ? h.parent
-        : await GenerationReader.open(h.objects, p.artifact_manifest_id, p.manifest);
-    await parent.loadVectors();
+        : // Its vectors are not read: the assembly carries shards by id and merges read theirs.
+          await GenerationReader.open(h.objects, p.artifact_manifest_id, p.manifest, undefined, undefined, {
+            vectors: 'lazy',
+          });
     h.parent = parent;
   }
   checkParent(parent, input.parent);

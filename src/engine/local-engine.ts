@@ -425,12 +425,10 @@ export class LocalEngine {
                 manifest: parent.manifest,
               },
             }) satisfies AssembleTaskInput,
-          // The assembly reuses the parent's vector shards (by id) and merges them: loaded here
-          // (a worker opens the parent itself).
-          async () => {
-            if (parent) await this.vectorsOf(parent);
-            return assembleStored(args, { ...env, parent });
-          },
+          // The assembly carries the parent's vector shards by id and reads the ones it merges
+          // from the store: the parent's vectors need not be in memory (a worker opens the parent
+          // itself).
+          () => assembleStored(args, { ...env, parent }),
         ),
       graph: this.graphBuilder(compute),
       concurrency: Math.max(1, compute.threads),

@@ -138,7 +138,6 @@ export async function assembleGeneration(
   load: PartLoader,
 ): Promise<BuildOutput> {
   const parent = input.parent;
-  invariant(!parent || parent.vectors_loaded, 'a build reuses its parent vector shards: load them first');
   const from = parent ? parent.commit_seq_high + 1 : 1;
   // Carry over the parent's segments and deletions, then delete every touched doc.
   const deletes = new DeleteBitmap();
@@ -196,11 +195,10 @@ function carryParentSegments(parent: GenerationReader, deletes: DeleteBitmap, to
     const prevBits = parent.deletes.bySegment.get(seg.object_id);
     if (prevBits)
       deletes.bySegment.set(seg.object_id, { doc_count: prevBits.doc_count, bits: prevBits.bits.slice() });
-    const shard = parent.shards[si];
+    // Shards are carried by id (the manifest's): a build never needs the parent's vectors in memory.
     const va = parent.manifest.vector_artifacts.find(
       (a) => a.role === 'fsvi' && a.segment_object_id === seg.object_id,
     );
-    const qshard = parent.qshards[si];
     const qa = parent.manifest.vector_artifacts.find(
       (a) => a.tier === 'quality' && a.segment_object_id === seg.object_id,
     );
@@ -215,9 +213,9 @@ function carryParentSegments(parent: GenerationReader, deletes: DeleteBitmap, to
       vectors: null,
       qvectors: null,
       docnums: null,
-      shardId: shard?.object_id,
+      shardId: va?.object_id,
       shardBytes: va?.size_bytes,
-      qShardId: qshard?.object_id,
+      qShardId: qa?.object_id,
       qShardBytes: qa?.size_bytes,
     });
   });
@@ -410,12 +408,13 @@ async function mergeSmallest(
     docs.push(...seg.toIndexedDocs(live));
     // Live docs' vectors, the parent's or a new part's (f16 → f32 → f16 is exact: the same bytes).
     const si = parent?.segments.findIndex((p) => p.object_id === segId) ?? -1;
-    const held = si >= 0 ? parent!.shards[si] : undefined; // without rows when a graph answers it
+    const held = si >= 0 ? parent!.shards[si] : undefined; // unread, or without rows (graph-answered)
     const shard = held?.has_rows ? held : s.shardId ? await load.shard(s.shardId) : undefined;
     invariant(shard, `segment ${segId} has no vector shard to merge`);
     for (const v of liveRows(shard, seg.doc_count, live)) vecs.push(v);
     if (quality) {
-      const qs = si >= 0 ? parent!.qshards[si] : s.qShardId ? await load.shard(s.qShardId) : undefined;
+      const qheld = si >= 0 ? parent!.qshards[si] : undefined;
+      const qs = qheld ?? (s.qShardId ? await load.shard(s.qShardId) : undefined);
       invariant(qs, `segment ${segId} has no quality shard to merge`);
       for (const v of liveRows(qs, seg.doc_count, live)) qvecs.push(v);
     }
