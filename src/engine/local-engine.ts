@@ -413,22 +413,26 @@ export class LocalEngine {
             }) satisfies PartTaskInput,
           () => buildStoredPart(ops, { embedder, quality_embedder, quantization }, env),
         ),
+      // A merge reads its shards and segments from the store: one found damaged is repaired (local
+      // symbols, then peers) and the assembly runs again, as a read would.
       assemble: (args) =>
-        run(
-          'assemble_generation',
-          () =>
-            ({
-              ...args,
-              data_dir,
-              parent: parent && {
-                artifact_manifest_id: parent.artifact_manifest_id,
-                manifest: parent.manifest,
-              },
-            }) satisfies AssembleTaskInput,
-          // The assembly carries the parent's vector shards by id and reads the ones it merges
-          // from the store: the parent's vectors need not be in memory (a worker opens the parent
-          // itself).
-          () => assembleStored(args, { ...env, parent }),
+        this.withReadRepair(() =>
+          run(
+            'assemble_generation',
+            () =>
+              ({
+                ...args,
+                data_dir,
+                parent: parent && {
+                  artifact_manifest_id: parent.artifact_manifest_id,
+                  manifest: parent.manifest,
+                },
+              }) satisfies AssembleTaskInput,
+            // The assembly carries the parent's vector shards by id and reads the ones it merges
+            // from the store: the parent's vectors need not be in memory (a worker opens the parent
+            // itself).
+            () => assembleStored(args, { ...env, parent }),
+          ),
         ),
       graph: this.graphBuilder(compute),
       concurrency: Math.max(1, compute.threads),
