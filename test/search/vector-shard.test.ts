@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
+import { crc32 } from 'node:zlib';
 import { FsmeshError } from '../../src/core/errors.ts';
 import { encodeFsvi, VectorShard } from '../../src/search/vector/fsvi.ts';
 import { openEngine, tmpDir } from '../helpers/tmp.ts';
@@ -82,6 +83,24 @@ test('openHead: a damaged header, a size that does not add up, truncation', asyn
   await assert.rejects(
     VectorShard.openHead('v', bytes.length - 2, ranges(bytes).read),
     corrupt(/do not fill/),
+  );
+  // A file shorter than its size says: the doc table read comes back short, nothing is allocated by it.
+  const cut = async (off: number, len: number) => bytes.slice(off, Math.min(off + len, 200));
+  await assert.rejects(VectorShard.openHead('v', bytes.length, cut), (e: FsmeshError) =>
+    /vector shard v: truncated/.test(e.message),
+  );
+  // A header (crc intact) claiming 2^32 − 1 rows of 0 dims and a size to match: a clean refusal,
+  // from the length of the table actually read (checked before the 16 GiB it names is allocated;
+  // Linux would hand that out lazily, so this test sees the refusal, not the allocation).
+  const huge = shardBytes(1, 1).slice(0, 128);
+  const hv = new DataView(huge.buffer);
+  hv.setUint32(8, 0, true);
+  hv.setUint32(12, 0xffffffff, true);
+  const end = 18 + hv.getUint16(16, true) + 2 + hv.getUint16(18 + hv.getUint16(16, true), true) + 32;
+  hv.setUint32(end, crc32(huge.subarray(0, end)), true);
+  const claimed = Math.ceil((Math.ceil((end + 4) / 64) * 64 + 0xffffffff * 4) / 64) * 64;
+  await assert.rejects(VectorShard.openHead('v', claimed, ranges(huge).read), (e: FsmeshError) =>
+    /vector shard v: truncated/.test(e.message),
   );
   const short = bytes.subarray(0, 30);
   await assert.rejects(

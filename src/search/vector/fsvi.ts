@@ -174,7 +174,9 @@ export class VectorShard {
         { object_id: objectId },
       );
     const table = await read(docStart, head.count * 4);
+    // The table as read bounds what is allocated: a size the caller got wrong cannot.
     const r = new ByteReader(table, what);
+    r.need(head.count * 4);
     const docnums = new Uint32Array(head.count);
     for (let i = 0; i < head.count; i++) docnums[i] = r.u32();
     const { header_end: _end, ...fields } = head;
