@@ -5,7 +5,7 @@
  * generation (§5.3). BM25 statistics are over the generation's *live* documents, so a document
  * scores the same whether it sits in one segment or many.
  *
- * Length: ~470 lines because lexical and vector queries both read the reader's per-segment state
+ * Length: ~490 lines because lexical and vector queries both read the reader's per-segment state
  * (docnum bases, deletions, doc ids) and what it loads on demand (pinned terms, vector rows);
  * reading the artifacts themselves lives in generation-artifacts.ts.
  */
@@ -383,35 +383,44 @@ export class GenerationReader {
       const g = this.graphs[si];
       invariant(g, `vector shard ${shard.object_id}: neither rows nor a graph`);
       g.scan(query, admit);
-      // Once: a shard that fails to read (damaged) stays on the graph's points, not re-read per query.
-      if (!this.rowsFailed)
-        this.loadVectorRows().catch(() => {
-          this.rowsFailed = true;
+      // This shard only, and once: one that fails to read (damaged) stays on the graph's points.
+      if (!this.rowsFailed.has(si))
+        this.loadVectorRows(si).catch(() => {
+          this.rowsFailed.add(si);
         });
     });
     return top.sorted().map((e) => ({ doc_id: e.key, score: e.score }));
   }
 
-  private rowsLoading: Promise<void> | null = null;
-  private rowsFailed = false;
+  /** Per segment index: a read of that shard's rows in flight; those whose read failed. */
+  private readonly rowsLoading = new Map<number, Promise<void>>();
+  private readonly rowsFailed = new Set<number>();
   /**
-   * Read the rows of every shard opened by its head (the graph answered its queries): exact
-   * scans over them and builds that merge them need them. Idempotent; retried after a failure.
+   * Read the rows of the shards opened by their head (their graphs answered their queries) —
+   * every one, or the one of segment index `only` — for exact scans over them. Idempotent (a read
+   * in flight is joined); retried after a failure.
    */
-  loadVectorRows(): Promise<void> {
+  loadVectorRows(only?: number): Promise<void> {
     invariant(this.vectors_loaded, 'vector rows of a reader whose vectors are not loaded (loadVectors)');
-    const missing = this.shards.flatMap((s, si) => (s && !s.has_rows ? [si] : []));
-    if (missing.length === 0) return Promise.resolve();
-    const { objects } = this.vectorSource!;
-    this.rowsLoading ??= (async () => {
-      for (const si of missing) {
-        const a = this.manifest.vector_artifacts.find((x) => x.object_id === this.shards[si]!.object_id)!;
-        this.shards[si] = await readVectorShard(objects, a, this.manifest);
-      }
-    })().finally(() => {
-      this.rowsLoading = null;
-    });
-    return this.rowsLoading;
+    const missing = this.shards.flatMap((s, si) =>
+      s && !s.has_rows && (only === undefined || si === only) ? [si] : [],
+    );
+    return Promise.all(missing.map((si) => this.loadRowsOf(si))).then(() => {});
+  }
+
+  private loadRowsOf(si: number): Promise<void> {
+    let p = this.rowsLoading.get(si);
+    if (!p) {
+      const id = this.shards[si]!.object_id;
+      const a = this.manifest.vector_artifacts.find((x) => x.object_id === id)!;
+      p = readVectorShard(this.vectorSource!.objects, a, this.manifest)
+        .then((whole) => {
+          this.shards[si] = whole;
+        })
+        .finally(() => this.rowsLoading.delete(si));
+      this.rowsLoading.set(si, p);
+    }
+    return p;
   }
 
   /** From the manifest: true before the quality shards are loaded too. */

@@ -213,3 +213,41 @@ test('the same documents ingested again under other ids: one graph for two ident
     await e.close();
   }
 });
+
+test("a fallback reads only its own shard's rows", async () => {
+  const e = await openEngine(tmpDir(), { hnsw_min_rows: 100, segment_max_docs: 200 });
+  try {
+    await e.ingest(
+      Array.from({ length: 400 }, (_, i) => ({
+        op: 'upsert' as const,
+        doc_id: `w${String(i).padStart(3, '0')}`,
+        text: `two shards doc ${i} topic${i % 17} term${i % 23}`,
+      })),
+    );
+    await e.buildAndActivate();
+    // All but four rows of the first segment deleted: its graph cannot fill k = 10, the other's can.
+    await e.ingest(
+      Array.from({ length: 196 }, (_, i) => ({
+        op: 'delete' as const,
+        doc_id: `w${String(i).padStart(3, '0')}`,
+      })),
+    );
+    await e.buildAndActivate();
+    const pin = await e.acquire();
+    try {
+      const r = pin.reader;
+      assert.equal(r.segments.length, 2);
+      const thin = r.segments.findIndex((s) => s.docnumOf('w000') >= 0);
+      const full = 1 - thin;
+      assert.ok(r.graphs[thin] && r.graphs[full] && !r.shards[thin]!.has_rows && !r.shards[full]!.has_rows);
+      assert.equal(r.searchVector(e.config.embedder.embed(['topic3 term5'])[0], 10).length, 10);
+      await r.loadVectorRows(thin); // joins the read the fallback started
+      assert.equal(r.shards[thin]!.has_rows, true);
+      assert.equal(r.shards[full]!.has_rows, false, 'the shard its graph answered stays unread');
+    } finally {
+      pin.release();
+    }
+  } finally {
+    await e.close();
+  }
+});
