@@ -68,8 +68,8 @@ function corruptEntry(objectId: ObjectId, what: string): FsmeshError {
  * A generation's vector shards, quality shards and HNSW graphs (graphs only with `storage`: loaded
  * from the stored file), each checked against its manifest entry; per segment index. A shard with
  * a graph is re-hashed by ranges and opened by its head (header and doc table): queries walk the
- * graph, so its rows stay on disk until a build, an exact scan or a fallback needs them
- * (`readVectorShard`).
+ * graph, so its rows stay on disk until an exact scan or a fallback needs them
+ * (`GenerationReader.loadVectorRows`; a build's merge reads the shard from the store itself).
  */
 export async function readVectorArtifacts(
   objects: ObjectStore,
